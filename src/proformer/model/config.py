@@ -1,0 +1,135 @@
+"""The one dataclass that fixes a Proformer's shape, and the named presets.
+
+Field names are the public names used everywhere: run configs (section ``model``), the CLI's
+``--set field=value``, and ``config.json`` beside saved weights.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+ACTIVATIONS = ("swiglu", "glu")
+BLOCK_ORDERS = ("macaron", "conformer")
+HEAD_DIMS = ("full", "split")
+
+
+@dataclass
+class ModelConfig:
+    """Shape of a Proformer.
+
+    Attributes
+    ----------
+    kmer : int
+        Width of the k-mer window embedding (10 in the submitted model, 5 in the grids).
+    dim : int
+        Model width d.
+    heads : int
+        Attention heads.
+    blocks : int
+        Number of Macaron blocks.
+    readout : int or "pool"
+        Number of expression heads H, or ``"pool"`` for global average pooling.
+    mask_ratio : float
+        Probability that a non-N position is replaced by the mask token during training
+        (mask filling); 0 switches mask filling off.
+    kernel_size : int
+        Width of the depthwise convolution in each block.
+    dropout : float
+        Dropout rate of the FFN, conv module and expression-head readout.
+    ffn_mult : int
+        The FFN's first projection is ``ffn_mult * dim`` wide, gated down to half of that.
+    activation : "swiglu" or "glu"
+        Gate of the FFN: ``a * swish(b)`` (original) or ``a * sigmoid(b)`` (the talk's GLU).
+    block_order : "macaron" or "conformer"
+        ``macaron``: conv before attention (the original); ``conformer``: attention first.
+    head_dim : "full" or "split"
+        ``full``: every head has key_dim = dim (the original); ``split``: dim / heads.
+    length : int
+        Positions per strand after padding; the model sees ``2 * length`` sequence tokens.
+    n_targets : int
+        Number of predicted values per sequence.
+    """
+
+    kmer: int = 5
+    dim: int = 64
+    heads: int = 2
+    blocks: int = 1
+    readout: int | str = 8
+    mask_ratio: float = 0.05
+    kernel_size: int = 15
+    dropout: float = 0.1
+    ffn_mult: int = 4
+    activation: str = "swiglu"
+    block_order: str = "macaron"
+    head_dim: str = "full"
+    length: int = 100
+    n_targets: int = 1
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def n_heads_readout(self) -> int:
+        """Number of expression-head tokens (0 for pooling)."""
+        return 0 if self.readout == "pool" else int(self.readout)
+
+    @property
+    def key_dim(self) -> int:
+        """Size of each attention head."""
+        return self.dim if self.head_dim == "full" else self.dim // self.heads
+
+    def validate(self) -> None:
+        """Raise ValueError naming the field, its value and what is allowed."""
+        if isinstance(self.readout, str) and self.readout != "pool":
+            if self.readout.isdigit():
+                self.readout = int(self.readout)
+            else:
+                raise ValueError(f"readout={self.readout!r}: use 'pool' or a number of expression heads >= 1")
+        positive = ["kmer", "dim", "heads", "blocks", "kernel_size", "ffn_mult", "length", "n_targets"]
+        for name in positive:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r}: must be an integer >= 1")
+        if self.readout != "pool" and (isinstance(self.readout, bool) or self.readout < 1):
+            raise ValueError(f"readout={self.readout!r}: use 'pool' or a number of expression heads >= 1")
+        if not 0.0 <= self.mask_ratio < 1.0:
+            raise ValueError(f"mask_ratio={self.mask_ratio!r}: must be in [0, 1)")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout={self.dropout!r}: must be in [0, 1)")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation={self.activation!r}: valid values are {', '.join(ACTIVATIONS)}")
+        if self.block_order not in BLOCK_ORDERS:
+            raise ValueError(f"block_order={self.block_order!r}: valid values are {', '.join(BLOCK_ORDERS)}")
+        if self.head_dim not in HEAD_DIMS:
+            raise ValueError(f"head_dim={self.head_dim!r}: valid values are {', '.join(HEAD_DIMS)}")
+        if self.head_dim == "split" and self.dim % self.heads:
+            raise ValueError(f"head_dim='split' needs dim divisible by heads, got dim={self.dim}, heads={self.heads}")
+        if (self.ffn_mult * self.dim) % 2:
+            raise ValueError(f"ffn_mult * dim must be even for the gated FFN, got {self.ffn_mult} * {self.dim}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ModelConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"unknown model field(s) {', '.join(unknown)}; valid fields: {', '.join(sorted(names))}")
+        return cls(**values)
+
+
+MODEL_PRESETS: dict[str, ModelConfig] = {
+    # The model submitted to DREAM 2022 (47,425,543 parameters).
+    "dream2022": ModelConfig(kmer=10, dim=512, heads=8, blocks=4, readout=32),
+    # The smallest cell of the talk's ablation grid; the other cells override dim/heads/blocks/readout.
+    "grid": ModelConfig(kmer=5, dim=64, heads=2, blocks=1, readout=8),
+}
+
+
+def model_preset(name: str) -> ModelConfig:
+    """A fresh copy of a named model preset."""
+    if name not in MODEL_PRESETS:
+        raise ValueError(f"unknown preset {name!r}; available presets: {', '.join(MODEL_PRESETS)}")
+    return dataclasses.replace(MODEL_PRESETS[name])

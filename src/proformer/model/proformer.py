@@ -1,0 +1,312 @@
+"""Proformer: a hybrid Macaron transformer that reads a DNA sequence and predicts a number.
+
+Read top-down: the :class:`Proformer` at the bottom of this file embeds the sequence
+(:class:`KmerEmbedding` plus learned position and strand embeddings), prepends H expression-head
+tokens, runs the Macaron blocks (:class:`MacaronBlock`), and reads the heads out. During training,
+mask filling replaces 5 % of the non-N positions by the mask token ``M`` and a linear layer
+reconstructs them. Section numbers refer to ``proformer-spec.md``.
+
+Input layout (spec section 2): a batch of codes of shape ``(batch, 2 * length)`` holding the
+padded forward strand followed by its reverse complement (see :func:`proformer.sequence.dream_layout`),
+or a one-hot float tensor ``(batch, 4, length)`` of the forward strand in ``A C G T`` order, from
+which the model builds the reverse complement itself (for attribution tools).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+
+N_SYMBOLS = 6  # A C G T N M
+N_CODE, MASK_CODE = 4, 5
+LAYER_NORM_EPS = 1e-6
+
+
+class KmerEmbedding(nn.Module):
+    """Linear map of the one-hot window of ``kmer`` symbols around each position (spec 2).
+
+    Stored as ``Linear(kmer * 6, dim)`` over the flattened window (position-major), applied as
+    the equivalent ``Conv1d(6, dim, kmer)`` with zero padding: ``(kmer - 1) // 2`` on the left and
+    ``kmer // 2`` on the right, so that for even k the window at i covers i-(k/2-1) .. i+k/2.
+    """
+
+    def __init__(self, kmer: int, dim: int):
+        super().__init__()
+        self.kmer = kmer
+        self.linear = nn.Linear(kmer * N_SYMBOLS, dim)
+
+    def forward(self, symbols: torch.Tensor) -> torch.Tensor:
+        """``(batch, 6, positions)`` float one-hot -> ``(batch, positions, dim)``."""
+        dim = self.linear.out_features
+        weight = self.linear.weight.view(dim, self.kmer, N_SYMBOLS).transpose(1, 2)
+        padded = F.pad(symbols, ((self.kmer - 1) // 2, self.kmer // 2))
+        return F.conv1d(padded, weight, self.linear.bias).transpose(1, 2)
+
+
+class FeedForward(nn.Module):
+    """LayerNorm -> Linear(d, m d) -> gate (a * swish(b) or a * sigmoid(b)) -> Linear(m d / 2, d)."""
+
+    def __init__(self, dim: int, mult: int, dropout: float, activation: str):
+        super().__init__()
+        hidden = mult * dim
+        self.norm = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
+        self.expand = nn.Linear(dim, hidden, bias=False)
+        self.project = nn.Linear(hidden // 2, dim, bias=False)
+        self.dropout = nn.Dropout(dropout)
+        self.gate = F.silu if activation == "swiglu" else torch.sigmoid
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.expand(self.norm(x)).chunk(2, dim=-1)
+        return self.dropout(self.project(self.dropout(a * self.gate(b))))
+
+
+class ConvModule(nn.Module):
+    """LayerNorm -> depthwise Conv1d ('same', no bias) -> pointwise Linear(d, d) -> ReLU -> Dropout.
+
+    The depthwise conv runs over every token, expression heads included: it is the only layer
+    that can tell the H identical head tokens apart (spec 3).
+    """
+
+    def __init__(self, dim: int, kernel_size: int, dropout: float):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
+        self.depthwise = nn.Conv1d(dim, dim, kernel_size, padding="same", groups=dim, bias=False)
+        self.pointwise = nn.Linear(dim, dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.depthwise(self.norm(x).transpose(1, 2)).transpose(1, 2)
+        return self.dropout(F.relu(self.pointwise(x)))
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention through SDPA; no mask, no attention dropout.
+
+    With ``key_dim = dim`` (the original) Q/K/V project d -> heads * d and the output projects
+    heads * d -> d, all with bias.
+    """
+
+    def __init__(self, dim: int, heads: int, key_dim: int):
+        super().__init__()
+        self.heads, self.key_dim = heads, key_dim
+        self.qkv = nn.Linear(dim, 3 * heads * key_dim)
+        self.out = nn.Linear(heads * key_dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, tokens, _ = x.shape
+        q, k, v = self.qkv(x).view(batch, tokens, 3, self.heads, self.key_dim).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v)
+        return self.out(y.transpose(1, 2).reshape(batch, tokens, self.heads * self.key_dim))
+
+
+class MacaronBlock(nn.Module):
+    """Half FFN, conv, LayerNorm on the residual stream, attention, half FFN (spec 3).
+
+    ``order="conformer"`` runs the LayerNorm + attention step before the conv step.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        d = config.dim
+        self.order = config.block_order
+        self.ffn1 = FeedForward(d, config.ffn_mult, config.dropout, config.activation)
+        self.conv = ConvModule(d, config.kernel_size, config.dropout)
+        self.attention_norm = nn.LayerNorm(d, eps=LAYER_NORM_EPS)
+        self.attention = Attention(d, config.heads, config.key_dim)
+        self.ffn2 = FeedForward(d, config.ffn_mult, config.dropout, config.activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + 0.5 * self.ffn1(x)
+        if self.order == "macaron":
+            x = x + self.conv(x)
+            x = self.attention_norm(x)
+            x = x + self.attention(x)
+        else:
+            x = self.attention_norm(x)
+            x = x + self.attention(x)
+            x = x + self.conv(x)
+        return x + 0.5 * self.ffn2(x)
+
+
+def mask_positions(codes: torch.Tensor, ratio: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Draw the mask-filling positions: each non-N position with probability ``ratio``.
+
+    Parameters
+    ----------
+    codes : torch.Tensor
+        Integer codes, shape ``(batch, positions)``.
+
+    Returns
+    -------
+    torch.Tensor
+        bool, shape ``(batch, positions)``; never true where ``codes`` is N.
+    """
+    draw = torch.rand(codes.shape, generator=generator, device=codes.device if generator is None else generator.device)
+    return (draw.to(codes.device) < ratio) & (codes != N_CODE)
+
+
+class Proformer(nn.Module):
+    """The Proformer model (spec sections 2-4).
+
+    Parameters
+    ----------
+    config : ModelConfig
+        Shape of the model; see :mod:`proformer.model.config` for presets.
+
+    Examples
+    --------
+    >>> from proformer.model import Proformer, model_preset
+    >>> model = Proformer(model_preset("grid")).eval()
+    >>> codes = torch.randint(0, 4, (8, 200))       # forward strand + reverse complement
+    >>> model(codes).shape
+    torch.Size([8])
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        d, positions = config.dim, 2 * config.length
+        self.kmer_embedding = KmerEmbedding(config.kmer, d)
+        self.position_embedding = nn.Embedding(positions, d)
+        self.strand_embedding = nn.Embedding(2, d)
+        # The H head tokens are the bias of a Linear(1, d) applied to zeros: the layout of the
+        # original, whose (dead) weight is part of the published parameter count.
+        self.expression_heads = nn.Linear(1, d) if config.readout != "pool" else None
+        self.blocks = nn.ModuleList(MacaronBlock(config) for _ in range(config.blocks))
+        self.readout_dropout = nn.Dropout(config.dropout)
+        self.readout = nn.Linear(d, config.n_targets)
+        self.reconstruction = nn.Linear(d, N_SYMBOLS)
+        nn.init.normal_(self.position_embedding.weight, std=0.02)
+        nn.init.normal_(self.strand_embedding.weight, std=0.02)
+        strand = torch.cat([torch.zeros(config.length), torch.ones(config.length)]).long()
+        self.register_buffer("strand", strand, persistent=False)
+
+    # -- input ---------------------------------------------------------------------------
+
+    def _symbols(self, x: torch.Tensor) -> torch.Tensor:
+        """Codes ``(batch, 2L)`` or one-hot ``(batch, 4, L)`` -> one-hot ``(batch, 6, 2L)`` floats."""
+        length = self.config.length
+        if x.is_floating_point():
+            if x.dim() != 3 or x.shape[1] != 4 or x.shape[2] != length:
+                raise ValueError(
+                    f"one-hot input must have shape (batch, 4, {length}) in A C G T order, got {tuple(x.shape)}"
+                )
+            # An all-zero column is N; the reverse complement flips positions and A<->T, C<->G.
+            n = 1.0 - x.sum(dim=1, keepdim=True)
+            forward = torch.cat([x, n, torch.zeros_like(n)], dim=1)
+            reverse = torch.cat([x.flip(1), n, torch.zeros_like(n)], dim=1).flip(2)
+            return torch.cat([forward, reverse], dim=2)
+        if x.dim() != 2 or x.shape[1] != 2 * length:
+            raise ValueError(
+                f"code input must have shape (batch, {2 * length}) = forward strand + reverse complement, "
+                f"got {tuple(x.shape)}; see proformer.sequence.dream_layout"
+            )
+        dtype = self.kmer_embedding.linear.weight.dtype
+        return F.one_hot(x.long(), N_SYMBOLS).to(dtype).transpose(1, 2)
+
+    def mask(self, codes: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mask filling input: in training mode replace a ``mask_ratio`` of non-N positions by M.
+
+        Returns ``(masked codes, mask)``, both ``(batch, 2L)``; in eval mode (or with
+        ``mask_ratio = 0``) the codes come back unchanged with an all-false mask.
+        """
+        if not self.training or self.config.mask_ratio == 0:
+            return codes, torch.zeros(codes.shape, dtype=torch.bool, device=codes.device)
+        mask = mask_positions(codes, self.config.mask_ratio, generator)
+        return codes.masked_fill(mask, MASK_CODE), mask
+
+    # -- network -------------------------------------------------------------------------
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Hidden states ``(batch, H + 2L, dim)``: H expression-head tokens, then the sequence."""
+        h = self.kmer_embedding(self._symbols(x))
+        h = h + self.position_embedding.weight + self.strand_embedding(self.strand)
+        if self.expression_heads is not None:
+            head = self.expression_heads.bias.to(h.dtype)
+            h = torch.cat([head.expand(h.shape[0], self.config.n_heads_readout, -1), h], dim=1)
+        for block in self.blocks:
+            h = block(h)
+        return h
+
+    def predict_from_hidden(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Readout: mean over the expression heads of a shared Linear(d, n_targets), or pooling."""
+        heads = self.config.n_heads_readout
+        if heads:
+            y = self.readout(self.readout_dropout(hidden[:, :heads])).mean(dim=1)
+        else:
+            y = self.readout(hidden.mean(dim=1))
+        return y.squeeze(-1) if self.config.n_targets == 1 else y
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Predict from codes ``(batch, 2L)`` or one-hot ``(batch, 4, L)``.
+
+        Returns ``(batch,)``, or ``(batch, n_targets)`` when ``n_targets > 1``. Never masks:
+        mask filling is part of :meth:`loss`.
+        """
+        return self.predict_from_hidden(self.encode(x))
+
+    def loss(
+        self,
+        codes: torch.Tensor,
+        targets: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Training loss: MSE on the prediction + mask-filling cross-entropy (spec 4).
+
+        Parameters
+        ----------
+        codes : torch.Tensor
+            Integer codes ``(batch, 2L)``, unmasked.
+        targets : torch.Tensor
+            ``(batch,)`` or ``(batch, n_targets)``, standardised.
+        mask : torch.Tensor, optional
+            bool ``(batch, 2L)`` positions to mask; drawn here (training mode only) if omitted.
+
+        Returns
+        -------
+        loss : torch.Tensor
+            Scalar ``mse + reconstruction``.
+        parts : dict
+            ``mse``, ``reconstruction`` (cross-entropy summed over masked positions divided by
+            the number masked + 1), ``n_masked`` and ``prediction``.
+        """
+        if mask is None:
+            inputs, mask = self.mask(codes, generator)
+        else:
+            mask = mask & (codes != N_CODE)
+            inputs = codes.masked_fill(mask, MASK_CODE)
+        hidden = self.encode(inputs)
+        prediction = self.predict_from_hidden(hidden)
+        mse = F.mse_loss(prediction.float(), targets.float().view_as(prediction))
+        heads = self.config.n_heads_readout
+        # Only the masked positions go through the reconstruction layer.
+        logits = self.reconstruction(hidden[:, heads:][mask])
+        n_masked = mask.sum()
+        reconstruction = F.cross_entropy(logits.float(), codes[mask].long(), reduction="sum") / (n_masked + 1)
+        parts = {"mse": mse, "reconstruction": reconstruction, "n_masked": n_masked, "prediction": prediction}
+        return mse + reconstruction, parts
+
+
+def parameter_counts(model: nn.Module) -> list[tuple[str, int]]:
+    """Parameters per top-level module and per block part, then the total.
+
+    Returns ``[(name, count), ...]`` in registration order: ``kmer_embedding``, ...,
+    ``blocks.0``, ``blocks.0.ffn1``, ..., ``reconstruction``, and ``("total", n)`` last.
+    """
+    def count(module: nn.Module) -> int:
+        return sum(p.numel() for p in module.parameters())
+
+    rows = []
+    for name, child in model.named_children():
+        if isinstance(child, nn.ModuleList):
+            for index, block in enumerate(child):
+                rows.append((f"{name}.{index}", count(block)))
+                rows.extend((f"{name}.{index}.{part}", count(m)) for part, m in block.named_children() if count(m))
+        elif count(child):
+            rows.append((name, count(child)))
+    rows.append(("total", count(model)))
+    return rows

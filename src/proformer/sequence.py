@@ -1,0 +1,307 @@
+"""DNA sequences as uint8 codes, and the DREAM 2022 input layout as composable transforms.
+
+Symbols ``A C G T N M`` map to codes ``0..5`` (``M`` is the mask token of mask filling).
+Everything here works on whole batches with numpy: a list of strings is joined into one
+byte buffer and translated through a lookup table, so there is no per-character Python loop.
+
+Ragged input is held as a padded matrix plus a length per row, ``(codes, lengths)`` with
+``codes`` of shape ``(n, max_length)`` (padding filled with ``N``) and ``lengths`` of shape
+``(n,)``. The DREAM layout of the original Proformer is, in order::
+
+    codes, lengths = encode_padded(sequences)
+    codes, lengths = trim(codes, lengths, head=17, tail=13)     # drop the constant flanks
+    keep = lengths <= 100                                       # length filter
+    codes = center_pad(codes[keep], lengths[keep], 100)         # (n, 100), N on both sides
+    codes = add_reverse_complement(codes)                       # (n, 200)
+
+:func:`dream_layout` does all four in one call.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+ALPHABET = "ACGTNM"
+A, C, G, T, N, M = range(6)
+
+# The constant flanks of every DREAM 2022 promoter (17 nt before, 13 nt after the 80 random nt).
+DREAM_HEAD = "TGCATTTTTTTCACATC"
+DREAM_TAIL = "GGTTACGGCTGTT"
+DREAM_LENGTH = 100
+
+_INVALID = 255
+_LUT = np.full(256, _INVALID, dtype=np.uint8)
+for _code, _symbol in enumerate(ALPHABET):
+    _LUT[ord(_symbol)] = _code
+    _LUT[ord(_symbol.lower())] = _code
+
+# Complement on codes: A<->T, C<->G; N and M are their own complement.
+_COMPLEMENT = np.array([T, G, C, A, N, M], dtype=np.uint8)
+
+
+def _rows_by_length(lengths: np.ndarray):
+    """Yield ``(length, row indices)`` for each distinct length.
+
+    Ragged operations run as one slice copy per distinct length (a few dozen for DREAM data)
+    instead of building an index matrix as large as the data.
+    """
+    order = np.argsort(lengths, kind="stable")
+    values, starts = np.unique(lengths[order], return_index=True)
+    for value, rows in zip(values, np.split(order, starts[1:])):
+        yield int(value), rows
+
+
+def _as_list(sequences: str | Sequence[str]) -> list[str]:
+    if isinstance(sequences, str):
+        return [sequences]
+    return list(sequences)
+
+
+def _raise_invalid(sequences: list[str], buffer: np.ndarray, codes: np.ndarray, starts: np.ndarray) -> None:
+    flat = int(np.flatnonzero(codes == _INVALID)[0])
+    index = int(np.searchsorted(starts, flat, side="right") - 1)
+    position = flat - int(starts[index])
+    char = chr(buffer[flat])
+    raise ValueError(
+        f"invalid symbol {char!r} in sequence {index} at position {position} "
+        f"(valid symbols: {', '.join(ALPHABET)}, upper or lower case): "
+        f"{sequences[index][max(0, position - 10):position + 11]!r}"
+    )
+
+
+def _encode_buffer(sequences: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenated codes of all sequences and the length of each, validated."""
+    lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
+    joined = "".join(sequences)
+    try:
+        raw = joined.encode("ascii")
+    except UnicodeEncodeError as error:
+        # Find the sequence and position of the first non-ASCII character for the message.
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        index = int(np.searchsorted(starts, error.start, side="right") - 1)
+        position = error.start - int(starts[index])
+        raise ValueError(
+            f"invalid symbol {joined[error.start]!r} in sequence {index} at position {position} "
+            f"(valid symbols: {', '.join(ALPHABET)}, upper or lower case)"
+        ) from None
+    buffer = np.frombuffer(raw, dtype=np.uint8)
+    codes = _LUT[buffer]
+    if (codes == _INVALID).any():
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        _raise_invalid(sequences, buffer, codes, starts)
+    return codes, lengths
+
+
+def encode(sequences: str | Sequence[str]) -> np.ndarray:
+    """Encode sequences of one common length.
+
+    Parameters
+    ----------
+    sequences : str or sequence of str
+        DNA over ``ACGTNM`` (either case).
+
+    Returns
+    -------
+    np.ndarray
+        uint8 codes, shape ``(length,)`` for a single string, else ``(n, length)``.
+
+    Raises
+    ------
+    ValueError
+        On a symbol outside the alphabet (naming sequence index, position and character), or
+        when lengths differ (use :func:`encode_padded` for ragged input).
+    """
+    single = isinstance(sequences, str)
+    seqs = _as_list(sequences)
+    if not seqs:
+        return np.zeros((0, 0), dtype=np.uint8)
+    codes, lengths = _encode_buffer(seqs)
+    if (lengths != lengths[0]).any():
+        first = int(np.flatnonzero(lengths != lengths[0])[0])
+        raise ValueError(
+            f"sequences differ in length (sequence 0 has {lengths[0]} nt, sequence {first} has "
+            f"{lengths[first]} nt); use encode_padded() for ragged input"
+        )
+    codes = codes.reshape(len(seqs), int(lengths[0]))
+    return codes[0] if single else codes
+
+
+def encode_padded(
+    sequences: str | Sequence[str], max_length: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Encode sequences of any lengths into a padded matrix.
+
+    Parameters
+    ----------
+    sequences : str or sequence of str
+        DNA over ``ACGTNM`` (either case).
+    max_length : int, optional
+        Width of the matrix; defaults to the longest sequence. Longer sequences raise.
+
+    Returns
+    -------
+    codes : np.ndarray
+        uint8, shape ``(n, max_length)``; positions past a sequence's end hold ``N``.
+    lengths : np.ndarray
+        int64, shape ``(n,)``.
+    """
+    seqs = _as_list(sequences)
+    flat, lengths = _encode_buffer(seqs)
+    width = int(lengths.max(initial=0)) if max_length is None else int(max_length)
+    if len(seqs) and lengths.max() > width:
+        longest = int(np.argmax(lengths))
+        raise ValueError(f"sequence {longest} has {lengths[longest]} nt, more than max_length={width}")
+    if len(seqs) and (lengths == width).all():
+        return flat.reshape(len(seqs), width), lengths
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    codes = np.full((len(seqs), width), N, dtype=np.uint8)
+    for length, rows in _rows_by_length(lengths):
+        if length:
+            codes[rows, :length] = flat[starts[rows][:, None] + np.arange(length)]
+    return codes, lengths
+
+
+def decode(codes: np.ndarray, lengths: np.ndarray | None = None) -> list[str]:
+    """Codes back to strings; ``lengths`` cuts each row of a padded matrix to its length."""
+    codes = np.atleast_2d(np.asarray(codes))
+    letters = np.frombuffer(ALPHABET.encode(), dtype=np.uint8)[codes]
+    rows = [row.tobytes().decode("ascii") for row in letters]
+    if lengths is not None:
+        rows = [row[: int(n)] for row, n in zip(rows, lengths)]
+    return rows
+
+
+def reverse_complement(codes: np.ndarray, lengths: np.ndarray | None = None) -> np.ndarray:
+    """Reverse complement on codes.
+
+    Parameters
+    ----------
+    codes : np.ndarray
+        uint8, shape ``(..., length)``.
+    lengths : np.ndarray, optional
+        Shape ``(n,)`` for a padded matrix: each row is reversed within its own length and the
+        padding stays at the end.
+
+    Returns
+    -------
+    np.ndarray
+        Same shape and dtype as ``codes``.
+    """
+    codes = np.asarray(codes)
+    if lengths is None:
+        return _COMPLEMENT[codes[..., ::-1]]
+    out = np.full_like(codes, N)
+    for length, rows in _rows_by_length(lengths):
+        if length:
+            out[rows, :length] = _COMPLEMENT[codes[rows, length - 1 :: -1]]
+    return out
+
+
+def trim(codes: np.ndarray, lengths: np.ndarray, head: int = 17, tail: int = 13) -> tuple[np.ndarray, np.ndarray]:
+    """Remove ``head`` positions from the start and ``tail`` from the end of every row.
+
+    Returns the trimmed ``(codes, lengths)``; a row shorter than ``head + tail`` becomes empty.
+    """
+    if head < 0 or tail < 0:
+        raise ValueError(f"trim lengths must be >= 0, got head={head}, tail={tail}")
+    new_lengths = np.maximum(lengths - head - tail, 0)
+    width = max(codes.shape[1] - head - tail, 0)
+    trimmed = codes[:, head : head + width].copy()
+    for length, rows in _rows_by_length(new_lengths):
+        if length < width:
+            trimmed[rows, length:] = N  # the tail flank of shorter rows
+    return trimmed, new_lengths
+
+
+def center_pad(codes: np.ndarray, lengths: np.ndarray, length: int = DREAM_LENGTH) -> np.ndarray:
+    """Centre every row in a window of ``length`` positions, padding with ``N``.
+
+    Odd padding puts the extra ``N`` on the right, as the original Proformer did.
+
+    Parameters
+    ----------
+    codes : np.ndarray
+        uint8, shape ``(n, width)``.
+    lengths : np.ndarray
+        Shape ``(n,)``; every value must be ``<= length`` (filter first).
+
+    Returns
+    -------
+    np.ndarray
+        uint8, shape ``(n, length)``.
+    """
+    if len(lengths) and lengths.max() > length:
+        row = int(np.argmax(lengths))
+        raise ValueError(
+            f"row {row} has {lengths[row]} positions, more than the padded length {length}; "
+            "drop such rows first (e.g. keep = lengths <= length)"
+        )
+    padded = np.full((len(lengths), length), N, dtype=np.uint8)
+    for size, rows in _rows_by_length(lengths):
+        left = (length - size) // 2
+        padded[rows, left : left + size] = codes[rows, :size]
+    return padded
+
+
+def add_reverse_complement(codes: np.ndarray) -> np.ndarray:
+    """Append the reverse complement of each (padded) row: ``(n, L)`` -> ``(n, 2 L)``."""
+    return np.concatenate([codes, reverse_complement(codes)], axis=-1)
+
+
+def dream_layout(
+    sequences: Sequence[str] | tuple[np.ndarray, np.ndarray],
+    length: int = DREAM_LENGTH,
+    head: int = len(DREAM_HEAD),
+    tail: int = len(DREAM_TAIL),
+    with_reverse_complement: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The full DREAM input layout: trim flanks, drop long rows, centre-pad, append the RC.
+
+    Parameters
+    ----------
+    sequences : sequence of str, or (codes, lengths)
+        Raw promoter sequences or their already encoded padded matrix.
+    length : int
+        Positions per strand after padding (100 in the original).
+    head, tail : int
+        Constant flank lengths to trim (17 and 13 for DREAM 2022).
+    with_reverse_complement : bool
+        Append the reverse-complement strand.
+
+    Returns
+    -------
+    codes : np.ndarray
+        uint8, shape ``(kept, 2 * length)`` (or ``(kept, length)`` without the RC).
+    keep : np.ndarray
+        bool, shape ``(n,)``: which input rows passed the length filter.
+    """
+    if isinstance(sequences, tuple):
+        codes, lengths = sequences
+    else:
+        codes, lengths = encode_padded(sequences)
+    codes, lengths = trim(codes, lengths, head=head, tail=tail)
+    keep = lengths <= length
+    codes = center_pad(codes[keep], lengths[keep], length)
+    if with_reverse_complement:
+        codes = add_reverse_complement(codes)
+    return codes, keep
+
+
+def one_hot(codes: np.ndarray) -> np.ndarray:
+    """One-hot view in ``A C G T`` order for interoperability.
+
+    Parameters
+    ----------
+    codes : np.ndarray
+        uint8, shape ``(n, length)``.
+
+    Returns
+    -------
+    np.ndarray
+        float32, shape ``(n, 4, length)``; ``N`` and ``M`` are all-zero columns.
+    """
+    codes = np.asarray(codes)
+    eye = np.eye(6, 4, dtype=np.float32)  # rows 4 (N) and 5 (M) are zero
+    return np.moveaxis(eye[codes], -1, -2)
