@@ -1,8 +1,9 @@
 """``--set key=value`` overrides on configuration dataclasses.
 
 A key is a field name (``dim=256``) or a dotted path through nested dataclasses
-(``model.dim=256``, ``train.lr=1e-3``). On a config with sections, a bare key that is not a
-section field is looked up in the ``model`` section, so ``dim=256`` means ``model.dim=256``.
+(``model.dim=256``, ``train.lr=1e-3``). On a config with sections, a bare key is the field of
+the one section that has it, so ``dim=256`` means ``model.dim=256`` and ``lr=1e-3`` means
+``train.lr=1e-3``.
 Values are parsed as YAML scalars (``32`` is an int, ``pool`` a string, ``true`` a bool) and
 checked against the field's type; the dataclass's own validation then runs on the result.
 """
@@ -16,7 +17,7 @@ from typing import Any, Iterable
 
 import yaml
 
-_DEFAULT_SECTION = "model"
+_DEFAULT_SECTION = "model"  # "model.dim" also works on a bare ModelConfig
 
 
 def _field_types(config: Any) -> dict[str, Any]:
@@ -46,6 +47,11 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
             return value
         if option is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if option is float and isinstance(value, str):
+            try:
+                return float(value)  # YAML 1.1 reads "1e-3" (no dot) as a string
+            except ValueError:
+                pass
         if option is str and isinstance(value, str):
             return value
         if option is str and not isinstance(value, bool) and isinstance(value, (int, float)) and len(options) == 1:
@@ -72,8 +78,12 @@ def parse_override(text: str) -> tuple[str, Any]:
 def _resolve(config: Any, key: str) -> list[str]:
     path = key.split(".")
     names = {f.name for f in dataclasses.fields(config)}
-    if len(path) == 1 and path[0] not in names and _DEFAULT_SECTION in names:
-        path = [_DEFAULT_SECTION] + path
+    if len(path) == 1 and path[0] not in names:
+        # A bare field of one section: "dim" means "model.dim", "lr" means "train.lr".
+        sections = [f.name for f in dataclasses.fields(config) if dataclasses.is_dataclass(getattr(config, f.name))]
+        owners = [s for s in sections if path[0] in {f.name for f in dataclasses.fields(getattr(config, s))}]
+        if len(owners) == 1:
+            path = owners + path
     elif len(path) > 1 and path[0] == _DEFAULT_SECTION and _DEFAULT_SECTION not in names:
         path = path[1:]  # "model.dim" on a bare model config
     return path
@@ -96,19 +106,26 @@ def apply_overrides(config: Any, overrides: Iterable[str] | dict[str, Any]) -> A
     """
     items = overrides.items() if isinstance(overrides, dict) else map(parse_override, overrides)
     for key, value in items:
-        config = _set(config, _resolve(config, key), value, key)
+        try:
+            config = _set(config, _resolve(config, key), value, key)
+        except _UnknownKey:
+            raise ValueError(f"unknown key {key!r}; valid keys: {', '.join(_valid_keys(config))}") from None
     return config
+
+
+class _UnknownKey(Exception):
+    pass
 
 
 def _set(config: Any, path: list[str], value: Any, key: str) -> Any:
     types_ = _field_types(config)
     name = path[0]
     if name not in types_:
-        raise ValueError(f"unknown key {key!r}; valid keys: {', '.join(_valid_keys(config))}")
+        raise _UnknownKey(key)
     current = getattr(config, name)
     if len(path) > 1:
         if not dataclasses.is_dataclass(current):
-            raise ValueError(f"unknown key {key!r}; valid keys: {', '.join(_valid_keys(config))}")
+            raise _UnknownKey(key)
         new = _set(current, path[1:], value, key)
     elif dataclasses.is_dataclass(current):
         raise ValueError(f"{key!r} is a section; set one of its fields, e.g. {key}.{dataclasses.fields(current)[0].name}=...")
@@ -118,3 +135,221 @@ def _set(config: Any, path: list[str], value: Any, key: str) -> Any:
         return dataclasses.replace(config, **{name: new})
     except ValueError as error:
         raise ValueError(f"--set {key}: {error}") from None
+
+
+# -- run configuration: model + data + train ------------------------------------------------
+
+from dataclasses import dataclass, field  # noqa: E402
+
+from .model.config import ModelConfig, model_preset  # noqa: E402
+
+SCHEDULES = ("warmup_cosine", "noam", "constant")
+CLIPPING = ("original", "global_norm", "none")
+PRECISIONS = ("32", "bf16")
+
+
+@dataclass
+class DataConfig:
+    """Where the data comes from and how batches are laid out.
+
+    Attributes
+    ----------
+    path : str or None
+        Dataset directory written by ``proformer prepare`` (training rows).
+    valid : str or None
+        A separate validation dataset directory; when set, ``split`` is ignored.
+    split : str
+        ``random:F`` (seeded; F = training fraction) or ``hash:F`` (by a hash of the sequence,
+        stable across runs and machines).
+    head, tail : int or None
+        Flank lengths trimmed from every sequence; None takes the dataset's meta.json
+        (17/13 for DREAM files).
+    standardize : bool
+        Train on z-scored targets (mean/std of the training rows), as the original did.
+    """
+
+    path: str | None = None
+    valid: str | None = None
+    split: str = "random:0.95"
+    head: int | None = None
+    tail: int | None = None
+    standardize: bool = True
+
+    def __post_init__(self) -> None:
+        strategy, _, value = self.split.partition(":")
+        if strategy not in ("random", "hash"):
+            raise ValueError(f"split={self.split!r}: use random:F or hash:F with F the training fraction, e.g. random:0.95")
+        try:
+            fraction = float(value)
+        except ValueError:
+            raise ValueError(f"split={self.split!r}: the fraction after ':' must be a number in (0, 1)") from None
+        if not 0.0 < fraction < 1.0:
+            raise ValueError(f"split={self.split!r}: the fraction must be in (0, 1)")
+        for name in ("head", "tail"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or value < 0):
+                raise ValueError(f"{name}={value!r}: must be an integer >= 0 (or null for the dataset's own)")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation recipe (spec section 5; the grids' warmup + cosine, or the final model's Noam).
+
+    Attributes
+    ----------
+    lr : float
+        Base learning rate of ``warmup_cosine`` and ``constant``; ``noam`` sets its own
+        (dim^-0.5 * min(step^-0.5, step * warmup^-1.5)).
+    schedule : str
+        ``warmup_cosine`` (linear warmup, then cosine decay to 0 at the last step), ``noam``
+        or ``constant``.
+    warmup_steps : int or None
+        None: one epoch for ``warmup_cosine``, 12,500 for ``noam``.
+    beta1, beta2, eps : float
+        Adam's parameters (0.9, 0.98, 1e-9 as in the original).
+    clip : str
+        ``original``: each gradient clipped to +-``clip_value`` and then each parameter's
+        gradient to norm ``clip_norm`` (Keras clipvalue + clipnorm); ``global_norm``: one norm
+        over all gradients; ``none``.
+    batch_size : int
+        Global batch size (split across devices).
+    epochs : int
+        Maximum number of epochs.
+    early_stopping : int
+        Stop after this many epochs without a better validation Pearson (0: off).
+    max_time : float or None
+        Wall-clock budget in minutes (None: no limit).
+    mask_loss_weight : float
+        Weight of the mask-filling loss (1.0 in the original).
+    precision : str
+        ``32`` or ``bf16`` (Lightning's bf16-mixed).
+    accelerator : str
+        ``auto``, ``cpu`` or ``gpu``.
+    devices : int or str
+        Number of devices (DDP when > 1) or ``auto``.
+    num_nodes : int
+        Machines for multi-node DDP.
+    seed : int
+        Seeds the split, the shuffling, the masks and the initial weights.
+    num_workers : int
+        DataLoader worker processes.
+    """
+
+    lr: float = 1e-3
+    schedule: str = "warmup_cosine"
+    warmup_steps: int | None = None
+    beta1: float = 0.9
+    beta2: float = 0.98
+    eps: float = 1e-9
+    clip: str = "original"
+    clip_value: float = 0.5
+    clip_norm: float = 1.0
+    batch_size: int = 512
+    epochs: int = 20
+    early_stopping: int = 0
+    max_time: float | None = None
+    mask_loss_weight: float = 1.0
+    precision: str = "32"
+    accelerator: str = "auto"
+    devices: int | str = "auto"
+    num_nodes: int = 1
+    seed: int = 0
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule={self.schedule!r}: valid values are {', '.join(SCHEDULES)}")
+        if self.clip not in CLIPPING:
+            raise ValueError(f"clip={self.clip!r}: valid values are {', '.join(CLIPPING)}")
+        if str(self.precision) not in PRECISIONS:
+            raise ValueError(f"precision={self.precision!r}: valid values are {', '.join(PRECISIONS)}")
+        self.precision = str(self.precision)
+        for name in ("batch_size", "epochs", "num_nodes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r}: must be an integer >= 1")
+        if self.lr <= 0:
+            raise ValueError(f"lr={self.lr!r}: must be > 0")
+        if self.warmup_steps is not None and self.warmup_steps < 1:
+            raise ValueError(f"warmup_steps={self.warmup_steps!r}: must be >= 1 (or null for the default)")
+        if self.early_stopping < 0:
+            raise ValueError(f"early_stopping={self.early_stopping!r}: must be >= 0 (0 = off)")
+
+
+@dataclass
+class RunConfig:
+    """A whole run: ``model``, ``data`` and ``train`` sections (a run YAML has these three keys)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "config") -> "RunConfig":
+        """Build from nested dicts, naming the unknown keys and the valid ones."""
+        values = dict(values or {})
+        unknown = sorted(set(values) - {"model", "data", "train", "preset"})
+        if unknown:
+            raise ValueError(f"{source}: unknown section(s) {', '.join(unknown)}; valid sections: model, data, train (and preset)")
+        base = run_preset(values.pop("preset")) if "preset" in values else cls()
+        flat = {f"{section}.{key}": value for section, items in values.items() for key, value in (items or {}).items()}
+        try:
+            return apply_overrides(base, flat)
+        except ValueError as error:
+            raise ValueError(f"{source}: {str(error).replace('--set ', '')}") from None
+
+
+def _run_presets() -> dict[str, RunConfig]:
+    return {
+        # The submitted model: Noam schedule with 12,500 warmup steps, 20 epochs, 95/5 split.
+        "dream2022": RunConfig(
+            model=model_preset("dream2022"),
+            data=DataConfig(split="random:0.95"),
+            train=TrainConfig(schedule="noam", warmup_steps=12_500, epochs=20),
+        ),
+        # The talk's grids: Adam 1e-3, one epoch of linear warmup, cosine decay, 20 epochs.
+        "grid": RunConfig(
+            model=model_preset("grid"),
+            data=DataConfig(split="random:0.95"),
+            train=TrainConfig(schedule="warmup_cosine", lr=1e-3, epochs=20),
+        ),
+    }
+
+
+RUN_PRESETS = tuple(_run_presets())
+
+
+def run_preset(name: str) -> RunConfig:
+    """A fresh copy of a named run preset (model + data + train)."""
+    presets = _run_presets()
+    if name not in presets:
+        raise ValueError(f"unknown preset {name!r}; available presets: {', '.join(presets)}")
+    return presets[name]
+
+
+def load_run_config(path: str | None = None, preset: str | None = None, overrides: Iterable[str] = ()) -> RunConfig:
+    """Resolve a run config: a preset or a YAML file (which may name a ``preset``), then ``--set``."""
+    if path is not None:
+        try:
+            with open(path) as handle:
+                values = yaml.safe_load(handle) or {}
+        except FileNotFoundError:
+            raise FileNotFoundError(f"config file {path} does not exist") from None
+        except yaml.YAMLError as error:
+            raise ValueError(f"{path}: not valid YAML ({error})") from None
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: expected a mapping with sections model, data, train")
+        if preset is not None:
+            values.setdefault("preset", preset)
+        config = RunConfig.from_dict(values, source=str(path))
+    else:
+        config = run_preset(preset or "grid")
+    return apply_overrides(config, list(overrides))
+
+
+def save_run_config(config: RunConfig, path) -> None:
+    with open(path, "w") as handle:
+        yaml.safe_dump(config.to_dict(), handle, sort_keys=False)
