@@ -12,7 +12,7 @@ import sys
 
 def _add_preset_arguments(parser: argparse.ArgumentParser, default: str | None = None) -> None:
     parser.add_argument("--preset", default=default, required=default is None,
-                        help="named configuration (dream2022, grid)")
+                        help="named configuration (dream2022, grid); a run's default is grid")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a field, e.g. --set dim=256 --set readout=pool (repeatable)")
 
@@ -44,6 +44,49 @@ def cmd_model(args: argparse.Namespace) -> None:
         print(f"{indent + name:<{width}}{count:>14,}")
 
 
+def cmd_train(args: argparse.Namespace) -> None:
+    """Train a Proformer from a run config (YAML or preset) on a prepared dataset."""
+    from .config import load_run_config
+    from .train import train
+
+    overrides = list(args.overrides)
+    if args.data:
+        overrides.append(f"data.path={args.data}")
+    config = load_run_config(args.config, args.preset if args.preset or args.config else "grid", overrides)
+    result = train(config, args.out, resume=args.resume, progress=not args.no_progress)
+    best = result["best"]
+    print(f"best epoch {best['epoch'] + 1}: validation Pearson {best['val_pearson']:.4f}, "
+          f"Spearman {best['val_spearman']:.4f} ({result['n_train']:,} training / {result['n_valid']:,} validation rows)")
+    print(f"model written to {args.out} (config.json + weights.pt)")
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from .predict import predict
+
+    result = predict(args.model, args.input, args.out, format=args.format, data_dir=args.data_dir,
+                     destandardize=args.destandardize, batch_size=args.batch_size, device=args.device,
+                     precision=args.precision, progress=not args.no_progress)
+    print(f"wrote {result['out']} ({result['format']}, {result['rows']:,} input rows)")
+
+
+def cmd_score(args: argparse.Namespace) -> None:
+    import json
+
+    from .score import score
+
+    result = score(args.predictions, args.data_dir, split=args.split, truth=args.truth)
+    print(json.dumps(result.to_dict(), indent=2) if args.json else result.to_table())
+
+
+def cmd_download(args: argparse.Namespace) -> None:
+    from .download import download_dream2022
+
+    if args.dataset != "dream2022":
+        raise ValueError(f"unknown dataset {args.dataset!r}; available: dream2022")
+    paths = download_dream2022(args.out, files=args.files or None, progress=not args.no_progress)
+    print(f"{len(paths)} file(s) in {args.out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="proformer",
@@ -58,6 +101,43 @@ def build_parser() -> argparse.ArgumentParser:
     model = commands.add_parser("model", help="print a model's architecture and parameter counts")
     _add_preset_arguments(model)
     model.set_defaults(func=cmd_model)
+
+    train = commands.add_parser("train", help="train on a prepared dataset (Lightning)")
+    train.add_argument("--config", help="run config YAML with sections model, data, train (may name a preset)")
+    train.add_argument("--data", help="prepared dataset directory (same as --set data.path=DIR)")
+    train.add_argument("--out", required=True, help="run directory to write")
+    train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_preset_arguments(train, default=None)
+    train.set_defaults(func=cmd_train)
+
+    predict = commands.add_parser("predict", help="predict sequences with a trained model")
+    predict.add_argument("--model", required=True, help="run directory (config.json + weights.pt)")
+    predict.add_argument("--input", required=True, help="FASTA, one sequence per line, or TSV with the sequence first (plain or .gz)")
+    predict.add_argument("--out", required=True)
+    predict.add_argument("--format", choices=["tsv", "dream-json"], default="tsv")
+    predict.add_argument("--data-dir", help="DREAM 2022 folder (for --format dream-json: public_leaderboard/sample_submission.json)")
+    predict.add_argument("--destandardize", action="store_true", help="predictions in training units instead of z-scores")
+    predict.add_argument("--batch-size", type=int, default=1024)
+    predict.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    predict.add_argument("--precision", choices=["32", "bf16"], default="32")
+    predict.add_argument("--no-progress", action="store_true")
+    predict.set_defaults(func=cmd_predict)
+
+    score = commands.add_parser("score", help="the official DREAM 2022 score of a submission")
+    score.add_argument("predictions", help="JSON {index: value}, a 71,103-row TSV sequence<TAB>prediction, or one value per line")
+    score.add_argument("--data-dir", required=True, help="the DREAM 2022 folder (public_leaderboard/, test_subsets/)")
+    score.add_argument("--split", choices=["public", "private"], default="public")
+    score.add_argument("--truth", help="private split: 71,103 rows sequence<TAB>expression")
+    score.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    score.set_defaults(func=cmd_score)
+
+    download = commands.add_parser("download", help="fetch a public data set (dream2022: Zenodo 10.5281/zenodo.10633252)")
+    download.add_argument("dataset", help="dream2022")
+    download.add_argument("--out", required=True)
+    download.add_argument("--files", nargs="*", help="only these file names of the record")
+    download.add_argument("--no-progress", action="store_true")
+    download.set_defaults(func=cmd_download)
     return parser
 
 
@@ -66,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as error:
         print(f"proformer {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -60,6 +60,7 @@ __all__ = [
     "subset_definitions",
     "score_public",
     "score_private",
+    "score",
 ]
 
 #: Number of test sequences (rows of ``test_sequences.txt``; row i is test index i).
@@ -773,3 +774,25 @@ def score_private(predictions: Predictions, truth: np.ndarray, data_dir: PathLik
         r[name], rho[name] = _correlations(pred, _values(truth_vector, subset), name, "private")
         n[name] = subset.n
     return _combine("private", r, rho, n)
+
+
+def score(predictions: PathLike | Predictions, data_dir: PathLike, split: str = "public", truth: PathLike | np.ndarray | None = None) -> ScoreResult:
+    """Score a submission file (or loaded predictions) on the public or private split.
+
+    ``predictions`` may be a path (JSON ``{index: value}``, a 71,103-row TSV, or one value per
+    line; see :func:`load_predictions`) or already loaded values. The private split needs
+    ``truth``: a 71,103-row ``sequence<TAB>expression`` file or an array.
+    """
+    if isinstance(predictions, (str, Path)):
+        predictions = load_predictions(predictions)
+    if split == "public":
+        return score_public(predictions, data_dir)
+    if split == "private":
+        if truth is None:
+            raise ValueError(
+                "the private split needs --truth: a file of the 71,103 test rows as sequence<TAB>expression "
+                "(no private truth is distributed with the challenge data)"
+            )
+        truth_values = load_truth(truth) if isinstance(truth, (str, Path)) else np.asarray(truth)
+        return score_private(predictions, truth_values, data_dir)
+    raise ValueError(f"split={split!r}: use public or private")

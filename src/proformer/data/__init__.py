@@ -1,0 +1,1 @@
+"""Data: prepare files into dataset directories, load them, split them, build batches."""

@@ -1,0 +1,288 @@
+"""Prepared datasets on disk -> splits -> model-ready batches.
+
+A dataset directory (``docs/dataset-format.md``) holds sequences as read. Everything a model
+wants (flank trimming, centre padding, the reverse complement, standardised targets, mask-filling
+positions) is applied here to a whole batch at once, sliced straight from the memory-mapped
+arrays: no per-sample Python.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..sequence import add_reverse_complement, center_pad, trim
+
+FILES = ("codes.npy", "lengths.npy", "targets.npy", "meta.json")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How stored rows become model input: trim ``head``/``tail``, centre-pad to ``length``, add RC."""
+
+    head: int = 17
+    tail: int = 13
+    length: int = 100
+
+    def apply(self, codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """``(batch, width)`` stored codes -> ``(batch, 2 * length)`` model codes."""
+        trimmed, kept = trim(codes, lengths, self.head, self.tail)
+        if len(kept) and kept.max() > self.length:
+            # Longer rows are cut to their centre: prepare drops them for training data, but a
+            # user's prediction input may hold a few.
+            excess = np.maximum(kept - self.length, 0)
+            trimmed, kept = _cut_center(trimmed, kept, excess)
+        return add_reverse_complement(center_pad(trimmed, kept, self.length))
+
+
+def _cut_center(codes: np.ndarray, lengths: np.ndarray, excess: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    out = codes.copy()
+    for value in np.unique(excess[excess > 0]):
+        rows = np.flatnonzero(excess == value)
+        left = int(value) // 2
+        width = lengths[rows[0]] - value
+        out[rows, :width] = codes[rows, left : left + width]
+        out[rows, width:] = 4
+    return out, lengths - excess
+
+
+class Dataset:
+    """A prepared dataset directory, memory-mapped.
+
+    Attributes
+    ----------
+    codes : np.ndarray
+        uint8 memmap ``(n, width)``.
+    lengths : np.ndarray
+        ``(n,)``.
+    targets : np.ndarray
+        float32 ``(n, n_targets)``.
+    meta : dict
+        Contents of meta.json.
+    """
+
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+        missing = [name for name in FILES if not (self.directory / name).exists()]
+        if missing:
+            raise FileNotFoundError(
+                f"{self.directory} is not a prepared dataset (missing {', '.join(missing)}); "
+                f"create one with: proformer prepare INPUT --out {self.directory}"
+            )
+        self.meta = json.loads((self.directory / "meta.json").read_text())
+        self.codes = np.load(self.directory / "codes.npy", mmap_mode="r")
+        self.lengths = np.load(self.directory / "lengths.npy")
+        self.targets = np.load(self.directory / "targets.npy", mmap_mode="r")
+        if self.targets.ndim == 1:
+            self.targets = self.targets[:, None]
+        if not (len(self.codes) == len(self.lengths) == len(self.targets)):
+            raise ValueError(
+                f"{self.directory}: codes.npy ({len(self.codes)} rows), lengths.npy ({len(self.lengths)}) and "
+                f"targets.npy ({len(self.targets)}) disagree; prepare the dataset again"
+            )
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    @property
+    def n_targets(self) -> int:
+        return self.targets.shape[1]
+
+    def layout(self, head: int | None = None, tail: int | None = None, length: int | None = None) -> Layout:
+        """The dataset's own layout (meta.json ``transforms``), with optional overrides."""
+        stored = self.meta.get("transforms", {})
+        return Layout(
+            head=stored.get("head", 0) if head is None else head,
+            tail=stored.get("tail", 0) if tail is None else tail,
+            length=stored.get("length", int(self.lengths.max(initial=1))) if length is None else length,
+        )
+
+
+def split_indices(dataset: Dataset, strategy: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation row indices.
+
+    Parameters
+    ----------
+    strategy : str
+        ``random:F``: one seeded shuffle, the first F of it trains (as the original's 95/5);
+        ``hash:F``: a row trains when a hash of its sequence falls below F, so a sequence lands
+        in the same part on every run and machine, whatever the file order.
+
+    Returns
+    -------
+    train, valid : np.ndarray
+        Sorted int64 indices.
+    """
+    name, _, value = strategy.partition(":")
+    fraction = float(value)
+    n = len(dataset)
+    if name == "random":
+        order = np.random.default_rng(seed).permutation(n)
+        cut = int(round(fraction * n))
+        train, valid = order[:cut], order[cut:]
+    elif name == "hash":
+        keep = sequence_hash(dataset.codes, dataset.lengths) < fraction
+        train, valid = np.flatnonzero(keep), np.flatnonzero(~keep)
+    else:
+        raise ValueError(f"split {strategy!r}: use random:F or hash:F")
+    if len(train) == 0 or len(valid) == 0:
+        raise ValueError(f"split {strategy!r} of {n} rows leaves {len(train)} training and {len(valid)} validation rows")
+    return np.sort(train), np.sort(valid)
+
+
+def sequence_hash(codes: np.ndarray, lengths: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
+    """A stable hash of each row's sequence mapped to [0, 1): FNV-1a over its codes and length."""
+    out = np.empty(len(lengths), dtype=np.float64)
+    prime, basis = np.uint64(1099511628211), np.uint64(14695981039346656037)
+    with np.errstate(over="ignore"):
+        for start in range(0, len(lengths), chunk):
+            block = np.asarray(codes[start : start + chunk])
+            size = lengths[start : start + chunk]
+            h = np.full(len(block), basis, dtype=np.uint64)
+            for column in range(block.shape[1]):
+                inside = column < size
+                h = np.where(inside, (h ^ block[:, column].astype(np.uint64)) * prime, h)
+            h = (h ^ size.astype(np.uint64)) * prime
+            out[start : start + chunk] = (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+    return out
+
+
+def mask_draws(rows: np.ndarray, epoch: int, seed: int, positions: int) -> np.ndarray:
+    """Uniform [0, 1) draws keyed by (seed, epoch, row, position): ``(batch, positions)``.
+
+    A counter-based generator (splitmix64 of the key), so a row's mask does not depend on which
+    batch, process or device it lands in: single-process and DDP runs mask identically.
+    """
+    with np.errstate(over="ignore"):
+        key = (np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15)) ^ (np.uint64(epoch) * np.uint64(0xBF58476D1CE4E5B9))
+        z = key + rows.astype(np.uint64)[:, None] * np.uint64(positions) + np.arange(positions, dtype=np.uint64)[None, :]
+        z = z * np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+class BatchBuilder(torch.utils.data.Dataset):
+    """Map-style dataset whose items are whole batches: ``builder[(epoch, rows)] -> dict``.
+
+    Parameters
+    ----------
+    dataset : Dataset
+    layout : Layout
+    target_mean, target_std : np.ndarray or None
+        ``(n_targets,)``; targets are returned as ``(y - mean) / std`` when given.
+    mask_ratio : float
+        Mask-filling rate; 0 (validation, prediction) returns no mask.
+    seed : int
+        Key of the mask draws.
+    """
+
+    def __init__(self, dataset: Dataset, layout: Layout, target_mean=None, target_std=None, mask_ratio: float = 0.0, seed: int = 0):
+        self.dataset, self.layout = dataset, layout
+        self.mean = None if target_mean is None else np.asarray(target_mean, dtype=np.float32)
+        self.std = None if target_std is None else np.asarray(target_std, dtype=np.float32)
+        self.mask_ratio, self.seed = mask_ratio, seed
+
+    def __len__(self) -> int:  # pragma: no cover - items are keyed by batches, not counted
+        return len(self.dataset)
+
+    def __getitem__(self, item: tuple[int, np.ndarray]) -> dict[str, torch.Tensor]:
+        epoch, rows = item
+        rows = np.asarray(rows)
+        # Memmaps read fastest in sorted order; restore the sampler's order afterwards.
+        order = np.argsort(rows, kind="stable")
+        sorted_rows = rows[order]
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        codes = self.layout.apply(np.asarray(self.dataset.codes[sorted_rows]), self.dataset.lengths[sorted_rows])[inverse]
+        batch = {"codes": torch.from_numpy(codes), "rows": torch.from_numpy(rows.astype(np.int64))}
+        if self.dataset.n_targets:
+            targets = np.asarray(self.dataset.targets[sorted_rows], dtype=np.float32)[inverse]
+            if self.mean is not None:
+                targets = (targets - self.mean) / self.std
+            batch["targets"] = torch.from_numpy(targets)
+        if self.mask_ratio > 0:
+            draws = mask_draws(rows, epoch, self.seed, codes.shape[1])
+            batch["mask"] = torch.from_numpy((draws < self.mask_ratio) & (codes != 4))
+        return batch
+
+
+class ShardedBatchSampler(torch.utils.data.Sampler):
+    """Yields ``(epoch, rows)`` for this process's share of each global batch.
+
+    Training (``shuffle=True``): every epoch is one seeded permutation of ``indices`` cut into
+    ``ceil(n / batch_size)`` global batches of exactly ``batch_size`` rows (the last one wraps
+    around to the start), and rank r of w processes takes rows ``r::w`` of each global batch.
+    So every process runs the same number of steps and a DDP run sees the same global batches
+    as a single process. Evaluation (``shuffle=False``): each rank takes a contiguous block of
+    ``indices`` in order, no padding, so every row is predicted exactly once.
+    """
+
+    def __init__(self, indices: np.ndarray, batch_size: int, shuffle: bool, seed: int = 0, rank: int | None = None, world: int | None = None):
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.batch_size = min(batch_size, max(len(self.indices), 1))
+        self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+        self._rank, self._world = rank, world
+
+    @property
+    def rank_world(self) -> tuple[int, int]:
+        """This process's rank and the number of processes, read when iteration starts (after
+        DDP has initialised), unless given explicitly."""
+        if self._rank is not None and self._world is not None:
+            rank, world = self._rank, self._world
+        elif torch.distributed.is_available() and torch.distributed.is_initialized():
+            rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+        else:
+            rank, world = 0, 1
+        if self.shuffle and self.batch_size % world:
+            raise ValueError(f"batch_size={self.batch_size} must be divisible by the number of processes ({world})")
+        return rank, world
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        if self.shuffle:
+            return math.ceil(len(self.indices) / self.batch_size)
+        share = len(self._eval_rows())
+        return math.ceil(share / self.batch_size)
+
+    def _eval_rows(self) -> np.ndarray:
+        rank, world = self.rank_world
+        return np.array_split(self.indices, world)[rank]
+
+    def __iter__(self):
+        if not self.shuffle:
+            rows = self._eval_rows()
+            for start in range(0, len(rows), self.batch_size):
+                yield self.epoch, rows[start : start + self.batch_size]
+            return
+        order = self.indices[np.random.default_rng([self.seed, self.epoch]).permutation(len(self.indices))]
+        n_batches = len(self)
+        order = np.resize(order, n_batches * self.batch_size)  # wrap around to fill the last batch
+        rank, world = self.rank_world
+        for batch in order.reshape(n_batches, self.batch_size):
+            yield self.epoch, batch[rank::world]
+
+
+def loader(builder: BatchBuilder, sampler: ShardedBatchSampler, num_workers: int = 0) -> torch.utils.data.DataLoader:
+    """A DataLoader over whole batches (no per-sample collation)."""
+    return torch.utils.data.DataLoader(
+        builder, sampler=sampler, batch_size=None, num_workers=num_workers, persistent_workers=num_workers > 0
+    )
+
+
+def target_statistics(dataset: Dataset, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation (float64 accumulation) of the targets of ``rows``."""
+    values = np.asarray(dataset.targets[np.sort(rows)], dtype=np.float64)
+    mean, std = values.mean(axis=0), values.std(axis=0)
+    if (std == 0).any():
+        column = int(np.flatnonzero(std == 0)[0])
+        raise ValueError(f"{dataset.directory}: target column {column} is constant over the training rows; nothing to learn")
+    return mean, std

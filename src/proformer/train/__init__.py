@@ -1,0 +1,5 @@
+"""Training: the LightningModule (losses, schedules, clipping, metrics) and ``train()``."""
+
+from .run import train
+
+__all__ = ["train"]

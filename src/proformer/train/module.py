@@ -1,0 +1,162 @@
+"""The LightningModule: losses, the two schedules, the original's clipping, global validation metrics."""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import numpy as np
+import torch
+from scipy import stats
+
+from ..config import TrainConfig
+from ..model import ModelConfig, Proformer
+
+
+def lr_factor(schedule: str, step: int, warmup: int, total: int, dim: int) -> float:
+    """Learning-rate multiplier at optimizer step ``step`` (0-based).
+
+    ``warmup_cosine``: linear from 1/warmup to 1 over ``warmup`` steps, then a cosine to 0 at
+    ``total``. ``noam``: dim^-0.5 * min(s^-0.5, s * warmup^-1.5) with s = step + 1 (an
+    absolute rate: the optimizer's base lr is 1). ``constant``: 1.
+    """
+    if schedule == "constant":
+        return 1.0
+    s = step + 1
+    if schedule == "noam":
+        return dim**-0.5 * min(s**-0.5, s * warmup**-1.5)
+    if s <= warmup:
+        return s / warmup
+    progress = min((s - warmup) / max(total - warmup, 1), 1.0)
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def clip_original(parameters, value: float, norm: float) -> None:
+    """Keras clipvalue then clipnorm: each gradient element to +-value, then each tensor to ``norm``."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return
+    torch._foreach_clamp_min_(grads, -value)
+    torch._foreach_clamp_max_(grads, value)
+    norms = torch._foreach_norm(grads)
+    # g * norm / max(||g||, norm): unchanged below the threshold, rescaled to it above.
+    scales = [norm / torch.clamp(n, min=norm) for n in norms]
+    torch._foreach_mul_(grads, scales)
+
+
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    if np.std(x) == 0 or np.std(y) == 0:
+        return float("nan")  # a collapsed (constant) predictor
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+class ProformerModule(L.LightningModule):
+    """Proformer + its training recipe.
+
+    Parameters
+    ----------
+    model : dict
+        ModelConfig fields.
+    train : dict
+        TrainConfig fields.
+    steps_per_epoch : int
+        Optimizer steps per epoch (for one epoch of warmup and the cosine's end).
+    """
+
+    def __init__(self, model: dict, train: dict, steps_per_epoch: int):
+        super().__init__()
+        self.save_hyperparameters()
+        self.model_config = ModelConfig.from_dict(model)
+        self.train_config = TrainConfig(**train)
+        self.model = Proformer(self.model_config)
+        self.steps_per_epoch = steps_per_epoch
+        self._val_predictions: list[torch.Tensor] = []
+        self._val_targets: list[torch.Tensor] = []
+        self.val_history: list[dict] = []
+        self.epoch_sums, self.epoch_count = torch.zeros(3), 0
+
+    def on_train_epoch_start(self) -> None:
+        self.epoch_sums.zero_()
+        self.epoch_count = 0
+
+    def train_means(self) -> dict[str, float]:
+        """This process's mean training loss, MSE and reconstruction loss over the epoch so far."""
+        means = (self.epoch_sums / max(self.epoch_count, 1)).tolist()  # one sync per epoch
+        return dict(zip(("train_loss", "train_mse", "train_reconstruction"), means))
+
+    # -- steps ---------------------------------------------------------------------------
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        _, parts = self.model.loss(batch["codes"], batch["targets"], mask=batch.get("mask"))
+        loss = parts["mse"] + self.train_config.mask_loss_weight * parts["reconstruction"]
+        size = len(batch["codes"])
+        if self.epoch_sums.device != loss.device:
+            self.epoch_sums = self.epoch_sums.to(loss.device)
+        self.epoch_sums += torch.stack([loss.detach(), parts["mse"].detach(), parts["reconstruction"].detach()]).float() * size
+        self.epoch_count += size
+        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=size, sync_dist=True)
+        self.log("train_mse", parts["mse"], on_step=False, on_epoch=True, batch_size=size, sync_dist=True)
+        self.log("train_reconstruction", parts["reconstruction"], on_step=False, on_epoch=True, batch_size=size, sync_dist=True)
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        prediction = self.model(batch["codes"]).float()
+        self._val_predictions.append(prediction.reshape(len(prediction), -1))
+        self._val_targets.append(batch["targets"].float().reshape(len(prediction), -1))
+
+    def on_validation_epoch_end(self) -> None:
+        """Pearson and Spearman over the whole validation set (all ranks), not a mean of batches."""
+        width = self.model_config.n_targets
+        local_p = torch.cat(self._val_predictions) if self._val_predictions else torch.zeros(0, width, device=self.device)
+        local_t = torch.cat(self._val_targets) if self._val_targets else torch.zeros(0, width, device=self.device)
+        self._val_predictions.clear()
+        self._val_targets.clear()
+        if self.trainer.world_size > 1:
+            local_p, local_t = self._gather(local_p), self._gather(local_t)
+        p, t = local_p.double().cpu().numpy(), local_t.double().cpu().numpy()
+        pearsons = [pearson(p[:, j], t[:, j]) for j in range(width)]
+        spearmans = [float(stats.spearmanr(p[:, j], t[:, j]).statistic) if np.std(p[:, j]) > 0 else float("nan") for j in range(width)]
+        metrics = {
+            "val_pearson": float(np.mean(pearsons)),
+            "val_spearman": float(np.mean(spearmans)),
+            "val_mse": float(np.mean((p - t) ** 2)),
+            "val_prediction_std": float(p.std(axis=0).mean()),
+        }
+        if self.trainer.sanity_checking:
+            return
+        # A collapsed predictor has no Pearson; rank it below every real one for checkpointing.
+        monitored = metrics["val_pearson"] if math.isfinite(metrics["val_pearson"]) else -1.0
+        self.log("val_pearson", monitored, prog_bar=True, sync_dist=False)
+        self.log("val_spearman", metrics["val_spearman"] if math.isfinite(metrics["val_spearman"]) else -1.0, prog_bar=True)
+        self.log("val_mse", metrics["val_mse"])
+        self.val_history.append({"epoch": self.current_epoch, **metrics})
+
+    def _gather(self, values: torch.Tensor) -> torch.Tensor:
+        """Concatenate unequal per-rank tensors (rows) from every process."""
+        size = torch.tensor([len(values)], device=values.device)
+        sizes = self.all_gather(size).flatten().tolist()
+        padded = torch.zeros(max(sizes), values.shape[1], device=values.device, dtype=values.dtype)
+        padded[: len(values)] = values
+        gathered = self.all_gather(padded)
+        return torch.cat([gathered[i, :n] for i, n in enumerate(sizes)])
+
+    # -- optimisation --------------------------------------------------------------------
+
+    def configure_optimizers(self):
+        config = self.train_config
+        base_lr = 1.0 if config.schedule == "noam" else config.lr
+        optimizer = torch.optim.Adam(self.parameters(), lr=base_lr, betas=(config.beta1, config.beta2), eps=config.eps)
+        warmup = config.warmup_steps or (12_500 if config.schedule == "noam" else self.steps_per_epoch)
+        total = self.steps_per_epoch * config.epochs
+        dim = self.model_config.dim
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: lr_factor(config.schedule, step, warmup, total, dim)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        config = self.train_config
+        if config.clip == "original":
+            clip_original(self.parameters(), config.clip_value, config.clip_norm)
+        elif config.clip == "global_norm":
+            self.clip_gradients(optimizer, gradient_clip_val=config.clip_norm, gradient_clip_algorithm="norm")
