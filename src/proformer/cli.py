@@ -10,8 +10,8 @@ import argparse
 import sys
 
 
-def _add_preset_arguments(parser: argparse.ArgumentParser, default: str | None = None) -> None:
-    parser.add_argument("--preset", default=default, required=default is None,
+def _add_preset_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    parser.add_argument("--preset", required=required,
                         help="named configuration (dream2022, grid); a run's default is grid")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a field, e.g. --set dim=256 --set readout=pool (repeatable)")
@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="run directory to write")
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _add_preset_arguments(train, default=None)
+    _add_preset_arguments(train, required=False)
     train.set_defaults(func=cmd_train)
 
     predict = commands.add_parser("predict", help="predict sequences with a trained model")
