@@ -1,6 +1,8 @@
+import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from proformer.cli import main
@@ -53,3 +55,64 @@ def test_cli_starts_without_heavy_imports():
     code = "import sys; from proformer.cli import build_parser; build_parser(); print(sorted(m for m in ('torch', 'lightning', 'matplotlib') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_prepare_train_predict_through_the_cli(tmp_path, capsys):
+    from proformer.data.synthetic import simulate_library, write_tsv
+
+    source = write_tsv(simulate_library(300, seed=1), tmp_path / "lib.tsv")
+    assert main(["prepare", str(source), "--out", str(tmp_path / "ds"), "--no-progress"]) == 0
+    assert "300 of 300 rows kept" in capsys.readouterr().out
+    assert main(["train", "--data", str(tmp_path / "ds"), "--out", str(tmp_path / "run"), "--no-progress",
+                 "--set", "dim=8", "--set", "epochs=1", "--set", "batch_size=100"]) == 0
+    assert "best epoch 1: validation Pearson" in capsys.readouterr().out
+    assert main(["predict", "--model", str(tmp_path / "run"), "--input", str(source), "--out", str(tmp_path / "p.tsv"),
+                 "--no-progress"]) == 0
+    assert len((tmp_path / "p.tsv").read_text().splitlines()) == 300
+    # A second run into the same directory needs --resume or another --out.
+    assert main(["train", "--data", str(tmp_path / "ds"), "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    assert "already holds a trained model" in capsys.readouterr().err
+
+
+def test_prepare_bad_input_names_file_and_line(tmp_path, capsys):
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("ACGT\t1.0\nACXT\t2.0\n")
+    assert main(["prepare", str(bad), "--out", str(tmp_path / "ds"), "--trim", "0,0", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "bad.tsv:2" in err and "'X'" in err
+    assert main(["prepare", str(bad), "--out", str(tmp_path / "ds"), "--trim", "0,0", "--on-bad", "skip", "--no-progress"]) == 0
+    assert json.loads((tmp_path / "ds" / "meta.json").read_text())["dropped"]["invalid_symbol"] == 1
+
+
+def test_score_command_prints_the_official_score(dream_dir, capsys):
+    path = dream_dir / "peer_predictions" / "Unlock_DNA_public.json"
+    assert main(["score", str(path), "--data-dir", str(dream_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "Score PearsonR^2     0.7806" in out and "Score Spearman       0.8271" in out
+    assert main(["score", str(path), "--data-dir", str(dream_dir), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert round(result["score_pearson_r2"], 4) == 0.7806
+    assert main(["score", str(path), "--data-dir", str(dream_dir), "--split", "private"]) == 2
+    assert "--truth" in capsys.readouterr().err
+
+
+def test_predict_dream_json_follows_the_submission_order(dream_dir, tmp_path):
+    import torch
+
+    from proformer.model import Proformer
+    from proformer.predict import predict
+    from proformer.train.run import export_model
+
+    config = model_preset("grid")
+    config = apply_overrides(config, ["dim=8", "blocks=1", "readout=1", "kmer=3", "heads=1"])
+    torch.manual_seed(0)
+    info = {"model": config.to_dict(), "layout": {"head": 17, "tail": 13, "length": 100},
+            "target": {"names": ["expression"], "mean": [11.0], "std": [2.0], "standardized": True}}
+    export_model(Proformer(config), tmp_path, info)
+    out = tmp_path / "submission.json"
+    predict(tmp_path, dream_dir / "test_sequences.txt", out, format="dream-json", data_dir=dream_dir,
+            batch_size=4096, progress=False)
+    submission = json.loads(out.read_text())
+    template = json.loads((dream_dir / "public_leaderboard" / "sample_submission.json").read_text())
+    assert list(submission) == list(template) and len(submission) == 9045
+    assert np.std(list(submission.values())) > 0

@@ -6,7 +6,6 @@ import csv
 import gzip
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import zlib
@@ -32,18 +31,6 @@ DREAM_ROWS = [
     (DREAM_HEAD + "AC" * 39 + DREAM_TAIL, "17"),
 ]
 GOOD = DREAM_HEAD + "ACGT" * 20 + DREAM_TAIL
-
-
-@pytest.fixture(scope="module")
-def shared_dir() -> Path:
-    """The read-only shared data; skipped when absent, except on CI where it must exist."""
-    path = Path(__file__).resolve().parents[2] / "shared"
-    if not (path / "data").is_dir():
-        reason = f"shared data directory {path / 'data'} not found"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; CI must provide it.")
-        pytest.skip(reason)
-    return path
 
 
 def dream_text(rows=DREAM_ROWS) -> str:

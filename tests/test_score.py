@@ -8,7 +8,6 @@ indices matter, constant predictions) on a truth array built here.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -26,22 +25,7 @@ from proformer.score import (
     subset_definitions,
 )
 
-DREAM_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "dream2022"
 N_PUBLIC = 9045
-
-
-@pytest.fixture(scope="module")
-def dream_dir() -> Path:
-    """The read-only DREAM 2022 data; skipped when absent, except on CI where it must exist."""
-    if not (DREAM_DIR / "public_leaderboard" / "ground.json").is_file():
-        reason = (
-            f"DREAM 2022 data not found at {DREAM_DIR} (expected ../shared/data/dream2022 "
-            "next to the repository, with public_leaderboard/ and test_subsets/)"
-        )
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; CI must provide it.")
-        pytest.skip(reason)
-    return DREAM_DIR
 
 
 @pytest.fixture(scope="module")

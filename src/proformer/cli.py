@@ -44,6 +44,36 @@ def cmd_model(args: argparse.Namespace) -> None:
         print(f"{indent + name:<{width}}{count:>14,}")
 
 
+def cmd_prepare(args: argparse.Namespace) -> None:
+    """Read a sequence file into a dataset directory."""
+    from .data.prepare import prepare
+
+    trim = None
+    if args.trim is not None:
+        try:
+            head, tail = (int(x) for x in args.trim.split(","))
+        except ValueError:
+            raise ValueError(f"--trim {args.trim!r}: expected HEAD,TAIL, e.g. --trim 17,13") from None
+        trim = (head, tail)
+    meta = prepare(args.input, args.out, format=args.format, seq_col=args.seq_col, target_cols=args.target_col,
+                   on_bad=args.on_bad, trim=trim, length=args.length, progress=not args.no_progress)
+    dropped = ", ".join(f"{k} {v:,}" for k, v in meta["dropped"].items() if v) or "none"
+    print(f"{args.out}: {meta['rows_kept']:,} of {meta['rows_read']:,} rows kept (dropped: {dropped}); "
+          f"targets {meta['target_names'] or 'none'}; layout {meta['transforms']}")
+
+
+def cmd_quickstart(args: argparse.Namespace) -> None:
+    """Simulate (or read) data, prepare, train, predict, score, report."""
+    from .quickstart import quickstart
+
+    metrics = quickstart(args.out, data=args.data, n_train=args.n, seed=args.seed, overrides=args.overrides,
+                         progress=not args.no_progress)
+    print(f"\nheld-out Pearson r {metrics['test_pearson']:.4f}, Spearman rho {metrics['test_spearman']:.4f}", end="")
+    if metrics["noise_ceiling"] is not None:
+        print(f" (noise ceiling {metrics['noise_ceiling']:.4f}: {metrics['fraction_of_ceiling']:.0%} of it)", end="")
+    print(f"\nreport: {args.out}/report/report.md ({metrics['seconds']['total']:.0f} s)")
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     """Train a Proformer from a run config (YAML or preset) on a prepared dataset."""
     from .config import load_run_config
@@ -101,6 +131,29 @@ def build_parser() -> argparse.ArgumentParser:
     model = commands.add_parser("model", help="print a model's architecture and parameter counts")
     _add_preset_arguments(model)
     model.set_defaults(func=cmd_model)
+
+    quick = commands.add_parser("quickstart", help="the whole path on built-in data in a few minutes (no download)")
+    quick.add_argument("--out", default="proformer-quickstart", help="output directory (default: %(default)s)")
+    quick.add_argument("--data", help="a DREAM-format file (sequence<TAB>expression) instead of the built-in library")
+    quick.add_argument("--n", type=int, default=20_000, help="simulated training sequences (default: %(default)s)")
+    quick.add_argument("--seed", type=int, default=0)
+    quick.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a run setting, e.g. --set train.epochs=10 (repeatable)")
+    quick.add_argument("--no-progress", action="store_true")
+    quick.set_defaults(func=cmd_quickstart)
+
+    prep = commands.add_parser("prepare", help="read DREAM TSV, FASTA or CSV/TSV into a dataset directory")
+    prep.add_argument("input", help="DREAM TSV (sequence<TAB>expression), FASTA, or a CSV/TSV with a header; plain or .gz")
+    prep.add_argument("--out", required=True, help="dataset directory to write")
+    prep.add_argument("--format", choices=["auto", "dream", "fasta", "table"], default="auto")
+    prep.add_argument("--seq-col", help="table input: the sequence column")
+    prep.add_argument("--target-col", action="append", help="table input: a target column (repeat for several)")
+    prep.add_argument("--on-bad", choices=["error", "skip"], default="error",
+                      help="bad rows stop with an error (default) or are skipped and counted")
+    prep.add_argument("--trim", help="HEAD,TAIL flank lengths to trim when batches are built (DREAM default 17,13)")
+    prep.add_argument("--length", type=int, help="positions per strand after trimming; longer rows are dropped (DREAM default 100)")
+    prep.add_argument("--no-progress", action="store_true")
+    prep.set_defaults(func=cmd_prepare)
 
     train = commands.add_parser("train", help="train on a prepared dataset (Lightning)")
     train.add_argument("--config", help="run config YAML with sections model, data, train (may name a preset)")

@@ -13,9 +13,12 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import yaml
+
+from .model.config import ModelConfig, model_preset
 
 _DEFAULT_SECTION = "model"  # "model.dim" also works on a bare ModelConfig
 
@@ -26,12 +29,12 @@ def _field_types(config: Any) -> dict[str, Any]:
 
 def _valid_keys(config: Any, prefix: str = "") -> list[str]:
     keys = []
-    for field in dataclasses.fields(config):
-        value = getattr(config, field.name)
+    for item in dataclasses.fields(config):
+        value = getattr(config, item.name)
         if dataclasses.is_dataclass(value):
-            keys.extend(_valid_keys(value, prefix + field.name + "."))
+            keys.extend(_valid_keys(value, prefix + item.name + "."))
         else:
-            keys.append(prefix + field.name)
+            keys.append(prefix + item.name)
     return keys
 
 
@@ -138,10 +141,6 @@ def _set(config: Any, path: list[str], value: Any, key: str) -> Any:
 
 
 # -- run configuration: model + data + train ------------------------------------------------
-
-from dataclasses import dataclass, field  # noqa: E402
-
-from .model.config import ModelConfig, model_preset  # noqa: E402
 
 SCHEDULES = ("warmup_cosine", "noam", "constant")
 CLIPPING = ("original", "global_norm", "none")

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import time
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -26,6 +28,15 @@ from .. import __version__
 from ..config import RunConfig, save_run_config
 from ..data.dataset import BatchBuilder, Dataset, Layout, ShardedBatchSampler, loader, split_indices, target_statistics
 from .module import ProformerModule
+
+class _DropAdvertising(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropAdvertising())
+# Lightning 2.6 calls a torch pytree API that torch 2.13 deprecates; nothing for users to act on.
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
 METRIC_COLUMNS = (
     "epoch", "step", "lr", "train_loss", "train_mse", "train_reconstruction",

@@ -1,0 +1,212 @@
+"""``proformer quickstart``: the whole path on built-in data in a few minutes, no download.
+
+simulate a DREAM-like library (``data/synthetic.py``) -> prepare -> train a small Proformer ->
+predict a held-out set -> score it -> a report directory::
+
+    OUT/data/{train,test}.tsv     the library, DREAM format (sequence<TAB>expression)
+    OUT/data/train/               the prepared training dataset
+    OUT/run/                      the training run (config, metrics.csv, best model)
+    OUT/test_predictions.tsv      held-out predictions (training units)
+    OUT/report/metrics.json       every figure of the report
+    OUT/report/learning_curve.png
+    OUT/report/scatter.png        predicted vs measured on the held-out set
+    OUT/report/report.md          what was done, the figures, the noise ceiling
+
+With ``data=FILE`` the same flow runs on a user's DREAM-format file: a stable 10 % of its
+sequences (by hash) is held out for the test.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from .config import apply_overrides, run_preset
+from .data.prepare import prepare
+from .data.synthetic import noise_ceiling, simulate_library, write_tsv
+
+# A small model that learns the synthetic grammar within the time budget on 2 CPU cores.
+# Dropout is off: the original trained with dropout effectively off (spec section 5), and
+# on a CPU the dropout masks cost a fifth of each step.
+QUICKSTART_OVERRIDES = (
+    "model.dim=64", "model.heads=2", "model.blocks=1", "model.readout=8", "model.kmer=5", "model.dropout=0",
+    "train.batch_size=128", "train.epochs=3", "train.lr=2e-3", "data.split=random:0.9",
+)
+
+
+def _split_file(source: Path, train_path: Path, test_path: Path, test_fraction: float = 0.1) -> None:
+    """Hold out a stable fraction of a DREAM-format file by a hash of each sequence."""
+    import zlib
+
+    with open(source) as handle, open(train_path, "w") as train, open(test_path, "w") as test:
+        for line in handle:
+            sequence = line.split("\t", 1)[0]
+            bucket = zlib.crc32(sequence.encode()) / 2**32
+            (test if bucket < test_fraction else train).write(line)
+
+
+def _read_tsv(path: Path) -> tuple[list[str], np.ndarray]:
+    sequences, values = [], []
+    with open(path) as handle:
+        for line in handle:
+            fields = line.rstrip("\n").split("\t")
+            sequences.append(fields[0])
+            values.append(float(fields[1]))
+    return sequences, np.asarray(values)
+
+
+def _scatter(predicted: np.ndarray, measured: np.ndarray, out: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    ax.hexbin(measured, predicted, gridsize=40, mincnt=1, cmap="viridis", bins="log")
+    low, high = min(measured.min(), predicted.min()), max(measured.max(), predicted.max())
+    ax.plot([low, high], [low, high], color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("measured expression (mean sort bin)")
+    ax.set_ylabel("predicted expression")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def quickstart(
+    out: str | Path = "proformer-quickstart",
+    data: str | Path | None = None,
+    n_train: int = 20_000,
+    n_test: int = 2_000,
+    seed: int = 0,
+    overrides: tuple[str, ...] | list[str] = (),
+    progress: bool = True,
+) -> dict:
+    """Run simulate/prepare -> train -> predict -> score and write a report.
+
+    Parameters
+    ----------
+    out : path
+        Output directory (replaced if it holds an earlier quickstart).
+    data : path, optional
+        A DREAM-format file (``sequence<TAB>expression``) to use instead of the built-in library.
+    n_train, n_test : int
+        Size of the simulated training and held-out libraries.
+    overrides : list of "key=value"
+        Applied after the quickstart's own settings (``--set`` on the CLI).
+
+    Returns
+    -------
+    dict
+        The contents of ``report/metrics.json``.
+    """
+    from .predict import predict
+    from .train import train
+
+    out = Path(out)
+    if out.exists() and (out / "report" / "metrics.json").exists():
+        shutil.rmtree(out)
+    for sub in ("data", "report"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    start = time.time()
+
+    train_tsv, test_tsv = out / "data" / "train.tsv", out / "data" / "test.tsv"
+    ceiling = None
+    if data is None:
+        library = simulate_library(n_train, seed=seed)
+        held_out = simulate_library(n_test, seed=seed + 1)
+        write_tsv(library, train_tsv)
+        write_tsv(held_out, test_tsv)
+        ceiling = noise_ceiling(held_out)
+        source = "built-in DREAM-like library (docs/synthetic-grammar.md)"
+    else:
+        _split_file(Path(data), train_tsv, test_tsv)
+        source = str(Path(data).resolve())
+    timings["data"] = time.time() - start
+
+    mark = time.time()
+    meta = prepare(train_tsv, out / "data" / "train", progress=False)
+    timings["prepare"] = time.time() - mark
+
+    config = apply_overrides(run_preset("grid"), list(QUICKSTART_OVERRIDES) + [f"data.path={out / 'data' / 'train'}", f"train.seed={seed}"])
+    config = apply_overrides(config, list(overrides))
+    mark = time.time()
+    if (out / "run").exists():
+        shutil.rmtree(out / "run")
+    result = train(config, out / "run", progress=progress)
+    timings["train"] = time.time() - mark
+
+    mark = time.time()
+    predictions_path = out / "test_predictions.tsv"
+    predict(out / "run", test_tsv, predictions_path, destandardize=True, progress=False)
+    _, predicted = _read_tsv(predictions_path)
+    sequences, measured = _read_tsv(test_tsv)
+    timings["predict"] = time.time() - mark
+
+    r = float(np.corrcoef(predicted, measured)[0, 1])
+    rho = float(stats.spearmanr(predicted, measured).statistic)
+    metrics = {
+        "source": source,
+        "n_train_rows": meta["rows_kept"],
+        "n_validation": result["n_valid"],
+        "n_test": len(sequences),
+        "model": config.model.to_dict(),
+        "epochs": config.train.epochs,
+        "best_epoch": result["best"]["epoch"] + 1,
+        "validation_pearson": result["best"]["val_pearson"],
+        "test_pearson": r,
+        "test_spearman": rho,
+        "noise_ceiling": ceiling,
+        "fraction_of_ceiling": r / ceiling if ceiling else None,
+        "seconds": {k: round(v, 1) for k, v in timings.items()} | {"total": round(time.time() - start, 1)},
+    }
+    report = out / "report"
+    (report / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    shutil.copy(out / "run" / "learning_curve.png", report / "learning_curve.png")
+    _scatter(predicted, measured, report / "scatter.png", f"held-out set: r = {r:.3f}, rho = {rho:.3f}")
+    (report / "report.md").write_text(_report_markdown(metrics))
+    return metrics
+
+
+def _report_markdown(m: dict) -> str:
+    model = m["model"]
+    lines = [
+        "# proformer quickstart report",
+        "",
+        f"Data: {m['source']}. {m['n_train_rows']:,} training rows "
+        f"({m['n_validation']:,} of them held for validation), {m['n_test']:,} held-out test sequences.",
+        "",
+        f"Model: Proformer, k-mer {model['kmer']}, dim {model['dim']}, {model['heads']} heads, "
+        f"{model['blocks']} block(s), readout {model['readout']}, mask ratio {model['mask_ratio']}; "
+        f"{m['epochs']} epochs, best validation Pearson at epoch {m['best_epoch']}.",
+        "",
+        "| figure | value |",
+        "|---|---|",
+        f"| validation Pearson r (best epoch) | {m['validation_pearson']:.4f} |",
+        f"| held-out Pearson r | {m['test_pearson']:.4f} |",
+        f"| held-out Spearman rho | {m['test_spearman']:.4f} |",
+    ]
+    if m["noise_ceiling"] is not None:
+        lines += [
+            f"| noise ceiling (r of the noiseless activity with the measurement) | {m['noise_ceiling']:.4f} |",
+            f"| held-out r as a fraction of the ceiling | {m['fraction_of_ceiling']:.1%} |",
+        ]
+    lines += [f"| wall time (s) | {m['seconds']['total']:.0f} |", ""]
+    if m["noise_ceiling"] is not None:
+        lines += [
+            "The noise ceiling is the best correlation any model can reach here: the measured",
+            "expression is the noiseless grammar output plus cell-sorting noise, so even a perfect",
+            f"model correlates at only r = {m['noise_ceiling']:.3f} with it. This model got "
+            f"{m['fraction_of_ceiling']:.0%} of the way. Train longer or larger (`--set train.epochs=20`,",
+            "`--set n=...`) to close the gap.",
+        ]
+    else:
+        lines += ["The noise ceiling of a user's data is unknown without replicate measurements."]
+    lines += ["", "![learning curve](learning_curve.png)", "", "![held-out predictions](scatter.png)", ""]
+    return "\n".join(lines)

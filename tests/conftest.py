@@ -1,0 +1,33 @@
+"""Fixtures shared by the test modules."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def _require(path: Path, what: str) -> Path:
+    """Skip when the project's read-only ../shared data is absent (a user's fresh clone);
+    fail under CI=true, where it is always present."""
+    if not path.exists():
+        reason = f"{what} not found at {path} (expected the project's shared/ folder beside the repository)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; CI must provide it.")
+        pytest.skip(reason)
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    _require(SHARED / "data", "shared data directory")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def dream_dir() -> Path:
+    """The DREAM 2022 folder: public_leaderboard/, test_subsets/, peer_predictions/, ..."""
+    path = SHARED / "data" / "dream2022"
+    _require(path / "public_leaderboard" / "ground.json", "DREAM 2022 data")
+    return path
