@@ -230,3 +230,20 @@ def test_killed_run_resumes_from_its_last_checkpoint(dataset_dir, tmp_path):
     assert [int(r["epoch"]) for r in after] == list(range(epochs))
     assert after[: len(before)] == before  # finished epochs were not trained again
     assert int(after[-1]["step"]) == epochs * int(before[0]["step"])
+
+
+def test_given_validation_set_bf16_and_early_stopping(dataset_dir, tmp_path):
+    """A separate validation dataset replaces the split; bf16-mixed runs on CPU; a patience of 1
+    with a learning rate that cannot improve stops after two epochs."""
+    from proformer.data.prepare import prepare as prepare_dataset
+
+    valid_source = planted_table(tmp_path / "valid.tsv", n=300, seed=9)
+    prepare_dataset(valid_source, tmp_path / "valid", trim=(0, 0), length=LENGTH, progress=False)
+    config = tiny_config(dataset_dir, epochs=6, early_stopping=1, precision="bf16", schedule="constant", lr=1e-9)
+    from proformer.config import apply_overrides
+
+    config = apply_overrides(config, [f"data.valid={tmp_path / 'valid'}"])
+    result = train(config, tmp_path / "run", progress=False)
+    info = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert info["data"]["n_valid"] == 300 and info["data"]["n_train"] == 2000 and info["data"]["split"] is None
+    assert result["epochs_run"] < 6

@@ -315,6 +315,12 @@ def _run_presets() -> dict[str, RunConfig]:
             data=DataConfig(split="random:0.95"),
             train=TrainConfig(schedule="warmup_cosine", lr=1e-3, epochs=20),
         ),
+        # The talk's ATAC-seq task (spec section 7): the grid's recipe on 100-nt windows, 80/20 split.
+        "atac": RunConfig(
+            model=model_preset("grid"),
+            data=DataConfig(split="random:0.8", head=0, tail=0),
+            train=TrainConfig(schedule="warmup_cosine", lr=1e-3, epochs=20, batch_size=512),
+        ),
     }
 
 
