@@ -117,6 +117,24 @@ def cmd_download(args: argparse.Namespace) -> None:
     print(f"{len(paths)} file(s) in {args.out}")
 
 
+def cmd_bench(args: argparse.Namespace) -> None:
+    """Throughput, analytic FLOPs, the measured matmul peak and MFU."""
+    from .bench import benchmark
+
+    config = _model_config(args)
+    result = benchmark(config, mode=args.mode, batch_size=args.batch_size, precision=args.precision,
+                       steps=args.steps, device=args.device, compile=args.compile)
+    dtype = "bf16" if args.precision == "bf16" else "fp32"
+    print(f"{args.mode} preset {args.preset} ({', '.join(args.overrides) or 'no overrides'}), batch {args.batch_size}, "
+          f"{result['precision']}, {result['device']}, {result['threads']} threads, {args.steps} timed steps")
+    print(f"sequences/s            {result['sequences_per_second']:,.1f}")
+    print(f"seconds per step       {result['seconds_per_step']:.4f}")
+    print(f"model FLOPs/sequence   {result['flops_per_sequence']:,} ({'forward + backward' if args.mode == 'train' else 'forward'})")
+    print(f"achieved               {result['achieved_flops'] / 1e9:,.1f} GFLOP/s")
+    print(f"{dtype} matmul peak      {result['peak_flops'] / 1e9:,.1f} GFLOP/s (square 4096 matmul, best of 5, measured now)")
+    print(f"MFU {100 * result['mfu']:.1f}%")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="proformer",
@@ -184,6 +202,16 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--truth", help="private split: 71,103 rows sequence<TAB>expression")
     score.add_argument("--json", action="store_true", help="print JSON instead of a table")
     score.set_defaults(func=cmd_score)
+
+    bench = commands.add_parser("bench", help="time training or prediction and report model FLOPs utilisation")
+    bench.add_argument("mode", choices=["train", "predict"])
+    _add_preset_arguments(bench)
+    bench.add_argument("--batch-size", type=int, default=256)
+    bench.add_argument("--precision", choices=["32", "bf16"], default="32")
+    bench.add_argument("--steps", type=int, default=10, help="timed steps after 3 warm-up steps")
+    bench.add_argument("--device", default="auto")
+    bench.add_argument("--compile", action="store_true", help="torch.compile the model first")
+    bench.set_defaults(func=cmd_bench)
 
     download = commands.add_parser("download", help="fetch a public data set (dream2022: Zenodo 10.5281/zenodo.10633252)")
     download.add_argument("dataset", help="dream2022")

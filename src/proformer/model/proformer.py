@@ -225,7 +225,9 @@ class Proformer(nn.Module):
         h = self.kmer_embedding(self._symbols(x))
         h = h + self.position_embedding.weight + self.strand_embedding(self.strand)
         if self.expression_heads is not None:
-            head = self.expression_heads.bias.to(h.dtype)
+            # Applied to a zero input, as in the original: the output is the bias, and the weight
+            # stays in the graph (with a zero gradient) so DDP finds every parameter used.
+            head = self.expression_heads(h.new_zeros(1, 1)).to(h.dtype)
             h = torch.cat([head.expand(h.shape[0], self.config.n_heads_readout, -1), h], dim=1)
         for block in self.blocks:
             h = block(h)

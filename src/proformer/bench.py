@@ -1,0 +1,139 @@
+"""``proformer bench``: throughput, analytic FLOPs and model FLOPs utilisation (MFU).
+
+MFU = achieved model FLOP/s / the peak of this machine, where the peak is measured in the same
+process as the best of several square 4096 matmuls in the same dtype (conventions.md). The
+analytic count is checked against ``torch.utils.flop_counter.FlopCounterMode`` in the tests.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from .model import ModelConfig, Proformer
+
+
+def forward_flops(config: ModelConfig, masked_fraction: float = 0.0) -> int:
+    """Analytic FLOPs (2 per multiply-add) of one sequence's forward pass.
+
+    Counts the matmuls, convolutions and attention products, i.e. what dominates; the
+    element-wise work (norms, gates, residuals, softmax) is left out, as MFU conventions do.
+    ``masked_fraction`` adds the reconstruction layer on that share of the sequence positions.
+    """
+    d, s = config.dim, 2 * config.length
+    t = s + config.n_heads_readout
+    inner = config.heads * config.key_dim
+    f = config.ffn_mult * d
+    kmer = 2 * s * d * 6 * config.kmer
+    ffn = 2 * t * d * f + 2 * t * (f // 2) * d
+    conv = 2 * t * d * config.kernel_size + 2 * t * d * d
+    attention = 2 * t * d * 3 * inner + 2 * 2 * t * t * inner + 2 * t * inner * d
+    block = 2 * ffn + conv + attention
+    readout = 2 * max(config.n_heads_readout, 1) * d * config.n_targets
+    reconstruction = 2 * masked_fraction * s * d * 6
+    return int(kmer + config.blocks * block + readout + reconstruction)
+
+
+def training_flops(config: ModelConfig) -> int:
+    """Forward + backward (twice the forward) with the expected share of masked positions."""
+    return 3 * forward_flops(config, masked_fraction=config.mask_ratio)
+
+
+def matmul_peak(dtype: torch.dtype = torch.float32, size: int = 4096, repeats: int = 5, device: str = "cpu") -> float:
+    """Best FLOP/s of a square ``size`` matmul in ``dtype`` over ``repeats`` runs."""
+    a = torch.randn(size, size, device=device).to(dtype)
+    b = torch.randn(size, size, device=device).to(dtype)
+    torch.mm(a, b)  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        torch.mm(a, b)
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
+def _sync(device: str) -> None:
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def benchmark(
+    config: ModelConfig,
+    mode: str = "train",
+    batch_size: int = 256,
+    precision: str = "32",
+    steps: int = 10,
+    warmup: int = 3,
+    device: str = "auto",
+    compile: bool = False,
+) -> dict:
+    """Time ``steps`` warmed-up training steps (or inference batches) on random sequences.
+
+    Returns
+    -------
+    dict
+        ``sequences_per_second``, ``flops_per_sequence``, ``achieved_flops``, ``peak_flops``
+        (measured here, same dtype) and ``mfu``.
+    """
+    if mode not in ("train", "predict"):
+        raise ValueError(f"mode={mode!r}: use train or predict")
+    if precision not in ("32", "bf16"):
+        raise ValueError(f"precision={precision!r}: use 32 or bf16")
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    torch.manual_seed(0)
+    model = Proformer(config).to(device)
+    step_model = torch.compile(model) if compile else model
+    codes = torch.randint(0, 4, (batch_size, 2 * config.length), device=device)
+    targets = torch.randn(batch_size, config.n_targets, device=device).squeeze(-1)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    autocast = torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+
+    def train_step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with autocast:
+            loss, _ = model.loss(codes, targets)
+        loss.backward()
+        optimizer.step()
+
+    @torch.no_grad()
+    def predict_step() -> None:
+        with autocast:
+            step_model(codes)
+
+    if mode == "train":
+        model.train()
+        if compile:
+            model.loss = torch.compile(model.loss)
+        step = train_step
+    else:
+        model.eval()
+        step = predict_step
+    for _ in range(warmup):
+        step()
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _sync(device)
+    seconds = time.perf_counter() - start
+    per_sequence = training_flops(config) if mode == "train" else forward_flops(config)
+    rate = steps * batch_size / seconds
+    peak = matmul_peak(dtype, device=device)
+    return {
+        "mode": mode,
+        "device": device,
+        "precision": precision,
+        "batch_size": batch_size,
+        "steps": steps,
+        "threads": torch.get_num_threads(),
+        "seconds_per_step": seconds / steps,
+        "sequences_per_second": rate,
+        "flops_per_sequence": per_sequence,
+        "achieved_flops": rate * per_sequence,
+        "peak_flops": peak,
+        "mfu": rate * per_sequence / peak,
+    }

@@ -1,0 +1,61 @@
+import dataclasses
+
+import pytest
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+from proformer.bench import benchmark, forward_flops, training_flops
+from proformer.cli import main
+from proformer.model import Proformer, model_preset
+
+CONFIGS = {
+    "grid": model_preset("grid"),
+    "grid-d256-8-blocks": dataclasses.replace(model_preset("grid"), dim=256, heads=8, blocks=8, readout=32),
+    "pool-split": dataclasses.replace(model_preset("grid"), readout="pool", head_dim="split", kmer=10),
+}
+
+
+def counted(model, run) -> dict[str, float]:
+    # The math SDPA backend decomposes attention into matmuls the counter sees (it has no
+    # formula for the CPU flash kernel).
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        run()
+    return {str(op): flops for op, flops in counter.get_flop_counts()["Global"].items()}
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_analytic_flops_agree_with_the_flop_counter(name):
+    config = CONFIGS[name]
+    model = Proformer(config).eval()
+    codes = torch.randint(0, 4, (2, 200))
+    forward = counted(model, lambda: model(codes))
+    assert sum(forward.values()) / 2 == pytest.approx(forward_flops(config), rel=0.05)
+
+    model.train()
+    mask = torch.zeros(2, 200, dtype=torch.bool)
+    mask[:, :: round(1 / config.mask_ratio)] = True  # exactly the expected share of positions
+
+    def step():
+        loss, _ = model.loss(codes, torch.zeros(2), mask=mask)
+        loss.backward()
+
+    train = counted(model, step)
+    # torch's counter ignores `groups` in convolution backward (it counts the depthwise conv's
+    # gradient as a dense conv): replace it with twice the forward convolution.
+    total = sum(train.values()) - train.get("aten.convolution_backward", 0) + 2 * train["aten.convolution"]
+    assert total / 2 == pytest.approx(training_flops(config), rel=0.05)
+
+
+def test_bench_reports_mfu(capsys, monkeypatch):
+    import proformer.bench
+
+    peak = proformer.bench.matmul_peak
+    # A 4096 matmul takes seconds on a loaded 2-core machine; the formula is what is tested here.
+    monkeypatch.setattr(proformer.bench, "matmul_peak", lambda dtype, **kw: peak(dtype, size=512, repeats=2))
+    assert main(["bench", "train", "--preset", "grid", "--set", "dim=16", "--batch-size", "8", "--steps", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.strip().splitlines()[-1].startswith("MFU ") and out.strip().endswith("%")
+    result = benchmark(dataclasses.replace(model_preset("grid"), dim=16), mode="predict", batch_size=8, steps=2)
+    assert result["mfu"] == pytest.approx(result["achieved_flops"] / result["peak_flops"])
+    assert result["achieved_flops"] == pytest.approx(result["sequences_per_second"] * forward_flops(dataclasses.replace(model_preset("grid"), dim=16)))
