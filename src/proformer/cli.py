@@ -135,6 +135,14 @@ def cmd_bench(args: argparse.Namespace) -> None:
     print(f"MFU {100 * result['mfu']:.1f}%")
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    from .export import export_onnx
+
+    result = export_onnx(args.model, args.onnx, check=not args.no_check)
+    check = f"; onnxruntime vs torch max |difference| {result['max_abs_difference']:.2e}" if "max_abs_difference" in result else ""
+    print(f"wrote {result['out']}{check}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="proformer",
@@ -213,6 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--compile", action="store_true", help="torch.compile the model first")
     bench.set_defaults(func=cmd_bench)
 
+    export = commands.add_parser("export", help="export a trained model as ONNX")
+    export.add_argument("--model", required=True, help="run directory (config.json + weights.pt)")
+    export.add_argument("--onnx", required=True, help="output .onnx file")
+    export.add_argument("--no-check", action="store_true", help="skip the onnxruntime parity check")
+    export.set_defaults(func=cmd_export)
+
     download = commands.add_parser("download", help="fetch a public data set (dream2022: Zenodo 10.5281/zenodo.10633252)")
     download.add_argument("dataset", help="dream2022")
     download.add_argument("--out", required=True)
@@ -227,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError, ImportError) as error:
         print(f"proformer {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0
