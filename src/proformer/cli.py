@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--format", choices=["tsv", "dream-json"], default="tsv")
     predict.add_argument("--data-dir", help="DREAM 2022 folder (for --format dream-json: public_leaderboard/sample_submission.json)")
     predict.add_argument("--destandardize", action="store_true", help="predictions in training units instead of z-scores")
-    predict.add_argument("--batch-size", type=int, default=1024)
+    predict.add_argument("--batch-size", type=int, default=256, help="sequences per forward pass (default: %(default)s; larger batches are slower on CPUs)")
     predict.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     predict.add_argument("--precision", choices=["32", "bf16"], default="32")
     predict.add_argument("--no-progress", action="store_true")

@@ -85,7 +85,7 @@ def _batched(items: Iterator[str], size: int) -> Iterator[list[str]]:
 
 
 @torch.no_grad()
-def predict_codes(model: Proformer, codes: np.ndarray, batch_size: int = 1024, precision: str = "32") -> np.ndarray:
+def predict_codes(model: Proformer, codes: np.ndarray, batch_size: int = 256, precision: str = "32") -> np.ndarray:
     """Predictions for model-ready codes ``(n, 2L)`` -> ``(n,)`` or ``(n, n_targets)`` float32."""
     device = next(model.parameters()).device
     out = []
@@ -104,7 +104,7 @@ def predict(
     format: str = "tsv",
     data_dir: str | Path | None = None,
     destandardize: bool = False,
-    batch_size: int = 1024,
+    batch_size: int = 256,
     device: str = "auto",
     precision: str = "32",
     progress: bool = True,
