@@ -116,3 +116,9 @@ def test_predict_dream_json_follows_the_submission_order(dream_dir, tmp_path):
     template = json.loads((dream_dir / "public_leaderboard" / "sample_submission.json").read_text())
     assert list(submission) == list(template) and len(submission) == 9045
     assert np.std(list(submission.values())) > 0
+
+
+@pytest.mark.parametrize("grid, cells", [("poster-yeast", 72), ("poster-atac", 48), ("ablation", 4)])
+def test_sweep_dry_run_lists_one_line_per_cell(tmp_path, capsys, grid, cells):
+    assert main(["sweep", "--grid", grid, "--out", str(tmp_path / "sweep"), "--dry-run"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == cells

@@ -143,6 +143,25 @@ def cmd_export(args: argparse.Namespace) -> None:
     print(f"wrote {result['out']}{check}")
 
 
+def cmd_sweep(args: argparse.Namespace) -> None:
+    """Train every cell of a grid (resumable) and record each cell's best validation Pearson."""
+    from .experiments import run_sweep
+
+    rows = run_sweep(args.grid, args.data, args.out, epochs=args.epochs, data_fraction=args.data_fraction,
+                     folds=args.folds, dry_run=args.dry_run, base=args.base, overrides=args.overrides,
+                     progress=not args.no_progress)
+    failed = [row["cell"] for row in rows if not args.dry_run and row.get("status") != "done"]
+    if failed:
+        raise RuntimeError(f"{len(failed)} cell(s) did not finish ({', '.join(map(str, failed[:5]))}); "
+                           f"run the same command again to retry them")
+
+
+def cmd_sweep_report(args: argparse.Namespace) -> None:
+    from .experiments import sweep_report
+
+    print(sweep_report(args.dir, compare=args.compare, dream_dir=args.dream_dir))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="proformer",
@@ -210,6 +229,27 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--truth", help="private split: 71,103 rows sequence<TAB>expression")
     score.add_argument("--json", action="store_true", help="print JSON instead of a table")
     score.set_defaults(func=cmd_score)
+
+    sweep = commands.add_parser("sweep", help="train a grid of models (the poster's grids, an ablation, or a YAML grid)")
+    sweep.add_argument("--grid", required=True, help="poster-yeast, poster-atac, ablation, cpu-study, or a grid YAML file")
+    sweep.add_argument("--data", help="prepared dataset directory (not needed with --dry-run)")
+    sweep.add_argument("--out", required=True, help="sweep directory (results.csv, one run directory per cell)")
+    sweep.add_argument("--epochs", type=int, default=20, help="epoch budget per cell (default: %(default)s)")
+    sweep.add_argument("--data-fraction", type=float, default=1.0, help="train on this stable fraction of the rows")
+    sweep.add_argument("--folds", type=int, default=1, help="K-fold cross-validation by sequence hash (default: one split)")
+    sweep.add_argument("--base", help="preset or run YAML replacing the grid's base preset")
+    sweep.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a setting in every cell (repeatable)")
+    sweep.add_argument("--dry-run", action="store_true", help="print the cells, one line each, and exit")
+    sweep.add_argument("--no-progress", action="store_true")
+    sweep.set_defaults(func=cmd_sweep)
+
+    sweep_report = commands.add_parser("sweep-report", help="a sweep's table in the poster's layout and a heatmap")
+    sweep_report.add_argument("dir", help="the sweep directory")
+    sweep_report.add_argument("--compare", choices=["poster-yeast", "poster-atac", "ablation"],
+                              help="print the poster's value and the difference beside each cell")
+    sweep_report.add_argument("--dream-dir", help="DREAM 2022 folder: score cells that hold test_predictions.json")
+    sweep_report.set_defaults(func=cmd_sweep_report)
 
     bench = commands.add_parser("bench", help="time training or prediction and report model FLOPs utilisation")
     bench.add_argument("mode", choices=["train", "predict"])

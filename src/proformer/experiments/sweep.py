@@ -1,0 +1,325 @@
+"""``run_sweep``: train every cell of a grid, resumably, and tabulate the best validation scores.
+
+Output directory::
+
+    OUT/sweep.json              the settings the sweep was started with (checked on every rerun)
+    OUT/results.csv             one row per finished cell (and fold), rewritten atomically
+    OUT/cells/ID/               the cell's run directory (``proformer train``'s layout)
+    OUT/cells/ID/fold-K/        ... one per fold with ``folds > 1``
+    OUT/data/                   data-fraction and fold subsets, written once, read by every cell
+
+A rerun skips every cell recorded as ``done`` in results.csv and does not touch its directory.
+A cell that was interrupted resumes from its last epoch checkpoint; without one (killed in its
+first epoch) its directory is deleted and the cell starts again.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..config import parse_override
+from ..data.dataset import Dataset
+from .grids import Cell, Grid, full_key, load_grid
+from .results import (
+    ID_COLUMNS,
+    METRIC_COLUMNS,
+    columns_for,
+    is_collapsed,
+    read_results,
+    read_settings,
+    write_results,
+    write_settings,
+)
+from .subsets import sweep_datasets
+
+#: Settings that must match when a sweep directory is reused: results trained with other
+#: settings would be mixed into one table.
+_IDENTITY = ("grid", "preset", "set", "cells", "data", "epochs", "data_fraction", "folds", "overrides")
+_CLOCK = "sweep_cell.json"
+
+
+def run_sweep(grid: str | Path | Grid, data: str | Path | None, out: str | Path, *, epochs: int = 20,
+              data_fraction: float = 1.0, folds: int = 1, dry_run: bool = False, base: str | None = None,
+              overrides: Sequence[str] = (), progress: bool = True) -> list[dict]:
+    """Train every cell of a grid and keep each cell's best validation Pearson within ``epochs``.
+
+    Parameters
+    ----------
+    grid : str, path or Grid
+        A built-in grid (``poster-yeast``, ``poster-atac``, ``ablation``, ``cpu-study``) or a
+        YAML grid file.
+    data : path
+        Prepared dataset directory (``proformer prepare``); may be None with ``dry_run``.
+    out : path
+        Sweep directory; rerunning with the same arguments resumes it.
+    epochs : int
+        Epoch budget of every cell; the best epoch within it is kept.
+    data_fraction : float
+        Train (and validate) on this share of the rows, chosen by sequence hash (the poster's
+        yeast grid used 0.1).
+    folds : int
+        1: each cell's ``data.split``; K > 1: K-fold cross-validation by sequence hash, every
+        cell trained K times (results.csv gets a row per fold, reports show mean and spread).
+    dry_run : bool
+        Print the cells, one line each, and return them without training.
+    base : str or None
+        A run preset or run-config YAML replacing the grid's base preset.
+    overrides : sequence of str
+        ``key=value`` applied to every cell after its own (e.g. ``train.batch_size=128``).
+    progress : bool
+        Lightning's progress bar for each cell.
+
+    Returns
+    -------
+    list of dict
+        With ``dry_run``: one per cell (``cell``, ``row``, ``column``, ``label``,
+        ``overrides``); otherwise the results.csv rows.
+
+    Raises
+    ------
+    ValueError
+        For an override that the grid varies or the sweep sets itself, a bad cell config, or an
+        ``out`` started with different settings.
+    """
+    for name, value in (("epochs", epochs), ("folds", folds)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name}={value!r}: must be an integer >= 1")
+    grid = load_grid(grid)
+    overrides = list(overrides)
+    _check_overrides(grid, overrides, folds)
+    if not 0.0 < data_fraction <= 1.0:
+        raise ValueError(f"data fraction {data_fraction!r}: must be in (0, 1], e.g. 0.1 for 10 % of the rows")
+    configs = {cell.id: _cell_config(grid, cell, base, overrides, epochs, data) for cell in grid.cells}
+    if dry_run:
+        return _dry_run(grid, configs, base or grid.preset, epochs, data_fraction, folds)
+    if data is None:
+        raise ValueError("no data: pass the prepared dataset directory (--data DIR)")
+    Dataset(data)  # fail now, naming the directory, rather than in the first cell
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = sweep_settings(grid, base, overrides, data, epochs, data_fraction, folds,
+                              splits=[config.data.split for config in configs.values()])
+    _check_settings(out, settings)
+    write_settings(out, settings)
+    datasets = sweep_datasets(data, out / "data", data_fraction, folds)
+
+    columns = columns_for(grid.varied_keys())
+    units = [(cell, part) for cell in grid.cells for part in datasets]
+    previous = {(row["cell"], row["fold"]): row for row in read_results(out)}
+    results: dict[tuple[str, int], dict] = {key: row for key, row in previous.items() if row["status"] == "done"}
+    for number, (cell, part) in enumerate(units, start=1):
+        key = (cell.id, part["fold"])
+        if key in results:
+            continue
+        config = _with_data(configs[cell.id], part)
+        run_dir = out / "cells" / cell.id / (f"fold-{part['fold']}" if folds > 1 else "")
+        name = cell.id + (f" fold {part['fold']}" if folds > 1 else "")
+        print(f"[{number}/{len(units)}] {name}: training ({' '.join(cell.overrides)})", file=sys.stderr, flush=True)
+        row = {**_identity_row(cell, part["fold"]), **_config_row(config, columns)}
+        try:
+            result, seconds = _train_cell(config, run_dir, progress)
+        except Exception as error:  # noqa: BLE001 - one failed cell must not end a 72-cell sweep
+            row.update(status="failed", error=f"{type(error).__name__}: {error}"[:500], collapsed="")
+            print(f"[{number}/{len(units)}] {name}: FAILED: {row['error']}", file=sys.stderr, flush=True)
+        else:
+            row.update(_metrics_row(result, seconds))
+            print(f"[{number}/{len(units)}] {name}: val Pearson {row['val_pearson']:.4f} at epoch {row['best_epoch']}"
+                  f"{' (collapsed)' if row['collapsed'] else ''}, {seconds:.0f} s", file=sys.stderr, flush=True)
+        results[key] = row
+        write_results(out, [results[(c.id, p["fold"])] for c, p in units if (c.id, p["fold"]) in results], columns)
+    return [results[(c.id, p["fold"])] for c, p in units if (c.id, p["fold"]) in results]
+
+
+# -- configs -----------------------------------------------------------------------------------
+
+
+def _check_overrides(grid: Grid, overrides: list[str], folds: int) -> None:
+    varied = set(grid.varied_keys())
+    reserved = {"data.path": "pass the dataset as --data DIR", "train.epochs": "use --epochs N"}
+    if folds > 1:
+        reserved["data.valid"] = "--folds builds each fold's validation set itself"
+        reserved["data.split"] = "--folds replaces the split by hash folds"
+    for item in overrides:
+        key = full_key(parse_override(item)[0])
+        if key in reserved:
+            raise ValueError(f"--set {item}: the sweep sets {key} itself; {reserved[key]}")
+        if key in varied:
+            raise ValueError(f"--set {item}: grid {grid.name} varies {key} from cell to cell; overriding it would make "
+                             f"cells identical. Write a YAML grid instead (docs/sweep.md)")
+
+
+def _cell_config(grid: Grid, cell: Cell, base, overrides, epochs, data):
+    extra = [f"train.epochs={epochs}"] + ([f"data.path={data}"] if data is not None else [])
+    try:
+        return grid.config(cell, base, [*overrides, *extra])
+    except ValueError as error:
+        raise ValueError(f"{grid.source} grid {grid.name}, cell {cell.id}: {error}") from None
+
+
+def _with_data(config, part: dict):
+    from ..config import apply_overrides
+
+    values = {"data.path": part["path"]}
+    if part["valid"] is not None:
+        values["data.valid"] = part["valid"]
+    return apply_overrides(config, values)
+
+
+def sweep_settings(grid: Grid, base, overrides, data, epochs, data_fraction, folds, splits=()) -> dict:
+    """What ``OUT/sweep.json`` records: the grid, the recipe, the data and the machine.
+
+    ``splits`` are the cells' ``data.split`` values (for the report; unused with folds > 1).
+    """
+    return {
+        "grid": grid.name,
+        "source": grid.source,
+        "description": grid.description,
+        "preset": base or grid.preset,
+        "set": list(grid.set),
+        "cells": [{"id": c.id, "overrides": list(c.overrides), "row": c.row, "column": c.column, "label": c.label}
+                  for c in grid.cells],
+        "rows": list(grid.rows),
+        "columns": list(grid.columns),
+        "row_header": grid.row_header,
+        "data": str(Path(data).resolve()),
+        "epochs": epochs,
+        "data_fraction": data_fraction,
+        "folds": folds,
+        "overrides": list(overrides),
+        "splits": sorted(set(splits)),
+        # Not checked on resume: where the time in results.csv was measured, for the report.
+        "machine": _machine(),
+    }
+
+
+def _machine() -> dict:
+    import os
+    import platform
+
+    import torch
+
+    return {"host": platform.node(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "accelerator": "cuda" if torch.cuda.is_available() else "cpu"}
+
+
+def _check_settings(out: Path, settings: dict) -> None:
+    previous = read_settings(out)
+    if previous is None:
+        if (out / "results.csv").exists():
+            raise ValueError(f"{out}/results.csv exists without sweep.json; this is not a sweep directory: use another --out")
+        return
+    for key in _IDENTITY:
+        if previous.get(key) != settings[key]:
+            was, now = previous.get(key), settings[key]
+            if key == "cells":
+                was, now = f"{len(was or [])} cells", f"{len(now)} cells (or other overrides)"
+            raise ValueError(f"{out}/sweep.json: this sweep was started with {key}={was!r}, now {key}={now!r}; "
+                             f"rerun with the same settings to resume it, or use another --out")
+
+
+def _dry_run(grid: Grid, configs: dict, preset: str, epochs: int, data_fraction: float, folds: int) -> list[dict]:
+    print(f"grid {grid.name} ({grid.source}): {len(grid.cells)} cells, preset {preset}"
+          f"{', set ' + ' '.join(grid.set) if grid.set else ''}; {epochs} epochs, data fraction {data_fraction:g}"
+          f"{f', {folds} folds' if folds > 1 else ''}", file=sys.stderr)
+    width = max(len(cell.id) for cell in grid.cells)
+    cells = []
+    for cell in grid.cells:
+        print(f"{cell.id:<{width}}  {' '.join(cell.overrides)}")
+        cells.append({"cell": cell.id, "row": cell.row, "column": cell.column, "label": cell.label,
+                      "overrides": list(cell.overrides), "config": configs[cell.id]})
+    return cells
+
+
+# -- one cell ----------------------------------------------------------------------------------
+
+
+def _train_cell(config, run_dir: Path, progress: bool) -> tuple[dict, float]:
+    """Train (or resume) one cell; returns train()'s result and the seconds spent on it overall."""
+    from ..train import train
+
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    resume = checkpoint.exists()
+    if run_dir.exists() and not resume:
+        # Killed before its first checkpoint: nothing worth keeping, and train() refuses a
+        # directory that already holds config.json.
+        shutil.rmtree(run_dir)
+    prior = _start_clock(run_dir, resume)
+    started = time.time()
+    try:
+        with warnings.catch_warnings():
+            # Resuming writes into the cell's own checkpoint directory, which Lightning warns about.
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+            result = train(config, run_dir, resume=resume, progress=progress)
+    except Exception as error:
+        if not resume:
+            raise
+        # A checkpoint cut short by the kill (or from another version) cannot be loaded:
+        # start the cell again rather than failing it.
+        print(f"{run_dir}: cannot resume from {checkpoint} ({type(error).__name__}: {error}); "
+              f"deleting the cell's directory and training it from scratch", file=sys.stderr, flush=True)
+        shutil.rmtree(run_dir)
+        prior = _start_clock(run_dir, False)
+        started = time.time()
+        result = train(config, run_dir, resume=False, progress=progress)
+    return result, prior + time.time() - started
+
+
+def _start_clock(run_dir: Path, resume: bool) -> float:
+    """Seconds this cell already spent in earlier, interrupted sessions (up to its checkpoint).
+
+    Each session records when it started in ``sweep_cell.json``; the time an interrupted session
+    spent before its last checkpoint is ``mtime(last.ckpt) - started``. Work after that
+    checkpoint was lost and is redone, so it is not counted twice.
+    """
+    clock, prior = run_dir / _CLOCK, 0.0
+    if resume and clock.exists():
+        state = json.loads(clock.read_text())
+        saved = (run_dir / "checkpoints" / "last.ckpt").stat().st_mtime
+        prior = state["prior_seconds"] + max(0.0, saved - state["started"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    clock.write_text(json.dumps({"started": time.time(), "prior_seconds": prior}) + "\n")
+    return prior
+
+
+def _metrics_row(result: dict, seconds: float) -> dict:
+    best = result["best"]
+    info = json.loads((Path(result["run_dir"]) / "config.json").read_text())
+    # val_prediction_std is in the units the model was trained in: z-units (target std 1) when
+    # targets were standardised, raw units otherwise.
+    target_std = 1.0
+    if not info["target"]["standardized"]:
+        target_std = float(Dataset(info["data"]["train"]).meta.get("target_std", [1.0])[0])
+    return {
+        "best_epoch": int(best["epoch"]) + 1,
+        "epochs_run": int(result["epochs_run"]),
+        "val_pearson": float(best["val_pearson"]),
+        "val_spearman": float(best["val_spearman"]),
+        "val_mse": float(best["val_mse"]),
+        "val_prediction_std": float(best["val_prediction_std"]),
+        "n_train": int(result["n_train"]),
+        "n_valid": int(result["n_valid"]),
+        "seconds": round(seconds, 1),
+        "collapsed": is_collapsed(best["val_pearson"], best["val_prediction_std"], target_std),
+        "status": "done",
+        "error": "",
+    }
+
+
+def _identity_row(cell: Cell, fold: int) -> dict:
+    return {"cell": cell.id, "fold": fold, "row": cell.row or "", "column": cell.column or cell.label or ""}
+
+
+def _config_row(config, columns: list[str]) -> dict:
+    row = {}
+    for column in columns[len(ID_COLUMNS):-len(METRIC_COLUMNS)]:
+        # Bare names are model fields (columns_for strips "model."), dotted ones other sections.
+        section, _, name = column.rpartition(".")
+        row[column] = getattr(getattr(config, section or "model"), name)
+    return row
