@@ -76,6 +76,22 @@ def test_kmer_embedding_window_matches_spec(kmer):
     torch.testing.assert_close(got, expected)
 
 
+@pytest.mark.parametrize("kmer", [4, 5, 10])
+def test_kmer_lookup_path_equals_the_one_hot_convolution(kmer):
+    torch.manual_seed(0)
+    embedding = Proformer(tiny(kmer=kmer)).kmer_embedding
+    codes = torch.randint(0, 6, (3, 40))  # M and N included
+    symbols = torch.nn.functional.one_hot(codes, 6).float().transpose(1, 2)
+    torch.testing.assert_close(embedding.from_codes(codes), embedding(symbols), rtol=1e-5, atol=1e-5)
+    # Gradients of both paths reach the same weights.
+    grads = []
+    for out in (embedding.from_codes(codes), embedding(symbols)):
+        embedding.zero_grad()
+        (out * torch.arange(out.numel()).view_as(out).sin()).sum().backward()
+        grads.append(embedding.linear.weight.grad.clone())
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-4, atol=1e-5)
+
+
 # -- masking -------------------------------------------------------------------------------
 
 

@@ -126,7 +126,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
                        steps=args.steps, device=args.device, compile=args.compile)
     dtype = "bf16" if args.precision == "bf16" else "fp32"
     print(f"{args.mode} preset {args.preset} ({', '.join(args.overrides) or 'no overrides'}), batch {args.batch_size}, "
-          f"{result['precision']}, {result['device']}, {result['threads']} threads, {args.steps} timed steps")
+          f"{dtype}, {result['device']}, {result['threads']} threads, {args.steps} timed steps")
     print(f"sequences/s            {result['sequences_per_second']:,.1f}")
     print(f"seconds per step       {result['seconds_per_step']:.4f}")
     print(f"model FLOPs/sequence   {result['flops_per_sequence']:,} ({'forward + backward' if args.mode == 'train' else 'forward'})")

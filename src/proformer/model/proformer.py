@@ -28,15 +28,18 @@ LAYER_NORM_EPS = 1e-6
 class KmerEmbedding(nn.Module):
     """Linear map of the one-hot window of ``kmer`` symbols around each position (spec 2).
 
-    Stored as ``Linear(kmer * 6, dim)`` over the flattened window (position-major), applied as
-    the equivalent ``Conv1d(6, dim, kmer)`` with zero padding: ``(kmer - 1) // 2`` on the left and
-    ``kmer // 2`` on the right, so that for even k the window at i covers i-(k/2-1) .. i+k/2.
+    Stored as ``Linear(kmer * 6, dim)`` over the flattened window (position-major), with zero
+    padding of ``(kmer - 1) // 2`` on the left and ``kmer // 2`` on the right, so that for even k
+    the window at i covers i-(k/2-1) .. i+k/2. Codes take the fast path: the map is a sum of one
+    embedding lookup per window offset (an ``embedding_bag``), no one-hot window is built.
+    One-hot floats (attribution) take the equivalent ``Conv1d(6, dim, kmer)``.
     """
 
     def __init__(self, kmer: int, dim: int):
         super().__init__()
         self.kmer = kmer
         self.linear = nn.Linear(kmer * N_SYMBOLS, dim)
+        self.register_buffer("offsets", torch.arange(kmer) * (N_SYMBOLS + 1), persistent=False)
 
     def forward(self, symbols: torch.Tensor) -> torch.Tensor:
         """``(batch, 6, positions)`` float one-hot -> ``(batch, positions, dim)``."""
@@ -44,6 +47,19 @@ class KmerEmbedding(nn.Module):
         weight = self.linear.weight.view(dim, self.kmer, N_SYMBOLS).transpose(1, 2)
         padded = F.pad(symbols, ((self.kmer - 1) // 2, self.kmer // 2))
         return F.conv1d(padded, weight, self.linear.bias).transpose(1, 2)
+
+    def from_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """``(batch, positions)`` integer codes -> ``(batch, positions, dim)``."""
+        batch, positions = codes.shape
+        dim = self.linear.out_features
+        # Table row (offset j, symbol s) = the weights of symbol s at window offset j; an extra
+        # all-zero symbol per offset stands for the zero padding past the sequence ends.
+        table = self.linear.weight.view(dim, self.kmer, N_SYMBOLS).permute(1, 2, 0)
+        table = torch.cat([table, table.new_zeros(self.kmer, 1, dim)], dim=1).reshape(-1, dim)
+        padded = F.pad(codes.long(), ((self.kmer - 1) // 2, self.kmer // 2), value=N_SYMBOLS)
+        windows = padded.unfold(1, self.kmer, 1) + self.offsets  # (batch, positions, kmer)
+        summed = F.embedding_bag(windows.reshape(-1, self.kmer), table, mode="sum")
+        return summed.view(batch, positions, dim) + self.linear.bias
 
 
 class FeedForward(nn.Module):
@@ -186,26 +202,23 @@ class Proformer(nn.Module):
 
     # -- input ---------------------------------------------------------------------------
 
-    def _symbols(self, x: torch.Tensor) -> torch.Tensor:
-        """Codes ``(batch, 2L)`` or one-hot ``(batch, 4, L)`` -> one-hot ``(batch, 6, 2L)`` floats."""
+    def _one_hot_symbols(self, x: torch.Tensor) -> torch.Tensor:
+        """One-hot forward strand ``(batch, 4, L)`` -> both strands as ``(batch, 6, 2L)``."""
         length = self.config.length
-        if x.is_floating_point():
-            if x.dim() != 3 or x.shape[1] != 4 or x.shape[2] != length:
-                raise ValueError(
-                    f"one-hot input must have shape (batch, 4, {length}) in A C G T order, got {tuple(x.shape)}"
-                )
-            # An all-zero column is N; the reverse complement flips positions and A<->T, C<->G.
-            n = 1.0 - x.sum(dim=1, keepdim=True)
-            forward = torch.cat([x, n, torch.zeros_like(n)], dim=1)
-            reverse = torch.cat([x.flip(1), n, torch.zeros_like(n)], dim=1).flip(2)
-            return torch.cat([forward, reverse], dim=2)
-        if x.dim() != 2 or x.shape[1] != 2 * length:
+        if x.dim() != 3 or x.shape[1] != 4 or x.shape[2] != length:
+            raise ValueError(f"one-hot input must have shape (batch, 4, {length}) in A C G T order, got {tuple(x.shape)}")
+        # An all-zero column is N; the reverse complement flips positions and A<->T, C<->G.
+        n = 1.0 - x.sum(dim=1, keepdim=True)
+        forward = torch.cat([x, n, torch.zeros_like(n)], dim=1)
+        reverse = torch.cat([x.flip(1), n, torch.zeros_like(n)], dim=1).flip(2)
+        return torch.cat([forward, reverse], dim=2)
+
+    def _check_codes(self, x: torch.Tensor) -> None:
+        if x.dim() != 2 or x.shape[1] != 2 * self.config.length:
             raise ValueError(
-                f"code input must have shape (batch, {2 * length}) = forward strand + reverse complement, "
+                f"code input must have shape (batch, {2 * self.config.length}) = forward strand + reverse complement, "
                 f"got {tuple(x.shape)}; see proformer.sequence.dream_layout"
             )
-        dtype = self.kmer_embedding.linear.weight.dtype
-        return F.one_hot(x.long(), N_SYMBOLS).to(dtype).transpose(1, 2)
 
     def mask(self, codes: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Mask filling input: in training mode replace a ``mask_ratio`` of non-N positions by M.
@@ -222,7 +235,11 @@ class Proformer(nn.Module):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Hidden states ``(batch, H + 2L, dim)``: H expression-head tokens, then the sequence."""
-        h = self.kmer_embedding(self._symbols(x))
+        if x.is_floating_point():
+            h = self.kmer_embedding(self._one_hot_symbols(x))
+        else:
+            self._check_codes(x)
+            h = self.kmer_embedding.from_codes(x)
         h = h + self.position_embedding.weight + self.strand_embedding(self.strand)
         if self.expression_heads is not None:
             # Applied to a zero input, as in the original: the output is the bias, and the weight

@@ -145,7 +145,9 @@ class ProformerModule(L.LightningModule):
     def configure_optimizers(self):
         config = self.train_config
         base_lr = 1.0 if config.schedule == "noam" else config.lr
-        optimizer = torch.optim.Adam(self.parameters(), lr=base_lr, betas=(config.beta1, config.beta2), eps=config.eps)
+        # The fused kernel is several times faster than the per-tensor loop (CPU and CUDA).
+        fused = self.device.type in ("cpu", "cuda")
+        optimizer = torch.optim.Adam(self.parameters(), lr=base_lr, betas=(config.beta1, config.beta2), eps=config.eps, fused=fused)
         warmup = config.warmup_steps or (12_500 if config.schedule == "noam" else self.steps_per_epoch)
         total = self.steps_per_epoch * config.epochs
         dim = self.model_config.dim
