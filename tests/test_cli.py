@@ -122,3 +122,19 @@ def test_predict_dream_json_follows_the_submission_order(dream_dir, tmp_path):
 def test_sweep_dry_run_lists_one_line_per_cell(tmp_path, capsys, grid, cells):
     assert main(["sweep", "--grid", grid, "--out", str(tmp_path / "sweep"), "--dry-run"]) == 0
     assert len(capsys.readouterr().out.strip().splitlines()) == cells
+
+
+def test_atac_prepare_then_train_through_the_cli(tmp_path, capsys):
+    pytest.importorskip("pyBigWig")
+    from proformer.data.genome_sim import simulate_atac
+
+    simulate_atac(tmp_path / "sim", chromosomes=2, chrom_length=200_000, seed=1)
+    sim = tmp_path / "sim"
+    assert main(["atac", "prepare", "--fasta", str(sim / "genome.fa"), "--signal", str(sim / "signal.bw"),
+                 "--peaks", str(sim / "peaks.narrowPeak"), "--out", str(tmp_path / "atac"), "--n", "600",
+                 "--no-progress"]) == 0
+    assert "600 windows" in capsys.readouterr().out
+    assert main(["train", "--preset", "atac", "--data", str(tmp_path / "atac" / "train"), "--out", str(tmp_path / "run"),
+                 "--set", f"data.valid={tmp_path / 'atac' / 'test'}", "--set", "dim=8", "--set", "epochs=1",
+                 "--set", "batch_size=120", "--no-progress"]) == 0
+    assert "480 training / 120 validation rows" in capsys.readouterr().out

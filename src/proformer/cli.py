@@ -12,7 +12,7 @@ import sys
 
 def _add_preset_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
     parser.add_argument("--preset", required=required,
-                        help="named configuration (dream2022, grid); a run's default is grid")
+                        help="named configuration (dream2022, grid, atac); a run's default is grid")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a field, e.g. --set dim=256 --set readout=pool (repeatable)")
 
@@ -162,6 +162,18 @@ def cmd_sweep_report(args: argparse.Namespace) -> None:
     print(sweep_report(args.dir, compare=args.compare, dream_dir=args.dream_dir))
 
 
+def cmd_atac_prepare(args: argparse.Namespace) -> None:
+    """Genome + signal (bigWig or BAM) + summits -> train/ and test/ dataset directories."""
+    from .data.atac import prepare_atac
+
+    meta = prepare_atac(args.fasta, args.out, signal=args.signal, bam=args.bam, peaks=args.peaks, n=args.n,
+                        window=args.window, flank=args.flank, center=args.center, seed=args.seed, split=args.split,
+                        blacklist=args.blacklist, transform=args.transform, max_n_frac=args.max_n_frac,
+                        missing=args.missing, peak_format=args.peak_format, progress=not args.no_progress)
+    dropped = ", ".join(f"{k} {v:,}" for k, v in meta.get("dropped", {}).items() if v) or "none"
+    print(f"{args.out}: {meta['rows_kept']:,} windows (dropped: {dropped}) in {args.out}/train and {args.out}/test")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="proformer",
@@ -199,6 +211,30 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--length", type=int, help="positions per strand after trimming; longer rows are dropped (DREAM default 100)")
     prep.add_argument("--no-progress", action="store_true")
     prep.set_defaults(func=cmd_prepare)
+
+    atac = commands.add_parser("atac", help="the ATAC-seq accessibility task")
+    atac_commands = atac.add_subparsers(dest="atac_command", metavar="COMMAND")
+    atac_commands.required = True
+    atac_prep = atac_commands.add_parser("prepare", help="sample windows around summits from a genome and a signal")
+    atac_prep.add_argument("--fasta", required=True, help="genome FASTA (indexed or indexable by pyfaidx)")
+    source = atac_prep.add_mutually_exclusive_group(required=True)
+    source.add_argument("--signal", help="signal bigWig")
+    source.add_argument("--bam", help="aligned reads; Tn5 insertions counted with the +4/-5 shift")
+    atac_prep.add_argument("--peaks", required=True, help="narrowPeak (summit = start + column 10) or a BED of summits")
+    atac_prep.add_argument("--out", required=True)
+    atac_prep.add_argument("--n", type=int, default=100_000, help="windows to keep (default: %(default)s)")
+    atac_prep.add_argument("--window", type=int, default=100)
+    atac_prep.add_argument("--flank", type=int, default=500, help="windows lie within summit +- flank")
+    atac_prep.add_argument("--center", type=int, default=20, help="target = mean signal over the central bp")
+    atac_prep.add_argument("--seed", type=int, default=0)
+    atac_prep.add_argument("--split", default="random:0.8", help="random:F or chrom:chr8,chr9 (held out)")
+    atac_prep.add_argument("--blacklist", help="BED of regions to avoid")
+    atac_prep.add_argument("--transform", choices=["none", "log1p"], default="none")
+    atac_prep.add_argument("--max-n-frac", type=float, default=0.1)
+    atac_prep.add_argument("--missing", choices=["zero", "skip"], default="zero", help="bigWig positions without data")
+    atac_prep.add_argument("--peak-format", choices=["auto", "narrowpeak", "bed"], default="auto")
+    atac_prep.add_argument("--no-progress", action="store_true")
+    atac_prep.set_defaults(func=cmd_atac_prepare)
 
     train = commands.add_parser("train", help="train on a prepared dataset (Lightning)")
     train.add_argument("--config", help="run config YAML with sections model, data, train (may name a preset)")

@@ -1,0 +1,998 @@
+"""ATAC-seq windows around peak summits -> train/test dataset directories (spec section 7).
+
+:func:`prepare_atac` turns a genome FASTA, an accessibility signal (a bigWig, or Tn5 insertions
+counted from a BAM) and peak summits (narrowPeak or BED) into the task of the talk: ``n``
+windows of ``window`` bp drawn at random from the ``2 * flank`` bp around the summits, each
+with the mean signal over its central ``center`` bp as the target. The result is two dataset
+directories in the layout of ``docs/dataset-format.md`` (``out/train`` and ``out/test``), each
+with a ``windows.tsv`` of genomic coordinates, and ``out/meta.json`` describing the whole run.
+``docs/atac.md`` is the user's guide; the conventions in short:
+
+Coordinates
+    0-based, half-open, as in BED. A window is ``[start, start + window)`` with
+    ``start = c - window // 2`` for a centre ``c``.
+Summits
+    narrowPeak (10 columns): ``start + column 10`` (0-based offset of the summit from the peak
+    start), or the midpoint ``(start + end) // 2`` when column 10 is ``-1``. BED of summits
+    (3 or more columns, any other column count): ``start`` when ``end - start <= 1`` (a 1-bp
+    summit record), else the midpoint ``(start + end) // 2``. ``peak_format`` forces either.
+Windows
+    A candidate draws a summit uniformly with replacement, then a start offset uniformly among
+    the integers that keep the window entirely inside ``[summit - flank, summit + flank)``
+    (with 100/500: starts ``summit - 500 .. summit + 400``, centres ``summit +- 450``).
+Target
+    The mean over the central ``center`` bp, ``[start + (window - center) // 2, ... + center)``
+    (an odd surplus goes to the right, as in :func:`proformer.sequence.center_pad`), in float64,
+    then ``transform`` (``none`` or ``log1p``), stored as float32. The mean is computed by
+    gathering those ``center`` values per window straight from the chromosome's array: exact,
+    and no chromosome-long cumulative sum in memory.
+Filters
+    Checked in this order; the first that applies names the reason in ``meta["dropped"]``:
+    ``off_chromosome`` (the window starts before 0 or ends past the chromosome end),
+    ``blacklist`` (overlaps a blacklist interval by at least 1 bp), ``too_many_n`` (more than
+    ``max_n_frac`` of the window is N; IUPAC ambiguity codes count as N), ``missing_signal``
+    (``missing="skip"`` and some base of the central region has no bigWig data).
+Drawing until ``n`` are kept
+    Candidates form one seeded stream; the first ``n`` that pass the filters are kept, in
+    drawing order. The stream is evaluated in rounds (each round reads the chromosomes once);
+    a round draws enough candidates for the keep rate seen so far (the first ``1.1 n + 64``).
+    Candidates drawn after the ``n``-th kept one are discarded uncounted, so
+    ``rows_read == rows_kept + sum(dropped)``. When 10 rounds do not reach ``n`` (or a round
+    keeps nothing), :class:`InputError` says how many windows could be kept.
+"""
+
+from __future__ import annotations
+
+import datetime
+import gzip
+import hashlib
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..sequence import _LUT, N
+from .prepare import FORMAT_VERSION, InputError
+
+__all__ = ["REASONS", "TN5_MINUS_SHIFT", "TN5_PLUS_SHIFT", "prepare_atac", "read_blacklist", "read_peaks", "tn5_insertions"]
+
+REASONS = ("off_chromosome", "blacklist", "too_many_n", "missing_signal")
+_OK, _OFF_CHROMOSOME, _BLACKLIST, _TOO_MANY_N, _MISSING_SIGNAL = range(5)
+
+MAX_ROUNDS = 10
+TRANSFORMS = ("none", "log1p")
+MISSING = ("zero", "skip")
+PEAK_FORMATS = ("auto", "narrowpeak", "bed")
+TARGET_NAME = "atac_signal"
+
+#: Tn5 shift (Buenrostro et al. 2013, "+4/-5"), as 0-based insertion positions: a read on the
+#: + strand inserts at ``reference_start + 4``; a read on the - strand at
+#: ``reference_end - 1 - 5`` (its last aligned base, 0-based, minus 5).
+TN5_PLUS_SHIFT = 4
+TN5_MINUS_SHIFT = 5
+#: Reads skipped when counting insertions: unmapped (0x4), secondary (0x100), QC fail (0x200),
+#: duplicate (0x400), supplementary (0x800).
+BAM_SKIP_FLAGS = 0x4 | 0x100 | 0x200 | 0x400 | 0x800
+
+_INVALID = 255
+# Genome FASTAs use IUPAC ambiguity codes (R, Y, M, ...) where the base is uncertain; they are
+# N to a model. Derived from the package's table so that A C G T N keep their codes; note that
+# M (IUPAC A/C) must not become the model's mask token.
+_GENOME_LUT = np.where(_LUT < N, _LUT, _INVALID).astype(np.uint8)
+for _symbol in "NRYKMSWBDHV":
+    _GENOME_LUT[[ord(_symbol), ord(_symbol.lower())]] = N
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_EXAMPLES = 5
+_DATASET_FILES = ("codes.npy", "lengths.npy", "targets.npy", "integer_target.npy", "meta.json", "windows.tsv")
+
+
+# --------------------------------------------------------------------------------------------
+# Small text files: peaks and blacklist (read whole; tens of MB at most).
+# --------------------------------------------------------------------------------------------
+
+
+def _read_text(path: Path, display: str) -> tuple[list[str], str]:
+    """Lines of a plain or gzip file (detected by magic bytes) and the sha256 of the stored bytes."""
+    if not path.is_file():
+        raise FileNotFoundError(f"file not found: {display}")
+    data = path.read_bytes()
+    sha256 = hashlib.sha256(data).hexdigest()
+    if data[:2] == _GZIP_MAGIC:
+        try:
+            data = gzip.decompress(data)
+        except (EOFError, zlib.error, gzip.BadGzipFile) as error:
+            raise InputError(
+                f"{display}: the gzip file is truncated or corrupt ({error}); download or compress it again "
+                f"(gzip -t {display} checks it)"
+            ) from None
+    return data.decode("utf-8", errors="replace").splitlines(), sha256
+
+
+def _data_lines(lines: list[str]):
+    """Yield ``(1-based line number, fields)`` of BED-like data lines.
+
+    Blank lines and ``#``, ``track`` and ``browser`` header lines are skipped. Fields are split
+    on tabs (BED); a line without tabs is split on any whitespace, as many tools write it.
+    """
+    for number, line in enumerate(lines, start=1):
+        text = line.rstrip("\r\n")
+        if not text.strip() or text.startswith(("#", "track", "browser")):
+            continue
+        yield number, (text.split("\t") if "\t" in text else text.split())
+
+
+def _integer(value: str, display: str, number: int, what: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise InputError(f"{display}:{number}: {what} is not an integer: {value!r}") from None
+
+
+def _bed_interval(fields: list[str], display: str, number: int) -> tuple[int, int]:
+    """``(start, end)`` of one BED line, checked (3+ columns, integers, 0 <= start <= end)."""
+    if len(fields) < 3:
+        raise InputError(
+            f"{display}:{number}: a BED line needs at least 3 columns (chrom, start, end), this one has "
+            f"{len(fields)}: {' '.join(fields)!r}"
+        )
+    start = _integer(fields[1], display, number, "start (column 2)")
+    end = _integer(fields[2], display, number, "end (column 3)")
+    if start < 0 or end < start:
+        raise InputError(f"{display}:{number}: need 0 <= start <= end, got start={start}, end={end}")
+    return start, end
+
+
+@dataclass
+class Peaks:
+    """Summits read from a narrowPeak or BED file.
+
+    Attributes
+    ----------
+    names : list of str
+        Chromosome names in order of first appearance; ``chrom`` indexes into it.
+    chrom : np.ndarray
+        int32 ``(s,)``: chromosome index of each summit.
+    summit : np.ndarray
+        int64 ``(s,)``: 0-based summit position.
+    line : np.ndarray
+        int64 ``(s,)``: 1-based line of each summit in the file, for messages.
+    format : str
+        ``narrowpeak`` or ``bed``.
+    sha256 : str
+        Of the file as stored.
+    display : str
+        The path as the user gave it.
+    """
+
+    names: list[str]
+    chrom: np.ndarray
+    summit: np.ndarray
+    line: np.ndarray
+    format: str
+    sha256: str
+    display: str
+
+
+def _is_narrowpeak(fields: list[str]) -> bool:
+    if len(fields) != 10:
+        return False
+    try:
+        int(fields[9])
+    except ValueError:
+        return False
+    return True
+
+
+def read_peaks(path: str | os.PathLike, peak_format: str = "auto") -> Peaks:
+    """Read summits from a narrowPeak or a BED file (plain or gzip).
+
+    Parameters
+    ----------
+    path : str or path
+        The peaks file.
+    peak_format : {"auto", "narrowpeak", "bed"}
+        ``auto`` reads the file as narrowPeak when its first data line has 10 columns and an
+        integer in column 10, else as BED.
+
+    Returns
+    -------
+    Peaks
+        One summit per data line (duplicates are kept: each line is a draw target).
+
+    Raises
+    ------
+    InputError
+        A malformed line (naming ``file:line`` and the value) or a file without data lines.
+    """
+    if peak_format not in PEAK_FORMATS:
+        raise ValueError(f"peak_format={peak_format!r}: use one of {', '.join(PEAK_FORMATS)}")
+    display = os.fspath(path)
+    lines, sha256 = _read_text(Path(path), display)
+    index: dict[str, int] = {}
+    chrom, summit, line_no = [], [], []
+    for number, fields in _data_lines(lines):
+        if peak_format == "auto":
+            peak_format = "narrowpeak" if _is_narrowpeak(fields) else "bed"
+        start, end = _bed_interval(fields, display, number)
+        if peak_format == "narrowpeak":
+            if len(fields) != 10:
+                raise InputError(
+                    f"{display}:{number}: a narrowPeak line has 10 columns, this one has {len(fields)}: "
+                    f"{' '.join(fields)[:120]!r} (pass peak_format='bed' to read the file as BED)"
+                )
+            offset = _integer(fields[9], display, number, "summit offset (column 10)")
+            if offset == -1:
+                position = (start + end) // 2  # MACS writes -1 when it called no summit
+            elif 0 <= offset < end - start:
+                position = start + offset
+            else:
+                raise InputError(
+                    f"{display}:{number}: summit offset (column 10) {offset} is outside the peak "
+                    f"[{start}, {end}) (allowed: 0..{end - start - 1}, or -1 for the midpoint)"
+                )
+        else:
+            position = start if end - start <= 1 else (start + end) // 2
+        chrom.append(index.setdefault(fields[0], len(index)))
+        summit.append(position)
+        line_no.append(number)
+    if not chrom:
+        raise InputError(f"{display}: no peak lines (only blank, '#', 'track' or 'browser' lines); nothing to sample")
+    return Peaks(
+        names=list(index),
+        chrom=np.asarray(chrom, dtype=np.int32),
+        summit=np.asarray(summit, dtype=np.int64),
+        line=np.asarray(line_no, dtype=np.int64),
+        format=peak_format,
+        sha256=sha256,
+        display=display,
+    )
+
+
+def read_blacklist(path: str | os.PathLike) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str, int]:
+    """Read a BED of excluded regions and merge overlapping intervals per chromosome.
+
+    Returns
+    -------
+    intervals : dict
+        ``chrom -> (starts, ends)``, int64 ``(k,)`` each, sorted and disjoint (merged), so that
+        overlap with a window is one ``searchsorted``.
+    sha256 : str
+        Of the file as stored.
+    count : int
+        Intervals read (before merging).
+    """
+    display = os.fspath(path)
+    lines, sha256 = _read_text(Path(path), display)
+    by_chrom: dict[str, list[tuple[int, int]]] = {}
+    count = 0
+    for number, fields in _data_lines(lines):
+        start, end = _bed_interval(fields, display, number)
+        if end > start:  # an empty interval excludes nothing
+            by_chrom.setdefault(fields[0], []).append((start, end))
+        count += 1
+    return {chrom: _merge(np.asarray(pairs, dtype=np.int64)) for chrom, pairs in by_chrom.items()}, sha256, count
+
+
+def _merge(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted, disjoint union of ``(k, 2)`` half-open intervals."""
+    pairs = pairs[np.argsort(pairs[:, 0], kind="stable")]
+    starts, ends = pairs[:, 0], np.maximum.accumulate(pairs[:, 1])
+    # A new merged interval begins where the start lies past every earlier end.
+    begins = np.concatenate([[True], starts[1:] > ends[:-1]])
+    first = np.flatnonzero(begins)
+    last = np.concatenate([first[1:] - 1, [len(pairs) - 1]])
+    return starts[first], ends[last]
+
+
+def _overlaps(intervals: tuple[np.ndarray, np.ndarray], start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """bool ``(k,)``: does ``[start, end)`` overlap one of the sorted disjoint ``intervals``?"""
+    starts, ends = intervals
+    # The only candidate is the last interval starting before the window's end.
+    i = np.searchsorted(starts, end, side="left") - 1
+    return (i >= 0) & (ends[np.maximum(i, 0)] > start)
+
+
+# --------------------------------------------------------------------------------------------
+# Large inputs, read one chromosome at a time: genome, bigWig, BAM.
+# --------------------------------------------------------------------------------------------
+
+
+def _require(module: str, package: str):
+    try:
+        return __import__(module)
+    except ImportError:
+        raise ImportError(f"prepare_atac needs {package}: pip install {package} (or pip install 'proformer[atac]')") from None
+
+
+class _Genome:
+    """A FASTA read with pyfaidx (plain, or bgzip with its index); one chromosome at a time."""
+
+    def __init__(self, path: Path, display: str):
+        pyfaidx = _require("pyfaidx", "pyfaidx")
+        self.display = display
+        try:
+            self._fasta = pyfaidx.Fasta(str(path), as_raw=True, sequence_always_upper=False)
+        except (pyfaidx.FastaIndexingError, pyfaidx.UnsupportedCompressionFormat, ValueError, OSError) as error:
+            raise InputError(
+                f"{display}: cannot read the FASTA with pyfaidx ({type(error).__name__}: {error}); a genome must be "
+                "plain text (or bgzip-compressed with Biopython installed), in a directory where the .fai index can be written"
+            ) from None
+        self.lengths = {name: len(record) for name, record in self._fasta.records.items()}
+
+    def chromosome(self, name: str) -> np.ndarray:
+        """uint8 ``(length,)``: the chromosome's bytes as stored (any case)."""
+        return np.frombuffer(self._fasta[name][:].encode("ascii", errors="replace"), dtype=np.uint8)
+
+    def close(self) -> None:
+        self._fasta.close()
+
+
+class _BigWig:
+    """Signal from a bigWig: per base, NaN where the file has no data."""
+
+    kind = "signal"
+
+    def __init__(self, path: Path, display: str):
+        pyBigWig = _require("pyBigWig", "pyBigWig")
+        self.display = display
+        try:
+            self._bw = pyBigWig.open(str(path))
+        except RuntimeError:
+            self._bw = None
+        if self._bw is None or not self._bw.isBigWig():
+            raise InputError(f"{display}: not a readable bigWig file (pyBigWig could not open it as bigWig)")
+        if not pyBigWig.numpy:
+            raise ImportError("pyBigWig was built without numpy support; reinstall it with numpy present (pip install --no-binary pyBigWig pyBigWig)")
+        self.lengths = dict(self._bw.chroms())
+
+    def chromosome(self, name: str, length: int) -> np.ndarray:
+        """float32 ``(length,)``; NaN where there is no data."""
+        return self._bw.values(name, 0, length, numpy=True)
+
+    def close(self) -> None:
+        self._bw.close()
+
+
+def tn5_insertions(reference_start: np.ndarray, reference_end: np.ndarray, is_reverse: np.ndarray) -> np.ndarray:
+    """0-based Tn5 insertion positions of aligned reads (the "+4/-5" shift).
+
+    Parameters
+    ----------
+    reference_start, reference_end : np.ndarray
+        int64 ``(r,)``: pysam's 0-based alignment start and exclusive end.
+    is_reverse : np.ndarray
+        bool ``(r,)``: the read aligned to the - strand.
+
+    Returns
+    -------
+    np.ndarray
+        int64 ``(r,)``: ``reference_start + 4`` on the + strand,
+        ``reference_end - 1 - 5`` (= ``reference_end - 6``) on the - strand.
+    """
+    return np.where(
+        is_reverse,
+        np.asarray(reference_end, dtype=np.int64) - 1 - TN5_MINUS_SHIFT,
+        np.asarray(reference_start, dtype=np.int64) + TN5_PLUS_SHIFT,
+    )
+
+
+class _BamInsertions:
+    """Tn5 insertions counted per base from a coordinate-sorted, indexed BAM."""
+
+    kind = "bam"
+
+    def __init__(self, path: Path, display: str):
+        pysam = _require("pysam", "pysam")
+        self.display = display
+        try:
+            self._bam = pysam.AlignmentFile(str(path), "rb")
+        except (ValueError, OSError) as error:
+            raise InputError(f"{display}: cannot read the BAM with pysam ({error})") from None
+        if not self._bam.has_index():
+            self._bam.close()
+            raise InputError(
+                f"{display}: the BAM has no index (.bai/.csi); sort and index it first: "
+                f"samtools sort -o sorted.bam {display} && samtools index sorted.bam"
+            )
+        self.lengths = dict(zip(self._bam.references, self._bam.lengths))
+        # Per chromosome, so that a chromosome read again in a later round is not counted twice.
+        self.reads: dict[str, tuple[int, int]] = {}
+
+    def chromosome(self, name: str, length: int) -> np.ndarray:
+        """float32 ``(length,)``: insertions per base (never NaN: no read means 0)."""
+        starts, ends, reverse = [], [], []
+        skipped = 0
+        # pysam has no bulk accessor: one Python step per read, then numpy for the rest.
+        for read in self._bam.fetch(name):
+            if read.flag & BAM_SKIP_FLAGS:
+                skipped += 1
+                continue
+            starts.append(read.reference_start)
+            ends.append(read.reference_end)
+            reverse.append(read.is_reverse)
+        self.reads[name] = (len(starts), skipped)
+        position = tn5_insertions(np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64), np.asarray(reverse, dtype=bool))
+        position = position[(position >= 0) & (position < length)]
+        counts = np.zeros(length, dtype=np.float32)  # float32: exact up to 2**24 per base
+        np.add.at(counts, position, 1.0)
+        return counts
+
+    def close(self) -> None:
+        self._bam.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Chromosome names across files.
+# --------------------------------------------------------------------------------------------
+
+
+def _examples(names) -> str:
+    names = list(names)
+    shown = ", ".join(names[:_EXAMPLES])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > _EXAMPLES else "")
+
+
+def _naming_hint(missing: list[str], available) -> str:
+    available = set(available)
+    if any(name.startswith("chr") and name[3:] in available for name in missing):
+        return " The files differ by a 'chr' prefix ('chr1' here, '1' there): remove it from one file (e.g. sed 's/^chr//')."
+    if any("chr" + name in available for name in missing):
+        return " The files differ by a 'chr' prefix ('1' here, 'chr1' there): add it to one file (e.g. sed 's/^/chr/')."
+    return " Use files of the same genome build with the same chromosome names."
+
+
+def _check_names(what: str, display: str, names: list[str], other_what: str, other_display: str, other_names, also: str = "") -> None:
+    """Raise InputError when some of ``names`` (from ``display``) are absent from ``other_names``."""
+    other = set(other_names)
+    missing = [name for name in names if name not in other]
+    if missing:
+        raise InputError(
+            f"{display}: {len(missing)} of the {len(names)} chromosomes of the {what} are not in the "
+            f"{other_what} {other_display}: {_examples(missing)}. Chromosomes in the {what}: "
+            f"{_examples(names)}; in the {other_what}: {_examples(other_names)}{also}.{_naming_hint(missing, other)}"
+        )
+
+
+def _check_chromosomes(peaks: Peaks, genome: _Genome, source) -> None:
+    """Peak chromosomes must exist in the FASTA and in the signal; the message shows all three files."""
+    _check_names("peaks", peaks.display, peaks.names, "FASTA", genome.display, list(genome.lengths),
+                 also=f"; in the {source.kind} {source.display}: {_examples(source.lengths)}")
+    _check_names("peaks", peaks.display, peaks.names, source.kind, source.display, list(source.lengths),
+                 also=f"; in the FASTA {genome.display}: {_examples(genome.lengths)}")
+
+
+def _check_lengths(names: list[str], genome: _Genome, signal) -> None:
+    """The genome and the signal must agree on each used chromosome's length (same build)."""
+    differ = [name for name in names if signal.lengths[name] != genome.lengths[name]]
+    if differ:
+        shown = ", ".join(f"{name} ({genome.lengths[name]:,} bp in the FASTA, {signal.lengths[name]:,} in the {signal.kind})" for name in differ[:_EXAMPLES])
+        raise InputError(
+            f"{signal.display}: chromosome lengths differ from the FASTA {genome.display}: {shown}; the files "
+            "come from different genome builds (e.g. hg19 and hg38): use one build for all inputs"
+        )
+
+
+def _check_summits(peaks: Peaks, lengths: np.ndarray) -> None:
+    """Every summit must lie on its chromosome (else peaks and genome are of different builds)."""
+    outside = np.flatnonzero(peaks.summit >= lengths[peaks.chrom])
+    if outside.size:
+        i = int(outside[0])
+        name = peaks.names[peaks.chrom[i]]
+        raise InputError(
+            f"{peaks.display}:{peaks.line[i]}: summit {name}:{peaks.summit[i]} lies past the end of {name} "
+            f"({lengths[peaks.chrom[i]]:,} bp in the FASTA); {outside.size} summit(s) do. Peaks and genome "
+            "must come from the same build"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Windows: drawing, filtering, gathering.
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Options:
+    window: int
+    flank: int
+    center: int
+    max_n_frac: float
+    missing: str
+    transform: str
+
+    @property
+    def center_offset(self) -> int:
+        """Start of the central region relative to the window start."""
+        return (self.window - self.center) // 2
+
+
+@dataclass
+class _Round:
+    """Candidates of one round, in drawing order.
+
+    Attributes
+    ----------
+    chrom, start, summit : np.ndarray
+        int ``(m,)``: chromosome index, 0-based window start, summit.
+    reason : np.ndarray
+        uint8 ``(m,)``: ``_OK`` or the drop reason.
+    codes : np.ndarray
+        uint8 ``(m, window)``; meaningful where ``reason == _OK``.
+    target : np.ndarray
+        float64 ``(m,)``; meaningful where ``reason == _OK``.
+    """
+
+    chrom: np.ndarray
+    start: np.ndarray
+    summit: np.ndarray
+    reason: np.ndarray
+    codes: np.ndarray
+    target: np.ndarray
+
+    def __getitem__(self, rows) -> _Round:
+        return _Round(self.chrom[rows], self.start[rows], self.summit[rows], self.reason[rows], self.codes[rows], self.target[rows])
+
+
+def _gather(array: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
+    """``(k, width)`` block: row i is ``array[starts[i] : starts[i] + width]`` (all in bounds)."""
+    return array[starts[:, None] + np.arange(width)]
+
+
+def _encode_windows(raw: np.ndarray, starts: np.ndarray, window: int, genome: _Genome, name: str) -> np.ndarray:
+    """uint8 ``(k, window)`` codes of the windows, A C G T N = 0..4; IUPAC codes become N."""
+    codes = _GENOME_LUT[_gather(raw, starts, window)]
+    bad = np.argwhere(codes == _INVALID)
+    if bad.size:
+        row, column = (int(x) for x in bad[0])
+        position = int(starts[row]) + column
+        raise InputError(
+            f"{genome.display}: {name}:{position} (0-based) holds {chr(raw[position])!r}, not a nucleotide or IUPAC "
+            "code; check that the file is a genome FASTA"
+        )
+    return codes
+
+
+def _central_means(values: np.ndarray, starts: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of ``values`` over ``[start, start + width)`` per window, NaN counted as 0.
+
+    Returns
+    -------
+    mean : np.ndarray
+        float64 ``(k,)``.
+    incomplete : np.ndarray
+        bool ``(k,)``: some value was NaN (no data).
+    """
+    block = _gather(values, starts, width).astype(np.float64)
+    absent = np.isnan(block)
+    block[absent] = 0.0
+    return block.mean(axis=1), absent.any(axis=1)
+
+
+def _draw(rng: np.random.Generator, peaks: Peaks, m: int, options: _Options) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``m`` candidates: a summit uniformly with replacement, then a start inside summit +- flank."""
+    pick = rng.integers(0, len(peaks.summit), size=m)
+    # Starts summit - flank .. summit + flank - window keep [start, start + window) inside.
+    offset = rng.integers(-options.flank, options.flank - options.window + 1, size=m)
+    summit = peaks.summit[pick]
+    return peaks.chrom[pick], summit + offset, summit
+
+
+def _evaluate(chrom, start, summit, lengths, blacklist, genome, signal, peaks, options, progress) -> _Round:
+    """Apply the filters in order and gather codes and targets of the surviving candidates."""
+    m, window = len(start), options.window
+    reason = np.zeros(m, dtype=np.uint8)
+    reason[(start < 0) | (start + window > lengths[chrom])] = _OFF_CHROMOSOME
+    for c, intervals in blacklist.items():
+        rows = np.flatnonzero((chrom == c) & (reason == _OK))
+        reason[rows[_overlaps(intervals, start[rows], start[rows] + window)]] = _BLACKLIST
+    codes = np.full((m, window), N, dtype=np.uint8)
+    target = np.full(m, np.nan)
+    for c in np.unique(chrom[reason == _OK]):  # one read of each needed chromosome
+        name = peaks.names[c]
+        began = time.perf_counter()
+        rows = np.flatnonzero((chrom == c) & (reason == _OK))
+        codes[rows] = _encode_windows(genome.chromosome(name), start[rows], window, genome, name)
+        too_many_n = (codes[rows] == N).mean(axis=1) > options.max_n_frac
+        mean, incomplete = _central_means(signal.chromosome(name, int(lengths[c])), start[rows] + options.center_offset, options.center)
+        target[rows] = mean
+        reason[rows[too_many_n]] = _TOO_MANY_N
+        if options.missing == "skip":
+            reason[rows[~too_many_n & incomplete]] = _MISSING_SIGNAL
+        if progress:
+            print(f"prepare-atac: {name}: {len(rows):,} windows ({time.perf_counter() - began:.1f} s)", file=sys.stderr, flush=True)
+    return _Round(chrom, start, summit, reason, codes, target)
+
+
+def _concat(rounds: list[_Round]) -> _Round:
+    return _Round(*(np.concatenate([getattr(r, f) for r in rounds]) for f in ("chrom", "start", "summit", "reason", "codes", "target")))
+
+
+def _draw_until(n, rng, peaks, lengths, blacklist, genome, signal, options, progress) -> tuple[_Round, int]:
+    """The first ``n`` kept candidates of the seeded stream, with every candidate before them.
+
+    Returns
+    -------
+    stream : _Round
+        The stream up to and including the ``n``-th kept candidate.
+    rounds : int
+        Rounds used.
+    """
+    rounds: list[_Round] = []
+    kept = drawn = 0
+    for number in range(1, MAX_ROUNDS + 1):
+        rate = kept / drawn if drawn else 1.0
+        # Enough for the keep rate seen so far, with a margin so that one round usually does.
+        m = min(math.ceil((n - kept) / rate * 1.1) + 64, 50 * n + 1000)
+        chrom, start, summit = _draw(rng, peaks, m, options)
+        current = _evaluate(chrom, start, summit, lengths, blacklist, genome, signal, peaks, options, progress)
+        rounds.append(current)
+        new = int((current.reason == _OK).sum())
+        kept, drawn = kept + new, drawn + m
+        if progress:
+            print(f"prepare-atac: round {number}: {m:,} candidates, {new:,} passed the filters ({min(kept, n):,} of {n:,} kept)", file=sys.stderr, flush=True)
+        if kept >= n:
+            stream = _concat(rounds)
+            last = int(np.flatnonzero(stream.reason == _OK)[n - 1])
+            return stream[: last + 1], number
+        if new == 0:
+            break
+    stream = _concat(rounds)
+    raise InputError(
+        f"{peaks.display}: only {kept:,} of {drawn:,} candidate windows passed the filters after {len(rounds)} "
+        f"round(s) (dropped: {_counts_text(_dropped(stream.reason))}), fewer than n={n:,}; ask for n <= {kept:,} "
+        "or relax the filters (max_n_frac, missing='zero', a smaller blacklist)"
+    )
+
+
+def _dropped(reason: np.ndarray) -> dict[str, int]:
+    counts = np.bincount(reason, minlength=len(REASONS) + 1)
+    return {name: int(counts[code]) for code, name in enumerate(REASONS, start=1)}
+
+
+def _counts_text(dropped: dict[str, int]) -> str:
+    return ", ".join(f"{name} {count:,}" for name, count in dropped.items() if count) or "none"
+
+
+# --------------------------------------------------------------------------------------------
+# Split and output.
+# --------------------------------------------------------------------------------------------
+
+
+def _parse_split(split: str, peaks: Peaks, genome: _Genome) -> tuple[str, object]:
+    """``("random", F)`` or ``("chrom", [names])``, checked before any heavy work."""
+    strategy, _, value = split.partition(":")
+    if strategy == "random":
+        try:
+            fraction = float(value)
+        except ValueError:
+            fraction = math.nan
+        if not 0.0 < fraction < 1.0:
+            raise ValueError(f"split={split!r}: the training fraction after 'random:' must be a number in (0, 1), e.g. random:0.8")
+        return "random", fraction
+    if strategy == "chrom":
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        if not names:
+            raise ValueError(f"split={split!r}: name the held-out chromosomes, e.g. chrom:chr8,chr9")
+        unknown = [name for name in names if name not in genome.lengths]
+        if unknown:
+            raise ValueError(f"split={split!r}: {', '.join(unknown)} not in the FASTA {genome.display} (it has {_examples(genome.lengths)})")
+        without = [name for name in names if name not in peaks.names]
+        if without:
+            raise ValueError(f"split={split!r}: no peaks on {', '.join(without)} in {peaks.display} (peaks lie on {_examples(peaks.names)})")
+        if set(names) >= set(peaks.names):
+            raise ValueError(f"split={split!r}: every chromosome with peaks is held out, so nothing is left for training")
+        return "chrom", names
+    raise ValueError(f"split={split!r}: use random:F (e.g. random:0.8) or chrom:NAME,NAME (e.g. chrom:chr8,chr9)")
+
+
+def _split_rows(kept: _Round, parsed: tuple[str, object], peaks: Peaks, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted row indices of the training and test parts."""
+    strategy, value = parsed
+    n = len(kept.start)
+    if strategy == "random":
+        # Its own stream, so the split does not shift the windows drawn (and vice versa).
+        order = np.random.default_rng([seed, 1]).permutation(n)
+        cut = round(value * n)
+        train, test = np.sort(order[:cut]), np.sort(order[cut:])
+    else:
+        held = np.isin(kept.chrom, [peaks.names.index(name) for name in value])
+        train, test = np.flatnonzero(~held), np.flatnonzero(held)
+    if len(train) == 0 or len(test) == 0:
+        raise ValueError(f"split {strategy}:{value} of {n:,} windows leaves {len(train):,} training and {len(test):,} test windows; draw more windows (n)")
+    return train, test
+
+
+def _fingerprint(path: Path) -> dict:
+    """Path, size and mtime: enough to notice a changed genome or signal without hashing GBs."""
+    stat = path.stat()
+    mtime = datetime.datetime.fromtimestamp(stat.st_mtime, datetime.timezone.utc)
+    return {"path": str(path), "size": stat.st_size, "mtime": mtime.isoformat(timespec="seconds")}
+
+
+def _write_windows(path: Path, part: _Round, names: list[str], window: int, targets: np.ndarray) -> None:
+    """``windows.tsv``: ``chrom start end summit target``, 0-based half-open, row order of the arrays."""
+    columns = [
+        np.asarray(names, dtype=object)[part.chrom],
+        part.start.astype(str),
+        (part.start + window).astype(str),
+        part.summit.astype(str),
+        np.char.mod("%.9g", targets),  # 9 significant digits round-trip a float32
+    ]
+    body = "".join(f"{line}\n" for line in map("\t".join, zip(*columns)))
+    path.write_text("chrom\tstart\tend\tsummit\ttarget\n" + body)
+
+
+def _write_part(directory: Path, part: _Round, targets: np.ndarray, names: list[str], common: dict, label: str) -> dict:
+    """One dataset directory (docs/dataset-format.md) plus ``windows.tsv``; returns its meta."""
+    directory.mkdir()
+    window = part.codes.shape[1]
+    np.save(directory / "codes.npy", np.ascontiguousarray(part.codes, dtype=np.uint8))
+    np.save(directory / "lengths.npy", np.full(len(targets), window, dtype=np.int32))
+    np.save(directory / "targets.npy", targets[:, None])
+    np.save(directory / "integer_target.npy", np.zeros(len(targets), dtype=bool))
+    _write_windows(directory / "windows.tsv", part, names, window, targets)
+    as64 = targets.astype(np.float64)  # statistics of the stored float32 values
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "source": common["source"],
+        "rows_read": len(targets),
+        "rows_kept": len(targets),
+        # Windows are dropped before the split; the counts by reason are in ../meta.json.
+        "dropped": {},
+        "target_names": [TARGET_NAME],
+        "target_mean": [float(as64.mean())],
+        "target_std": [float(as64.std())],
+        "min_length": window,
+        "max_length": window,
+        "transforms": {"head": 0, "tail": 0, "length": window},
+        "atac": {"part": label, "split": common["split"], "preparation": "../meta.json"},
+        "proformer_version": common["proformer_version"],
+        "created": common["created"],
+    }
+    (directory / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
+def _check_replaceable(directory: Path) -> None:
+    """Refuse to replace a directory that holds anything but a dataset (someone else's files)."""
+    if directory.exists():
+        foreign = sorted(p.name for p in directory.iterdir() if p.name not in _DATASET_FILES)
+        if not directory.is_dir() or foreign:
+            raise FileExistsError(
+                f"{directory} exists and holds files that are not part of a dataset ({', '.join(foreign[:5]) or 'not a directory'}); "
+                "choose another output directory or remove it"
+            )
+
+
+def _write_output(out: Path, kept: _Round, targets: np.ndarray, train: np.ndarray, test: np.ndarray, names: list[str], common: dict, summary: dict) -> None:
+    """Write ``out/train``, ``out/test`` and ``out/meta.json`` in a temporary directory, then move them in."""
+    for label in ("train", "test"):
+        _check_replaceable(out / label)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".prepare-atac-", dir=out))
+    try:
+        for label, rows in (("train", train), ("test", test)):
+            _write_part(tmp / label, kept[rows], targets[rows], names, common, label)
+        (tmp / "meta.json").write_text(json.dumps(summary, indent=2) + "\n")
+        # Move into place only once everything is written: a failed run leaves the old output.
+        for label in ("train", "test"):
+            if (out / label).exists():
+                os.replace(out / label, tmp / f"old-{label}")
+            os.replace(tmp / label, out / label)
+        os.replace(tmp / "meta.json", out / "meta.json")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------
+# The public function.
+# --------------------------------------------------------------------------------------------
+
+
+def _check_options(n, window, flank, center, transform, missing, max_n_frac, signal, bam) -> None:
+    if (signal is None) == (bam is None):
+        raise ValueError("give exactly one source of accessibility: signal=BIGWIG (--signal) or bam=BAM (--bam)")
+    for name, value, low in (("n", n, 2), ("window", window, 1), ("center", center, 1), ("flank", flank, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{name}={value!r}: must be an integer >= {low}")
+    if center > window:
+        raise ValueError(f"center={center} is wider than window={window}; the target region lies inside the window")
+    if window > 2 * flank:
+        raise ValueError(f"window={window} does not fit in summit +- flank ({2 * flank} bp with flank={flank}); use flank >= {math.ceil(window / 2)}")
+    if transform not in TRANSFORMS:
+        raise ValueError(f"transform={transform!r}: use one of {', '.join(TRANSFORMS)}")
+    if missing not in MISSING:
+        raise ValueError(f"missing={missing!r}: use 'zero' (no data counts as 0) or 'skip' (drop such windows)")
+    if not 0.0 <= max_n_frac <= 1.0:
+        raise ValueError(f"max_n_frac={max_n_frac!r}: must be in [0, 1]")
+
+
+def _transform(mean: np.ndarray, transform: str, kept: _Round, names: list[str], source) -> np.ndarray:
+    """float32 targets from float64 window means."""
+    if transform == "log1p":
+        below = np.flatnonzero(mean < -1.0)
+        if below.size:
+            i = int(below[0])
+            raise InputError(
+                f"{source.display}: the mean signal {mean[i]:.6g} of window {names[kept.chrom[i]]}:{kept.start[i]}-"
+                f"{kept.start[i] + kept.codes.shape[1]} is below -1, where log1p is undefined ({below.size} window(s)); "
+                "use transform='none' for signed signals such as log fold changes"
+            )
+        mean = np.log1p(mean)
+    return mean.astype(np.float32)
+
+
+def prepare_atac(
+    fasta: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    signal: str | os.PathLike | None = None,
+    bam: str | os.PathLike | None = None,
+    peaks: str | os.PathLike,
+    n: int = 100_000,
+    window: int = 100,
+    flank: int = 500,
+    center: int = 20,
+    seed: int = 0,
+    split: str = "random:0.8",
+    blacklist: str | os.PathLike | None = None,
+    transform: str = "none",
+    max_n_frac: float = 0.1,
+    missing: str = "zero",
+    peak_format: str = "auto",
+    progress: bool = True,
+) -> dict:
+    """Draw ATAC-seq windows around peak summits into ``out/train`` and ``out/test``.
+
+    Parameters
+    ----------
+    fasta : str or path
+        Genome FASTA, plain (pyfaidx reads bgzip only with Biopython installed); pyfaidx
+        writes a .fai beside it on first use.
+    out : str or path
+        Output directory: ``out/train/`` and ``out/test/`` (dataset directories, each with a
+        ``windows.tsv``) and ``out/meta.json``. Earlier output there is replaced.
+    signal : str or path, optional
+        bigWig of accessibility. Exactly one of ``signal`` and ``bam``.
+    bam : str or path, optional
+        Coordinate-sorted, indexed BAM: Tn5 insertions (see :func:`tn5_insertions`) counted per
+        base stand in for the signal. Unmapped, secondary, supplementary, duplicate and
+        QC-fail reads are skipped (``BAM_SKIP_FLAGS``); each remaining read (either mate of a
+        pair) is one insertion.
+    peaks : str or path
+        narrowPeak or BED of summits, plain or gzip (summit rules in the module docstring).
+    n : int
+        Windows to keep (``rows_kept == n`` unless too few candidates pass the filters).
+    window : int
+        Window width (bp); ``model.length`` must equal it.
+    flank : int
+        Windows lie entirely inside ``[summit - flank, summit + flank)``.
+    center : int
+        The target is the mean signal over the central ``center`` bp.
+    seed : int
+        Seeds the draws and the random split.
+    split : str
+        ``random:F`` (seeded, by window; F trains) or ``chrom:chr8,chr9`` (windows on those
+        chromosomes form the test part).
+    blacklist : str or path, optional
+        BED of regions a window must not overlap.
+    transform : {"none", "log1p"}
+        Applied to the window mean.
+    max_n_frac : float
+        Windows with a larger fraction of N are dropped (``too_many_n``).
+    missing : {"zero", "skip"}
+        bigWig bases without data count as 0, or drop the window (``missing_signal``).
+    peak_format : {"auto", "narrowpeak", "bed"}
+        How to read ``peaks``.
+    progress : bool
+        Report chromosomes and rounds on stderr.
+
+    Returns
+    -------
+    dict
+        The contents of ``out/meta.json``.
+
+    Raises
+    ------
+    InputError
+        Malformed peaks or blacklist (naming ``file:line``), chromosome names or lengths that
+        differ between files, or fewer than ``n`` windows passing the filters.
+    ValueError
+        Invalid options.
+    """
+    from .. import __version__
+
+    began = time.perf_counter()
+    _check_options(n, window, flank, center, transform, missing, max_n_frac, signal, bam)
+    options = _Options(int(window), int(flank), int(center), float(max_n_frac), missing, transform)
+    fasta_path = Path(fasta).resolve()
+    source_path = Path(signal if signal is not None else bam).resolve()
+    for path, given in ((fasta_path, fasta), (source_path, signal if signal is not None else bam)):
+        if not path.is_file():
+            raise FileNotFoundError(f"file not found: {os.fspath(given)}")
+
+    parsed_peaks = read_peaks(peaks, peak_format)
+    blacklist_by_name, blacklist_sha, blacklist_count = read_blacklist(blacklist) if blacklist is not None else ({}, None, 0)
+    genome = _Genome(fasta_path, os.fspath(fasta))
+    source = None
+    try:
+        source = (_BigWig if signal is not None else _BamInsertions)(source_path, os.fspath(signal if signal is not None else bam))
+        _check_chromosomes(parsed_peaks, genome, source)
+        _check_lengths(parsed_peaks.names, genome, source)
+        if blacklist_by_name and not set(blacklist_by_name) & set(genome.lengths):
+            _check_names("blacklist", os.fspath(blacklist), list(blacklist_by_name), "FASTA", genome.display, list(genome.lengths))
+        lengths = np.array([genome.lengths[name] for name in parsed_peaks.names], dtype=np.int64)
+        _check_summits(parsed_peaks, lengths)
+        parsed_split = _parse_split(split, parsed_peaks, genome)
+        index = {name: i for i, name in enumerate(parsed_peaks.names)}
+        blacklist_by_index = {index[name]: value for name, value in blacklist_by_name.items() if name in index}
+
+        rng = np.random.default_rng(seed)
+        stream, rounds = _draw_until(n, rng, parsed_peaks, lengths, blacklist_by_index, genome, source, options, progress)
+    finally:
+        genome.close()
+        if source is not None:
+            source.close()
+
+    kept = stream[stream.reason == _OK]
+    targets = _transform(kept.target, transform, kept, parsed_peaks.names, source)
+    train, test = _split_rows(kept, parsed_split, parsed_peaks, seed)
+    dropped = _dropped(stream.reason)
+    created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    peaks_path = Path(peaks).resolve()
+    common = {
+        "source": {"path": str(peaks_path), "sha256": parsed_peaks.sha256, "format": "atac"},
+        "split": split,
+        "proformer_version": __version__,
+        "created": created,
+    }
+    per_chrom = np.bincount(kept.chrom, minlength=len(parsed_peaks.names))
+    as64 = targets.astype(np.float64)
+    summary = {
+        "format_version": FORMAT_VERSION,
+        "task": "atac",
+        "sources": {
+            "fasta": _fingerprint(fasta_path),
+            source.kind: _fingerprint(source_path),
+            "peaks": {"path": str(peaks_path), "sha256": parsed_peaks.sha256, "format": parsed_peaks.format,
+                      "summits": len(parsed_peaks.summit)},
+            "blacklist": None if blacklist is None else {"path": str(Path(blacklist).resolve()), "sha256": blacklist_sha, "intervals": blacklist_count},
+        },
+        "options": {"n": int(n), "window": options.window, "flank": options.flank, "center": options.center, "seed": int(seed),
+                    "split": split, "transform": transform, "max_n_frac": options.max_n_frac, "missing": missing,
+                    "peak_format": parsed_peaks.format},
+        "coordinates": "0-based half-open; target = mean over [start + (window - center) // 2, + center)",
+        "rows_read": len(stream.start),
+        "rows_kept": len(kept.start),
+        "dropped": dropped,
+        "rounds": rounds,
+        "parts": {"train": len(train), "test": len(test)},
+        "windows_per_chromosome": {name: int(count) for name, count in zip(parsed_peaks.names, per_chrom) if count},
+        "target_names": [TARGET_NAME],
+        "target_mean": [float(as64.mean())],
+        "target_std": [float(as64.std())],
+        "transforms": {"head": 0, "tail": 0, "length": options.window},
+        "proformer_version": __version__,
+        "created": created,
+    }
+    if source.kind == "bam":
+        used, skipped = (sum(counts) for counts in zip(*source.reads.values())) if source.reads else (0, 0)
+        summary["bam_reads"] = {"used": used, "skipped_by_flag": skipped, "skip_flags": BAM_SKIP_FLAGS,
+                                "note": "reads on the chromosomes that had windows"}
+    _write_output(Path(out), kept, targets, train, test, parsed_peaks.names, common, summary)
+    if progress:
+        print(
+            f"prepare-atac: {len(kept.start):,} windows kept of {len(stream.start):,} drawn (dropped: {_counts_text(dropped)}); "
+            f"train {len(train):,}, test {len(test):,} -> {out} ({time.perf_counter() - began:.1f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
+    return summary
