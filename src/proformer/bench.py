@@ -12,6 +12,7 @@ import time
 import torch
 
 from .model import ModelConfig, Proformer
+from .predict import resolve_device
 from .train.module import clip_original
 
 
@@ -83,7 +84,7 @@ def benchmark(
         raise ValueError(f"mode={mode!r}: use train or predict")
     if precision not in ("32", "bf16"):
         raise ValueError(f"precision={precision!r}: use 32 or bf16")
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+    device = str(resolve_device(device))
     torch.manual_seed(0)
     model = Proformer(config).to(device)
     step_model = torch.compile(model) if compile else model

@@ -13,6 +13,7 @@ Run directory::
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 import math
@@ -26,7 +27,7 @@ import torch
 
 from .. import __version__
 from ..config import RunConfig, save_run_config
-from ..data.dataset import BatchBuilder, Dataset, Layout, ShardedBatchSampler, loader, split_indices, target_statistics
+from ..data.dataset import BatchBuilder, Dataset, ShardedBatchSampler, loader, split_indices, target_statistics
 from .module import ProformerModule
 
 class _DropAdvertising(logging.Filter):
@@ -179,7 +180,6 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
             f"{dataset.directory}: rows are up to {layout.length} nt after trimming (meta.json transforms) but "
             f"model.length={model_cfg.length}; set --set length={layout.length} (or prepare with --length {model_cfg.length})"
         )
-    layout = Layout(layout.head, layout.tail, model_cfg.length)
     if dataset.n_targets != model_cfg.n_targets:
         raise ValueError(
             f"{dataset.directory} has {dataset.n_targets} target column(s) {dataset.meta.get('target_names')} "
@@ -213,7 +213,7 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
         ShardedBatchSampler(valid_rows, train_cfg.batch_size, shuffle=False),
         train_cfg.num_workers,
     )
-    module = ProformerModule(model_cfg.to_dict(), dataclass_dict(train_cfg), steps_per_epoch=len(train_loader))
+    module = ProformerModule(model_cfg.to_dict(), dataclasses.asdict(train_cfg), steps_per_epoch=len(train_loader))
     model_info = {
         "proformer_version": __version__,
         "model": model_cfg.to_dict(),
@@ -237,12 +237,6 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
     info = json.loads((run_dir / "config.json").read_text())
     return {"run_dir": str(run_dir), "best": info["best"], "n_train": len(train_rows), "n_valid": len(valid_rows),
             "epochs_run": trainer.current_epoch}
-
-
-def dataclass_dict(value) -> dict:
-    import dataclasses
-
-    return dataclasses.asdict(value)
 
 
 def _trainer(config: RunConfig, run_dir: Path, progress: bool) -> L.Trainer:
