@@ -7,22 +7,23 @@ split by sequence hash (``data.split=hash:0.9``).
 
 Deviations from the poster, and why:
 
-- batch 64, not 512: with 512, a 128/4/8 cell needs about 22 GB of activations (it was
-  OOM-killed on this 23 GB machine) and an epoch of 6.6k rows would be 13 optimizer steps;
-- 3 epochs, not 20 (``--epochs``): the conventions allow cutting epochs, the poster's
-  collapse shows within 2 epochs;
-- one thread per process (``OMP_NUM_THREADS=1``): on a 2-core machine shared with other work,
-  two threads made small models about 4x slower, not faster.
+- one epoch of 6.6k rows at batch 32 (207 optimizer steps), not 20 epochs of ~640k rows at
+  batch 512: the whole study then costs about 3 core-hours on this 2-core CPU (a 128/4/8 cell
+  alone takes about 26 min per epoch on one core); the conventions allow cutting epochs;
+- warmup 10 steps (``train.warmup_steps=10``), the poster's proportion (one epoch of 20 = 5 %),
+  then cosine decay to 0 at the last step, as in the grid recipe;
+- one thread per process (``OMP_NUM_THREADS=1``) and two workers (``--shard 1/2`` and
+  ``--shard 2/2``) on the same sweep directory: on a 2-core machine two single-threaded
+  processes beat one two-threaded one for models this small.
 
 ``--folds 5`` runs 5-fold cross-validation by sequence hash instead of the single 90/10 split
 (5x the time); the report then gives the mean and spread across folds.
 
-Time on the shared 2-core machine (docs/sweep.md, "Cost"): about 1 min per epoch for a 64/2/1
-cell, about 40 min per epoch for 128/4/8; about 13 h for the whole study at 3 epochs.
-
 Usage (resumable: rerun the same command after an interruption)::
 
-    nice -n 10 python benchmarks/cpu_sweep_study.py                 # the study, report in docs/
+    nice -n 10 python benchmarks/cpu_sweep_study.py --shard 1/2 &   # the study on two cores,
+    nice -n 10 python benchmarks/cpu_sweep_study.py --shard 2/2     # report in docs/ at the end
+    python benchmarks/cpu_sweep_study.py --report-only              # rewrite the report
     python benchmarks/cpu_sweep_study.py --dry-run                  # list the 24 cells
     python benchmarks/cpu_sweep_study.py --cells 2 --epochs 1       # time the first 2 cells
 """
@@ -45,9 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-file", default=str(DATA_FILE), help="DREAM TSV to prepare (default: %(default)s)")
     parser.add_argument("--work", default=str(ROOT / "runs" / "cpu-sweep-study"),
                         help="prepared data and sweep directory (default: %(default)s, git-ignored)")
-    parser.add_argument("--epochs", type=int, default=3, help="epoch budget per cell (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=1, help="epoch budget per cell (default: %(default)s)")
+    parser.add_argument("--warmup-steps", type=int, default=10, help="linear warmup steps (default: %(default)s)")
+    parser.add_argument("--shard", help="K/N: this worker trains every N-th cell starting with the K-th")
+    parser.add_argument("--report-only", action="store_true", help="write the report from the finished cells")
     parser.add_argument("--folds", type=int, default=1, help="1: the 90/10 hash split; 5: 5-fold CV (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--cells", type=int, help="only the first N cells (timing runs); no report")
     parser.add_argument("--report", default=str(ROOT / "docs" / "cpu-sweep-study.md"),
                         help="where the report goes (default: %(default)s)")
@@ -58,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from proformer.data.prepare import prepare
     from proformer.experiments import load_grid, run_sweep, sweep_report
+    from proformer.experiments.results import read_results
 
     work = Path(args.work)
     data = work / "dream_sample"
@@ -70,8 +75,13 @@ def main(argv: list[str] | None = None) -> int:
         grid = dataclasses.replace(grid, name=f"cpu-study-first-{args.cells}", cells=grid.cells[: args.cells])
         out = work / f"timing-{args.cells}-cells-{args.epochs}-epochs"
     started = time.time()
-    rows = run_sweep(grid, data, out, epochs=args.epochs, folds=args.folds, dry_run=args.dry_run,
-                     overrides=[f"train.batch_size={args.batch_size}"], progress=False)
+    shard = tuple(int(part) for part in args.shard.split("/")) if args.shard else None
+    if args.report_only:
+        rows = read_results(out)
+    else:
+        rows = run_sweep(grid, data, out, epochs=args.epochs, folds=args.folds, dry_run=args.dry_run,
+                         overrides=[f"train.batch_size={args.batch_size}", f"train.warmup_steps={args.warmup_steps}"],
+                         progress=False, shard=shard)
     if args.dry_run:
         return 0
     for row in rows:
@@ -82,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
               f"({row['seconds'] / max(row['epochs_run'], 1):.0f} s per epoch)")
     print(f"{len(rows)} runs in {time.time() - started:.0f} s (this session)")
     if args.cells:
+        return 0
+    missing = len(grid.cells) * args.folds - sum(row["status"] == "done" for row in rows)
+    if missing:
+        print(f"{missing} cell(s) not finished yet (another worker?): no report; rerun with --report-only later")
         return 0
     text = sweep_report(out, compare="poster-yeast")
     report = Path(args.report)

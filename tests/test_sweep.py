@@ -211,6 +211,19 @@ def test_tiny_sweep_writes_both_rows_and_reruns_nothing(tiny_data, tmp_path, cap
         run_sweep(grid, tiny_data, out, epochs=3, data_fraction=0.75, progress=False)
 
 
+def test_shards_split_the_cells_and_merge_their_rows(tiny_data, tmp_path, capsys, one_thread):
+    grid, out = tiny_grid_yaml(tmp_path / "tiny.yaml"), tmp_path / "out"
+    first = run_sweep(grid, tiny_data, out, epochs=1, progress=False, shard=(2, 2))
+    assert [r["cell"] for r in first] == ["blocks1-readout2"]
+    assert "blocks1-readoutpool: training" not in capsys.readouterr().err
+    both = run_sweep(grid, tiny_data, out, epochs=1, progress=False, shard=(1, 2))
+    # The second worker keeps the row the first one wrote.
+    assert [r["cell"] for r in read_csv(out / "results.csv")] == ["blocks1-readoutpool", "blocks1-readout2"]
+    assert both[1]["val_pearson"] == first[0]["val_pearson"]
+    with pytest.raises(ValueError, match="shard 3/2"):
+        run_sweep(grid, tiny_data, out, epochs=1, progress=False, shard=(3, 2))
+
+
 def test_folds_train_each_cell_once_per_fold(tiny_data, tmp_path, one_thread):
     grid = tiny_grid_yaml(tmp_path / "tiny.yaml", columns=("[readout=2]",))
     rows = run_sweep(grid, tiny_data, tmp_path / "out", epochs=1, folds=2, progress=False)

@@ -143,13 +143,23 @@ def cmd_export(args: argparse.Namespace) -> None:
     print(f"wrote {result['out']}{check}")
 
 
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected K/N, e.g. 2/4 for the second of four workers") from None
+    if not 1 <= k <= n:
+        raise argparse.ArgumentTypeError(f"{text!r}: need 1 <= K <= N")
+    return k, n
+
+
 def cmd_sweep(args: argparse.Namespace) -> None:
     """Train every cell of a grid (resumable) and record each cell's best validation Pearson."""
     from .experiments import run_sweep
 
     rows = run_sweep(args.grid, args.data, args.out, epochs=args.epochs, data_fraction=args.data_fraction,
                      folds=args.folds, dry_run=args.dry_run, base=args.base, overrides=args.overrides,
-                     progress=not args.no_progress)
+                     progress=not args.no_progress, shard=args.shard)
     failed = [row["cell"] for row in rows if not args.dry_run and row.get("status") != "done"]
     if failed:
         raise RuntimeError(f"{len(failed)} cell(s) did not finish ({', '.join(map(str, failed[:5]))}); "
@@ -276,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--base", help="preset or run YAML replacing the grid's base preset")
     sweep.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a setting in every cell (repeatable)")
+    sweep.add_argument("--shard", type=_shard, metavar="K/N",
+                       help="train every N-th cell starting with the K-th: run N workers (e.g. one per GPU) "
+                            "with K=1..N on the same --out")
     sweep.add_argument("--dry-run", action="store_true", help="print the cells, one line each, and exit")
     sweep.add_argument("--no-progress", action="store_true")
     sweep.set_defaults(func=cmd_sweep)

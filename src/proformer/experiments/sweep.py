@@ -9,12 +9,17 @@ Output directory::
     OUT/data/                   data-fraction and fold subsets, written once, read by every cell
 
 A rerun skips every cell recorded as ``done`` in results.csv and does not touch its directory.
+Several workers may share one sweep directory (``shard=(k, n)``: worker k of n takes every n-th
+cell, e.g. one per GPU); results.csv is then updated under a lock (``OUT/results.lock``), each
+worker merging its row into what the others wrote.
 A cell that was interrupted resumes from its last epoch checkpoint; without one (killed in its
 first epoch) its directory is deleted and the cell starts again.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import shutil
 import sys
@@ -46,7 +51,8 @@ _CLOCK = "sweep_cell.json"
 
 def run_sweep(grid: str | Path | Grid, data: str | Path | None, out: str | Path, *, epochs: int = 20,
               data_fraction: float = 1.0, folds: int = 1, dry_run: bool = False, base: str | None = None,
-              overrides: Sequence[str] = (), progress: bool = True) -> list[dict]:
+              overrides: Sequence[str] = (), progress: bool = True,
+              shard: tuple[int, int] | None = None) -> list[dict]:
     """Train every cell of a grid and keep each cell's best validation Pearson within ``epochs``.
 
     Parameters
@@ -74,6 +80,10 @@ def run_sweep(grid: str | Path | Grid, data: str | Path | None, out: str | Path,
         ``key=value`` applied to every cell after its own (e.g. ``train.batch_size=128``).
     progress : bool
         Lightning's progress bar for each cell.
+    shard : (k, n) or None
+        Train only every n-th cell (and fold), starting with the k-th (1-based), so that n
+        workers started with k = 1..n on the same ``out`` share the sweep between them (one per
+        GPU: ``CUDA_VISIBLE_DEVICES=k-1``). Each resumes like a single sweep.
 
     Returns
     -------
@@ -90,6 +100,10 @@ def run_sweep(grid: str | Path | Grid, data: str | Path | None, out: str | Path,
     for name, value in (("epochs", epochs), ("folds", folds)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name}={value!r}: must be an integer >= 1")
+    if shard is not None:
+        k, n = shard
+        if not (isinstance(k, int) and isinstance(n, int) and 1 <= k <= n):
+            raise ValueError(f"shard {k}/{n}: must be K/N with 1 <= K <= N, e.g. 2/4 for the second of four workers")
     grid = load_grid(grid)
     overrides = list(overrides)
     _check_overrides(grid, overrides, folds)
@@ -106,17 +120,17 @@ def run_sweep(grid: str | Path | Grid, data: str | Path | None, out: str | Path,
     out.mkdir(parents=True, exist_ok=True)
     settings = sweep_settings(grid, base, overrides, data, epochs, data_fraction, folds,
                               splits=[config.data.split for config in configs.values()])
-    _check_settings(out, settings)
-    write_settings(out, settings)
-    datasets = sweep_datasets(data, out / "data", data_fraction, folds)
+    with _locked(out):
+        _check_settings(out, settings)
+        write_settings(out, settings)
+        datasets = sweep_datasets(data, out / "data", data_fraction, folds)
 
     columns = columns_for(grid.varied_keys())
     units = [(cell, part) for cell in grid.cells for part in datasets]
-    previous = {(row["cell"], row["fold"]): row for row in read_results(out)}
-    results: dict[tuple[str, int], dict] = {key: row for key, row in previous.items() if row["status"] == "done"}
+    done = {(row["cell"], row["fold"]) for row in read_results(out) if row["status"] == "done"}
     for number, (cell, part) in enumerate(units, start=1):
         key = (cell.id, part["fold"])
-        if key in results:
+        if key in done or (shard is not None and (number - 1) % shard[1] != shard[0] - 1):
             continue
         config = _with_data(configs[cell.id], part)
         run_dir = out / "cells" / cell.id / (f"fold-{part['fold']}" if folds > 1 else "")
@@ -132,9 +146,28 @@ def run_sweep(grid: str | Path | Grid, data: str | Path | None, out: str | Path,
             row.update(_metrics_row(result, seconds))
             print(f"[{number}/{len(units)}] {name}: val Pearson {row['val_pearson']:.4f} at epoch {row['best_epoch']}"
                   f"{' (collapsed)' if row['collapsed'] else ''}, {seconds:.0f} s", file=sys.stderr, flush=True)
-        results[key] = row
-        write_results(out, [results[(c.id, p["fold"])] for c, p in units if (c.id, p["fold"]) in results], columns)
+        _record(out, row, units, columns)
+    results = {(row["cell"], row["fold"]): row for row in read_results(out)}
     return [results[(c.id, p["fold"])] for c, p in units if (c.id, p["fold"]) in results]
+
+
+@contextlib.contextmanager
+def _locked(out: Path):
+    """Hold ``OUT/results.lock`` exclusively (workers of one sweep take turns writing)."""
+    with open(out / "results.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _record(out: Path, row: dict, units, columns: list[str]) -> None:
+    """Merge one finished cell's row into results.csv, keeping what other workers wrote."""
+    with _locked(out):
+        results = {(r["cell"], r["fold"]): r for r in read_results(out)}
+        results[(row["cell"], row["fold"])] = row
+        write_results(out, [results[(c.id, p["fold"])] for c, p in units if (c.id, p["fold"]) in results], columns)
 
 
 # -- configs -----------------------------------------------------------------------------------
