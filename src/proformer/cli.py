@@ -95,7 +95,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
     result = predict(args.model, args.input, args.out, format=args.format, data_dir=args.data_dir,
                      destandardize=args.destandardize, batch_size=args.batch_size, device=args.device,
-                     precision=args.precision, progress=not args.no_progress)
+                     precision=args.precision, progress=not args.no_progress, rc_average=args.rc_average)
     print(f"wrote {result['out']} ({result['format']}, {result['rows']:,} input rows)")
 
 
@@ -265,6 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--batch-size", type=int, default=256, help="sequences per forward pass (default: %(default)s; larger batches are slower on CPUs)")
     predict.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     predict.add_argument("--precision", choices=["32", "bf16"], default="32")
+    predict.add_argument("--rc-average", action=argparse.BooleanOptionalAction, default=None,
+                         help="average each sequence's prediction with its reverse complement's (default: the run's data.rc_average)")
     predict.add_argument("--no-progress", action="store_true")
     predict.set_defaults(func=cmd_predict)
 

@@ -142,7 +142,8 @@ def _set(config: Any, path: list[str], value: Any, key: str) -> Any:
 
 # -- run configuration: model + data + train ------------------------------------------------
 
-SCHEDULES = ("warmup_cosine", "noam", "constant")
+SCHEDULES = ("warmup_cosine", "noam", "constant", "one_cycle")
+OPTIMIZERS = ("adam", "adamw", "lion")
 CLIPPING = ("original", "global_norm", "none")
 PRECISIONS = ("32", "bf16")
 
@@ -165,6 +166,19 @@ class DataConfig:
         (17/13 for DREAM files).
     standardize : bool
         Train on z-scored targets (mean/std of the training rows), as the original did.
+        Ignored with ``loss=soft_bins``, which needs the raw bin values.
+    pad : "n" or "plasmid"
+        Fill the padding to ``model.length`` with N (original) or with the reporter plasmid's
+        own sequence around the random region (DREAM data only).
+    shift : int
+        Training augmentation: move each sequence up to this many positions either way within
+        its padding (0: always centred, as the original).
+    singleton_flag : bool
+        Give the model a per-sequence input that marks training rows whose target is an integer
+        (DREAM: measured once); 0 at validation and prediction.
+    rc_average : bool
+        Predict (and validate) with the mean of the predictions for the sequence and its reverse
+        complement (the forward and RC halves swapped).
     """
 
     path: str | None = None
@@ -173,8 +187,18 @@ class DataConfig:
     head: int | None = None
     tail: int | None = None
     standardize: bool = True
+    pad: str = "n"
+    shift: int = 0
+    singleton_flag: bool = False
+    rc_average: bool = False
 
     def __post_init__(self) -> None:
+        from .sequence import PAD_MODES
+
+        if self.pad not in PAD_MODES:
+            raise ValueError(f"pad={self.pad!r}: valid values are {', '.join(PAD_MODES)}")
+        if isinstance(self.shift, bool) or not isinstance(self.shift, int) or self.shift < 0:
+            raise ValueError(f"shift={self.shift!r}: must be an integer >= 0 (positions)")
         strategy, _, value = self.split.partition(":")
         if strategy not in ("random", "hash"):
             raise ValueError(f"split={self.split!r}: use random:F or hash:F with F the training fraction, e.g. random:0.95")
@@ -197,11 +221,19 @@ class TrainConfig:
     Attributes
     ----------
     lr : float
-        Base learning rate of ``warmup_cosine`` and ``constant``; ``noam`` sets its own
-        (dim^-0.5 * min(step^-0.5, step * warmup^-1.5)).
+        Base learning rate of ``warmup_cosine`` and ``constant``, the peak of ``one_cycle``;
+        ``noam`` sets its own (dim^-0.5 * min(step^-0.5, step * warmup^-1.5)).
     schedule : str
-        ``warmup_cosine`` (linear warmup, then cosine decay to 0 at the last step), ``noam``
-        or ``constant``.
+        ``warmup_cosine`` (linear warmup, then cosine decay to 0 at the last step), ``noam``,
+        ``constant`` or ``one_cycle`` (torch's OneCycleLR: cosine from lr/25 up to lr over the
+        first 30 % of steps, then down to lr/25e4; with adam/adamw it also cycles beta1
+        between 0.95 and 0.85, as LegNet trained).
+    optimizer : str
+        ``adam`` (original), ``adamw`` (decoupled weight decay) or ``lion`` (sign updates;
+        lion-pytorch); ``weight_decay`` applies to adamw and lion.
+    weight_decay : float
+        Decoupled weight decay of adamw and lion (0.01 is AdamW's usual value; Lion's update is
+        larger, so it usually wants a lr 3-10x smaller and a weight decay 3-10x larger).
     warmup_steps : int or None
         None: one epoch for ``warmup_cosine``, 12,500 for ``noam``.
     beta1, beta2, eps : float
@@ -236,6 +268,8 @@ class TrainConfig:
 
     lr: float = 1e-3
     schedule: str = "warmup_cosine"
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
     warmup_steps: int | None = None
     beta1: float = 0.9
     beta2: float = 0.98
@@ -258,6 +292,12 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule={self.schedule!r}: valid values are {', '.join(SCHEDULES)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer={self.optimizer!r}: valid values are {', '.join(OPTIMIZERS)}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay={self.weight_decay!r}: must be >= 0")
+        if self.weight_decay and self.optimizer == "adam":
+            raise ValueError("weight_decay needs optimizer=adamw or lion (Adam's L2 penalty is not what the recipes mean)")
         if self.clip not in CLIPPING:
             raise ValueError(f"clip={self.clip!r}: valid values are {', '.join(CLIPPING)}")
         if str(self.precision) not in PRECISIONS:

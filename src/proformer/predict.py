@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .data.dataset import Layout
-from .model import ModelConfig, Proformer
+from .model import ModelConfig, Proformer, swap_strands
 from .sequence import encode_padded
 
 
@@ -85,15 +85,22 @@ def _batched(items: Iterator[str], size: int) -> Iterator[list[str]]:
 
 
 @torch.no_grad()
-def predict_codes(model: Proformer, codes: np.ndarray, batch_size: int = 256, precision: str = "32") -> np.ndarray:
-    """Predictions for model-ready codes ``(n, 2L)`` -> ``(n,)`` or ``(n, n_targets)`` float32."""
+def predict_codes(model: Proformer, codes: np.ndarray, batch_size: int = 256, precision: str = "32",
+                  rc_average: bool = False) -> np.ndarray:
+    """Predictions for model-ready codes ``(n, 2L)`` -> ``(n,)`` or ``(n, n_targets)`` float32.
+
+    ``rc_average``: the mean of the predictions for each sequence and its reverse complement.
+    """
     device = next(model.parameters()).device
     out = []
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     for start in range(0, len(codes), batch_size):
         batch = torch.from_numpy(np.ascontiguousarray(codes[start : start + batch_size])).to(device)
         with autocast:
-            out.append(model(batch).float().cpu().numpy())
+            y = model(batch).float()
+            if rc_average:
+                y = (y + model(swap_strands(batch)).float()) / 2
+        out.append(y.cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0,), dtype=np.float32)
 
 
@@ -108,6 +115,7 @@ def predict(
     device: str = "auto",
     precision: str = "32",
     progress: bool = True,
+    rc_average: bool | None = None,
 ) -> dict:
     """Predict every sequence of ``input`` with the best model of ``model_dir``.
 
@@ -121,6 +129,9 @@ def predict(
     destandardize : bool
         Convert predictions back to training units (``y * std + mean``); otherwise they stay in
         the standardised units the model was trained on.
+    rc_average : bool or None
+        Average the predictions for each sequence and its reverse complement; None takes the
+        run's ``data.rc_average``.
 
     Returns
     -------
@@ -131,6 +142,8 @@ def predict(
         raise ValueError(f"format={format!r}: use tsv or dream-json")
     model, info = load_model(model_dir, resolve_device(device))
     layout = Layout(**info["layout"])
+    if rc_average is None:
+        rc_average = bool(info.get("rc_average", False))
     mean, std = np.asarray(info["target"]["mean"], np.float32), np.asarray(info["target"]["std"], np.float32)
     wanted: list[str] = []
     if format == "dream-json":
@@ -147,7 +160,7 @@ def predict(
     with open(out, "w") as handle:
         for chunk in read_sequences(input):
             codes, lengths = encode_padded(chunk)
-            prediction = predict_codes(model, layout.apply(codes, lengths), batch_size, precision)
+            prediction = predict_codes(model, layout.apply(codes, lengths), batch_size, precision, rc_average)
             if destandardize:
                 prediction = prediction * (std if prediction.ndim > 1 else std[0]) + (mean if prediction.ndim > 1 else mean[0])
             if format == "tsv":

@@ -31,6 +31,19 @@ DREAM_HEAD = "TGCATTTTTTTCACATC"
 DREAM_TAIL = "GGTTACGGCTGTT"
 DREAM_LENGTH = 100
 
+#: The reporter plasmid around the 80 random nt (100 nt each side, from the challenge's
+#: plasmid sequence): upstream ends with DREAM_HEAD, downstream starts with DREAM_TAIL.
+#: ``pad="plasmid"`` fills the padding with this real context instead of N.
+PLASMID_UPSTREAM = (
+    "CTATCAGGGCGATGGCCCACTACGTGAACCATCACCCTAATCAAGTGCTA"
+    "GCAGGAATGATGCAAAAGGTTCCCGATTCGAACTGCATTTTTTTCACATC"
+)
+PLASMID_DOWNSTREAM = (
+    "GGTTACGGCTGTTTCTTAATTAAAAAAAGATAGAAAACATTAGGAGTGTA"
+    "ACACAAGACTTTCGGATCCTGAGCAGGCAAGATAAACGAAGGCAAAGATG"
+)
+PAD_MODES = ("n", "plasmid")
+
 _INVALID = 255
 _LUT = np.full(256, _INVALID, dtype=np.uint8)
 for _code, _symbol in enumerate(ALPHABET):
@@ -245,6 +258,50 @@ def center_pad(codes: np.ndarray, lengths: np.ndarray, length: int = DREAM_LENGT
     return padded
 
 
+def place(codes: np.ndarray, lengths: np.ndarray, length: int, left: np.ndarray, pad: str = "n") -> np.ndarray:
+    """Put every row at its own offset in a window of ``length`` positions and fill the rest.
+
+    Parameters
+    ----------
+    codes : np.ndarray
+        uint8, shape ``(n, width)``; row i holds ``lengths[i] <= length`` symbols.
+    lengths : np.ndarray
+        Shape ``(n,)``.
+    left : np.ndarray
+        Shape ``(n,)``: positions before each row's first symbol, ``0 <= left <= length - lengths``
+        (``(length - lengths) // 2`` centres, as :func:`center_pad`).
+    pad : "n" or "plasmid"
+        ``n`` fills with N; ``plasmid`` with the reporter plasmid: the end of
+        :data:`PLASMID_UPSTREAM` before the row and the start of :data:`PLASMID_DOWNSTREAM` after
+        it, as the sequence sits in the measured construct.
+
+    Returns
+    -------
+    np.ndarray
+        uint8, shape ``(n, length)``.
+    """
+    if pad not in PAD_MODES:
+        raise ValueError(f"pad={pad!r}: valid values are {', '.join(PAD_MODES)}")
+    lengths, left = np.asarray(lengths, dtype=np.int64), np.asarray(left, dtype=np.int64)
+    if len(lengths) and ((left < 0).any() or (left + lengths > length).any()):
+        row = int(np.flatnonzero((left < 0) | (left + lengths > length))[0])
+        raise ValueError(f"row {row}: {lengths[row]} symbols at offset {left[row]} do not fit in {length} positions")
+    position = np.arange(length)[None, :]
+    offset = position - left[:, None]  # index into the row's own symbols
+    inside = (offset >= 0) & (offset < lengths[:, None])
+    width = max(codes.shape[1], 1)
+    out = np.take_along_axis(np.asarray(codes), np.clip(offset, 0, width - 1), axis=1) if codes.shape[1] else \
+        np.zeros((len(lengths), length), dtype=np.uint8)
+    if pad == "n":
+        return np.where(inside, out, np.uint8(N)).astype(np.uint8)
+    upstream, downstream = _PLASMID_CODES
+    if length > len(upstream):
+        raise ValueError(f"pad=plasmid covers up to {len(upstream)} positions per side; length={length} is longer")
+    before = upstream[np.clip(len(upstream) + offset, 0, len(upstream) - 1)]
+    after = downstream[np.clip(offset - lengths[:, None], 0, len(downstream) - 1)]
+    return np.where(inside, out, np.where(offset < 0, before, after)).astype(np.uint8)
+
+
 def add_reverse_complement(codes: np.ndarray) -> np.ndarray:
     """Append the reverse complement of each (padded) row: ``(n, L)`` -> ``(n, 2 L)``."""
     return np.concatenate([codes, reverse_complement(codes)], axis=-1)
@@ -305,3 +362,6 @@ def one_hot(codes: np.ndarray) -> np.ndarray:
     codes = np.asarray(codes)
     eye = np.eye(6, 4, dtype=np.float32)  # rows 4 (N) and 5 (M) are zero
     return np.moveaxis(eye[codes], -1, -2)
+
+
+_PLASMID_CODES = (encode([PLASMID_UPSTREAM])[0], encode([PLASMID_DOWNSTREAM])[0])

@@ -16,28 +16,41 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..sequence import add_reverse_complement, center_pad, trim
+from ..sequence import PAD_MODES, add_reverse_complement, place, trim
 
 FILES = ("codes.npy", "lengths.npy", "targets.npy", "meta.json")
 
 
 @dataclass(frozen=True)
 class Layout:
-    """How stored rows become model input: trim ``head``/``tail``, centre-pad to ``length``, add RC."""
+    """How stored rows become model input: trim ``head``/``tail``, centre-pad to ``length``
+    (with N, or with the reporter plasmid's own sequence: ``pad="plasmid"``), add the RC."""
 
     head: int = 17
     tail: int = 13
     length: int = 100
+    pad: str = "n"
 
-    def apply(self, codes: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """``(batch, width)`` stored codes -> ``(batch, 2 * length)`` model codes."""
+    def __post_init__(self) -> None:
+        if self.pad not in PAD_MODES:
+            raise ValueError(f"pad={self.pad!r}: valid values are {', '.join(PAD_MODES)}")
+
+    def apply(self, codes: np.ndarray, lengths: np.ndarray, shifts: np.ndarray | None = None) -> np.ndarray:
+        """``(batch, width)`` stored codes -> ``(batch, 2 * length)`` model codes.
+
+        ``shifts`` ``(batch,)`` moves each row that many positions right of centre (left when
+        negative), limited to its padding: the training-time shift augmentation.
+        """
         trimmed, kept = trim(codes, lengths, self.head, self.tail)
         if len(kept) and kept.max() > self.length:
             # Longer rows are cut to their centre: prepare drops them for training data, but a
             # user's prediction input may hold a few.
             excess = np.maximum(kept - self.length, 0)
             trimmed, kept = _cut_center(trimmed, kept, excess)
-        return add_reverse_complement(center_pad(trimmed, kept, self.length))
+        left = (self.length - kept) // 2  # odd padding: the extra position goes right
+        if shifts is not None:
+            left = np.clip(left + shifts, 0, self.length - kept)
+        return add_reverse_complement(place(trimmed, kept, self.length, left, self.pad))
 
 
 def _cut_center(codes: np.ndarray, lengths: np.ndarray, excess: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -93,14 +106,24 @@ class Dataset:
     def n_targets(self) -> int:
         return self.targets.shape[1]
 
-    def layout(self, head: int | None = None, tail: int | None = None, length: int | None = None) -> Layout:
+    def layout(self, head: int | None = None, tail: int | None = None, length: int | None = None, pad: str = "n") -> Layout:
         """The dataset's own layout (meta.json ``transforms``), with optional overrides."""
         stored = self.meta.get("transforms", {})
         return Layout(
             head=stored.get("head", 0) if head is None else head,
             tail=stored.get("tail", 0) if tail is None else tail,
             length=stored.get("length", int(self.lengths.max(initial=1))) if length is None else length,
+            pad=pad,
         )
+
+    def integer_target(self) -> np.ndarray:
+        """bool ``(n,)``: the row's (first) target is an integer, i.e. DREAM's singletons, sequences
+        measured once (``integer_target.npy`` from prepare; computed from the targets if absent)."""
+        path = self.directory / "integer_target.npy"
+        if path.exists():
+            return np.load(path)
+        first = np.asarray(self.targets[:, 0], dtype=np.float64) if self.n_targets else np.zeros(0)
+        return np.isfinite(first) & (first == np.round(first))
 
 
 def split_indices(dataset: Dataset, strategy: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -180,14 +203,24 @@ class BatchBuilder(torch.utils.data.Dataset):
     mask_ratio : float
         Mask-filling rate; 0 (validation, prediction) returns no mask.
     seed : int
-        Key of the mask draws.
+        Key of the mask and shift draws.
+    shift : int
+        Training augmentation: each row moves up to ``shift`` positions either way within its
+        padding (uniform, keyed by (seed, epoch, row) like the masks); 0 keeps it centred.
+    singleton : bool
+        Add ``batch["singleton"]`` (float ``(batch,)``): 1 where the row's target is an integer
+        (measured once). Validation builders pass ``singleton_zero=True`` instead, so that the
+        model is judged as it predicts: with the flag at 0.
     """
 
-    def __init__(self, dataset: Dataset, layout: Layout, target_mean=None, target_std=None, mask_ratio: float = 0.0, seed: int = 0):
+    def __init__(self, dataset: Dataset, layout: Layout, target_mean=None, target_std=None, mask_ratio: float = 0.0,
+                 seed: int = 0, shift: int = 0, singleton: bool = False, singleton_zero: bool = False):
         self.dataset, self.layout = dataset, layout
         self.mean = None if target_mean is None else np.asarray(target_mean, dtype=np.float32)
         self.std = None if target_std is None else np.asarray(target_std, dtype=np.float32)
-        self.mask_ratio, self.seed = mask_ratio, seed
+        self.mask_ratio, self.seed, self.shift = mask_ratio, seed, shift
+        self.singleton = dataset.integer_target().astype(np.float32) if singleton else None
+        self.singleton_zero = singleton_zero
 
     def __len__(self) -> int:  # pragma: no cover - items are keyed by batches, not counted
         return len(self.dataset)
@@ -200,8 +233,18 @@ class BatchBuilder(torch.utils.data.Dataset):
         sorted_rows = rows[order]
         inverse = np.empty_like(order)
         inverse[order] = np.arange(len(order))
-        codes = self.layout.apply(np.asarray(self.dataset.codes[sorted_rows]), self.dataset.lengths[sorted_rows])[inverse]
+        shifts = None
+        if self.shift:
+            # Column 0 of the draws, with the epoch offset so shifts are independent of the masks.
+            draw = mask_draws(rows, epoch + (1 << 20), self.seed, 1)[:, 0]
+            shifts = (np.floor(draw * (2 * self.shift + 1)).astype(np.int64) - self.shift)[order]
+        stored = np.asarray(self.dataset.codes[sorted_rows])
+        codes = self.layout.apply(stored, self.dataset.lengths[sorted_rows], shifts)[inverse]
         batch = {"codes": torch.from_numpy(codes), "rows": torch.from_numpy(rows.astype(np.int64))}
+        if self.singleton is not None:
+            batch["singleton"] = torch.from_numpy(self.singleton[rows])
+        elif self.singleton_zero:
+            batch["singleton"] = torch.zeros(len(rows))
         if self.dataset.n_targets:
             targets = np.asarray(self.dataset.targets[sorted_rows], dtype=np.float32)[inverse]
             if self.mean is not None:

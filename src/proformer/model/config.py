@@ -12,6 +12,9 @@ from dataclasses import dataclass
 ACTIVATIONS = ("swiglu", "glu")
 BLOCK_ORDERS = ("macaron", "conformer")
 HEAD_DIMS = ("full", "split")
+LOSSES = ("mse", "soft_bins")
+#: DREAM 2022's expression is a mean over 18 FACS sort bins, 0..17.
+N_BINS = 18
 
 
 @dataclass
@@ -49,6 +52,14 @@ class ModelConfig:
         Positions per strand after padding; the model sees ``2 * length`` sequence tokens.
     n_targets : int
         Number of predicted values per sequence.
+    loss : "mse" or "soft_bins"
+        ``mse`` (original): regression on the (standardised) target. ``soft_bins``: the readout
+        gives 18 logits over DREAM's sort bins, trained with KL divergence towards a discretised
+        normal around the row's mean bin; the prediction is the expected bin index (0..17).
+    singleton_input : bool
+        The model takes a per-sequence flag (1: a training row measured once, its target an
+        integer; 0 at prediction), added to every token through a learned vector. Set by
+        ``train`` from ``data.singleton_flag``.
     """
 
     kmer: int = 5
@@ -65,6 +76,8 @@ class ModelConfig:
     head_dim: str = "full"
     length: int = 100
     n_targets: int = 1
+    loss: str = "mse"
+    singleton_input: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -105,6 +118,10 @@ class ModelConfig:
             raise ValueError(f"head_dim={self.head_dim!r}: valid values are {', '.join(HEAD_DIMS)}")
         if self.head_dim == "split" and self.dim % self.heads:
             raise ValueError(f"head_dim='split' needs dim divisible by heads, got dim={self.dim}, heads={self.heads}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss={self.loss!r}: valid values are {', '.join(LOSSES)}")
+        if self.loss == "soft_bins" and self.n_targets != 1:
+            raise ValueError(f"loss='soft_bins' predicts one bin-valued target, got n_targets={self.n_targets}")
         if (self.ffn_mult * self.dim) % 2:
             raise ValueError(f"ffn_mult * dim must be even for the gated FFN, got {self.ffn_mult} * {self.dim}")
 

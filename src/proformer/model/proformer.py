@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import ModelConfig
+from .config import N_BINS, ModelConfig
 
 N_SYMBOLS = 6  # A C G T N M
 N_CODE, MASK_CODE = 4, 5
@@ -164,6 +164,40 @@ def mask_positions(codes: torch.Tensor, ratio: float, generator: torch.Generator
     return (draw.to(codes.device) < ratio) & (codes != N_CODE)
 
 
+def swap_strands(codes: torch.Tensor) -> torch.Tensor:
+    """``(batch, 2L)`` codes of a sequence -> those of its reverse complement.
+
+    The layout is the forward strand followed by its reverse complement, so the reverse
+    complement's own layout is the same two halves swapped.
+    """
+    half = codes.shape[1] // 2
+    return torch.cat([codes[:, half:], codes[:, :half]], dim=1)
+
+
+def soft_bin_targets(values: torch.Tensor, sd: float = 0.5) -> torch.Tensor:
+    """Soft-classification targets over DREAM's 18 sort bins.
+
+    A row with mean bin ``b`` gets a normal centred at ``b + 0.5`` (the middle of bin b, whose
+    interval is ``[b, b + 1)``) with standard deviation ``sd``, integrated over each bin; bins 0
+    and 17 take the tails. Its expectation over bin indices 0..17 is about ``b``.
+
+    Parameters
+    ----------
+    values : torch.Tensor
+        Mean bins ``(batch,)`` in [0, 17].
+
+    Returns
+    -------
+    torch.Tensor
+        ``(batch, 18)``, rows summing to 1.
+    """
+    edges = torch.arange(1, N_BINS, dtype=torch.float64, device=values.device)  # inner edges 1..17
+    cdf = torch.special.ndtr((edges - (values.double()[:, None] + 0.5)) / sd)
+    zeros, ones = torch.zeros_like(cdf[:, :1]), torch.ones_like(cdf[:, :1])
+    mass = torch.diff(torch.cat([zeros, cdf, ones], dim=1), dim=1)
+    return (mass / mass.sum(dim=1, keepdim=True)).float()
+
+
 class Proformer(nn.Module):
     """The Proformer model (spec sections 2-4).
 
@@ -193,7 +227,9 @@ class Proformer(nn.Module):
         self.expression_heads = nn.Linear(1, d) if config.readout != "pool" else None
         self.blocks = nn.ModuleList(MacaronBlock(config) for _ in range(config.blocks))
         self.readout_dropout = nn.Dropout(config.dropout)
-        self.readout = nn.Linear(d, config.n_targets)
+        self.readout = nn.Linear(d, N_BINS if config.loss == "soft_bins" else config.n_targets)
+        # Optional per-sequence input (LegNet's singleton channel): flag * vector, added everywhere.
+        self.singleton_embedding = nn.Linear(1, d, bias=False) if config.singleton_input else None
         self.reconstruction = nn.Linear(d, N_SYMBOLS)
         nn.init.normal_(self.position_embedding.weight, std=0.02)
         nn.init.normal_(self.strand_embedding.weight, std=0.02)
@@ -233,14 +269,20 @@ class Proformer(nn.Module):
 
     # -- network -------------------------------------------------------------------------
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Hidden states ``(batch, H + 2L, dim)``: H expression-head tokens, then the sequence."""
+    def encode(self, x: torch.Tensor, singleton: torch.Tensor | None = None) -> torch.Tensor:
+        """Hidden states ``(batch, H + 2L, dim)``: H expression-head tokens, then the sequence.
+
+        ``singleton`` ``(batch,)``: the per-sequence flag of a model with ``singleton_input``
+        (None: 0, as at prediction); ignored by other models.
+        """
         if x.is_floating_point():
             h = self.kmer_embedding(self._one_hot_symbols(x))
         else:
             self._check_codes(x)
             h = self.kmer_embedding.from_codes(x)
         h = h + self.position_embedding.weight + self.strand_embedding(self.strand)
+        if self.singleton_embedding is not None and singleton is not None:
+            h = h + self.singleton_embedding(singleton.to(h.dtype).view(-1, 1, 1))
         if self.expression_heads is not None:
             # Applied to a zero input, as in the original: the output is the bias, and the weight
             # stays in the graph (with a zero gradient) so DDP finds every parameter used.
@@ -250,22 +292,29 @@ class Proformer(nn.Module):
             h = block(h)
         return h
 
-    def predict_from_hidden(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Readout: mean over the expression heads of a shared Linear(d, n_targets), or pooling."""
+    def readout_outputs(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Mean over the expression heads of a shared linear readout, or pooling then the readout:
+        ``(batch, n_targets)``, or ``(batch, 18)`` bin logits with ``loss="soft_bins"``."""
         heads = self.config.n_heads_readout
         if heads:
-            y = self.readout(self.readout_dropout(hidden[:, :heads])).mean(dim=1)
-        else:
-            y = self.readout(hidden.mean(dim=1))
+            return self.readout(self.readout_dropout(hidden[:, :heads])).mean(dim=1)
+        return self.readout(hidden.mean(dim=1))
+
+    def predict_from_hidden(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Prediction ``(batch,)`` or ``(batch, n_targets)``; the expected bin with soft bins."""
+        y = self.readout_outputs(hidden)
+        if self.config.loss == "soft_bins":
+            bins = torch.arange(N_BINS, dtype=torch.float32, device=y.device)
+            return torch.softmax(y.float(), dim=-1) @ bins
         return y.squeeze(-1) if self.config.n_targets == 1 else y
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, singleton: torch.Tensor | None = None) -> torch.Tensor:
         """Predict from codes ``(batch, 2L)`` or one-hot ``(batch, 4, L)``.
 
         Returns ``(batch,)``, or ``(batch, n_targets)`` when ``n_targets > 1``. Never masks:
         mask filling is part of :meth:`loss`.
         """
-        return self.predict_from_hidden(self.encode(x))
+        return self.predict_from_hidden(self.encode(x, singleton))
 
     def loss(
         self,
@@ -273,41 +322,55 @@ class Proformer(nn.Module):
         targets: torch.Tensor,
         mask: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        singleton: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Training loss: MSE on the prediction + mask-filling cross-entropy (spec 4).
+        """Training loss: MSE on the prediction (or the soft-bin KL divergence) + mask-filling
+        cross-entropy (spec 4).
 
         Parameters
         ----------
         codes : torch.Tensor
             Integer codes ``(batch, 2L)``, unmasked.
         targets : torch.Tensor
-            ``(batch,)`` or ``(batch, n_targets)``, standardised.
+            ``(batch,)`` or ``(batch, n_targets)``, standardised; raw mean bins (0..17) with
+            ``loss="soft_bins"``.
         mask : torch.Tensor, optional
             bool ``(batch, 2L)`` positions to mask; drawn here (training mode only) if omitted.
+        singleton : torch.Tensor, optional
+            ``(batch,)`` flags for a model with ``singleton_input``.
 
         Returns
         -------
         loss : torch.Tensor
-            Scalar ``mse + reconstruction``.
+            Scalar ``target + reconstruction``.
         parts : dict
-            ``mse``, ``reconstruction`` (cross-entropy summed over masked positions divided by
-            the number masked + 1), ``n_masked`` and ``prediction``.
+            ``target`` (the MSE, or the KL divergence of the soft bins), ``mse`` (of the
+            prediction, for logging), ``reconstruction`` (cross-entropy summed over masked
+            positions divided by the number masked + 1), ``n_masked`` and ``prediction``.
         """
         if mask is None:
             inputs, mask = self.mask(codes, generator)
         else:
             mask = mask & (codes != N_CODE)
             inputs = codes.masked_fill(mask, MASK_CODE)
-        hidden = self.encode(inputs)
-        prediction = self.predict_from_hidden(hidden)
-        mse = F.mse_loss(prediction.float(), targets.float().view_as(prediction))
+        hidden = self.encode(inputs, singleton)
+        outputs = self.readout_outputs(hidden)
+        if self.config.loss == "soft_bins":
+            log_q = torch.log_softmax(outputs.float(), dim=-1)
+            prediction = log_q.exp() @ torch.arange(N_BINS, dtype=torch.float32, device=log_q.device)
+            target_loss = F.kl_div(log_q, soft_bin_targets(targets.reshape(-1)), reduction="batchmean")
+            mse = F.mse_loss(prediction, targets.float().view_as(prediction))
+        else:
+            prediction = outputs.squeeze(-1) if self.config.n_targets == 1 else outputs
+            mse = target_loss = F.mse_loss(prediction.float(), targets.float().view_as(prediction))
         heads = self.config.n_heads_readout
         # Only the masked positions go through the reconstruction layer.
         logits = self.reconstruction(hidden[:, heads:][mask])
         n_masked = mask.sum()
         reconstruction = F.cross_entropy(logits.float(), codes[mask].long(), reduction="sum") / (n_masked + 1)
-        parts = {"mse": mse, "reconstruction": reconstruction, "n_masked": n_masked, "prediction": prediction}
-        return mse + reconstruction, parts
+        parts = {"target": target_loss, "mse": mse, "reconstruction": reconstruction, "n_masked": n_masked,
+                 "prediction": prediction}
+        return target_loss + reconstruction, parts
 
 
 def parameter_counts(model: nn.Module) -> list[tuple[str, int]]:

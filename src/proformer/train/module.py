@@ -10,7 +10,7 @@ import torch
 from scipy import stats
 
 from ..config import TrainConfig
-from ..model import ModelConfig, Proformer
+from ..model import ModelConfig, Proformer, swap_strands
 
 
 def lr_factor(schedule: str, step: int, warmup: int, total: int, dim: int) -> float:
@@ -44,6 +44,20 @@ def clip_original(parameters, value: float, norm: float) -> None:
     torch._foreach_mul_(grads, scales)
 
 
+def make_optimizer(parameters, config: TrainConfig, lr: float, device: torch.device | str = "cpu") -> torch.optim.Optimizer:
+    """Adam (the original), AdamW or Lion over ``parameters`` with ``config``'s betas and weight decay."""
+    betas = (config.beta1, config.beta2)
+    # The fused kernels are several times faster than the per-tensor loop (CPU and CUDA).
+    fused = torch.device(device).type in ("cpu", "cuda")
+    if config.optimizer == "adam":
+        return torch.optim.Adam(parameters, lr=lr, betas=betas, eps=config.eps, fused=fused)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(parameters, lr=lr, betas=betas, eps=config.eps, weight_decay=config.weight_decay, fused=fused)
+    from lion_pytorch import Lion
+
+    return Lion(parameters, lr=lr, betas=betas, weight_decay=config.weight_decay)
+
+
 def pearson(x: np.ndarray, y: np.ndarray) -> float:
     if np.std(x) == 0 or np.std(y) == 0:
         return float("nan")  # a collapsed (constant) predictor
@@ -61,15 +75,19 @@ class ProformerModule(L.LightningModule):
         TrainConfig fields.
     steps_per_epoch : int
         Optimizer steps per epoch (for one epoch of warmup and the cosine's end).
+    rc_average : bool
+        Validate on the mean of the predictions for each sequence and its reverse complement
+        (``data.rc_average``), as predict will.
     """
 
-    def __init__(self, model: dict, train: dict, steps_per_epoch: int):
+    def __init__(self, model: dict, train: dict, steps_per_epoch: int, rc_average: bool = False):
         super().__init__()
         self.save_hyperparameters()
         self.model_config = ModelConfig.from_dict(model)
         self.train_config = TrainConfig(**train)
         self.model = Proformer(self.model_config)
         self.steps_per_epoch = steps_per_epoch
+        self.rc_average = rc_average
         self._val_predictions: list[torch.Tensor] = []
         self._val_targets: list[torch.Tensor] = []
         self.val_history: list[dict] = []
@@ -87,8 +105,8 @@ class ProformerModule(L.LightningModule):
     # -- steps ---------------------------------------------------------------------------
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        _, parts = self.model.loss(batch["codes"], batch["targets"], mask=batch.get("mask"))
-        loss = parts["mse"] + self.train_config.mask_loss_weight * parts["reconstruction"]
+        _, parts = self.model.loss(batch["codes"], batch["targets"], mask=batch.get("mask"), singleton=batch.get("singleton"))
+        loss = parts["target"] + self.train_config.mask_loss_weight * parts["reconstruction"]
         size = len(batch["codes"])
         if self.epoch_sums.device != loss.device:
             self.epoch_sums = self.epoch_sums.to(loss.device)
@@ -100,7 +118,9 @@ class ProformerModule(L.LightningModule):
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        prediction = self.model(batch["codes"]).float()
+        prediction = self.model(batch["codes"], batch.get("singleton")).float()
+        if self.rc_average:
+            prediction = (prediction + self.model(swap_strands(batch["codes"]), batch.get("singleton")).float()) / 2
         self._val_predictions.append(prediction.reshape(len(prediction), -1))
         self._val_targets.append(batch["targets"].float().reshape(len(prediction), -1))
 
@@ -145,15 +165,16 @@ class ProformerModule(L.LightningModule):
     def configure_optimizers(self):
         config = self.train_config
         base_lr = 1.0 if config.schedule == "noam" else config.lr
-        # The fused kernel is several times faster than the per-tensor loop (CPU and CUDA).
-        fused = self.device.type in ("cpu", "cuda")
-        optimizer = torch.optim.Adam(self.parameters(), lr=base_lr, betas=(config.beta1, config.beta2), eps=config.eps, fused=fused)
-        warmup = config.warmup_steps or (12_500 if config.schedule == "noam" else self.steps_per_epoch)
+        optimizer = make_optimizer(self.parameters(), config, base_lr, self.device)
         total = self.steps_per_epoch * config.epochs
-        dim = self.model_config.dim
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: lr_factor(config.schedule, step, warmup, total, dim)
-        )
+        if config.schedule == "one_cycle":
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total)
+        else:
+            warmup = config.warmup_steps or (12_500 if config.schedule == "noam" else self.steps_per_epoch)
+            dim = self.model_config.dim
+            scheduler = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lambda step: lr_factor(config.schedule, step, warmup, total, dim)
+            )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:

@@ -174,7 +174,9 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
 
     dataset = Dataset(config.data.path)
     model_cfg, train_cfg = config.model, config.train
-    layout = dataset.layout(config.data.head, config.data.tail)
+    if config.data.singleton_flag != model_cfg.singleton_input:
+        model_cfg = dataclasses.replace(model_cfg, singleton_input=config.data.singleton_flag)
+    layout = dataset.layout(config.data.head, config.data.tail, pad=config.data.pad)
     if layout.length != model_cfg.length:
         raise ValueError(
             f"{dataset.directory}: rows are up to {layout.length} nt after trimming (meta.json transforms) but "
@@ -192,7 +194,10 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
     else:
         valid_set = dataset
         train_rows, valid_rows = split_indices(dataset, config.data.split, seed=train_cfg.seed)
-    if config.data.standardize:
+    if model_cfg.loss == "soft_bins":
+        for part, rows in ((dataset, train_rows), (valid_set, valid_rows)):
+            check_bin_targets(part, rows)
+    if config.data.standardize and model_cfg.loss != "soft_bins":
         mean, std = target_statistics(dataset, train_rows)
     else:
         mean, std = np.zeros(dataset.n_targets), np.ones(dataset.n_targets)
@@ -204,25 +209,28 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
     batch_size = min(train_cfg.batch_size, len(train_rows))
     batch_size -= batch_size % world
     train_loader = loader(
-        BatchBuilder(dataset, layout, mean, std, mask_ratio=model_cfg.mask_ratio, seed=train_cfg.seed),
+        BatchBuilder(dataset, layout, mean, std, mask_ratio=model_cfg.mask_ratio, seed=train_cfg.seed,
+                     shift=config.data.shift, singleton=config.data.singleton_flag),
         ShardedBatchSampler(train_rows, batch_size, shuffle=True, seed=train_cfg.seed),
         train_cfg.num_workers,
     )
     valid_loader = loader(
-        BatchBuilder(valid_set, layout, mean, std),
+        BatchBuilder(valid_set, layout, mean, std, singleton_zero=config.data.singleton_flag),
         ShardedBatchSampler(valid_rows, train_cfg.batch_size, shuffle=False),
         train_cfg.num_workers,
     )
-    module = ProformerModule(model_cfg.to_dict(), dataclasses.asdict(train_cfg), steps_per_epoch=len(train_loader))
+    module = ProformerModule(model_cfg.to_dict(), dataclasses.asdict(train_cfg), steps_per_epoch=len(train_loader),
+                             rc_average=config.data.rc_average)
     model_info = {
         "proformer_version": __version__,
         "model": model_cfg.to_dict(),
-        "layout": {"head": layout.head, "tail": layout.tail, "length": layout.length},
+        "layout": {"head": layout.head, "tail": layout.tail, "length": layout.length, "pad": layout.pad},
+        "rc_average": bool(config.data.rc_average),
         "target": {
             "names": dataset.meta.get("target_names", [f"target_{i}" for i in range(dataset.n_targets)]),
             "mean": [float(x) for x in np.atleast_1d(mean)],
             "std": [float(x) for x in np.atleast_1d(std)],
-            "standardized": bool(config.data.standardize),
+            "standardized": bool(config.data.standardize and model_cfg.loss != "soft_bins"),
         },
         "data": {"train": str(Path(config.data.path).resolve()), "split": config.data.split if not config.data.valid else None,
                  "valid": str(Path(config.data.valid).resolve()) if config.data.valid else None,
@@ -237,6 +245,20 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
     info = json.loads((run_dir / "config.json").read_text())
     return {"run_dir": str(run_dir), "best": info["best"], "n_train": len(train_rows), "n_valid": len(valid_rows),
             "epochs_run": trainer.current_epoch}
+
+
+def check_bin_targets(dataset: Dataset, rows: np.ndarray) -> None:
+    """Raise unless every target of ``rows`` is a mean sort bin in [0, 17] (``loss=soft_bins``)."""
+    from ..model.config import N_BINS
+
+    values = np.asarray(dataset.targets[np.sort(rows), 0], dtype=np.float64)
+    bad = ~np.isfinite(values) | (values < 0) | (values > N_BINS - 1)
+    if bad.any():
+        row = int(np.sort(rows)[np.flatnonzero(bad)[0]])
+        raise ValueError(
+            f"{dataset.directory}: row {row} has target {values[np.flatnonzero(bad)[0]]!r}, not a mean sort bin in "
+            f"[0, {N_BINS - 1}]; loss=soft_bins needs DREAM-style bin values (use loss=mse for other targets)"
+        )
 
 
 def _trainer(config: RunConfig, run_dir: Path, progress: bool) -> L.Trainer:
