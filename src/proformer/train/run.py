@@ -256,7 +256,7 @@ def check_bin_targets(dataset: Dataset, rows: np.ndarray) -> None:
     if bad.any():
         row = int(np.sort(rows)[np.flatnonzero(bad)[0]])
         raise ValueError(
-            f"{dataset.directory}: row {row} has target {values[np.flatnonzero(bad)[0]]!r}, not a mean sort bin in "
+            f"{dataset.directory}: row {row} (0-based) has target {float(values[np.flatnonzero(bad)[0]])!r}, not a mean sort bin in "
             f"[0, {N_BINS - 1}]; loss=soft_bins needs DREAM-style bin values (use loss=mse for other targets)"
         )
 
