@@ -296,8 +296,6 @@ class TrainConfig:
             raise ValueError(f"optimizer={self.optimizer!r}: valid values are {', '.join(OPTIMIZERS)}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay={self.weight_decay!r}: must be >= 0")
-        if self.weight_decay and self.optimizer == "adam":
-            raise ValueError("weight_decay needs optimizer=adamw or lion (Adam's L2 penalty is not what the recipes mean)")
         if self.clip not in CLIPPING:
             raise ValueError(f"clip={self.clip!r}: valid values are {', '.join(CLIPPING)}")
         if str(self.precision) not in PRECISIONS:

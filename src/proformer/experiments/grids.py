@@ -203,6 +203,35 @@ def _readout_columns(readouts) -> list[tuple[str, ...]]:
     return [(f"readout={r}",) for r in readouts]
 
 
+#: The training ideas of issue 7 (docs/training-ideas.md): each alone, then all together.
+TRAINING_IDEAS = (
+    ("baseline", "faithful recipe (Adam, warmup + cosine, MSE)", ("loss=mse",)),
+    ("soft-bins", "soft classification over the 18 bins", ("loss=soft_bins",)),
+    ("singleton", "singleton flag input", ("data.singleton_flag=true",)),
+    ("rc-average", "forward / reverse-complement averaging", ("data.rc_average=true",)),
+    ("plasmid", "plasmid padding", ("data.pad=plasmid",)),
+    ("shift", "random shifts up to 10 nt", ("data.shift=10",)),
+    ("adamw", "AdamW + one-cycle", ("train.optimizer=adamw", "train.weight_decay=0.01", "train.schedule=one_cycle")),
+    ("lion", "Lion + one-cycle", ("train.optimizer=lion", "train.lr=0.0001", "train.weight_decay=0.1",
+                                  "train.schedule=one_cycle")),
+    ("all", "all together (AdamW + one-cycle)", ("loss=soft_bins", "data.singleton_flag=true", "data.rc_average=true",
+                                                "data.pad=plasmid", "data.shift=10", "train.optimizer=adamw",
+                                                "train.weight_decay=0.01", "train.schedule=one_cycle")),
+)
+
+
+def _training_ideas(seeds=(0, 1)) -> Grid:
+    cells = tuple(
+        Cell(id=f"{name}-seed{seed}", overrides=(*overrides, f"train.seed={seed}"), row=label, column=f"seed {seed}")
+        for name, label, overrides in TRAINING_IDEAS
+        for seed in seeds
+    )
+    return Grid(name="training-ideas", preset="grid", cells=cells, set=("data.split=hash:0.9", "train.batch_size=64"),
+                rows=tuple(label for _, label, _ in TRAINING_IDEAS), columns=tuple(f"seed {s}" for s in seeds),
+                row_header="option", description="issue 7: the challenge's training ideas on the grid d64 model, each "
+                                                 "alone and all together, 2 seeds, 90/10 hash split")
+
+
 def _builtin_grids() -> dict[str, Grid]:
     header = "dim / heads / blocks"
     grids = [
@@ -219,6 +248,7 @@ def _builtin_grids() -> dict[str, Grid]:
                      description="CPU-sized reduction of slide 4 (24 cells) for train_sample.txt. Compare the "
                                  "pattern (which cells collapse, pooling vs heads), not absolute values: the "
                                  "poster trained on ~640k rows for 20 epochs."),
+        _training_ideas(),
         Grid(name="ablation", preset="dream2022", description="slide 9: readout and mask-filling ablation of the final model",
              cells=(
                  Cell("pool-nomask", ("readout=pool", "mask_ratio=0"), label="global average pooling, no mask filling"),

@@ -50,6 +50,11 @@ def make_optimizer(parameters, config: TrainConfig, lr: float, device: torch.dev
     # The fused kernels are several times faster than the per-tensor loop (CPU and CUDA).
     fused = torch.device(device).type in ("cpu", "cuda")
     if config.optimizer == "adam":
+        if config.weight_decay:
+            # Checked here, not in TrainConfig, so that --set weight_decay=... --set optimizer=adamw
+            # works in either order.
+            raise ValueError(f"weight_decay={config.weight_decay} needs optimizer=adamw or lion "
+                             f"(Adam's L2 penalty is not what the recipes mean)")
         return torch.optim.Adam(parameters, lr=lr, betas=betas, eps=config.eps, fused=fused)
     if config.optimizer == "adamw":
         return torch.optim.AdamW(parameters, lr=lr, betas=betas, eps=config.eps, weight_decay=config.weight_decay, fused=fused)
