@@ -222,3 +222,17 @@ def test_tiny_model_fits_a_planted_target():
     model.eval()
     final = torch.nn.functional.mse_loss(model(codes), target).item()
     assert final <= losses[0] / 10, (losses[0], final)
+
+
+@pytest.mark.parametrize("kernel_size", [15, 4])
+def test_conv_module_equals_a_depthwise_conv1d_on_the_transposed_input(kernel_size):
+    """The channels-last conv2d fast path computes exactly Conv1d(padding='same', groups=dim)."""
+    from proformer.model.proformer import ConvModule
+
+    torch.manual_seed(0)
+    module = ConvModule(8, kernel_size, dropout=0.0)
+    x = torch.randn(3, 11, 8, requires_grad=True)
+    expected = torch.relu(module.pointwise(module.depthwise(module.norm(x).transpose(1, 2)).transpose(1, 2)))
+    torch.testing.assert_close(module(x), expected)
+    grad = torch.autograd.grad(module(x).sum(), module.depthwise.weight)[0]
+    torch.testing.assert_close(grad, torch.autograd.grad(expected.sum(), module.depthwise.weight)[0])
