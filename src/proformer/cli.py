@@ -122,6 +122,10 @@ def cmd_bench(args: argparse.Namespace) -> None:
     from .bench import benchmark
 
     config = _model_config(args)
+    if args.batch_size is None:
+        # A training step keeps every block's activations for the backward pass: 256 sequences
+        # of a d256 / 8-block model need ~25 GB, so training defaults to a batch a laptop holds.
+        args.batch_size = 32 if args.mode == "train" else 256
     result = benchmark(config, mode=args.mode, batch_size=args.batch_size, precision=args.precision,
                        steps=args.steps, device=args.device, compile=args.compile)
     dtype = "bf16" if args.precision == "bf16" else "fp32"
@@ -305,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="time training or prediction and report model FLOPs utilisation")
     bench.add_argument("mode", choices=["train", "predict"])
     _add_preset_arguments(bench)
-    bench.add_argument("--batch-size", type=int, default=256)
+    bench.add_argument("--batch-size", type=int, default=None, help="default: 32 for train, 256 for predict")
     bench.add_argument("--precision", choices=["32", "bf16"], default="32")
     bench.add_argument("--steps", type=int, default=10, help="timed steps after 3 warm-up steps")
     bench.add_argument("--device", default="auto")
