@@ -289,3 +289,13 @@ def test_all_options_train_save_and_predict_together(dream_data, tmp_path):
     predict(tmp_path / "run", tmp_path / "in.txt", tmp_path / "out.tsv", progress=False)
     values = [float(line.split("\t")[1]) for line in (tmp_path / "out.tsv").read_text().splitlines()]
     assert len(values) == 7 and all(0 <= v <= 17 for v in values)
+
+
+def test_proformer_plus_is_the_grid_model_with_what_the_study_chose():
+    plus, grid = load_run_config(preset="proformer-plus"), load_run_config(preset="grid")
+    assert plus.model == grid.model and plus.data == grid.data
+    assert (plus.train.optimizer, plus.train.weight_decay, plus.train.schedule) == ("adamw", 0.01, "one_cycle")
+    from proformer.experiments.grids import TRAINING_IDEAS
+
+    chosen = dict((name, overrides) for name, _, overrides in TRAINING_IDEAS)["adamw"]
+    assert load_run_config(preset="grid", overrides=list(chosen)).train == plus.train
