@@ -236,3 +236,17 @@ def test_conv_module_equals_a_depthwise_conv1d_on_the_transposed_input(kernel_si
     torch.testing.assert_close(module(x), expected)
     grad = torch.autograd.grad(module(x).sum(), module.depthwise.weight)[0]
     torch.testing.assert_close(grad, torch.autograd.grad(expected.sum(), module.depthwise.weight)[0])
+
+
+@pytest.mark.parametrize("key_dim", [8, 3])
+def test_attention_is_multi_head_softmax_attention_with_the_fused_qkv_weight(key_dim):
+    """Q, K, V are the three row blocks of qkv.weight; heads of size key_dim; scale 1/sqrt(key_dim)."""
+    from proformer.model.proformer import Attention
+
+    torch.manual_seed(0)
+    attention = Attention(8, heads=2, key_dim=key_dim)
+    x = torch.randn(3, 5, 8)
+    q, k, v = (t.view(3, 5, 2, key_dim).transpose(1, 2) for t in attention.qkv(x).chunk(3, dim=-1))
+    weights = torch.softmax(q @ k.transpose(-1, -2) / key_dim**0.5, dim=-1)
+    expected = attention.out((weights @ v).transpose(1, 2).reshape(3, 5, 2 * key_dim))
+    torch.testing.assert_close(attention(x), expected)
