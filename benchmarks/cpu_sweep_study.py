@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="prepared data and sweep directory (default: %(default)s, git-ignored)")
     parser.add_argument("--epochs", type=int, default=1, help="epoch budget per cell (default: %(default)s)")
     parser.add_argument("--warmup-steps", type=int, default=10, help="linear warmup steps (default: %(default)s)")
-    parser.add_argument("--shard", help="K/N: this worker trains every N-th cell starting with the K-th")
+    parser.add_argument("--shard", help="K/N: this worker trains every N-th cell starting with the K-th; auto: claims cells one at a time")
     parser.add_argument("--report-only", action="store_true", help="write the report from the finished cells")
     parser.add_argument("--folds", type=int, default=1, help="1: the 90/10 hash split; 5: 5-fold CV (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         grid = dataclasses.replace(grid, name=f"cpu-study-first-{args.cells}", cells=grid.cells[: args.cells])
         out = work / f"timing-{args.cells}-cells-{args.epochs}-epochs"
     started = time.time()
-    shard = tuple(int(part) for part in args.shard.split("/")) if args.shard else None
+    shard = args.shard if args.shard in (None, "auto") else tuple(int(part) for part in args.shard.split("/"))
     if args.report_only:
         rows = read_results(out)
     else:

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", default=str(ROOT / "runs" / "training-ideas"),
                         help="prepared data and sweep directory (default: %(default)s, git-ignored)")
     parser.add_argument("--epochs", type=int, default=3, help="epoch budget per run (default: %(default)s)")
-    parser.add_argument("--shard", help="K/N: this worker trains every N-th run starting with the K-th")
+    parser.add_argument("--shard", help="K/N: this worker trains every N-th run starting with the K-th; auto: claims runs one at a time")
     parser.add_argument("--report-only", action="store_true", help="print the table of the finished runs")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.report_only:
         if not (data / "meta.json").exists():
             prepare(args.data_file, data, progress=False)
-        shard = tuple(int(part) for part in args.shard.split("/")) if args.shard else None
+        shard = args.shard if args.shard in (None, "auto") else tuple(int(part) for part in args.shard.split("/"))
         run_sweep("training-ideas", data, out, epochs=args.epochs, progress=False, shard=shard)
     print(table(summarise(read_results(out))))
     return 0

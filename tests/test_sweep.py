@@ -224,6 +224,29 @@ def test_shards_split_the_cells_and_merge_their_rows(tiny_data, tmp_path, capsys
         run_sweep(grid, tiny_data, out, epochs=1, progress=False, shard=(3, 2))
 
 
+def test_auto_shard_skips_live_claims_and_takes_over_dead_ones(tiny_data, tmp_path, capsys, one_thread):
+    import socket
+
+    grid, out = tiny_grid_yaml(tmp_path / "tiny.yaml"), tmp_path / "out"
+    claims = out / "claims"
+    claims.mkdir(parents=True)
+    # Another live worker on this host holds the first cell; a dead one held the second.
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    host = socket.gethostname()
+    (claims / "blocks1-readoutpool-fold0.json").write_text(json.dumps({"host": host, "pid": os.getppid()}))
+    (claims / "blocks1-readout2-fold0.json").write_text(json.dumps({"host": host, "pid": dead.pid}))
+    rows = run_sweep(grid, tiny_data, out, epochs=1, progress=False, shard="auto")
+    assert [r["cell"] for r in rows] == ["blocks1-readout2"]
+    assert "taking over the claim of process" in capsys.readouterr().err
+    assert not (claims / "blocks1-readout2-fold0.json").exists()  # released when recorded
+    # Once the live claim is gone, a worker takes the remaining cell and nothing else.
+    (claims / "blocks1-readoutpool-fold0.json").unlink()
+    rows = run_sweep(grid, tiny_data, out, epochs=1, progress=False, shard="auto")
+    assert [r["cell"] for r in rows] == ["blocks1-readoutpool", "blocks1-readout2"]
+    assert capsys.readouterr().err.count(": training") == 1
+
+
 def test_folds_train_each_cell_once_per_fold(tiny_data, tmp_path, one_thread):
     grid = tiny_grid_yaml(tmp_path / "tiny.yaml", columns=("[readout=2]",))
     rows = run_sweep(grid, tiny_data, tmp_path / "out", epochs=1, folds=2, progress=False)

@@ -147,7 +147,9 @@ def cmd_export(args: argparse.Namespace) -> None:
     print(f"wrote {result['out']}{check}")
 
 
-def _shard(text: str) -> tuple[int, int]:
+def _shard(text: str) -> tuple[int, int] | str:
+    if text == "auto":
+        return text
     try:
         k, n = (int(part) for part in text.split("/"))
     except ValueError:
@@ -292,9 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--base", help="preset or run YAML replacing the grid's base preset")
     sweep.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a setting in every cell (repeatable)")
-    sweep.add_argument("--shard", type=_shard, metavar="K/N",
-                       help="train every N-th cell starting with the K-th: run N workers (e.g. one per GPU) "
-                            "with K=1..N on the same --out")
+    sweep.add_argument("--shard", type=_shard, metavar="K/N|auto",
+                       help="share the sweep between workers on the same --out: K/N trains every N-th cell starting "
+                            "with the K-th (N workers, e.g. one per GPU); auto claims cells one at a time (any number "
+                            "of workers, cells of unequal cost)")
     sweep.add_argument("--dry-run", action="store_true", help="print the cells, one line each, and exit")
     sweep.add_argument("--no-progress", action="store_true")
     sweep.set_defaults(func=cmd_sweep)

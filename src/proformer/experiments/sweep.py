@@ -9,9 +9,11 @@ Output directory::
     OUT/data/                   data-fraction and fold subsets, written once, read by every cell
 
 A rerun skips every cell recorded as ``done`` in results.csv and does not touch its directory.
-Several workers may share one sweep directory (``shard=(k, n)``: worker k of n takes every n-th
-cell, e.g. one per GPU); results.csv is then updated under a lock (``OUT/results.lock``), each
-worker merging its row into what the others wrote.
+Several workers may share one sweep directory: ``shard=(k, n)`` (worker k of n takes every n-th
+cell, e.g. one per GPU) or ``shard="auto"`` (each worker claims the next cell nobody holds, in
+``OUT/claims/``, so cells of unequal cost spread evenly over any number of workers; a claim
+whose process has died on this host is taken over). results.csv is updated under a lock
+(``OUT/results.lock``), each worker merging its row into what the others wrote.
 A cell that was interrupted resumes from its last epoch checkpoint; without one (killed in its
 first epoch) its directory is deleted and the cell starts again.
 """
@@ -21,7 +23,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
 import shutil
+import socket
 import sys
 import time
 import warnings
@@ -52,7 +56,7 @@ _CLOCK = "sweep_cell.json"
 def run_sweep(grid: str | Path | Grid, data: str | Path | None, out: str | Path, *, epochs: int = 20,
               data_fraction: float = 1.0, folds: int = 1, dry_run: bool = False, base: str | None = None,
               overrides: Sequence[str] = (), progress: bool = True,
-              shard: tuple[int, int] | None = None) -> list[dict]:
+              shard: tuple[int, int] | str | None = None) -> list[dict]:
     """Train every cell of a grid and keep each cell's best validation Pearson within ``epochs``.
 
     Parameters
@@ -80,10 +84,12 @@ def run_sweep(grid: str | Path | Grid, data: str | Path | None, out: str | Path,
         ``key=value`` applied to every cell after its own (e.g. ``train.batch_size=128``).
     progress : bool
         Lightning's progress bar for each cell.
-    shard : (k, n) or None
-        Train only every n-th cell (and fold), starting with the k-th (1-based), so that n
-        workers started with k = 1..n on the same ``out`` share the sweep between them (one per
-        GPU: ``CUDA_VISIBLE_DEVICES=k-1``). Each resumes like a single sweep.
+    shard : (k, n), "auto" or None
+        (k, n): train only every n-th cell (and fold), starting with the k-th (1-based), so that
+        n workers started with k = 1..n on the same ``out`` share the sweep between them (one
+        per GPU: ``CUDA_VISIBLE_DEVICES=k-1``). ``"auto"``: claim cells one at a time, so any
+        number of workers, started at any time, share the sweep and finish together. Each
+        resumes like a single sweep.
 
     Returns
     -------
@@ -100,7 +106,7 @@ def run_sweep(grid: str | Path | Grid, data: str | Path | None, out: str | Path,
     for name, value in (("epochs", epochs), ("folds", folds)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name}={value!r}: must be an integer >= 1")
-    if shard is not None:
+    if shard is not None and shard != "auto":
         k, n = shard
         if not (isinstance(k, int) and isinstance(n, int) and 1 <= k <= n):
             raise ValueError(f"shard {k}/{n}: must be K/N with 1 <= K <= N, e.g. 2/4 for the second of four workers")
@@ -130,7 +136,9 @@ def run_sweep(grid: str | Path | Grid, data: str | Path | None, out: str | Path,
     done = {(row["cell"], row["fold"]) for row in read_results(out) if row["status"] == "done"}
     for number, (cell, part) in enumerate(units, start=1):
         key = (cell.id, part["fold"])
-        if key in done or (shard is not None and (number - 1) % shard[1] != shard[0] - 1):
+        if key in done or (isinstance(shard, tuple) and (number - 1) % shard[1] != shard[0] - 1):
+            continue
+        if shard == "auto" and not _claim(out, cell.id, part["fold"]):
             continue
         config = _with_data(configs[cell.id], part)
         run_dir = out / "cells" / cell.id / (f"fold-{part['fold']}" if folds > 1 else "")
@@ -147,6 +155,8 @@ def run_sweep(grid: str | Path | Grid, data: str | Path | None, out: str | Path,
             print(f"[{number}/{len(units)}] {name}: val Pearson {row['val_pearson']:.4f} at epoch {row['best_epoch']}"
                   f"{' (collapsed)' if row['collapsed'] else ''}, {seconds:.0f} s", file=sys.stderr, flush=True)
         _record(out, row, units, columns)
+        if shard == "auto":
+            _claim_path(out, cell.id, part["fold"]).unlink(missing_ok=True)
     results = {(row["cell"], row["fold"]): row for row in read_results(out)}
     return [results[(c.id, p["fold"])] for c, p in units if (c.id, p["fold"]) in results]
 
@@ -160,6 +170,39 @@ def _locked(out: Path):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _claim_path(out: Path, cell: str, fold: int) -> Path:
+    return out / "claims" / f"{cell}-fold{fold}.json"
+
+
+def _claim(out: Path, cell: str, fold: int) -> bool:
+    """Take (cell, fold) for this process unless it is done or held by a live worker."""
+    path = _claim_path(out, cell, fold)
+    path.parent.mkdir(exist_ok=True)
+    host, pid = socket.gethostname(), os.getpid()
+    with _locked(out):
+        if any(r["cell"] == cell and r["fold"] == fold and r["status"] == "done" for r in read_results(out)):
+            return False
+        if path.exists():
+            holder = json.loads(path.read_text() or "{}")
+            if holder.get("host") != host or _alive(int(holder.get("pid", 0))):
+                return False  # another machine's claim counts as live: delete the file to free it
+            print(f"{cell}: taking over the claim of process {holder.get('pid')}, which has ended", file=sys.stderr)
+        path.write_text(json.dumps({"host": host, "pid": pid, "started": time.time()}) + "\n")
+    return True
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _record(out: Path, row: dict, units, columns: list[str]) -> None:
