@@ -12,17 +12,17 @@ Deviations from the poster, and why:
   alone takes about 26 min per epoch on one core); the conventions allow cutting epochs;
 - warmup 10 steps (``train.warmup_steps=10``), the poster's proportion (one epoch of 20 = 5 %),
   then cosine decay to 0 at the last step, as in the grid recipe;
-- one thread per process (``OMP_NUM_THREADS=1``) and two workers (``--shard 1/2`` and
-  ``--shard 2/2``) on the same sweep directory: on a 2-core machine two single-threaded
-  processes beat one two-threaded one for models this small.
+- one thread per process (``OMP_NUM_THREADS=1``) and two workers (``--shard auto``, each
+  claiming the next free cell) on the same sweep directory: on a 2-core machine two
+  single-threaded processes beat one two-threaded one for models this small.
 
 ``--folds 5`` runs 5-fold cross-validation by sequence hash instead of the single 90/10 split
 (5x the time); the report then gives the mean and spread across folds.
 
 Usage (resumable: rerun the same command after an interruption)::
 
-    nice -n 10 python benchmarks/cpu_sweep_study.py --shard 1/2 &   # the study on two cores,
-    nice -n 10 python benchmarks/cpu_sweep_study.py --shard 2/2     # report in docs/ at the end
+    nice -n 10 python benchmarks/cpu_sweep_study.py --shard auto &  # the study on two cores,
+    nice -n 10 python benchmarks/cpu_sweep_study.py --shard auto    # report in docs/ at the end
     python benchmarks/cpu_sweep_study.py --report-only              # rewrite the report
     python benchmarks/cpu_sweep_study.py --dry-run                  # list the 24 cells
     python benchmarks/cpu_sweep_study.py --cells 2 --epochs 1       # time the first 2 cells
