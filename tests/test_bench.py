@@ -1,4 +1,5 @@
 import dataclasses
+import warnings
 
 import pytest
 import torch
@@ -59,3 +60,17 @@ def test_bench_reports_mfu(capsys, monkeypatch):
     result = benchmark(dataclasses.replace(model_preset("grid"), dim=16), mode="predict", batch_size=8, steps=2)
     assert result["mfu"] == pytest.approx(result["achieved_flops"] / result["peak_flops"])
     assert result["achieved_flops"] == pytest.approx(result["sequences_per_second"] * forward_flops(dataclasses.replace(model_preset("grid"), dim=16)))
+
+
+def test_bf16_on_a_cpu_without_bf16_instructions_warns(monkeypatch):
+    from proformer.device import check_bf16
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    with pytest.warns(RuntimeWarning, match="bf16 matmuls are emulated"):
+        check_bf16("cpu", "bf16")
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_bf16("cpu", "bf16")  # AMX: real bf16, no warning
+        check_bf16("cpu", "32")

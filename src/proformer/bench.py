@@ -12,7 +12,7 @@ import time
 import torch
 
 from .model import ModelConfig, Proformer
-from .predict import resolve_device
+from .device import check_bf16, resolve_device
 from .train.module import clip_original
 
 
@@ -85,6 +85,7 @@ def benchmark(
     if precision not in ("32", "bf16"):
         raise ValueError(f"precision={precision!r}: use 32 or bf16")
     device = str(resolve_device(device))
+    check_bf16(device, precision)
     torch.manual_seed(0)
     model = Proformer(config).to(device)
     step_model = torch.compile(model) if compile else model

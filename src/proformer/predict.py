@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .data.dataset import Layout
+from .device import check_bf16, resolve_device
 from .model import ModelConfig, Proformer, swap_strands
 from .sequence import encode_padded
 
@@ -33,12 +34,6 @@ def load_model(model_dir: str | Path, device: str | torch.device = "cpu") -> tup
     model = Proformer(ModelConfig.from_dict(info["model"]))
     model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
     return model.to(device).eval(), info
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def read_sequences(path: str | Path, chunk_rows: int = 100_000) -> Iterator[list[str]]:
@@ -141,6 +136,7 @@ def predict(
     if format not in ("tsv", "dream-json"):
         raise ValueError(f"format={format!r}: use tsv or dream-json")
     model, info = load_model(model_dir, resolve_device(device))
+    check_bf16(next(model.parameters()).device, precision)
     layout = Layout(**info["layout"])
     if rc_average is None:
         rc_average = bool(info.get("rc_average", False))

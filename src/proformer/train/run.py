@@ -28,6 +28,7 @@ import torch
 from .. import __version__
 from ..config import RunConfig, save_run_config
 from ..data.dataset import BatchBuilder, Dataset, ShardedBatchSampler, loader, split_indices, target_statistics
+from ..device import check_bf16
 from .module import ProformerModule
 
 class _DropAdvertising(logging.Filter):
@@ -205,6 +206,7 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
     save_run_config(config, run_dir / "config.yaml")
     L.seed_everything(train_cfg.seed, workers=True, verbose=False)
     trainer = _trainer(config, run_dir, progress)
+    check_bf16(trainer.strategy.root_device, train_cfg.precision)
     world = trainer.world_size
     batch_size = min(train_cfg.batch_size, len(train_rows))
     batch_size -= batch_size % world
