@@ -245,6 +245,10 @@ def test_auto_shard_skips_live_claims_and_takes_over_dead_ones(tiny_data, tmp_pa
     rows = run_sweep(grid, tiny_data, out, epochs=1, progress=False, shard="auto")
     assert [r["cell"] for r in rows] == ["blocks1-readoutpool", "blocks1-readout2"]
     assert capsys.readouterr().err.count(": training") == 1
+    # A fresh auto worker starts with the heavier model (2 head tokens) and ends with pooling.
+    run_sweep(grid, tiny_data, tmp_path / "fresh", epochs=1, progress=False, shard="auto")
+    err = capsys.readouterr().err
+    assert err.index("blocks1-readout2: training") < err.index("blocks1-readoutpool: training")
 
 
 def test_folds_train_each_cell_once_per_fold(tiny_data, tmp_path, one_thread):

@@ -87,8 +87,9 @@ def run_sweep(grid: str | Path | Grid, data: str | Path | None, out: str | Path,
     shard : (k, n), "auto" or None
         (k, n): train only every n-th cell (and fold), starting with the k-th (1-based), so that
         n workers started with k = 1..n on the same ``out`` share the sweep between them (one
-        per GPU: ``CUDA_VISIBLE_DEVICES=k-1``). ``"auto"``: claim cells one at a time, so any
-        number of workers, started at any time, share the sweep and finish together. Each
+        per GPU: ``CUDA_VISIBLE_DEVICES=k-1``). ``"auto"``: claim cells one at a time, heaviest
+        model first, so any number of workers, started at any time, share the sweep and finish
+        together. Each
         resumes like a single sweep.
 
     Returns
@@ -134,7 +135,12 @@ def run_sweep(grid: str | Path | Grid, data: str | Path | None, out: str | Path,
     columns = columns_for(grid.varied_keys())
     units = [(cell, part) for cell in grid.cells for part in datasets]
     done = {(row["cell"], row["fold"]) for row in read_results(out) if row["status"] == "done"}
-    for number, (cell, part) in enumerate(units, start=1):
+    numbered = list(enumerate(units, start=1))
+    if shard == "auto":
+        # Heaviest cells first (model FLOPs per epoch), so that the last cells to finish are
+        # short ones and the workers end together.
+        numbered.sort(key=lambda item: -_cost(configs[item[1][0].id]))
+    for number, (cell, part) in numbered:
         key = (cell.id, part["fold"])
         if key in done or (isinstance(shard, tuple) and (number - 1) % shard[1] != shard[0] - 1):
             continue
@@ -170,6 +176,13 @@ def _locked(out: Path):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _cost(config) -> float:
+    """Training FLOPs per sequence of a cell's model: every cell of a sweep sees the same rows."""
+    from ..bench import training_flops
+
+    return training_flops(config.model)
 
 
 def _claim_path(out: Path, cell: str, fold: int) -> Path:
