@@ -98,6 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{missing} cell(s) not finished yet (another worker?): no report; rerun with --report-only later")
         return 0
     text = sweep_report(out, compare="poster-yeast")
+    command = (f"OMP_NUM_THREADS=1 nice -n 10 python benchmarks/cpu_sweep_study.py --epochs {args.epochs} "
+               f"--batch-size {args.batch_size} --warmup-steps {args.warmup_steps} --shard auto")
+    title, _, rest = text.partition("\n")
+    text = (f"{title}\n\nCommand (two workers on the 2-core machine, resumable; then `--report-only`):\n\n"
+            f"```\n{command} &\n{command}\n```\n\nWhat it shows: docs/sweep.md, \"The CPU study\".\n{rest}")
     report = Path(args.report)
     image = report.with_suffix(".png")
     image.write_bytes((out / "heatmap.png").read_bytes())
