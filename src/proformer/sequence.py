@@ -251,11 +251,7 @@ def center_pad(codes: np.ndarray, lengths: np.ndarray, length: int = DREAM_LENGT
             f"row {row} has {lengths[row]} positions, more than the padded length {length}; "
             "drop such rows first (e.g. keep = lengths <= length)"
         )
-    padded = np.full((len(lengths), length), N, dtype=np.uint8)
-    for size, rows in _rows_by_length(lengths):
-        left = (length - size) // 2
-        padded[rows, left : left + size] = codes[rows, :size]
-    return padded
+    return place(codes, lengths, length, (length - np.asarray(lengths, dtype=np.int64)) // 2)
 
 
 def place(codes: np.ndarray, lengths: np.ndarray, length: int, left: np.ndarray, pad: str = "n") -> np.ndarray:
@@ -286,20 +282,19 @@ def place(codes: np.ndarray, lengths: np.ndarray, length: int, left: np.ndarray,
     if len(lengths) and ((left < 0).any() or (left + lengths > length).any()):
         row = int(np.flatnonzero((left < 0) | (left + lengths > length))[0])
         raise ValueError(f"row {row}: {lengths[row]} symbols at offset {left[row]} do not fit in {length} positions")
-    position = np.arange(length)[None, :]
-    offset = position - left[:, None]  # index into the row's own symbols
-    inside = (offset >= 0) & (offset < lengths[:, None])
-    width = max(codes.shape[1], 1)
-    out = np.take_along_axis(np.asarray(codes), np.clip(offset, 0, width - 1), axis=1) if codes.shape[1] else \
-        np.zeros((len(lengths), length), dtype=np.uint8)
-    if pad == "n":
-        return np.where(inside, out, np.uint8(N)).astype(np.uint8)
+    if pad == "plasmid" and length > len(PLASMID_UPSTREAM):
+        raise ValueError(f"pad=plasmid covers up to {len(PLASMID_UPSTREAM)} positions per side; length={length} is longer")
+    out = np.full((len(lengths), length), N, dtype=np.uint8)
     upstream, downstream = _PLASMID_CODES
-    if length > len(upstream):
-        raise ValueError(f"pad=plasmid covers up to {len(upstream)} positions per side; length={length} is longer")
-    before = upstream[np.clip(len(upstream) + offset, 0, len(upstream) - 1)]
-    after = downstream[np.clip(offset - lengths[:, None], 0, len(downstream) - 1)]
-    return np.where(inside, out, np.where(offset < 0, before, after)).astype(np.uint8)
+    # One slice copy per distinct (length, offset) pair: a few dozen for DREAM data, a few
+    # hundred with shifts, never an index matrix as large as the data.
+    for key, rows in _rows_by_length(lengths * (length + 1) + left):
+        size, start = divmod(key, length + 1)
+        out[rows, start : start + size] = codes[rows, :size]
+        if pad == "plasmid":
+            out[rows, :start] = upstream[len(upstream) - start :]
+            out[rows, start + size :] = downstream[: length - start - size]
+    return out
 
 
 def add_reverse_complement(codes: np.ndarray) -> np.ndarray:
