@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from proformer.data.prepare import prepare
     from proformer.experiments import load_grid, run_sweep, sweep_report
+    from proformer.experiments.sweep import parse_shard
     from proformer.experiments.results import read_results
 
     work = Path(args.work)
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         grid = dataclasses.replace(grid, name=f"cpu-study-first-{args.cells}", cells=grid.cells[: args.cells])
         out = work / f"timing-{args.cells}-cells-{args.epochs}-epochs"
     started = time.time()
-    shard = args.shard if args.shard in (None, "auto") else tuple(int(part) for part in args.shard.split("/"))
+    shard = parse_shard(args.shard)
     if args.report_only:
         rows = read_results(out)
     else:

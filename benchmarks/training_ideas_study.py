@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from proformer.data.prepare import prepare
     from proformer.experiments import run_sweep
+    from proformer.experiments.sweep import parse_shard
     from proformer.experiments.results import read_results
 
     work = Path(args.work)
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.report_only:
         if not (data / "meta.json").exists():
             prepare(args.data_file, data, progress=False)
-        shard = args.shard if args.shard in (None, "auto") else tuple(int(part) for part in args.shard.split("/"))
+        shard = parse_shard(args.shard)
         run_sweep("training-ideas", data, out, epochs=args.epochs, progress=False, shard=shard)
     print(table(summarise(read_results(out))))
     return 0

@@ -148,15 +148,12 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def _shard(text: str) -> tuple[int, int] | str:
-    if text == "auto":
-        return text
+    from .experiments.sweep import parse_shard
+
     try:
-        k, n = (int(part) for part in text.split("/"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected K/N, e.g. 2/4 for the second of four workers") from None
-    if not 1 <= k <= n:
-        raise argparse.ArgumentTypeError(f"{text!r}: need 1 <= K <= N")
-    return k, n
+        return parse_shard(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:

@@ -167,6 +167,19 @@ def run_sweep(grid: str | Path | Grid, data: str | Path | None, out: str | Path,
     return [results[(c.id, p["fold"])] for c, p in units if (c.id, p["fold"]) in results]
 
 
+def parse_shard(text: str | None) -> tuple[int, int] | str | None:
+    """``"2/4"`` -> ``(2, 4)``; ``"auto"`` and None unchanged (``--shard`` of the CLI and scripts)."""
+    if text is None or text == "auto":
+        return text
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ValueError(f"shard {text!r}: expected K/N (e.g. 2/4 for the second of four workers) or auto") from None
+    if not 1 <= k <= n:
+        raise ValueError(f"shard {text!r}: need 1 <= K <= N")
+    return k, n
+
+
 @contextlib.contextmanager
 def _locked(out: Path):
     """Hold ``OUT/results.lock`` exclusively (workers of one sweep take turns writing)."""
