@@ -122,8 +122,15 @@ class Dataset:
         path = self.directory / "integer_target.npy"
         if path.exists():
             return np.load(path)
-        first = np.asarray(self.targets[:, 0], dtype=np.float64) if self.n_targets else np.zeros(0)
-        return np.isfinite(first) & (first == np.round(first))
+        if not self.n_targets:
+            return np.zeros(len(self), dtype=bool)
+        return is_integer_target(np.asarray(self.targets))
+
+
+def is_integer_target(values: np.ndarray) -> np.ndarray:
+    """bool ``(n,)``: the first target column of ``(n, n_targets)`` values is a whole number."""
+    first = np.asarray(values)[:, 0]
+    return first == np.floor(first)
 
 
 def split_indices(dataset: Dataset, strategy: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

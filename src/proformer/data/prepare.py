@@ -52,6 +52,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .dataset import is_integer_target
 from ..sequence import _LUT, ALPHABET, DREAM_HEAD, DREAM_LENGTH, DREAM_TAIL, M, N
 
 __all__ = ["InputError", "prepare", "load_meta", "FORMAT_VERSION", "REASONS"]
@@ -682,7 +683,7 @@ def _process(
     values = rows.values[kept]
     stats.targets.append(values.astype(np.float32))
     if values.shape[1]:
-        stats.integer.append(values[:, 0] == np.floor(values[:, 0]))
+        stats.integer.append(is_integer_target(values))
     else:
         stats.integer.append(np.zeros(len(kept), dtype=bool))
 
