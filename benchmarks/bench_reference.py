@@ -9,7 +9,11 @@ compute the same function (the parameter counts differ only by proformer's dead 
 
     python benchmarks/bench_reference.py [--steps 30] [--batch-size 128]
 
-Prints training sequences/s (data loading included) of each and the ratio.
+Prints training sequences/s (data loading included) of each and the ratio, then the bound that
+the matrix products put on any implementation of this step: proformer's own matmul and attention
+kernels, timed by ``torch.profiler`` over a few steps, and the speed-up over the reference that
+an implementation would reach if everything else in the step (element-wise work, normalisation,
+random numbers, data, optimizer) cost nothing.
 """
 
 from __future__ import annotations
@@ -125,6 +129,23 @@ def time_steps(step, batches, steps: int) -> float:
     return time.perf_counter() - start
 
 
+# Kernels that every implementation of the step runs, whatever else it fuses away.
+MATRIX_KERNELS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::_scaled_dot_product_flash_attention_for_cpu",
+                  "aten::_scaled_dot_product_flash_attention_for_cpu_backward", "aten::convolution_backward",
+                  "aten::mkldnn_convolution")
+
+
+def matrix_kernel_seconds(step, batches, steps: int = 5) -> float:
+    """Seconds per step spent in MATRIX_KERNELS (self time), from torch.profiler."""
+    iterator = iter(batches)
+    step(next(iterator))
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+        for _ in range(steps):
+            step(next(iterator))
+    total_us = sum(e.self_cpu_time_total for e in profile.key_averages() if e.key in MATRIX_KERNELS)
+    return total_us / 1e6 / steps
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30)
@@ -167,6 +188,7 @@ def main() -> None:
         n_ref = sum(p.numel() for p in reference.parameters())
         t_ref = time_steps(reference_step, ref_batches, args.steps)
         t_ours = time_steps(ours_step, ours_batches, args.steps)
+        t_kernels = matrix_kernel_seconds(ours_step, ours_batches)
     sequences = args.steps * args.batch_size
     print(f"grid d{config.dim}/{config.heads} heads/{config.blocks} block/H{config.readout}, head_dim=split, "
           f"batch {args.batch_size}, {args.steps} timed steps, {torch.get_num_threads()} threads")
@@ -174,6 +196,10 @@ def main() -> None:
     print(f"proformer  {sequences / t_ours:8.1f} sequences/s")
     print(f"reference  {sequences / t_ref:8.1f} sequences/s")
     print(f"speed-up   {t_ref / t_ours:8.2f}x")
+    seconds_ref = t_ref / args.steps
+    print(f"matmul, attention and conv kernels of a proformer step: {t_kernels * 1e3:.1f} ms of "
+          f"{t_ours / args.steps * 1e3:.1f} ms; the reference step takes {seconds_ref * 1e3:.1f} ms")
+    print(f"bound      {seconds_ref / t_kernels:8.2f}x (the speed-up if all other work in the step were free)")
 
 
 if __name__ == "__main__":

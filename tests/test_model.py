@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from proformer.model import ModelConfig, Proformer, mask_positions, model_preset, parameter_counts
+from proformer.model.proformer import Dropout, dropout_keep_mask
 from proformer.sequence import N, dream_layout, one_hot
 
 
@@ -198,6 +199,51 @@ def test_dropout_is_active_only_in_training_mode():
     assert torch.equal(model(codes), model(codes))
     model.train()
     assert not torch.equal(model(codes), model(codes))
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_cpu_dropout_mask_keeps_each_element_with_one_minus_p(p):
+    """Every one of the four 16-bit words of a draw must keep at the same rate: a word with a
+    fixed bit (random_'s default range leaves the top bit of an int64 at 0) would show here."""
+    torch.manual_seed(0)
+    keep, keep_probability = dropout_keep_mask(torch.Size([1000, 4001]), p)  # n not a multiple of 4
+    assert keep.shape == (1000, 4001) and keep.dtype == torch.bool
+    assert keep_probability == round((1 - p) * 2**16) / 2**16 and abs(keep_probability - (1 - p)) < 2**-16
+    per_word = keep.view(-1)[: 4 * 1_000_000].view(-1, 4).double().mean(dim=0)
+    sd = (p * (1 - p) / 1_000_000) ** 0.5
+    assert torch.all((per_word - keep_probability).abs() < 5 * sd), per_word
+    # Neighbours (same draw or not) are independent.
+    flat = keep.view(-1).double()
+    both = (flat[:-1] * flat[1:]).mean()
+    assert abs(both - keep_probability**2) < 5 * sd
+
+
+def test_cpu_dropout_scales_and_routes_the_gradient_through_the_kept_elements():
+    torch.manual_seed(1)
+    dropout = Dropout(0.1).train()
+    x = torch.randn(64, 50, 33, requires_grad=True)
+    y = dropout(x)
+    kept = y != 0
+    keep_probability = round(0.9 * 2**16) / 2**16
+    assert torch.allclose(y[kept], x[kept] / keep_probability)
+    assert abs(kept.double().mean() - 0.9) < 0.005
+    y.backward(torch.full_like(y, 2.0))
+    assert torch.allclose(x.grad, kept * (2.0 / keep_probability))
+    # The global generator decides the mask: the same seed gives the same mask.
+    torch.manual_seed(1)
+    again = torch.randn(64, 50, 33)
+    assert torch.equal(Dropout(0.1).train()(again) != 0, kept)
+    assert torch.equal(Dropout(0.1).eval()(x), x) and torch.equal(Dropout(0.0).train()(x), x)
+
+
+def test_cpu_dropout_matches_torch_dropout_in_distribution():
+    """Same mean and variance of the output as F.dropout on the same input (ones: kept values
+    are 1 / keep_probability)."""
+    torch.manual_seed(2)
+    x = torch.ones(2_000_000)
+    ours, theirs = Dropout(0.3).train()(x), torch.nn.functional.dropout(x, 0.3, training=True)
+    assert abs(ours.mean() - 1) < 0.005 and abs(theirs.mean() - 1) < 0.005
+    assert abs(ours.var() - theirs.var()) < 0.01
 
 
 def test_tiny_model_fits_a_planted_target():

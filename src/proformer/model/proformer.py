@@ -25,6 +25,62 @@ N_CODE, MASK_CODE = 4, 5
 LAYER_NORM_EPS = 1e-6
 
 
+def dropout_keep_mask(shape: torch.Size, p: float, generator: torch.Generator | None = None) -> tuple[torch.Tensor, float]:
+    """Draw a CPU dropout mask: each element kept with probability about ``1 - p``.
+
+    ``torch.bernoulli_`` spends a 32-bit Mersenne-twister draw and a float conversion per element,
+    on one thread; here one 64-bit draw gives four elements, one per 16-bit word, each kept when
+    the word is below a threshold (one vectorised comparison). The keep probability is ``1 - p``
+    rounded to a multiple of 2**-16 (p = 0.1 -> 0.1000061); it is returned so the caller can
+    scale by its exact inverse.
+
+    Returns
+    -------
+    keep : torch.Tensor
+        bool, ``shape``.
+    keep_probability : float
+    """
+    n = 1
+    for size in shape:
+        n *= size
+    kept_words = round((1.0 - p) * 2**16)  # of the 2**16 values of a word
+    # from=-2**63, to=None: the full 64-bit range, so every int16 word is uniform on [-2**15, 2**15).
+    words = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(2**63), None, generator=generator)
+    keep = words.view(torch.int16) < kept_words - 2**15
+    return keep[:n].view(shape), kept_words / 2**16
+
+
+class _MaskedScale(torch.autograd.Function):
+    """``x * keep / keep_probability`` with the bool mask saved for the backward pass."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.save_for_backward(keep)
+        ctx.scale = scale
+        # where(), not mul(): a bool operand of mul() is first copied to a float tensor on CPU.
+        return torch.where(keep, x, 0.0).mul_(scale)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (keep,) = ctx.saved_tensors
+        return torch.where(keep, grad, 0.0).mul_(ctx.scale), None, None
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` with a cheaper mask on CPU (:func:`dropout_keep_mask`).
+
+    On a CPU, ``F.dropout``'s Bernoulli draws were 12-18 % of a grid-model training step (they run
+    on one thread); these masks cost about a quarter of that. Other devices use ``F.dropout``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # (Rates near 1 would round the keep probability to 0; F.dropout takes them exactly.)
+        if not self.training or not 0 < self.p < 0.999 or x.device.type != "cpu" or self.inplace:
+            return super().forward(x)
+        keep, keep_probability = dropout_keep_mask(x.shape, self.p)
+        return _MaskedScale.apply(x, keep, 1.0 / keep_probability)
+
+
 class KmerEmbedding(nn.Module):
     """Linear map of the one-hot window of ``kmer`` symbols around each position (spec 2).
 
@@ -71,7 +127,7 @@ class FeedForward(nn.Module):
         self.norm = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
         self.expand = nn.Linear(dim, hidden, bias=False)
         self.project = nn.Linear(hidden // 2, dim, bias=False)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.gate = F.silu if activation == "swiglu" else torch.sigmoid
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -91,7 +147,7 @@ class ConvModule(nn.Module):
         self.norm = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
         self.depthwise = nn.Conv1d(dim, dim, kernel_size, padding="same", groups=dim, bias=False)
         self.pointwise = nn.Linear(dim, dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # (batch, tokens, dim) seen as (batch, dim, 1, tokens) is a channels-last image: the 2-d
@@ -236,7 +292,7 @@ class Proformer(nn.Module):
         # original, whose (dead) weight is part of the published parameter count.
         self.expression_heads = nn.Linear(1, d) if config.readout != "pool" else None
         self.blocks = nn.ModuleList(MacaronBlock(config) for _ in range(config.blocks))
-        self.readout_dropout = nn.Dropout(config.dropout)
+        self.readout_dropout = Dropout(config.dropout)
         self.readout = nn.Linear(d, N_BINS if config.loss == "soft_bins" else config.n_targets)
         # Optional per-sequence input (LegNet's singleton channel): flag * vector, added everywhere.
         self.singleton_embedding = nn.Linear(1, d, bias=False) if config.singleton_input else None
