@@ -62,6 +62,20 @@ def test_bench_reports_mfu(capsys, monkeypatch):
     assert result["achieved_flops"] == pytest.approx(result["sequences_per_second"] * forward_flops(dataclasses.replace(model_preset("grid"), dim=16)))
 
 
+def test_bf16_peak_is_a_peak_for_the_model(monkeypatch):
+    """MFU is a fraction: the grid model's bf16 inference must not run faster than the measured
+    bf16 peak. On CPUs without bf16 instructions a torch.mm peak (a fallback ~20x slower than
+    linear's oneDNN kernel) put this model at ~8x its "peak"."""
+    import proformer.bench
+
+    peak = proformer.bench.matmul_peak
+    monkeypatch.setattr(proformer.bench, "matmul_peak", lambda dtype, **kw: peak(dtype, size=1024, repeats=2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the emulated-bf16 warning of check_bf16
+        result = benchmark(model_preset("grid"), mode="predict", precision="bf16", batch_size=32, steps=2, warmup=1)
+    assert 0 < result["mfu"] < 1, result
+
+
 def test_bf16_on_a_cpu_without_bf16_instructions_warns(monkeypatch):
     from proformer.device import check_bf16
 
