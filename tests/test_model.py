@@ -246,6 +246,18 @@ def test_cpu_dropout_matches_torch_dropout_in_distribution():
     assert abs(ours.var() - theirs.var()) < 0.01
 
 
+@pytest.mark.parametrize("activation", ["swiglu", "glu"])
+def test_feed_forward_is_the_gate_of_the_two_halves_of_one_expansion(activation):
+    from proformer.model.proformer import FeedForward
+
+    torch.manual_seed(0)
+    ffn = FeedForward(16, 4, dropout=0.0, activation=activation)
+    x = torch.randn(3, 7, 16)
+    a, b = ffn.expand(ffn.norm(x)).chunk(2, dim=-1)  # first half of the output units is a
+    gate = torch.nn.functional.silu if activation == "swiglu" else torch.sigmoid
+    assert torch.allclose(ffn(x), ffn.project(a * gate(b)), atol=1e-6)
+
+
 def test_tiny_model_fits_a_planted_target():
     """64 random sequences whose target is the count of a planted motif: MSE falls >= 10x."""
     torch.manual_seed(0)
