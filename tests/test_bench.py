@@ -60,6 +60,9 @@ def test_bench_reports_mfu(capsys, monkeypatch):
     result = benchmark(dataclasses.replace(model_preset("grid"), dim=16), mode="predict", batch_size=8, steps=2)
     assert result["mfu"] == pytest.approx(result["achieved_flops"] / result["peak_flops"])
     assert result["achieved_flops"] == pytest.approx(result["sequences_per_second"] * forward_flops(dataclasses.replace(model_preset("grid"), dim=16)))
+    # A peak measured once by the caller (benchmarks/bench_presets.py) is used as given.
+    given = benchmark(dataclasses.replace(model_preset("grid"), dim=16), mode="predict", batch_size=8, steps=2, peak_flops=2e9)
+    assert given["peak_flops"] == 2e9 and given["mfu"] == pytest.approx(given["achieved_flops"] / 2e9)
 
 
 def test_bf16_peak_is_a_peak_for_the_model(monkeypatch):

@@ -78,8 +78,12 @@ def benchmark(
     warmup: int = 3,
     device: str = "auto",
     compile: bool = False,
+    peak_flops: float | None = None,
 ) -> dict:
     """Time ``steps`` warmed-up training steps (or inference batches) on random sequences.
+
+    ``peak_flops``: a peak already measured in this process with :func:`matmul_peak` (same dtype
+    and device), for scripts that time many models; measured here when None.
 
     Returns
     -------
@@ -134,7 +138,7 @@ def benchmark(
     seconds = time.perf_counter() - start
     per_sequence = training_flops(config) if mode == "train" else forward_flops(config)
     rate = steps * batch_size / seconds
-    peak = matmul_peak(dtype, device=device)
+    peak = matmul_peak(dtype, device=device) if peak_flops is None else peak_flops
     return {
         "mode": mode,
         "device": device,
