@@ -264,6 +264,10 @@ class TrainConfig:
         Seeds the split, the shuffling, the masks and the initial weights.
     num_workers : int
         DataLoader worker processes.
+    compile : bool
+        Run the training loss through ``torch.compile`` (Inductor). Meant for GPUs: on the
+        project's 2-core CPU it made training slower (docs/benchmarks.md). The first steps pay
+        the compilation.
     """
 
     lr: float = 1e-3
@@ -288,6 +292,7 @@ class TrainConfig:
     num_nodes: int = 1
     seed: int = 0
     num_workers: int = 0
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:

@@ -91,6 +91,9 @@ class ProformerModule(L.LightningModule):
         self.model_config = ModelConfig.from_dict(model)
         self.train_config = TrainConfig(**train)
         self.model = Proformer(self.model_config)
+        # The loss method, not the module, is compiled: the weights keep their names (a compiled
+        # module's state_dict prefixes them with _orig_mod.) and validation runs eagerly.
+        self.training_loss = torch.compile(self.model.loss) if self.train_config.compile else self.model.loss
         self.steps_per_epoch = steps_per_epoch
         self.rc_average = rc_average
         self._val_predictions: list[torch.Tensor] = []
@@ -110,7 +113,7 @@ class ProformerModule(L.LightningModule):
     # -- steps ---------------------------------------------------------------------------
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        _, parts = self.model.loss(batch["codes"], batch["targets"], mask=batch.get("mask"), singleton=batch.get("singleton"))
+        _, parts = self.training_loss(batch["codes"], batch["targets"], mask=batch.get("mask"), singleton=batch.get("singleton"))
         loss = parts["target"] + self.train_config.mask_loss_weight * parts["reconstruction"]
         size = len(batch["codes"])
         if self.epoch_sums.device != loss.device:
