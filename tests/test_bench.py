@@ -59,6 +59,10 @@ def test_bench_reports_mfu(capsys, monkeypatch):
     assert out.strip().splitlines()[-1].startswith("MFU ") and out.strip().endswith("%")
     result = benchmark(dataclasses.replace(model_preset("grid"), dim=16), mode="predict", batch_size=8, steps=2)
     assert result["mfu"] == pytest.approx(result["achieved_flops"] / result["peak_flops"])
+    assert len(result["step_seconds"]) == 2 and all(t > 0 for t in result["step_seconds"])
+    assert result["seconds_per_step"] == pytest.approx(sum(result["step_seconds"]) / 2)
+    assert result["sequences_per_second"] == pytest.approx(8 / result["seconds_per_step"])
+    assert "fastest" in out and "slowest" in out
     assert result["achieved_flops"] == pytest.approx(result["sequences_per_second"] * forward_flops(dataclasses.replace(model_preset("grid"), dim=16)))
     # A peak measured once by the caller (benchmarks/bench_presets.py) is used as given.
     given = benchmark(dataclasses.replace(model_preset("grid"), dim=16), mode="predict", batch_size=8, steps=2, peak_flops=2e9)

@@ -88,8 +88,9 @@ def benchmark(
     Returns
     -------
     dict
-        ``sequences_per_second``, ``flops_per_sequence``, ``achieved_flops``, ``peak_flops``
-        (measured here, same dtype) and ``mfu``.
+        ``sequences_per_second``, ``seconds_per_step`` (mean) and ``step_seconds`` (each timed
+        step), ``flops_per_sequence``, ``achieved_flops``, ``peak_flops`` (measured here, same
+        dtype) and ``mfu``.
     """
     if mode not in ("train", "predict"):
         raise ValueError(f"mode={mode!r}: use train or predict")
@@ -130,12 +131,15 @@ def benchmark(
         step = predict_step
     for _ in range(warmup):
         step()
-    _sync(device)
-    start = time.perf_counter()
+    # Each step timed on its own, so the spread shows how steady the machine was.
+    step_seconds = []
     for _ in range(steps):
+        _sync(device)
+        start = time.perf_counter()
         step()
-    _sync(device)
-    seconds = time.perf_counter() - start
+        _sync(device)
+        step_seconds.append(time.perf_counter() - start)
+    seconds = sum(step_seconds)
     per_sequence = training_flops(config) if mode == "train" else forward_flops(config)
     rate = steps * batch_size / seconds
     peak = matmul_peak(dtype, device=device) if peak_flops is None else peak_flops
@@ -147,6 +151,7 @@ def benchmark(
         "steps": steps,
         "threads": torch.get_num_threads(),
         "seconds_per_step": seconds / steps,
+        "step_seconds": step_seconds,
         "sequences_per_second": rate,
         "flops_per_sequence": per_sequence,
         "achieved_flops": rate * per_sequence,

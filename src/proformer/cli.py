@@ -132,7 +132,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
     print(f"{args.mode} preset {args.preset} ({', '.join(args.overrides) or 'no overrides'}), batch {args.batch_size}, "
           f"{dtype}, {result['device']}, {result['threads']} threads, {args.steps} timed steps")
     print(f"sequences/s            {result['sequences_per_second']:,.1f}")
-    print(f"seconds per step       {result['seconds_per_step']:.4f}")
+    fastest, slowest = min(result["step_seconds"]), max(result["step_seconds"])
+    print(f"seconds per step       {result['seconds_per_step']:.4f} (mean; fastest {fastest:.4f}, slowest {slowest:.4f})")
     print(f"model FLOPs/sequence   {result['flops_per_sequence']:,} ({'forward + backward' if args.mode == 'train' else 'forward'})")
     print(f"achieved               {result['achieved_flops'] / 1e9:,.1f} GFLOP/s")
     print(f"{dtype} matmul peak      {result['peak_flops'] / 1e9:,.1f} GFLOP/s (square 4096 matmul, best of 5, measured now)")
