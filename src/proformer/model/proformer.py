@@ -70,7 +70,7 @@ class Dropout(nn.Dropout):
     """``nn.Dropout`` with a cheaper mask on CPU (:func:`dropout_keep_mask`).
 
     On a CPU, ``F.dropout``'s Bernoulli draws were 12-18 % of a grid-model training step (they run
-    on one thread); these masks cost about a quarter of that. Other devices use ``F.dropout``.
+    on one thread); these masks cost about a seventh of that. Other devices use ``F.dropout``.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
