@@ -202,8 +202,9 @@ def main() -> None:
           f"{t_ours / args.steps * 1e3:.1f} ms; the reference step takes {seconds_ref * 1e3:.1f} ms")
     print(f"bound      {seconds_ref / t_kernels:8.2f}x (the speed-up if all other work in the step were free)")
     peak = matmul_peak()
-    seconds_at_peak = training_flops(config) * args.batch_size / peak
-    print(f"at the fp32 matmul peak ({peak / 1e9:.1f} GFLOP/s, 4096^2) the step's {training_flops(config) / 1e6:.0f} MFLOP "
+    flops = training_flops(config)
+    seconds_at_peak = flops * args.batch_size / peak
+    print(f"at the fp32 matmul peak ({peak / 1e9:.1f} GFLOP/s, 4096^2) the step's {flops / 1e6:.0f} MFLOP "
           f"per sequence would take {seconds_at_peak * 1e3:.1f} ms: {seconds_ref / seconds_at_peak:.2f}x the reference at 100 % MFU")
 
 

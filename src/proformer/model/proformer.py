@@ -25,7 +25,7 @@ N_CODE, MASK_CODE = 4, 5
 LAYER_NORM_EPS = 1e-6
 
 
-def dropout_keep_mask(shape: torch.Size, p: float, generator: torch.Generator | None = None) -> tuple[torch.Tensor, float]:
+def dropout_keep_mask(shape: torch.Size, p: float) -> tuple[torch.Tensor, float]:
     """Draw a CPU dropout mask: each element kept with probability about ``1 - p``.
 
     ``torch.bernoulli_`` spends a 32-bit Mersenne-twister draw and a float conversion per element,
@@ -40,12 +40,10 @@ def dropout_keep_mask(shape: torch.Size, p: float, generator: torch.Generator | 
         bool, ``shape``.
     keep_probability : float
     """
-    n = 1
-    for size in shape:
-        n *= size
+    n = shape.numel()
     kept_words = round((1.0 - p) * 2**16)  # of the 2**16 values of a word
     # from=-2**63, to=None: the full 64-bit range, so every int16 word is uniform on [-2**15, 2**15).
-    words = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(2**63), None, generator=generator)
+    words = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(2**63), None)
     keep = words.view(torch.int16) < kept_words - 2**15
     return keep[:n].view(shape), kept_words / 2**16
 
