@@ -69,6 +69,12 @@ def test_bench_reports_mfu(capsys, monkeypatch):
     assert given["peak_flops"] == 2e9 and given["mfu"] == pytest.approx(given["achieved_flops"] / 2e9)
 
 
+@pytest.mark.parametrize("option, value", [("--batch-size", "0"), ("--steps", "0")])
+def test_bench_refuses_an_empty_measurement(option, value, capsys):
+    assert main(["bench", "predict", "--preset", "grid", "--set", "dim=16", option, value]) == 2
+    assert f"{option[2:].replace('-', '_')}=0: must be at least 1" in capsys.readouterr().err
+
+
 def test_bf16_peak_is_a_peak_for_the_model(monkeypatch):
     """MFU is a fraction: the grid model's bf16 inference must not run faster than the measured
     bf16 peak. On CPUs without bf16 instructions a torch.mm peak (a fallback ~20x slower than

@@ -96,6 +96,9 @@ def benchmark(
         raise ValueError(f"mode={mode!r}: use train or predict")
     if precision not in ("32", "bf16"):
         raise ValueError(f"precision={precision!r}: use 32 or bf16")
+    for name, value, least in (("batch_size", batch_size, 1), ("steps", steps, 1), ("warmup", warmup, 0)):
+        if value < least:
+            raise ValueError(f"{name}={value}: must be at least {least}")
     device = str(resolve_device(device))
     check_bf16(device, precision)
     torch.manual_seed(0)
