@@ -148,12 +148,25 @@ class ConvModule(nn.Module):
         self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.norm(x)
+        if h.device.type == "cpu" and (h.dtype != torch.float32 or torch.is_autocast_enabled("cpu")):
+            # On CPUs with AVX-512 BF16, oneDNN's bf16 depthwise kernel on the channels-last view
+            # never finishes building for some shapes (dim 8 or 16 with kernel 15 spun for hours
+            # in its JIT code generator). The conv is a small share of the work, so in reduced
+            # precision it runs in fp32, on the same kernel as fp32 training, and casts back.
+            with torch.autocast("cpu", enabled=False):
+                h = self._depthwise(h.float(), self.depthwise.weight.float()).to(h.dtype)
+        else:
+            h = self._depthwise(h, self.depthwise.weight)
+        return self.dropout(F.relu(self.pointwise(h)))
+
+    def _depthwise(self, h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """``(batch, tokens, dim)`` -> ``(batch, tokens, dim)``: the depthwise conv along tokens."""
         # (batch, tokens, dim) seen as (batch, dim, 1, tokens) is a channels-last image: the 2-d
         # depthwise kernel reads it in place, with no transposed copies either way (3x faster
         # forward + backward on CPU than Conv1d on a transposed tensor).
-        h = self.norm(x).transpose(1, 2).unsqueeze(2)
-        h = F.conv2d(h, self.depthwise.weight.unsqueeze(2), padding="same", groups=self.depthwise.groups)
-        return self.dropout(F.relu(self.pointwise(h.squeeze(2).transpose(1, 2))))
+        h = F.conv2d(h.transpose(1, 2).unsqueeze(2), weight.unsqueeze(2), padding="same", groups=self.depthwise.groups)
+        return h.squeeze(2).transpose(1, 2)
 
 
 class Attention(nn.Module):
