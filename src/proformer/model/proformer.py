@@ -133,6 +133,13 @@ class FeedForward(nn.Module):
         return self.dropout(self.project(self.dropout(a * self.gate(b))))
 
 
+def _cpu_autocast_enabled() -> bool:
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:  # torch < 2.4 has no device argument
+        return torch.is_autocast_cpu_enabled()
+
+
 class ConvModule(nn.Module):
     """LayerNorm -> depthwise Conv1d ('same', no bias) -> pointwise Linear(d, d) -> ReLU -> Dropout.
 
@@ -149,7 +156,7 @@ class ConvModule(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.norm(x)
-        if h.device.type == "cpu" and (h.dtype != torch.float32 or torch.is_autocast_enabled("cpu")):
+        if h.device.type == "cpu" and (h.dtype != torch.float32 or _cpu_autocast_enabled()):
             # On CPUs with AVX-512 BF16, oneDNN's bf16 depthwise kernel on the channels-last view
             # never finishes building for some shapes (dim 8 or 16 with kernel 15 spun for hours
             # in its JIT code generator). The conv is a small share of the work, so in reduced
