@@ -46,7 +46,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
-from scipy.stats import rankdata
+
+from .metrics import pearson, spearman
 
 __all__ = [
     "N_TEST",
@@ -634,13 +635,6 @@ def _check_present(vector: np.ndarray, needed: np.ndarray, what: str, hint: str)
         )
 
 
-def _pearson(x: np.ndarray, y: np.ndarray) -> float:
-    xc = x - x.mean()
-    yc = y - y.mean()
-    r = float(np.dot(xc, yc) / math.sqrt(float(np.dot(xc, xc)) * float(np.dot(yc, yc))))
-    return min(1.0, max(-1.0, r))
-
-
 def _correlations(
     pred: np.ndarray, truth: np.ndarray, name: str, split: str
 ) -> tuple[float, float]:
@@ -660,9 +654,7 @@ def _correlations(
                 f"({kind}) are constant over its {pred.size} items (zero variance); "
                 + hints[label]
             )
-    r = _pearson(pred, truth)
-    rho = _pearson(rankdata(pred), rankdata(truth))
-    return r, rho
+    return pearson(pred, truth), spearman(pred, truth)
 
 
 def _combine(

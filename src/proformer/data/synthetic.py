@@ -43,7 +43,8 @@ from typing import Sequence
 
 import numpy as np
 
-from proformer.sequence import DREAM_HEAD, DREAM_TAIL, encode
+from ..metrics import pearson
+from ..sequence import DREAM_HEAD, DREAM_TAIL, encode
 
 # ----------------------------------------------------------------------------------------------
 # Layout and measurement constants
@@ -561,11 +562,7 @@ def noise_ceiling(library: SyntheticLibrary) -> float:
     float
         In [-1, 1]; NaN when either array is constant.
     """
-    activity = np.asarray(library.activity, dtype=np.float64)
-    expression = np.asarray(library.expression, dtype=np.float64)
-    if activity.size < 2 or activity.std() == 0 or expression.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(activity, expression)[0, 1])
+    return pearson(library.activity, library.expression)
 
 
 def format_expression(value: float) -> str:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import lightning as L
 import numpy as np
 import torch
-from scipy import stats
+from torchmetrics.aggregation import CatMetric
 
 from ..config import TrainConfig
+from ..metrics import pearson, per_target, spearman
 from ..model import ModelConfig, Proformer, swap_strands
 
 
@@ -63,12 +65,6 @@ def make_optimizer(parameters, config: TrainConfig, lr: float, device: torch.dev
     return Lion(parameters, lr=lr, betas=betas, weight_decay=config.weight_decay)
 
 
-def pearson(x: np.ndarray, y: np.ndarray) -> float:
-    if np.std(x) == 0 or np.std(y) == 0:
-        return float("nan")  # a collapsed (constant) predictor
-    return float(np.corrcoef(x, y)[0, 1])
-
-
 class ProformerModule(L.LightningModule):
     """Proformer + its training recipe.
 
@@ -96,8 +92,10 @@ class ProformerModule(L.LightningModule):
         self.training_loss = torch.compile(self.model.loss) if self.train_config.compile else self.model.loss
         self.steps_per_epoch = steps_per_epoch
         self.rc_average = rc_average
-        self._val_predictions: list[torch.Tensor] = []
-        self._val_targets: list[torch.Tensor] = []
+        # Validation outputs of every process, gathered by torchmetrics (rows of unequal count
+        # per rank included), so the metrics are over the whole validation set.
+        # NaN predictions are kept (a diverged model must show as one, not be filtered out).
+        self.val_predictions, self.val_targets = CatMetric(nan_strategy="disable"), CatMetric(nan_strategy="disable")
         self.val_history: list[dict] = []
         self.epoch_sums, self.epoch_count = torch.zeros(3), 0
 
@@ -129,24 +127,17 @@ class ProformerModule(L.LightningModule):
         prediction = self.model(batch["codes"], batch.get("singleton")).float()
         if self.rc_average:
             prediction = (prediction + self.model(swap_strands(batch["codes"]), batch.get("singleton")).float()) / 2
-        self._val_predictions.append(prediction.reshape(len(prediction), -1))
-        self._val_targets.append(batch["targets"].float().reshape(len(prediction), -1))
+        self.val_predictions.update(prediction.reshape(len(prediction), -1))
+        self.val_targets.update(batch["targets"].float().reshape(len(prediction), -1))
 
     def on_validation_epoch_end(self) -> None:
-        """Pearson and Spearman over the whole validation set (all ranks), not a mean of batches."""
+        """Pearson and Spearman over the whole validation set (all ranks), not a mean of batches;
+        with several targets, the mean over targets."""
         width = self.model_config.n_targets
-        local_p = torch.cat(self._val_predictions) if self._val_predictions else torch.zeros(0, width, device=self.device)
-        local_t = torch.cat(self._val_targets) if self._val_targets else torch.zeros(0, width, device=self.device)
-        self._val_predictions.clear()
-        self._val_targets.clear()
-        if self.trainer.world_size > 1:
-            local_p, local_t = self._gather(local_p), self._gather(local_t)
-        p, t = local_p.double().cpu().numpy(), local_t.double().cpu().numpy()
-        pearsons = [pearson(p[:, j], t[:, j]) for j in range(width)]
-        spearmans = [float(stats.spearmanr(p[:, j], t[:, j]).statistic) if np.std(p[:, j]) > 0 else float("nan") for j in range(width)]
+        p, t = (self._gathered(metric, width) for metric in (self.val_predictions, self.val_targets))
         metrics = {
-            "val_pearson": float(np.mean(pearsons)),
-            "val_spearman": float(np.mean(spearmans)),
+            "val_pearson": float(np.mean(per_target(pearson, p, t))),
+            "val_spearman": float(np.mean(per_target(spearman, p, t))),
             "val_mse": float(np.mean((p - t) ** 2)),
             "val_prediction_std": float(p.std(axis=0).mean()),
         }
@@ -159,14 +150,17 @@ class ProformerModule(L.LightningModule):
         self.log("val_mse", metrics["val_mse"])
         self.val_history.append({"epoch": self.current_epoch, **metrics})
 
-    def _gather(self, values: torch.Tensor) -> torch.Tensor:
-        """Concatenate unequal per-rank tensors (rows) from every process."""
-        size = torch.tensor([len(values)], device=values.device)
-        sizes = self.all_gather(size).flatten().tolist()
-        padded = torch.zeros(max(sizes), values.shape[1], device=values.device, dtype=values.dtype)
-        padded[: len(values)] = values
-        gathered = self.all_gather(padded)
-        return torch.cat([gathered[i, :n] for i, n in enumerate(sizes)])
+    @staticmethod
+    def _gathered(metric: CatMetric, width: int) -> np.ndarray:
+        """``(rows, width)`` float64: every process's rows, then the metric is reset for the next epoch."""
+        # compute() on every rank, updated or not: it is a collective operation under DDP.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*was called before the ``update`` method")
+            values = metric.compute()
+        metric.reset()
+        if isinstance(values, list):  # no validation rows anywhere
+            values = torch.zeros(0, width)
+        return values.reshape(-1, width).double().cpu().numpy()
 
     # -- optimisation --------------------------------------------------------------------
 
