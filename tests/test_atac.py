@@ -24,7 +24,8 @@ from proformer.data.atac import (
     read_peaks,
     tn5_insertions,
 )
-from proformer.data.dataset import Dataset, Layout
+from proformer.data.dataset import Dataset
+from proformer.sequence import Layout
 from proformer.data.genome_sim import simulate_atac, write_bigwig
 from proformer.sequence import N, encode
 

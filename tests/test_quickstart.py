@@ -40,3 +40,25 @@ def test_quickstart_on_a_user_file_holds_out_a_stable_tenth(tmp_path):
     again = quickstart(tmp_path / "qs2", data=source, overrides=FAST, progress=False)
     assert (tmp_path / "qs2" / "data" / "test.tsv").read_text().splitlines() == test_lines
     assert again["n_test"] == metrics["n_test"]
+
+
+def test_held_out_rows_are_those_the_training_split_hash_puts_below_a_tenth(tmp_path):
+    """One sequence hash for every stable split: the quickstart's held-out tenth is decided by
+    the hash of data.split=hash:F, and a bad sequence is reported with its file and line."""
+    from proformer.data.splits import sequence_hash, string_hash
+    from proformer.quickstart import _split_file
+    from proformer.sequence import encode_padded
+
+    source = write_tsv(simulate_library(300, seed=2), tmp_path / "mine.tsv")
+    _split_file(source, tmp_path / "train.tsv", tmp_path / "test.tsv", chunk_rows=64)
+    held_out = [line.split("\t")[0] for line in (tmp_path / "test.tsv").read_text().splitlines()]
+    sequences = [line.split("\t")[0] for line in source.read_text().splitlines()]
+    hashes = sequence_hash(*encode_padded(sequences))
+    assert np.array_equal(hashes, string_hash(sequences))
+    assert held_out == [s for s, h in zip(sequences, hashes) if h < 0.1]
+
+    lines = source.read_text().splitlines()
+    lines[100] = "ACGTXACGT\t5"
+    (tmp_path / "bad.tsv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"bad\.tsv:101: invalid symbol 'X'"):
+        _split_file(tmp_path / "bad.tsv", tmp_path / "t.tsv", tmp_path / "h.tsv", chunk_rows=64)

@@ -1,11 +1,26 @@
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from proformer import sequence as seq
 from proformer.sequence import (
     DREAM_HEAD,
+    DREAM_LENGTH,
     DREAM_TAIL,
+    GENOME_CODES,
+    INPUT_CODES,
+    INPUT_CODES_BYTES,
+    INVALID,
+    SYMBOL_CODES,
+    A,
+    C,
+    G,
+    M,
     N,
+    T,
+    Layout,
     add_reverse_complement,
     center_pad,
     decode,
@@ -144,3 +159,123 @@ def test_one_hot_is_acgt_ordered_with_zero_columns_for_n_and_m():
 def test_alphabet_constants():
     assert seq.ALPHABET == "ACGTNM"
     assert len(DREAM_HEAD) == 17 and len(DREAM_TAIL) == 13
+
+
+# -- one layout: dream_layout is Layout on the rows that fit ------------------------------------
+
+
+def _reference_forward(sequence: str, head: int, tail: int, length: int) -> str:
+    """Plain-Python forward strand of the one rule: trim, cut a long row to its centre (the extra
+    position of an odd excess goes on the right), centre-pad with N (the extra N on the right)."""
+    core = sequence[head : len(sequence) - tail] if len(sequence) > head + tail else ""
+    if len(core) > length:
+        left = (len(core) - length) // 2
+        core = core[left : left + length]
+    left = (length - len(core)) // 2
+    return "N" * left + core + "N" * (length - len(core) - left)
+
+
+@pytest.mark.parametrize("head, tail, length", [(17, 13, 100), (3, 0, 9), (0, 0, 8), (2, 5, 11)])
+def test_dream_layout_is_layout_apply_on_the_rows_that_fit(head, tail, length):
+    rng = np.random.default_rng(head * 100 + length)
+    # Too short to hold the flanks, short with odd and even padding, exactly the window, and
+    # longer than it by an odd and an even excess.
+    totals = list(range(0, head + tail + length + 6)) + rng.integers(0, head + tail + length + 20, 200).tolist()
+    sequences = [random_dna(rng, 1, int(n), "ACGTN")[0] if n else "" for n in totals]
+    codes, lengths = encode_padded(sequences)
+    layout = Layout(head=head, tail=tail, length=length)
+
+    laid, keep = dream_layout((codes, lengths), length=length, head=head, tail=tail)
+    assert np.array_equal(keep, layout.fits(lengths))
+    assert keep.any() and not keep.all()
+    expected = layout.apply(codes[keep], lengths[keep])
+    assert laid.dtype == expected.dtype == np.uint8
+    assert laid.tobytes() == expected.tobytes() and laid.shape == expected.shape == (int(keep.sum()), 2 * length)
+    forward, _ = dream_layout(sequences, length=length, head=head, tail=tail, with_reverse_complement=False)
+    assert forward.tobytes() == laid[:, :length].tobytes()
+
+    # Both against the plain-Python rule: dream_layout keeps exactly the rows that fit, and
+    # Layout.apply lays out every row, cutting the long ones to their centre.
+    assert keep.tolist() == [max(len(s) - head - tail, 0) <= length for s in sequences]
+    everything = layout.apply(codes, lengths)
+    assert decode(everything[:, :length]) == [_reference_forward(s, head, tail, length) for s in sequences]
+    assert np.array_equal(everything[:, length:], reverse_complement(everything[:, :length]))
+    assert np.array_equal(everything[keep], laid)
+
+
+def test_layout_apply_cuts_an_over_long_row_to_its_centre():
+    layout = Layout(head=2, tail=1, length=4)
+    codes, lengths = encode_padded(["GGACGTACT", "GGACGTACGT", "GGCAT"])
+    # Trimmed: ACGTAC (excess 2), ACGTACG (excess 3: the extra position is lost on the right), CA.
+    assert layout.fits(lengths).tolist() == [False, False, True]
+    out = layout.apply(codes, lengths)
+    assert decode(out[:, :4]) == ["CGTA", "CGTA", "NCAN"]
+    assert decode(out[:, 4:]) == ["TACG", "TACG", "NTGN"]
+    laid, keep = dream_layout((codes, lengths), length=4, head=2, tail=1)
+    assert keep.tolist() == [False, False, True] and decode(laid) == ["NCANNTGN"]
+
+
+def test_layout_defaults_are_the_dream_layout():
+    layout = Layout()
+    assert (layout.head, layout.tail, layout.length) == (len(DREAM_HEAD), len(DREAM_TAIL), DREAM_LENGTH)
+    rng = np.random.default_rng(3)
+    sequences = [dream(random_dna(rng, 1, int(n))[0]) for n in rng.integers(60, 80, 20)]
+    codes, lengths = encode_padded(sequences)
+    assert np.array_equal(layout.apply(codes, lengths), dream_layout(sequences)[0])
+
+
+# -- the byte -> code tables --------------------------------------------------------------------
+
+
+def _codes_of(table: np.ndarray, text: str) -> list[int]:
+    return table[np.frombuffer(text.encode("ascii"), dtype=np.uint8)].tolist()
+
+
+def test_input_table_refuses_the_mask_letter_and_maps_lower_case():
+    assert _codes_of(INPUT_CODES, "ACGTN") == _codes_of(INPUT_CODES, "acgtn") == [A, C, G, T, N]
+    assert _codes_of(INPUT_CODES, "Mm") == [INVALID, INVALID]
+    assert _codes_of(INPUT_CODES, "RYX-U \t") == [INVALID] * 7
+    # The bytes.translate form is the same table.
+    every_byte = bytes(range(256))
+    assert every_byte.translate(INPUT_CODES_BYTES) == INPUT_CODES.tobytes()
+
+
+def test_symbol_table_is_the_input_table_plus_the_mask_letter():
+    assert _codes_of(SYMBOL_CODES, "ACGTNMacgtnm") == [A, C, G, T, N, M] * 2
+    differs = np.flatnonzero(SYMBOL_CODES != INPUT_CODES)
+    assert sorted(chr(b) for b in differs) == ["M", "m"]
+
+
+def test_genome_table_maps_iupac_ambiguity_codes_to_n():
+    assert _codes_of(GENOME_CODES, "ACGTacgt") == [A, C, G, T] * 2
+    # IUPAC M (A or C) is N to a model, never the mask token.
+    assert _codes_of(GENOME_CODES, "NnRYrySWKMmBDHVbdhv") == [N] * 19
+    assert _codes_of(GENOME_CODES, "X-U.") == [INVALID] * 4
+
+
+# -- structural guard: one home for the alphabet, its tables and the DREAM numbers ----------------
+
+_DUPLICATES = {
+    "the invalid marker": r"=\s*255\b",
+    "a byte lookup table": r"np\.full\(\s*256",
+    "a table definition": r"^\s*_?[A-Z0-9_]*(LUT|TABLE)\s*(:[^=]*)?=",
+    "a complement table": r"str\.maketrans\(",
+    "a letter table": r'frombuffer\(b"[ACGTNM]+"',
+    "a DREAM flank or window literal": r"\b(head|tail|length)\s*(:\s*int\s*)?=\s*(17|13|100)\b",
+    "a bare N code": r"codes\w*\s*[!=]=\s*4\b",
+    "a symbol code constant": r"^\s*\w*(_CODE|SYMBOLS)\b[\w\s,]*=\s*\d",
+    "an IUPAC table": r"""["']R["']\s*:\s*["'0]""",
+}
+
+
+def test_alphabet_tables_and_dream_constants_live_only_in_sequence_py():
+    package = Path(seq.__file__).parent
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        if path == Path(seq.__file__):
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            for what, pattern in _DUPLICATES.items():
+                if re.search(pattern, line):
+                    found.append(f"{path.relative_to(package)}:{number}: {what}: {line.strip()}")
+    assert not found, "import these from proformer.sequence instead:\n" + "\n".join(found)

@@ -12,7 +12,8 @@ import time
 import numpy as np
 import pytest
 
-from proformer.data.dataset import Dataset, split_indices
+from proformer.data.dataset import Dataset
+from proformer.data.splits import split_indices
 from proformer.data.prepare import prepare
 from proformer.experiments import load_grid, poster, run_sweep, sweep_report
 from proformer.experiments.results import columns_for, write_results, write_settings

@@ -11,7 +11,9 @@ import pytest
 import torch
 
 from proformer.config import load_run_config
-from proformer.data.dataset import BatchBuilder, Dataset, Layout, ShardedBatchSampler, mask_draws, split_indices
+from proformer.data.dataset import BatchBuilder, Dataset, ShardedBatchSampler, mask_draws
+from proformer.data.splits import split_indices
+from proformer.sequence import Layout
 from proformer.data.prepare import prepare
 from proformer.model import ModelConfig, Proformer
 from proformer.predict import load_model, predict

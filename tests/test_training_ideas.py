@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from proformer.config import TrainConfig, load_run_config
-from proformer.data.dataset import BatchBuilder, Dataset, Layout
+from proformer.data.dataset import BatchBuilder, Dataset
+from proformer.sequence import Layout
 from proformer.data.prepare import prepare
 from proformer.model import ModelConfig, Proformer, soft_bin_targets, swap_strands
 from proformer.predict import load_model, predict, predict_codes

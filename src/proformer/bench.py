@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from .model import ModelConfig, Proformer
 from .device import check_bf16, resolve_device
+from .sequence import N
 from .train.module import clip_original
 
 
@@ -104,7 +105,7 @@ def benchmark(
     torch.manual_seed(0)
     model = Proformer(config).to(device)
     step_model = torch.compile(model) if compile else model
-    codes = torch.randint(0, 4, (batch_size, 2 * config.length), device=device)
+    codes = torch.randint(0, N, (batch_size, 2 * config.length), device=device)  # A C G T
     targets = torch.randn(batch_size, config.n_targets, device=device).squeeze(-1)
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     autocast = torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")

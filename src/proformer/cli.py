@@ -194,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Proformer: predict a number (expression, accessibility) from a short DNA sequence.",
     )
     from . import __version__
+    from .sequence import DREAM_HEAD, DREAM_LENGTH, DREAM_TAIL  # numpy only: the parser stays light
 
     parser.add_argument("--version", action="version", version=f"proformer {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -221,8 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--target-col", action="append", help="table input: a target column (repeat for several)")
     prep.add_argument("--on-bad", choices=["error", "skip"], default="error",
                       help="bad rows stop with an error (default) or are skipped and counted")
-    prep.add_argument("--trim", help="HEAD,TAIL flank lengths to trim when batches are built (DREAM default 17,13)")
-    prep.add_argument("--length", type=int, help="positions per strand after trimming; longer rows are dropped (DREAM default 100)")
+    prep.add_argument("--trim", help="HEAD,TAIL flank lengths to trim when batches are built "
+                      f"(DREAM default {len(DREAM_HEAD)},{len(DREAM_TAIL)})")
+    prep.add_argument("--length", type=int, help="positions per strand after trimming; longer rows are dropped "
+                      f"(DREAM default {DREAM_LENGTH})")
     prep.add_argument("--no-progress", action="store_true")
     prep.set_defaults(func=cmd_prepare)
 

@@ -1,7 +1,8 @@
 """``proformer export``: a trained model as ONNX, for serving without PyTorch.
 
-The exported graph takes the model-ready codes ``(batch, 2 * length)`` (int64, the layout of
-:func:`proformer.sequence.dream_layout` with the run's trim/pad) and returns the predictions in
+The exported graph takes the model-ready codes ``(batch, 2 * length)`` (int64, the run's
+:class:`proformer.sequence.Layout` applied as training and predict apply it:
+``Layout(**config["layout"]).apply(codes, lengths)``) and returns the predictions in
 standardised units, ``(batch,)`` or ``(batch, n_targets)``. The batch dimension is dynamic.
 Needs the optional extra: ``pip install "proformer[onnx]"``.
 """
@@ -14,6 +15,7 @@ import numpy as np
 import torch
 
 from .predict import load_model
+from .sequence import N
 
 
 def export_onnx(model_dir: str | Path, out: str | Path, opset: int = 18, check: bool = True) -> dict:
@@ -30,7 +32,7 @@ def export_onnx(model_dir: str | Path, out: str | Path, opset: int = 18, check: 
         raise ImportError('ONNX export needs the optional extra: pip install "proformer[onnx]"') from None
     model, info = load_model(model_dir)
     length = model.config.length
-    example = torch.randint(0, 4, (2, 2 * length))
+    example = torch.randint(0, N, (2, 2 * length))  # A C G T
     batch = torch.export.Dim("batch", min=1)
     program = torch.onnx.export(
         model, (example,), dynamo=True, opset_version=opset, dynamic_shapes=({0: batch},),
@@ -48,7 +50,7 @@ def onnx_parity(model: torch.nn.Module, path: str | Path, batch_size: int = 16, 
     import onnxruntime
 
     generator = torch.Generator().manual_seed(seed)
-    codes = torch.randint(0, 5, (batch_size, 2 * model.config.length), generator=generator)
+    codes = torch.randint(0, N + 1, (batch_size, 2 * model.config.length), generator=generator)  # A C G T N
     with torch.no_grad():
         expected = model(codes).numpy()
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -17,10 +17,9 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .data.dataset import Layout
 from .device import check_bf16, resolve_device
 from .model import ModelConfig, Proformer, swap_strands
-from .sequence import encode_padded
+from .sequence import Layout, encode_padded
 
 
 def load_model(model_dir: str | Path, device: str | torch.device = "cpu") -> tuple[Proformer, dict]:

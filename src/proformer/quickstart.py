@@ -18,6 +18,7 @@ sequences (by hash) is held out for the test.
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import time
@@ -27,6 +28,7 @@ import numpy as np
 
 from .config import apply_overrides, run_preset
 from .data.prepare import prepare
+from .data.splits import string_hash
 from .data.synthetic import noise_ceiling, simulate_library, write_tsv
 from .metrics import pearson, spearman
 
@@ -38,15 +40,30 @@ QUICKSTART_OVERRIDES = (
 )
 
 
-def _split_file(source: Path, train_path: Path, test_path: Path, test_fraction: float = 0.1) -> None:
-    """Hold out a stable fraction of a DREAM-format file by a hash of each sequence."""
-    import zlib
-
+def _split_file(source: Path, train_path: Path, test_path: Path, test_fraction: float = 0.1,
+                chunk_rows: int = 100_000) -> None:
+    """Hold out a stable fraction of a DREAM-format file by the hash of each sequence
+    (:func:`proformer.data.splits.string_hash`, the hash behind ``data.split=hash:F``)."""
     with open(source) as handle, open(train_path, "w") as train, open(test_path, "w") as test:
-        for line in handle:
-            sequence = line.split("\t", 1)[0]
-            bucket = zlib.crc32(sequence.encode()) / 2**32
-            (test if bucket < test_fraction else train).write(line)
+        first_line = 1
+        while lines := list(itertools.islice(handle, chunk_rows)):
+            sequences = [line.split("\t", 1)[0].strip() for line in lines]
+            try:
+                held_out = string_hash(sequences) < test_fraction
+            except ValueError as error:
+                bad = next(i for i, s in enumerate(sequences) if not _encodes(s))
+                raise ValueError(f"{source}:{first_line + bad}: {error}") from None
+            for line, test_row in zip(lines, held_out):
+                (test if test_row else train).write(line)
+            first_line += len(lines)
+
+
+def _encodes(sequence: str) -> bool:
+    try:
+        string_hash([sequence])
+    except ValueError:
+        return False
+    return True
 
 
 def _read_tsv(path: Path) -> tuple[list[str], np.ndarray]:

@@ -4,31 +4,40 @@ Symbols ``A C G T N M`` map to codes ``0..5`` (``M`` is the mask token of mask f
 Everything here works on whole batches with numpy: a list of strings is joined into one
 byte buffer and translated through a lookup table, so there is no per-character Python loop.
 
+This module is the one home of the alphabet, its codes, the lookup tables from bytes to codes
+(one per kind of input: :data:`SYMBOL_CODES`, :data:`INPUT_CODES`, :data:`GENOME_CODES`), the
+complement tables, the DREAM 2022 constants and the model's input layout (:class:`Layout`).
+
 Ragged input is held as a padded matrix plus a length per row, ``(codes, lengths)`` with
 ``codes`` of shape ``(n, max_length)`` (padding filled with ``N``) and ``lengths`` of shape
 ``(n,)``. The DREAM layout of the original Proformer is, in order::
 
     codes, lengths = encode_padded(sequences)
-    codes, lengths = trim(codes, lengths, head=17, tail=13)     # drop the constant flanks
-    keep = lengths <= 100                                       # length filter
-    codes = center_pad(codes[keep], lengths[keep], 100)         # (n, 100), N on both sides
-    codes = add_reverse_complement(codes)                       # (n, 200)
+    codes, lengths = trim(codes, lengths, len(DREAM_HEAD), len(DREAM_TAIL))  # drop the flanks
+    keep = lengths <= DREAM_LENGTH                                           # length filter
+    codes = center_pad(codes[keep], lengths[keep], DREAM_LENGTH)             # (n, 100), N both sides
+    codes = add_reverse_complement(codes)                                    # (n, 200)
 
-:func:`dream_layout` does all four in one call.
+:class:`Layout` is that layout as one object (training, predict and :func:`dream_layout` all use
+it); :func:`dream_layout` does all four steps in one call.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
 ALPHABET = "ACGTNM"
 A, C, G, T, N, M = range(6)
+#: What every byte -> code table below gives a byte outside its alphabet.
+INVALID = 255
 
 # The constant flanks of every DREAM 2022 promoter (17 nt before, 13 nt after the 80 random nt).
 DREAM_HEAD = "TGCATTTTTTTCACATC"
 DREAM_TAIL = "GGTTACGGCTGTT"
+#: Positions per strand after padding in the original Proformer: the window a trimmed row must fit.
 DREAM_LENGTH = 100
 
 #: The reporter plasmid around the 80 random nt (100 nt each side, from the challenge's
@@ -44,14 +53,39 @@ PLASMID_DOWNSTREAM = (
 )
 PAD_MODES = ("n", "plasmid")
 
-_INVALID = 255
-_LUT = np.full(256, _INVALID, dtype=np.uint8)
-for _code, _symbol in enumerate(ALPHABET):
-    _LUT[ord(_symbol)] = _code
-    _LUT[ord(_symbol.lower())] = _code
+#: The bases each IUPAC symbol stands for (genome FASTAs and motif consensuses use them).
+IUPAC_BASES = {
+    "A": "A", "C": "C", "G": "G", "T": "T", "R": "AG", "Y": "CT", "S": "CG", "W": "AT", "K": "GT",
+    "M": "AC", "B": "CGT", "D": "AGT", "H": "ACT", "V": "ACG", "N": "ACGT",
+}
+#: ``str.translate`` table: the complement of an IUPAC string (read it reversed for the RC).
+IUPAC_COMPLEMENT = str.maketrans("ACGTRYSWKMBDHVN", "TGCAYRSWMKVHDBN")
 
-# Complement on codes: A<->T, C<->G; N and M are their own complement.
-_COMPLEMENT = np.array([T, G, C, A, N, M], dtype=np.uint8)
+
+def _byte_table(codes: dict[str, int]) -> np.ndarray:
+    """uint8 ``(256,)``: byte -> code for each symbol in either case, :data:`INVALID` elsewhere."""
+    table = np.full(256, INVALID, dtype=np.uint8)
+    for symbol, code in codes.items():
+        table[[ord(symbol.upper()), ord(symbol.lower())]] = code
+    return table
+
+
+#: byte -> code for what :func:`encode` accepts: ``A C G T N M``, either case (predict's input).
+SYMBOL_CODES = _byte_table({symbol: code for code, symbol in enumerate(ALPHABET)})
+#: byte -> code for data files (prepare): ``A C G T N`` only, as M is the mask token that models
+#: insert, never data.
+INPUT_CODES = _byte_table({symbol: code for code, symbol in enumerate(ALPHABET[:M])})
+#: :data:`INPUT_CODES` for ``bytes.translate``, several times faster than numpy indexing.
+INPUT_CODES_BYTES = INPUT_CODES.tobytes()
+#: byte -> code for genome FASTAs (atac): IUPAC ambiguity codes are N to a model (IUPAC M, A or C,
+#: must not become the mask token), A C G T N keep their codes.
+GENOME_CODES = _byte_table(
+    {symbol: ALPHABET.index(bases) if len(bases) == 1 else N for symbol, bases in IUPAC_BASES.items()}
+)
+#: code -> ASCII letter (decoding).
+CODE_LETTERS = np.frombuffer(ALPHABET.encode("ascii"), dtype=np.uint8)
+#: code -> code of the complement: A<->T, C<->G; N and M are their own complement.
+COMPLEMENT = np.array([T, G, C, A, N, M], dtype=np.uint8)
 
 
 def _rows_by_length(lengths: np.ndarray):
@@ -73,7 +107,7 @@ def _as_list(sequences: str | Sequence[str]) -> list[str]:
 
 
 def _raise_invalid(sequences: list[str], buffer: np.ndarray, codes: np.ndarray, starts: np.ndarray) -> None:
-    flat = int(np.flatnonzero(codes == _INVALID)[0])
+    flat = int(np.flatnonzero(codes == INVALID)[0])
     index = int(np.searchsorted(starts, flat, side="right") - 1)
     position = flat - int(starts[index])
     char = chr(buffer[flat])
@@ -100,8 +134,8 @@ def _encode_buffer(sequences: list[str]) -> tuple[np.ndarray, np.ndarray]:
             f"(valid symbols: {', '.join(ALPHABET)}, upper or lower case)"
         ) from None
     buffer = np.frombuffer(raw, dtype=np.uint8)
-    codes = _LUT[buffer]
-    if (codes == _INVALID).any():
+    codes = SYMBOL_CODES[buffer]
+    if (codes == INVALID).any():
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         _raise_invalid(sequences, buffer, codes, starts)
     return codes, lengths
@@ -179,7 +213,7 @@ def encode_padded(
 def decode(codes: np.ndarray, lengths: np.ndarray | None = None) -> list[str]:
     """Codes back to strings; ``lengths`` cuts each row of a padded matrix to its length."""
     codes = np.atleast_2d(np.asarray(codes))
-    letters = np.frombuffer(ALPHABET.encode(), dtype=np.uint8)[codes]
+    letters = CODE_LETTERS[codes]
     rows = [row.tobytes().decode("ascii") for row in letters]
     if lengths is not None:
         rows = [row[: int(n)] for row, n in zip(rows, lengths)]
@@ -204,15 +238,17 @@ def reverse_complement(codes: np.ndarray, lengths: np.ndarray | None = None) -> 
     """
     codes = np.asarray(codes)
     if lengths is None:
-        return _COMPLEMENT[codes[..., ::-1]]
+        return COMPLEMENT[codes[..., ::-1]]
     out = np.full_like(codes, N)
     for length, rows in _rows_by_length(lengths):
         if length:
-            out[rows, :length] = _COMPLEMENT[codes[rows, length - 1 :: -1]]
+            out[rows, :length] = COMPLEMENT[codes[rows, length - 1 :: -1]]
     return out
 
 
-def trim(codes: np.ndarray, lengths: np.ndarray, head: int = 17, tail: int = 13) -> tuple[np.ndarray, np.ndarray]:
+def trim(
+    codes: np.ndarray, lengths: np.ndarray, head: int = len(DREAM_HEAD), tail: int = len(DREAM_TAIL)
+) -> tuple[np.ndarray, np.ndarray]:
     """Remove ``head`` positions from the start and ``tail`` from the end of every row.
 
     Returns the trimmed ``(codes, lengths)``; a row shorter than ``head + tail`` becomes empty.
@@ -302,6 +338,83 @@ def add_reverse_complement(codes: np.ndarray) -> np.ndarray:
     return np.concatenate([codes, reverse_complement(codes)], axis=-1)
 
 
+@dataclass(frozen=True)
+class Layout:
+    """How stored rows become model input: trim ``head``/``tail``, centre-pad to ``length``
+    (with N, or with the reporter plasmid's own sequence: ``pad="plasmid"``), add the RC.
+
+    The one layout of the package: training (``BatchBuilder``), ``predict`` and
+    :func:`dream_layout` all lay rows out through it, and ``config.json`` stores its fields.
+
+    Rows longer than ``length`` after trimming (:meth:`fits` is False) follow one rule: prepare
+    drops them from training data and counts them under ``too_long`` in meta.json, as does
+    :func:`dream_layout` (returning which rows it kept); :meth:`apply` cuts such a row to its
+    centre (an odd excess loses its extra position on the right), so that a user's prediction
+    input that holds a few still gets a prediction.
+
+    Attributes
+    ----------
+    head, tail : int
+        Positions trimmed from the start and end of every row (the constant DREAM flanks).
+    length : int
+        Positions per strand after padding; the model input is ``2 * length`` wide.
+    pad : "n" or "plasmid"
+        What fills the padding (see :func:`place`).
+    """
+
+    head: int = len(DREAM_HEAD)
+    tail: int = len(DREAM_TAIL)
+    length: int = DREAM_LENGTH
+    pad: str = "n"
+
+    def __post_init__(self) -> None:
+        if self.pad not in PAD_MODES:
+            raise ValueError(f"pad={self.pad!r}: valid values are {', '.join(PAD_MODES)}")
+
+    def fits(self, lengths: np.ndarray) -> np.ndarray:
+        """bool ``(n,)``: the row of length ``lengths[i]`` (shape ``(n,)``) fits the window after trimming."""
+        return np.maximum(np.asarray(lengths) - self.head - self.tail, 0) <= self.length
+
+    def forward_strand(self, codes: np.ndarray, lengths: np.ndarray, shifts: np.ndarray | None = None) -> np.ndarray:
+        """``(batch, width)`` stored codes -> ``(batch, length)`` forward strand, without the RC.
+
+        ``shifts`` ``(batch,)`` moves each row that many positions right of centre (left when
+        negative), limited to its padding: the training-time shift augmentation.
+        """
+        trimmed, kept = trim(codes, lengths, self.head, self.tail)
+        if len(kept) and kept.max() > self.length:
+            excess = np.maximum(kept - self.length, 0)
+            trimmed, kept = _cut_center(trimmed, kept, excess)
+        left = (self.length - kept) // 2  # odd padding: the extra position goes right
+        if shifts is not None:
+            left = np.clip(left + shifts, 0, self.length - kept)
+        return place(trimmed, kept, self.length, left, self.pad)
+
+    def apply(self, codes: np.ndarray, lengths: np.ndarray, shifts: np.ndarray | None = None) -> np.ndarray:
+        """``(batch, width)`` stored codes -> ``(batch, 2 * length)`` model codes.
+
+        ``shifts`` as in :meth:`forward_strand`; rows that do not :meth:`fit <fits>` are cut to
+        their centre.
+        """
+        return add_reverse_complement(self.forward_strand(codes, lengths, shifts))
+
+
+def _cut_center(codes: np.ndarray, lengths: np.ndarray, excess: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Drop ``excess[i] // 2`` positions from the left and the rest from the right of row i.
+
+    ``codes`` ``(n, width)``, ``lengths`` and ``excess`` ``(n,)``; returns the cut
+    ``(codes, lengths)``, the vacated positions filled with N.
+    """
+    out = codes.copy()
+    for value in np.unique(excess[excess > 0]):
+        rows = np.flatnonzero(excess == value)
+        left = int(value) // 2
+        width = lengths[rows[0]] - value
+        out[rows, :width] = codes[rows, left : left + width]
+        out[rows, width:] = N
+    return out, lengths - excess
+
+
 def dream_layout(
     sequences: Sequence[str] | tuple[np.ndarray, np.ndarray],
     length: int = DREAM_LENGTH,
@@ -311,14 +424,17 @@ def dream_layout(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The full DREAM input layout: trim flanks, drop long rows, centre-pad, append the RC.
 
+    ``Layout(head, tail, length).apply`` on the rows that :meth:`Layout.fits`: the layout of
+    training and predict, with the rows longer than the window dropped as prepare drops them.
+
     Parameters
     ----------
     sequences : sequence of str, or (codes, lengths)
-        Raw promoter sequences or their already encoded padded matrix.
+        Raw promoter sequences or their already encoded padded matrix ``(n, width)``, ``(n,)``.
     length : int
-        Positions per strand after padding (100 in the original).
+        Positions per strand after padding (:data:`DREAM_LENGTH` in the original).
     head, tail : int
-        Constant flank lengths to trim (17 and 13 for DREAM 2022).
+        Constant flank lengths to trim (those of :data:`DREAM_HEAD` and :data:`DREAM_TAIL`).
     with_reverse_complement : bool
         Append the reverse-complement strand.
 
@@ -333,12 +449,13 @@ def dream_layout(
         codes, lengths = sequences
     else:
         codes, lengths = encode_padded(sequences)
-    codes, lengths = trim(codes, lengths, head=head, tail=tail)
-    keep = lengths <= length
-    codes = center_pad(codes[keep], lengths[keep], length)
+    layout = Layout(head=head, tail=tail, length=length)
+    keep = layout.fits(lengths)
+    if not keep.all():
+        codes, lengths = codes[keep], lengths[keep]
     if with_reverse_complement:
-        codes = add_reverse_complement(codes)
-    return codes, keep
+        return layout.apply(codes, lengths), keep
+    return layout.forward_strand(codes, lengths), keep
 
 
 def one_hot(codes: np.ndarray) -> np.ndarray:

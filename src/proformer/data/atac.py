@@ -46,7 +46,6 @@ from __future__ import annotations
 import datetime
 import gzip
 import hashlib
-import json
 import math
 import os
 import shutil
@@ -59,8 +58,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..sequence import _LUT, N
-from .prepare import FORMAT_VERSION, InputError
+from ..sequence import GENOME_CODES, INVALID, N
+from ..io.dataset import CODES, FILES, INTEGER_TARGET, LENGTHS, META, TARGETS, WINDOWS, publish, write_meta
+from .prepare import InputError
 
 __all__ = ["REASONS", "TN5_MINUS_SHIFT", "TN5_PLUS_SHIFT", "prepare_atac", "read_blacklist", "read_peaks", "tn5_insertions"]
 
@@ -82,17 +82,8 @@ TN5_MINUS_SHIFT = 5
 #: duplicate (0x400), supplementary (0x800).
 BAM_SKIP_FLAGS = 0x4 | 0x100 | 0x200 | 0x400 | 0x800
 
-_INVALID = 255
-# Genome FASTAs use IUPAC ambiguity codes (R, Y, M, ...) where the base is uncertain; they are
-# N to a model. Derived from the package's table so that A C G T N keep their codes; note that
-# M (IUPAC A/C) must not become the model's mask token.
-_GENOME_LUT = np.where(_LUT < N, _LUT, _INVALID).astype(np.uint8)
-for _symbol in "NRYKMSWBDHV":
-    _GENOME_LUT[[ord(_symbol), ord(_symbol.lower())]] = N
-
 _GZIP_MAGIC = b"\x1f\x8b"
 _EXAMPLES = 5
-_DATASET_FILES = ("codes.npy", "lengths.npy", "targets.npy", "integer_target.npy", "meta.json", "windows.tsv")
 
 
 # --------------------------------------------------------------------------------------------
@@ -548,8 +539,8 @@ def _gather(array: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
 
 def _encode_windows(raw: np.ndarray, starts: np.ndarray, window: int, genome: _Genome, name: str) -> np.ndarray:
     """uint8 ``(k, window)`` codes of the windows, A C G T N = 0..4; IUPAC codes become N."""
-    codes = _GENOME_LUT[_gather(raw, starts, window)]
-    bad = np.argwhere(codes == _INVALID)
+    codes = GENOME_CODES[_gather(raw, starts, window)]
+    bad = np.argwhere(codes == INVALID)
     if bad.size:
         row, column = (int(x) for x in bad[0])
         position = int(starts[row]) + column
@@ -734,14 +725,13 @@ def _write_part(directory: Path, part: _Round, targets: np.ndarray, names: list[
     """One dataset directory (docs/dataset-format.md) plus ``windows.tsv``; returns its meta."""
     directory.mkdir()
     window = part.codes.shape[1]
-    np.save(directory / "codes.npy", np.ascontiguousarray(part.codes, dtype=np.uint8))
-    np.save(directory / "lengths.npy", np.full(len(targets), window, dtype=np.int32))
-    np.save(directory / "targets.npy", targets[:, None])
-    np.save(directory / "integer_target.npy", np.zeros(len(targets), dtype=bool))
-    _write_windows(directory / "windows.tsv", part, names, window, targets)
+    np.save(directory / CODES, np.ascontiguousarray(part.codes, dtype=np.uint8))
+    np.save(directory / LENGTHS, np.full(len(targets), window, dtype=np.int32))
+    np.save(directory / TARGETS, targets[:, None])
+    np.save(directory / INTEGER_TARGET, np.zeros(len(targets), dtype=bool))
+    _write_windows(directory / WINDOWS, part, names, window, targets)
     as64 = targets.astype(np.float64)  # statistics of the stored float32 values
     meta = {
-        "format_version": FORMAT_VERSION,
         "source": common["source"],
         "rows_read": len(targets),
         "rows_kept": len(targets),
@@ -757,14 +747,13 @@ def _write_part(directory: Path, part: _Round, targets: np.ndarray, names: list[
         "proformer_version": common["proformer_version"],
         "created": common["created"],
     }
-    (directory / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-    return meta
+    return write_meta(directory, meta)
 
 
 def _check_replaceable(directory: Path) -> None:
     """Refuse to replace a directory that holds anything but a dataset (someone else's files)."""
     if directory.exists():
-        foreign = sorted(p.name for p in directory.iterdir() if p.name not in _DATASET_FILES)
+        foreign = sorted(p.name for p in directory.iterdir() if p.name not in FILES)
         if not directory.is_dir() or foreign:
             raise FileExistsError(
                 f"{directory} exists and holds files that are not part of a dataset ({', '.join(foreign[:5]) or 'not a directory'}); "
@@ -772,8 +761,9 @@ def _check_replaceable(directory: Path) -> None:
             )
 
 
-def _write_output(out: Path, kept: _Round, targets: np.ndarray, train: np.ndarray, test: np.ndarray, names: list[str], common: dict, summary: dict) -> None:
-    """Write ``out/train``, ``out/test`` and ``out/meta.json`` in a temporary directory, then move them in."""
+def _write_output(out: Path, kept: _Round, targets: np.ndarray, train: np.ndarray, test: np.ndarray, names: list[str], common: dict, summary: dict) -> dict:
+    """Write ``out/train``, ``out/test`` and ``out/meta.json`` in a temporary directory, then move
+    them in; returns the summary as written to ``out/meta.json``."""
     for label in ("train", "test"):
         _check_replaceable(out / label)
     out.mkdir(parents=True, exist_ok=True)
@@ -781,15 +771,14 @@ def _write_output(out: Path, kept: _Round, targets: np.ndarray, train: np.ndarra
     try:
         for label, rows in (("train", train), ("test", test)):
             _write_part(tmp / label, kept[rows], targets[rows], names, common, label)
-        (tmp / "meta.json").write_text(json.dumps(summary, indent=2) + "\n")
+        summary = write_meta(tmp, summary)
         # Move into place only once everything is written: a failed run leaves the old output.
         for label in ("train", "test"):
-            if (out / label).exists():
-                os.replace(out / label, tmp / f"old-{label}")
-            os.replace(tmp / label, out / label)
-        os.replace(tmp / "meta.json", out / "meta.json")
+            publish(tmp / label, out / label)
+        os.replace(tmp / META, out / META)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    return summary
 
 
 # --------------------------------------------------------------------------------------------
@@ -957,7 +946,6 @@ def prepare_atac(
     per_chrom = np.bincount(kept.chrom, minlength=len(parsed_peaks.names))
     as64 = targets.astype(np.float64)
     summary = {
-        "format_version": FORMAT_VERSION,
         "task": "atac",
         "sources": {
             "fasta": _fingerprint(fasta_path),
@@ -987,7 +975,7 @@ def prepare_atac(
         used, skipped = (sum(counts) for counts in zip(*source.reads.values())) if source.reads else (0, 0)
         summary["bam_reads"] = {"used": used, "skipped_by_flag": skipped, "skip_flags": BAM_SKIP_FLAGS,
                                 "note": "reads on the chromosomes that had windows"}
-    _write_output(Path(out), kept, targets, train, test, parsed_peaks.names, common, summary)
+    summary = _write_output(Path(out), kept, targets, train, test, parsed_peaks.names, common, summary)
     if progress:
         print(
             f"prepare-atac: {len(kept.start):,} windows kept of {len(stream.start):,} drawn (dropped: {_counts_text(dropped)}); "

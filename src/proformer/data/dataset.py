@@ -8,60 +8,14 @@ arrays: no per-sample Python.
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..sequence import PAD_MODES, add_reverse_complement, place, trim
-
-FILES = ("codes.npy", "lengths.npy", "targets.npy", "meta.json")
-
-
-@dataclass(frozen=True)
-class Layout:
-    """How stored rows become model input: trim ``head``/``tail``, centre-pad to ``length``
-    (with N, or with the reporter plasmid's own sequence: ``pad="plasmid"``), add the RC."""
-
-    head: int = 17
-    tail: int = 13
-    length: int = 100
-    pad: str = "n"
-
-    def __post_init__(self) -> None:
-        if self.pad not in PAD_MODES:
-            raise ValueError(f"pad={self.pad!r}: valid values are {', '.join(PAD_MODES)}")
-
-    def apply(self, codes: np.ndarray, lengths: np.ndarray, shifts: np.ndarray | None = None) -> np.ndarray:
-        """``(batch, width)`` stored codes -> ``(batch, 2 * length)`` model codes.
-
-        ``shifts`` ``(batch,)`` moves each row that many positions right of centre (left when
-        negative), limited to its padding: the training-time shift augmentation.
-        """
-        trimmed, kept = trim(codes, lengths, self.head, self.tail)
-        if len(kept) and kept.max() > self.length:
-            # Longer rows are cut to their centre: prepare drops them for training data, but a
-            # user's prediction input may hold a few.
-            excess = np.maximum(kept - self.length, 0)
-            trimmed, kept = _cut_center(trimmed, kept, excess)
-        left = (self.length - kept) // 2  # odd padding: the extra position goes right
-        if shifts is not None:
-            left = np.clip(left + shifts, 0, self.length - kept)
-        return add_reverse_complement(place(trimmed, kept, self.length, left, self.pad))
-
-
-def _cut_center(codes: np.ndarray, lengths: np.ndarray, excess: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    out = codes.copy()
-    for value in np.unique(excess[excess > 0]):
-        rows = np.flatnonzero(excess == value)
-        left = int(value) // 2
-        width = lengths[rows[0]] - value
-        out[rows, :width] = codes[rows, left : left + width]
-        out[rows, width:] = 4
-    return out, lengths - excess
+from ..io.dataset import INTEGER_TARGET, is_integer_target, read_dataset
+from ..sequence import N, Layout
 
 
 class Dataset:
@@ -77,27 +31,17 @@ class Dataset:
         float32 ``(n, n_targets)``.
     meta : dict
         Contents of meta.json.
+
+    Raises
+    ------
+    FileNotFoundError, proformer.io.dataset.DatasetFormatError
+        As :func:`proformer.io.dataset.read_dataset`: a missing file, another format version,
+        or files that disagree on the number of rows.
     """
 
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
-        missing = [name for name in FILES if not (self.directory / name).exists()]
-        if missing:
-            raise FileNotFoundError(
-                f"{self.directory} is not a prepared dataset (missing {', '.join(missing)}); "
-                f"create one with: proformer prepare INPUT --out {self.directory}"
-            )
-        self.meta = json.loads((self.directory / "meta.json").read_text())
-        self.codes = np.load(self.directory / "codes.npy", mmap_mode="r")
-        self.lengths = np.load(self.directory / "lengths.npy")
-        self.targets = np.load(self.directory / "targets.npy", mmap_mode="r")
-        if self.targets.ndim == 1:
-            self.targets = self.targets[:, None]
-        if not (len(self.codes) == len(self.lengths) == len(self.targets)):
-            raise ValueError(
-                f"{self.directory}: codes.npy ({len(self.codes)} rows), lengths.npy ({len(self.lengths)}) and "
-                f"targets.npy ({len(self.targets)}) disagree; prepare the dataset again"
-            )
+        self.meta, self.codes, self.lengths, self.targets = read_dataset(self.directory)
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -119,67 +63,12 @@ class Dataset:
     def integer_target(self) -> np.ndarray:
         """bool ``(n,)``: the row's (first) target is an integer, i.e. DREAM's singletons, sequences
         measured once (``integer_target.npy`` from prepare; computed from the targets if absent)."""
-        path = self.directory / "integer_target.npy"
+        path = self.directory / INTEGER_TARGET
         if path.exists():
             return np.load(path)
         if not self.n_targets:
             return np.zeros(len(self), dtype=bool)
         return is_integer_target(np.asarray(self.targets))
-
-
-def is_integer_target(values: np.ndarray) -> np.ndarray:
-    """bool ``(n,)``: the first target column of ``(n, n_targets)`` values is a whole number."""
-    first = np.asarray(values)[:, 0]
-    return first == np.floor(first)
-
-
-def split_indices(dataset: Dataset, strategy: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Training and validation row indices.
-
-    Parameters
-    ----------
-    strategy : str
-        ``random:F``: one seeded shuffle, the first F of it trains (as the original's 95/5);
-        ``hash:F``: a row trains when a hash of its sequence falls below F, so a sequence lands
-        in the same part on every run and machine, whatever the file order.
-
-    Returns
-    -------
-    train, valid : np.ndarray
-        Sorted int64 indices.
-    """
-    name, _, value = strategy.partition(":")
-    fraction = float(value)
-    n = len(dataset)
-    if name == "random":
-        order = np.random.default_rng(seed).permutation(n)
-        cut = int(round(fraction * n))
-        train, valid = order[:cut], order[cut:]
-    elif name == "hash":
-        keep = sequence_hash(dataset.codes, dataset.lengths) < fraction
-        train, valid = np.flatnonzero(keep), np.flatnonzero(~keep)
-    else:
-        raise ValueError(f"split {strategy!r}: use random:F or hash:F")
-    if len(train) == 0 or len(valid) == 0:
-        raise ValueError(f"split {strategy!r} of {n} rows leaves {len(train)} training and {len(valid)} validation rows")
-    return np.sort(train), np.sort(valid)
-
-
-def sequence_hash(codes: np.ndarray, lengths: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
-    """A stable hash of each row's sequence mapped to [0, 1): FNV-1a over its codes and length."""
-    out = np.empty(len(lengths), dtype=np.float64)
-    prime, basis = np.uint64(1099511628211), np.uint64(14695981039346656037)
-    with np.errstate(over="ignore"):
-        for start in range(0, len(lengths), chunk):
-            block = np.asarray(codes[start : start + chunk])
-            size = lengths[start : start + chunk]
-            h = np.full(len(block), basis, dtype=np.uint64)
-            for column in range(block.shape[1]):
-                inside = column < size
-                h = np.where(inside, (h ^ block[:, column].astype(np.uint64)) * prime, h)
-            h = (h ^ size.astype(np.uint64)) * prime
-            out[start : start + chunk] = (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)
-    return out
 
 
 def mask_draws(rows: np.ndarray, epoch: int, seed: int, positions: int) -> np.ndarray:
@@ -259,7 +148,7 @@ class BatchBuilder(torch.utils.data.Dataset):
             batch["targets"] = torch.from_numpy(targets)
         if self.mask_ratio > 0:
             draws = mask_draws(rows, epoch, self.seed, codes.shape[1])
-            batch["mask"] = torch.from_numpy((draws < self.mask_ratio) & (codes != 4))
+            batch["mask"] = torch.from_numpy((draws < self.mask_ratio) & (codes != N))
         return batch
 
 

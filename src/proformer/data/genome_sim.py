@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..sequence import CODE_LETTERS, IUPAC_BASES, IUPAC_COMPLEMENT
+
 __all__ = ["MOTIFS", "clean_accessibility", "motif_sites", "simulate_atac", "write_bigwig", "write_fasta"]
 
 #: name -> (IUPAC consensus, bump height): a CTCF-like core and an AP-1 (TRE) site.
@@ -47,21 +49,15 @@ READ_LENGTH = 50
 #: windows hold a site near their centre and the target varies with the sequence.
 SITES_PER_ENHANCER = (2, 4)
 SITE_SPREAD = 300
-_IUPAC = {
-    "A": "A", "C": "C", "G": "G", "T": "T", "R": "AG", "Y": "CT", "S": "CG", "W": "AT", "K": "GT",
-    "M": "AC", "B": "CGT", "D": "AGT", "H": "ACT", "V": "ACG", "N": "ACGT",
-}
-_COMPLEMENT = str.maketrans("ACGTRYSWKMBDHVN", "TGCAYRSWMKVHDBN")
-_LETTERS = np.frombuffer(b"ACGTN", dtype=np.uint8)
 
 
 def _allowed(consensus: str) -> np.ndarray:
     """bool ``(len, 4)``: which of A C G T each consensus position accepts."""
-    return np.array([[base in _IUPAC[symbol] for base in "ACGT"] for symbol in consensus])
+    return np.array([[base in IUPAC_BASES[symbol] for base in "ACGT"] for symbol in consensus])
 
 
 def _reverse_complement(consensus: str) -> str:
-    return consensus.translate(_COMPLEMENT)[::-1]
+    return consensus.translate(IUPAC_COMPLEMENT)[::-1]
 
 
 def motif_sites(codes: np.ndarray, consensus: str) -> np.ndarray:
@@ -112,7 +108,7 @@ def write_fasta(path: str | os.PathLike, chromosomes: dict[str, np.ndarray], lin
     """Write codes (A C G T N = 0..4, uint8 per chromosome) as a FASTA with fixed-width lines."""
     with open(path, "wb") as handle:
         for name, codes in chromosomes.items():
-            letters = _LETTERS[codes]
+            letters = CODE_LETTERS[codes]
             full = len(letters) // line_width * line_width
             lines = np.hstack([letters[:full].reshape(-1, line_width), np.full((full // line_width, 1), ord("\n"), np.uint8)])
             handle.write(f">{name}\n".encode())
@@ -207,7 +203,7 @@ def _write_bam(path: Path, rng: np.random.Generator, genome: dict[str, np.ndarra
             inside = (start >= 0) & (start + READ_LENGTH <= length)
             start, reverse = start[inside], reverse[inside]
             order = np.argsort(start, kind="stable")
-            letters = _LETTERS[genome[name]].tobytes().decode("ascii")
+            letters = CODE_LETTERS[genome[name]].tobytes().decode("ascii")
             for i in order:  # pysam writes one record at a time
                 read = pysam.AlignedSegment(bam.header)
                 read.query_name = f"{name}_{i}"

@@ -6,9 +6,10 @@ vectorised comparisons, sequences are gathered into a padded ``(rows, width)`` m
 translated through a lookup table, and targets are converted in bulk. Per-line Python only runs
 for FASTA records, quoted CSV, and to describe a bad row in an error message.
 
-Encoded chunks go to temporary files; ``codes.npy`` is assembled at the end by writing the
-``.npy`` header for the final shape and then each chunk padded to the final width, so the full
-matrix is never held in memory.
+Encoded chunks go to temporary files; ``codes.npy`` is assembled at the end in a memory-mapped
+``.npy`` of the final shape, one chunk padded to the final width at a time, so the full matrix is
+never held in memory. The directory's files, names and ``meta.json`` writer are those of
+:mod:`proformer.io.dataset`.
 
 Every input row ends up kept or counted under one reason of ``meta["dropped"]``. Problems are
 checked in this order and the first one found names the reason:
@@ -37,7 +38,6 @@ import gzip
 import hashlib
 import io
 import itertools
-import json
 import math
 import os
 import shutil
@@ -52,21 +52,15 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .dataset import is_integer_target
-from ..sequence import _LUT, ALPHABET, DREAM_HEAD, DREAM_LENGTH, DREAM_TAIL, M, N
+from ..io.dataset import CODES, FORMAT_VERSION, INTEGER_TARGET, LENGTHS, TARGETS, is_integer_target, publish, write_meta
+from ..io.dataset import read_meta as load_meta  # the checked reader, under the name prepare has always exported
+from ..sequence import DREAM_HEAD, DREAM_LENGTH, DREAM_TAIL, INPUT_CODES, INPUT_CODES_BYTES, INVALID, N, Layout
 
 __all__ = ["InputError", "prepare", "load_meta", "FORMAT_VERSION", "REASONS"]
 
-FORMAT_VERSION = 1
 REASONS = ("wrong_columns", "empty_sequence", "too_long", "invalid_symbol", "bad_target")
 _OK, _WRONG_COLUMNS, _EMPTY_SEQUENCE, _TOO_LONG, _INVALID_SYMBOL, _BAD_TARGET = range(6)
 _ERRORS = (_WRONG_COLUMNS, _EMPTY_SEQUENCE, _INVALID_SYMBOL, _BAD_TARGET)  # too_long is a filter
-
-_INVALID = 255
-# Input files may hold ACGTN only: M is the mask token that models insert, never data.
-_INPUT_LUT = _LUT.copy()
-_INPUT_LUT[[ord(ALPHABET[M]), ord(ALPHABET[M].lower())]] = _INVALID
-_INPUT_TABLE = _INPUT_LUT.tobytes()  # the same table for bytes.translate
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _READ_BUFFER = 1 << 20
@@ -244,8 +238,8 @@ def _show(value: bytes | str, limit: int = 80) -> str:
 
 def _first_invalid(sequence: bytes) -> int | None:
     """0-based position of the first symbol outside ACGTN, or None."""
-    codes = _INPUT_LUT[np.frombuffer(sequence, dtype=np.uint8)]
-    bad = np.flatnonzero(codes == _INVALID)
+    codes = INPUT_CODES[np.frombuffer(sequence, dtype=np.uint8)]
+    bad = np.flatnonzero(codes == INVALID)
     return int(bad[0]) if bad.size else None
 
 
@@ -605,14 +599,14 @@ def _gather_codes(buffer: np.ndarray, start: np.ndarray, length: np.ndarray) -> 
     Returns
     -------
     np.ndarray
-        uint8 ``(m, max(length))``, padded with ``N``; ``_INVALID`` marks symbols outside ACGTN.
+        uint8 ``(m, max(length))``, padded with ``N``; ``INVALID`` marks symbols outside ACGTN.
     """
     width = int(length.max(initial=0))
     if not width:
         return np.zeros((len(start), 0), dtype=np.uint8)
     # bytes.translate runs the lookup table at memory speed, several times faster than numpy
     # fancy indexing with uint8 indices; it also makes the copy that the padding below needs.
-    translated = buffer.tobytes().translate(_INPUT_TABLE)
+    translated = buffer.tobytes().translate(INPUT_CODES_BYTES)
     if len(translated) < int(start.max()) + width:
         translated += bytes(width)
     # One fixed-width window per row, copied straight out of the buffer (no per-row loop);
@@ -650,11 +644,12 @@ def _process(
     stats.rows_read += n
     reason = rows.reason.copy()
     if limit is not None:
-        trimmed = np.maximum(rows.length - head - tail, 0)
-        reason[(reason == _OK) & (trimmed > limit)] = _TOO_LONG
+        # The layout's own rule for rows longer than the window (Layout's docstring).
+        fits = Layout(head=head, tail=tail, length=limit).fits(rows.length)
+        reason[(reason == _OK) & ~fits] = _TOO_LONG
     candidates = np.flatnonzero(reason == _OK)
     codes = _gather_codes(rows.buffer, rows.start[candidates], rows.length[candidates])
-    invalid = (codes == _INVALID).any(axis=1)
+    invalid = (codes == INVALID).any(axis=1)
     reason[candidates[invalid]] = _INVALID_SYMBOL
     reason[(reason == _OK) & rows.bad_target] = _BAD_TARGET
 
@@ -689,25 +684,22 @@ def _process(
 
 
 def _assemble_codes(path: Path, chunk_files: list[tuple[Path, int, int]], width: int) -> None:
-    """Write ``codes.npy`` of shape ``(rows, width)`` from the chunk files, one chunk in memory."""
+    """Write ``codes.npy`` of shape ``(rows, width)`` from the chunk files, one chunk in memory.
+
+    Each chunk file holds uint8 ``(rows, chunk_width)``, ``chunk_width <= width``; the columns
+    beyond a chunk's width are padding (N).
+    """
     n = sum(rows for _, rows, _ in chunk_files)
-    header = {
-        "descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)),
-        "fortran_order": False,
-        "shape": (n, width),
-    }
-    with open(path, "wb") as out:
-        # The header alone, then raw rows: exactly what np.save writes for a C-order array.
-        np.lib.format.write_array_header_1_0(out, header)
-        for chunk_path, rows, chunk_width in chunk_files:
-            if chunk_width == width:
-                with open(chunk_path, "rb") as chunk:
-                    shutil.copyfileobj(chunk, out, _READ_BUFFER)
-            else:
-                padded = np.full((rows, width), N, dtype=np.uint8)
-                padded[:, :chunk_width] = np.fromfile(chunk_path, dtype=np.uint8).reshape(rows, chunk_width)
-                padded.tofile(out)
-            chunk_path.unlink()
+    codes = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(n, width))
+    start = 0
+    for chunk_path, rows, chunk_width in chunk_files:
+        block = codes[start : start + rows]
+        block[:, :chunk_width] = np.fromfile(chunk_path, dtype=np.uint8).reshape(rows, chunk_width)
+        block[:, chunk_width:] = N
+        start += rows
+        chunk_path.unlink()
+    codes.flush()
+    del codes  # close the map before the file is moved into place
 
 
 # --------------------------------------------------------------------------------------------
@@ -965,15 +957,14 @@ def prepare(
         targets = np.concatenate(stats.targets).reshape(rows_kept, len(target_names))
         integer = np.concatenate(stats.integer)
         width = int(lengths.max())
-        _assemble_codes(tmp_dir / "codes.npy", stats.chunk_files, width)
-        np.save(tmp_dir / "lengths.npy", lengths)
-        np.save(tmp_dir / "targets.npy", targets)
-        np.save(tmp_dir / "integer_target.npy", integer)
+        _assemble_codes(tmp_dir / CODES, stats.chunk_files, width)
+        np.save(tmp_dir / LENGTHS, lengths)
+        np.save(tmp_dir / TARGETS, targets)
+        np.save(tmp_dir / INTEGER_TARGET, integer)
 
         # Statistics of the stored float32 values, so they match what targets.npy gives back.
         as64 = targets.astype(np.float64)
         meta = {
-            "format_version": FORMAT_VERSION,
             "source": {"path": str(path), "sha256": sha256, "format": format},
             "rows_read": stats.rows_read,
             "rows_kept": rows_kept,
@@ -991,10 +982,9 @@ def prepare(
             "proformer_version": __version__,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
-        (tmp_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+        meta = write_meta(tmp_dir, meta)
         # Move into place only once everything is written: a failed run leaves no half dataset.
-        for name in ("codes.npy", "lengths.npy", "targets.npy", "integer_target.npy", "meta.json"):
-            os.replace(tmp_dir / name, out / name)
+        publish(tmp_dir, out)
         if progress:
             print(
                 f"prepare {display}: {rows_kept:,} of {stats.rows_read:,} rows kept -> {out} "
@@ -1032,29 +1022,3 @@ def _print_summary(display: str, stats: _Stats, on_bad: str) -> None:
         for example in stats.examples:
             print(f"    {example}", file=sys.stderr)
     sys.stderr.flush()
-
-
-def load_meta(dataset_dir: str | os.PathLike) -> dict:
-    """Read ``meta.json`` of a prepared dataset directory.
-
-    Raises
-    ------
-    FileNotFoundError
-        When the directory holds no ``meta.json`` (not prepared).
-    ValueError
-        When it was written by an unknown format version.
-    """
-    path = Path(dataset_dir) / "meta.json"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{dataset_dir} has no meta.json, so it is not a prepared dataset; create one with "
-            f"proformer prepare INPUT --out {dataset_dir}"
-        )
-    meta = json.loads(path.read_text())
-    version = meta.get("format_version")
-    if version != FORMAT_VERSION:
-        raise ValueError(
-            f"{path}: dataset format_version {version!r}, this proformer reads {FORMAT_VERSION}; "
-            "prepare the dataset again"
-        )
-    return meta

@@ -44,7 +44,7 @@ from typing import Sequence
 import numpy as np
 
 from ..metrics import pearson
-from ..sequence import DREAM_HEAD, DREAM_TAIL, encode
+from ..sequence import ALPHABET, CODE_LETTERS, DREAM_HEAD, DREAM_TAIL, IUPAC_BASES, IUPAC_COMPLEMENT, encode
 
 # ----------------------------------------------------------------------------------------------
 # Layout and measurement constants
@@ -74,18 +74,13 @@ MISMATCH_AFFINITY = 0.4
 BASELINE = -0.3
 
 
-# Allowed bases of each IUPAC symbol as a 4-bit mask over A, C, G, T (bits 0..3, the codes of
-# proformer.sequence).
-_IUPAC = {
-    "A": 0b0001, "C": 0b0010, "G": 0b0100, "T": 0b1000,
-    "R": 0b0101, "Y": 0b1010, "S": 0b0110, "W": 0b1001, "K": 0b1100, "M": 0b0011,
-    "B": 0b1110, "D": 0b1101, "H": 0b1011, "V": 0b0111, "N": 0b1111,
-}
-_IUPAC_COMPLEMENT = str.maketrans("ACGTRYSWKMBDHVN", "TGCAYRSWMKVHDBN")
+# Allowed bases of each IUPAC symbol as a 4-bit mask over A, C, G, T (bit i for code i of
+# proformer.sequence), so that a scan tests a base with one AND.
+_IUPAC = {symbol: sum(1 << ALPHABET.index(base) for base in bases) for symbol, bases in IUPAC_BASES.items()}
 
 
 def _iupac_reverse_complement(consensus: str) -> str:
-    return consensus.translate(_IUPAC_COMPLEMENT)[::-1]
+    return consensus.translate(IUPAC_COMPLEMENT)[::-1]
 
 
 @dataclass(frozen=True)
@@ -462,11 +457,10 @@ class SyntheticLibrary:
 def _sequences_from_codes(random_codes: np.ndarray) -> list[str]:
     """Strings of head + random region + tail, built as one byte matrix (no per-base loop)."""
     n = random_codes.shape[0]
-    letters = np.frombuffer(b"ACGT", dtype=np.uint8)
     full = np.empty((n, SEQUENCE_LENGTH), dtype=np.uint8)
     head, tail = len(DREAM_HEAD), len(DREAM_TAIL)
     full[:, :head] = np.frombuffer(DREAM_HEAD.encode("ascii"), dtype=np.uint8)
-    full[:, head:head + RANDOM_LENGTH] = letters[random_codes]
+    full[:, head:head + RANDOM_LENGTH] = CODE_LETTERS[random_codes]
     full[:, SEQUENCE_LENGTH - tail:] = np.frombuffer(DREAM_TAIL.encode("ascii"), dtype=np.uint8)
     buffer = full.tobytes().decode("ascii")
     return [buffer[i:i + SEQUENCE_LENGTH] for i in range(0, n * SEQUENCE_LENGTH, SEQUENCE_LENGTH)]

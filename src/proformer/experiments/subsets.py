@@ -13,24 +13,14 @@ bits would keep only hashes below F, and ``hash:0.9`` would then put every kept 
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 
-from ..data.dataset import Dataset, sequence_hash
-
-# Bits 20.. of the 53-bit hash; fold/split decisions use the top bits.
-_LOW_BITS_SCALE = float(1 << 20)
-_OPTIONAL_FILES = ("integer_target.npy",)
-
-
-def fraction_key(hashes: np.ndarray) -> np.ndarray:
-    """A second uniform [0, 1) value per row, independent of the top bits of ``hashes``."""
-    return np.mod(hashes * _LOW_BITS_SCALE, 1.0)
-
+from ..data.dataset import Dataset
+from ..data.splits import fraction_key, sequence_hash
+from ..io.dataset import CODES, INTEGER_TARGET, LENGTHS, META, TARGETS, publish, write_meta
 
 def fraction_rows(dataset: Dataset, fraction: float) -> np.ndarray:
     """Sorted indices of the rows kept by ``fraction`` (about ``fraction * n`` of them)."""
@@ -52,7 +42,8 @@ def write_subset(dataset: Dataset, rows: np.ndarray, out: Path, note: dict) -> P
     """Write ``rows`` of ``dataset`` as a dataset directory at ``out`` (atomically: a directory
     appears complete or not at all, so a killed sweep never leaves a half-written subset)."""
     out = Path(out)
-    if (out / "meta.json").exists():
+    # meta.json is published last, so its presence marks a complete subset.
+    if (out / META).exists():
         return out
     if len(rows) < 2:
         raise ValueError(f"{dataset.directory}: the subset {note} keeps {len(rows)} row(s); use a larger data fraction")
@@ -63,13 +54,14 @@ def write_subset(dataset: Dataset, rows: np.ndarray, out: Path, note: dict) -> P
     lengths = dataset.lengths[rows]
     # Trim the padding to the widest kept row, as prepare does.
     width = int(lengths.max(initial=1))
-    np.save(partial / "codes.npy", np.ascontiguousarray(np.asarray(dataset.codes[rows])[:, :width]))
-    np.save(partial / "lengths.npy", lengths)
+    np.save(partial / CODES, np.ascontiguousarray(np.asarray(dataset.codes[rows])[:, :width]))
+    np.save(partial / LENGTHS, lengths)
     targets = np.asarray(dataset.targets[rows])
-    np.save(partial / "targets.npy", targets)
-    for name in _OPTIONAL_FILES:
-        if (dataset.directory / name).exists():
-            np.save(partial / name, np.load(dataset.directory / name, mmap_mode="r")[rows])
+    np.save(partial / TARGETS, targets)
+    # The row-aligned optional file is subset too; windows.tsv (prepare-atac's coordinates) is
+    # not carried over, as before: the subset's meta names its parent in "subset_of".
+    if (dataset.directory / INTEGER_TARGET).exists():
+        np.save(partial / INTEGER_TARGET, np.load(dataset.directory / INTEGER_TARGET, mmap_mode="r")[rows])
     meta = dict(dataset.meta)
     values = targets.astype(np.float64)
     meta.update({
@@ -80,8 +72,8 @@ def write_subset(dataset: Dataset, rows: np.ndarray, out: Path, note: dict) -> P
         "max_length": int(lengths.max()),
         "subset_of": {"path": str(dataset.directory.resolve()), "rows": len(dataset), **note},
     })
-    (partial / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-    os.replace(partial, out)
+    write_meta(partial, meta)
+    publish(partial, out)
     return out
 
 

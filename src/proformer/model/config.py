@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from ..sequence import DREAM_LENGTH
+
 ACTIVATIONS = ("swiglu", "glu")
 BLOCK_ORDERS = ("macaron", "conformer")
 HEAD_DIMS = ("full", "split")
@@ -49,7 +51,8 @@ class ModelConfig:
     head_dim : "full" or "split"
         ``full``: every head has key_dim = dim (the original); ``split``: dim / heads.
     length : int
-        Positions per strand after padding; the model sees ``2 * length`` sequence tokens.
+        Positions per strand after padding, that of the data's :class:`proformer.sequence.Layout`;
+        the model sees ``2 * length`` sequence tokens.
     n_targets : int
         Number of predicted values per sequence.
     loss : "mse" or "soft_bins"
@@ -74,7 +77,7 @@ class ModelConfig:
     activation: str = "swiglu"
     block_order: str = "macaron"
     head_dim: str = "full"
-    length: int = 100
+    length: int = DREAM_LENGTH
     n_targets: int = 1
     loss: str = "mse"
     singleton_input: bool = False

@@ -7,7 +7,8 @@ mask filling replaces 5 % of the non-N positions by the mask token ``M`` and a l
 reconstructs them. Section numbers refer to ``proformer-spec.md``.
 
 Input layout (spec section 2): a batch of codes of shape ``(batch, 2 * length)`` holding the
-padded forward strand followed by its reverse complement (see :func:`proformer.sequence.dream_layout`),
+padded forward strand followed by its reverse complement (:class:`proformer.sequence.Layout`, the
+layout of training and predict; :func:`proformer.sequence.dream_layout` for DREAM promoters),
 or a one-hot float tensor ``(batch, 4, length)`` of the forward strand in ``A C G T`` order, from
 which the model builds the reverse complement itself (for attribution tools).
 """
@@ -18,10 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..sequence import ALPHABET, M, N
 from .config import N_BINS, ModelConfig
 
-N_SYMBOLS = 6  # A C G T N M
-N_CODE, MASK_CODE = 4, 5
+N_SYMBOLS = len(ALPHABET)
 LAYER_NORM_EPS = 1e-6
 
 
@@ -245,7 +246,7 @@ def mask_positions(codes: torch.Tensor, ratio: float, generator: torch.Generator
         bool, shape ``(batch, positions)``; never true where ``codes`` is N.
     """
     draw = torch.rand(codes.shape, generator=generator, device=codes.device if generator is None else generator.device)
-    return (draw.to(codes.device) < ratio) & (codes != N_CODE)
+    return (draw.to(codes.device) < ratio) & (codes != N)
 
 
 def swap_strands(codes: torch.Tensor) -> torch.Tensor:
@@ -337,7 +338,8 @@ class Proformer(nn.Module):
         if x.dim() != 2 or x.shape[1] != 2 * self.config.length:
             raise ValueError(
                 f"code input must have shape (batch, {2 * self.config.length}) = forward strand + reverse complement, "
-                f"got {tuple(x.shape)}; see proformer.sequence.dream_layout"
+                f"got {tuple(x.shape)}; lay sequences out with proformer.sequence.Layout(...).apply, as training "
+                "and predict do (proformer.sequence.dream_layout for DREAM promoters)"
             )
 
     def mask(self, codes: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -349,7 +351,7 @@ class Proformer(nn.Module):
         if not self.training or self.config.mask_ratio == 0:
             return codes, torch.zeros(codes.shape, dtype=torch.bool, device=codes.device)
         mask = mask_positions(codes, self.config.mask_ratio, generator)
-        return codes.masked_fill(mask, MASK_CODE), mask
+        return codes.masked_fill(mask, M), mask
 
     # -- network -------------------------------------------------------------------------
 
@@ -435,8 +437,8 @@ class Proformer(nn.Module):
         if mask is None:
             inputs, mask = self.mask(codes, generator)
         else:
-            mask = mask & (codes != N_CODE)
-            inputs = codes.masked_fill(mask, MASK_CODE)
+            mask = mask & (codes != N)
+            inputs = codes.masked_fill(mask, M)
         hidden = self.encode(inputs, singleton)
         outputs = self.readout_outputs(hidden)
         if self.config.loss == "soft_bins":

@@ -27,7 +27,8 @@ import torch
 
 from .. import __version__
 from ..config import RunConfig, save_run_config
-from ..data.dataset import BatchBuilder, Dataset, ShardedBatchSampler, loader, split_indices, target_statistics
+from ..data.dataset import BatchBuilder, Dataset, ShardedBatchSampler, loader, target_statistics
+from ..data.splits import split_indices
 from ..device import check_bf16
 from .module import ProformerModule
 

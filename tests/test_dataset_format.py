@@ -1,0 +1,275 @@
+"""proformer.io.dataset: the one home of the prepared-dataset format (docs/dataset-format.md).
+
+Every writer (prepare, prepare-atac, the sweep's subsets) publishes through it and every reader
+(``Dataset``, ``load_meta``) checks the version through it; these tests hold them to that.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from proformer.data.dataset import Dataset
+from proformer.data.prepare import load_meta, prepare
+from proformer.experiments.subsets import write_subset
+from proformer.io import dataset as fmt
+from proformer.io.dataset import DatasetFormatError, publish, read_dataset, read_meta, validate, write_meta
+
+ROWS = ["ACGTACGTAC", "GGGTTTAAACCC", "ACGTN", "TTTTTTTT"]
+
+
+def _meta(n: int, n_targets: int = 1) -> dict:
+    """A complete meta.json body (every key of META_KEYS but the version) for ``n`` rows."""
+    return {
+        "source": {"path": "/nowhere", "sha256": "0" * 64, "format": "dream"},
+        "rows_read": n, "rows_kept": n, "dropped": {},
+        "target_names": [f"t{i}" for i in range(n_targets)],
+        "target_mean": [0.0] * n_targets, "target_std": [1.0] * n_targets,
+        "min_length": 4, "max_length": 6, "transforms": {"head": 0, "tail": 0, "length": 6},
+        "proformer_version": "test", "created": "2024-01-01T00:00:00+00:00",
+    }
+
+
+def _write_arrays(directory: Path, n: int = 3, width: int = 6) -> dict[str, np.ndarray]:
+    directory.mkdir(parents=True, exist_ok=True)
+    arrays = {
+        fmt.CODES: np.arange(n * width, dtype=np.uint8).reshape(n, width) % 5,
+        fmt.LENGTHS: np.array([4, 6, 5][:n], dtype=np.int32),
+        fmt.TARGETS: np.array([[1.0], [2.5], [3.0]][:n], dtype=np.float32),
+        fmt.INTEGER_TARGET: np.array([True, False, True][:n]),
+    }
+    for name, array in arrays.items():
+        np.save(directory / name, array)
+    return arrays
+
+
+def _dataset(directory: Path) -> Path:
+    _write_arrays(directory)
+    write_meta(directory, _meta(3))
+    return directory
+
+
+# ---------------------------------------------------------------------------------------------
+# Writer and reader.
+# ---------------------------------------------------------------------------------------------
+
+
+def test_write_read_round_trip(tmp_path):
+    arrays = _write_arrays(tmp_path / "ds")
+    # A copied meta (a subset's) carrying another version is written with the current one.
+    written = write_meta(tmp_path / "ds", {"format_version": 0, **_meta(3), "extra": {"kept": True}})
+    text = (tmp_path / "ds" / fmt.META).read_text()
+    assert list(json.loads(text))[0] == "format_version" and text.endswith("}\n")
+    assert written["format_version"] == fmt.FORMAT_VERSION == 1 and written["extra"] == {"kept": True}
+    assert read_meta(tmp_path / "ds") == written == load_meta(tmp_path / "ds") == validate(tmp_path / "ds")
+    meta, codes, lengths, targets = read_dataset(tmp_path / "ds")
+    assert meta == written
+    assert isinstance(codes, np.memmap) and np.array_equal(codes, arrays[fmt.CODES])
+    assert np.array_equal(lengths, arrays[fmt.LENGTHS]) and np.array_equal(targets, arrays[fmt.TARGETS])
+
+
+def test_integer_target_flags_whole_numbers_in_the_first_column():
+    assert fmt.is_integer_target(np.array([[3.0, 0.5], [2.5, 1.0], [-1.0, 0.0]])).tolist() == [True, False, True]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (json.dumps({"format_version": 99}), "format_version 99, this proformer reads 1"),
+        (json.dumps({"format_version": "1"}), "format_version '1'"),
+        (json.dumps({"rows_kept": 3}), "no format_version"),
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "JSON list, not an object"),
+    ],
+)
+def test_read_meta_rejects_other_versions_naming_the_file(tmp_path, content, message):
+    (tmp_path / fmt.META).write_text(content)
+    with pytest.raises(DatasetFormatError, match=message) as error:
+        read_meta(tmp_path)
+    assert str(tmp_path / fmt.META) in str(error.value) and "prepare the dataset again" in str(error.value)
+    assert isinstance(error.value, ValueError)  # callers catching ValueError keep working
+
+
+def test_read_meta_without_meta_says_how_to_prepare(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no meta.json, so it is not a prepared dataset") as error:
+        read_meta(tmp_path)
+    assert f"proformer prepare INPUT --out {tmp_path}" in str(error.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Dataset reads through the checked reader.
+# ---------------------------------------------------------------------------------------------
+
+
+def test_dataset_checks_the_format_version(tmp_path):
+    directory = _dataset(tmp_path / "ds")
+    assert len(Dataset(directory)) == 3
+    meta = json.loads((directory / fmt.META).read_text())
+    (directory / fmt.META).write_text(json.dumps({**meta, "format_version": 2}))
+    with pytest.raises(DatasetFormatError, match="format_version 2") as error:
+        Dataset(directory)
+    assert str(directory / fmt.META) in str(error.value)
+
+
+def test_dataset_missing_files_are_named(tmp_path):
+    directory = _dataset(tmp_path / "ds")
+    (directory / fmt.TARGETS).unlink()
+    with pytest.raises(FileNotFoundError, match=r"not a prepared dataset \(missing targets.npy\)"):
+        Dataset(directory)
+
+
+@pytest.mark.parametrize(
+    ("damage", "named"),
+    [
+        (lambda d: np.save(d / fmt.LENGTHS, np.array([4, 6], dtype=np.int32)), "lengths.npy 2"),
+        (lambda d: np.save(d / fmt.TARGETS, np.zeros((4, 1), dtype=np.float32)), "targets.npy 4"),
+        (lambda d: np.save(d / fmt.INTEGER_TARGET, np.zeros(5, dtype=bool)), "integer_target.npy 5"),
+        (lambda d: write_meta(d, {**_meta(3), "rows_kept": 7}), "meta.json rows_kept 7"),
+    ],
+)
+def test_dataset_rejects_files_that_disagree_on_rows(tmp_path, damage, named):
+    directory = _dataset(tmp_path / "ds")
+    damage(directory)
+    with pytest.raises(DatasetFormatError, match="disagree on the number of rows") as error:
+        Dataset(directory)
+    assert named in str(error.value) and "codes.npy 3" in str(error.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation and publishing.
+# ---------------------------------------------------------------------------------------------
+
+
+def test_validate_checks_what_reading_does_not(tmp_path):
+    directory = _dataset(tmp_path / "ds")
+    assert validate(directory)["rows_kept"] == 3
+    (directory / fmt.WINDOWS).write_text("chrom\tstart\tend\tsummit\ttarget\nchr1\t0\t6\t3\t1\nchr1\t5\t11\t8\t2\n")
+    with pytest.raises(DatasetFormatError, match=r"codes.npy 3, windows.tsv \(without its header\) 2"):
+        validate(directory)
+    (directory / fmt.WINDOWS).unlink()
+    write_meta(directory, {**_meta(3), "target_names": ["a", "b"]})
+    with pytest.raises(DatasetFormatError, match="names 2 target"):
+        validate(directory)
+    meta = _meta(3)
+    del meta["transforms"]
+    write_meta(directory, meta)
+    with pytest.raises(DatasetFormatError, match="missing key"):
+        validate(directory)
+    write_meta(directory, _meta(3))
+    np.save(directory / fmt.LENGTHS, np.array([4, 9, 5], dtype=np.int32))
+    with pytest.raises(DatasetFormatError, match="lengths.npy: lengths 4..9 do not fit the 6 columns"):
+        validate(directory)
+    np.save(directory / fmt.LENGTHS, np.array([4, 6, 5], dtype=np.int32))
+    np.save(directory / fmt.CODES, np.zeros((3, 6), dtype=np.int64))
+    with pytest.raises(DatasetFormatError, match="codes.npy: dtype int64"):
+        validate(directory)
+
+
+def test_publish_into_an_existing_directory_replaces_only_dataset_files(tmp_path):
+    out = _dataset(tmp_path / "out")
+    (out / fmt.WINDOWS).write_text("chrom\tstart\tend\tsummit\ttarget\n" + "chr1\t0\t6\t3\t1\n" * 3)
+    (out / "notes.txt").write_text("the user's own file")
+    staged = tmp_path / "staged"
+    _write_arrays(staged, n=2)
+    write_meta(staged, {**_meta(2), "min_length": 4})
+    publish(staged, out)
+    assert sorted(p.name for p in out.iterdir()) == sorted([*fmt.REQUIRED_FILES, fmt.INTEGER_TARGET, "notes.txt"])
+    assert len(Dataset(out)) == 2 and validate(out)["rows_kept"] == 2
+
+
+def test_publish_refuses_an_incomplete_dataset_and_leaves_the_old_one(tmp_path):
+    out = _dataset(tmp_path / "out")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    staged = tmp_path / "staged"
+    _write_arrays(staged, n=2)
+    write_meta(staged, _meta(3))  # says 3 rows, holds 2
+    with pytest.raises(DatasetFormatError, match="meta.json rows_kept 3"):
+        publish(staged, out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    fresh = tmp_path / "fresh"
+    with pytest.raises(DatasetFormatError):
+        publish(staged, fresh)
+    assert not fresh.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Every writer's directory passes the same validation.
+# ---------------------------------------------------------------------------------------------
+
+
+def test_prepare_writes_a_valid_dataset_replacing_stale_files(tmp_path):
+    source = tmp_path / "x.tsv"
+    source.write_text("".join(f"{seq}\t{i + 0.5}\n" for i, seq in enumerate(ROWS)))
+    out = _dataset(tmp_path / "ds")
+    (out / fmt.WINDOWS).write_text("chrom\tstart\tend\tsummit\ttarget\n" + "chr1\t0\t6\t3\t1\n" * 3)
+    meta = prepare(source, out, progress=False, chunk_rows=2)
+    assert validate(out) == meta == read_meta(out)
+    assert not (out / fmt.WINDOWS).exists()  # it described the old rows
+    assert sorted(p.name for p in out.iterdir()) == sorted([*fmt.REQUIRED_FILES, fmt.INTEGER_TARGET])
+    dataset = Dataset(out)
+    # Chunks of different widths padded with N (4) into one open_memmap'd codes.npy.
+    assert dataset.codes.shape == (4, 12) and dataset.lengths.tolist() == [10, 12, 5, 8]
+    assert np.all(dataset.codes[2, 5:] == 4) and np.all(dataset.codes[0, 10:] == 4) and dataset.codes[0, 9] == 1
+    with open(out / fmt.CODES, "rb") as handle:  # the header np.save would write
+        assert np.lib.format.read_magic(handle) == (1, 0)
+
+
+def test_subsets_write_valid_datasets(tmp_path):
+    source = tmp_path / "x.tsv"
+    source.write_text("".join(f"{seq}\t{i}\n" for i, seq in enumerate(ROWS)))
+    prepare(source, tmp_path / "ds", progress=False)
+    parent = Dataset(tmp_path / "ds")
+    out = write_subset(parent, np.array([3, 1]), tmp_path / "sub", {"fraction": 0.5})
+    meta = validate(out)
+    assert meta["rows_kept"] == 2 and meta["subset_of"]["rows"] == 4 and meta["format_version"] == 1
+    assert Dataset(out).lengths.tolist() == [12, 8]
+    assert np.load(out / fmt.INTEGER_TARGET).tolist() == [True, True]
+    assert not (tmp_path / "sub.partial").exists()
+
+
+def test_atac_writes_valid_datasets(tmp_path):
+    pytest.importorskip("pyBigWig")
+    pytest.importorskip("pyfaidx")
+    from proformer.data.atac import prepare_atac
+    from proformer.data.genome_sim import simulate_atac
+
+    paths = simulate_atac(tmp_path / "sim", chromosomes=1, chrom_length=20_000, n_peaks=10)
+    out = tmp_path / "out"
+    summary = prepare_atac(paths["fasta"], out, signal=paths["signal"], peaks=paths["peaks"], n=50, progress=False)
+    assert summary == read_meta(out) and summary["format_version"] == 1
+    for part, rows in summary["parts"].items():
+        meta = validate(out / part)
+        assert meta["rows_kept"] == rows and (out / part / fmt.WINDOWS).exists()
+        assert sorted(p.name for p in (out / part).iterdir()) == sorted(fmt.FILES)
+
+
+# ---------------------------------------------------------------------------------------------
+# Preparing data does not need torch.
+# ---------------------------------------------------------------------------------------------
+
+_WITHOUT_TORCH = """
+import sys
+sys.modules["torch"] = None  # "import torch" now raises ImportError, as where it is not installed
+from pathlib import Path
+import proformer.data.prepare
+import proformer.data.atac
+from proformer.io.dataset import validate
+root = Path(sys.argv[1])
+(root / "in.tsv").write_text("ACGTACGT\\t1.5\\nACGGT\\t2\\n")
+meta = proformer.data.prepare.prepare(root / "in.tsv", root / "ds", progress=False)
+assert validate(root / "ds") == meta and meta["rows_kept"] == 2
+print("prepared without torch")
+"""
+
+
+def test_prepare_runs_without_torch(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_TORCH, str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "prepared without torch" in result.stdout
