@@ -1,9 +1,11 @@
-"""Fixtures shared by the test modules."""
+"""Fixtures shared by the test modules (plain helper functions are in helpers.py)."""
 
 import os
 from pathlib import Path
 
 import pytest
+
+from helpers import torch_threads
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -31,3 +33,10 @@ def dream_dir() -> Path:
     path = SHARED / "data" / "dream2022"
     _require(path / "public_leaderboard" / "ground.json", "DREAM 2022 data")
     return path
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test (see helpers.torch_threads: tiny models train faster so)."""
+    with torch_threads(1):
+        yield

@@ -1,4 +1,4 @@
-"""proformer.data.atac: genome + signal + summits -> ATAC window datasets (spec section 7)."""
+"""proformer.data.atac: genome + signal + summits -> ATAC window datasets (docs/model.md section 7)."""
 
 from __future__ import annotations
 
@@ -14,16 +14,9 @@ pyBigWig = pytest.importorskip("pyBigWig")
 pysam = pytest.importorskip("pysam")
 pytest.importorskip("pyfaidx")
 
-from proformer.data.atac import (
-    REASONS,
-    InputError,
-    _BamInsertions,
-    _merge,
-    _overlaps,
-    prepare_atac,
-    read_peaks,
-    tn5_insertions,
-)
+from proformer.data.atac import REASONS, InputError, prepare_atac
+from proformer.io.peaks import merge_intervals, overlaps, read_peaks
+from proformer.io.signal import BamInsertions, tn5_insertions
 from proformer.data.dataset import Dataset
 from proformer.sequence import Layout
 from proformer.data.genome_sim import simulate_atac, write_bigwig
@@ -335,11 +328,11 @@ def test_options_are_checked(inputs, tmp_path):
 
 
 def test_blacklist_merge_and_overlap():
-    starts, ends = _merge(np.array([[50, 60], [10, 20], [15, 30], [30, 35], [40, 41]]))
+    starts, ends = merge_intervals(np.array([[50, 60], [10, 20], [15, 30], [30, 35], [40, 41]]))
     assert starts.tolist() == [10, 40, 50] and ends.tolist() == [35, 41, 60]
     start = np.array([0, 0, 35, 35, 41, 60, 59, 100])
     end = np.array([10, 11, 40, 41, 50, 70, 60, 200])
-    assert _overlaps((starts, ends), start, end).tolist() == [False, True, False, True, False, False, True, False]
+    assert overlaps((starts, ends), start, end).tolist() == [False, True, False, True, False, False, True, False]
 
 
 # ------------------------------------------------------------------------------------------
@@ -380,7 +373,7 @@ def test_tn5_shift_on_hand_made_reads(tmp_path):
     ]
     path = tmp_path / "reads.bam"
     _write_bam(path, reads)
-    source = _BamInsertions(path, str(path))
+    source = BamInsertions(path, str(path))
     counts = source.chromosome("chr1", LENGTHS["chr1"])
     source.close()
     assert np.flatnonzero(counts).tolist() == [24, 104, 224, 330, 19_994]

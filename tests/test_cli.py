@@ -101,14 +101,15 @@ def test_predict_dream_json_follows_the_submission_order(dream_dir, tmp_path):
 
     from proformer.model import Proformer
     from proformer.predict import predict
-    from proformer.train.run import export_model
+    from proformer.io.run import RunInfo, TargetInfo, write_run_model
+    from proformer.sequence import Layout
 
     config = model_preset("grid")
     config = apply_overrides(config, ["dim=8", "blocks=1", "readout=1", "kmer=3", "heads=1"])
     torch.manual_seed(0)
-    info = {"model": config.to_dict(), "layout": {"head": 17, "tail": 13, "length": 100},
-            "target": {"names": ["expression"], "mean": [11.0], "std": [2.0], "standardized": True}}
-    export_model(Proformer(config), tmp_path, info)
+    info = RunInfo(model=config, layout=Layout(),
+                   target=TargetInfo(names=["expression"], mean=[11.0], std=[2.0], standardized=True))
+    write_run_model(tmp_path, Proformer(config).state_dict(), info)
     out = tmp_path / "submission.json"
     predict(tmp_path, dream_dir / "test_sequences.txt", out, format="dream-json", data_dir=dream_dir,
             batch_size=4096, progress=False)

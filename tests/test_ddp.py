@@ -1,10 +1,10 @@
 """Distributed training through Lightning DDP: 2 CPU processes (gloo) against one process."""
 
-import math
 import subprocess
 import sys
 
 import torch
+from helpers import weight_distance as distance
 
 from proformer.config import load_run_config
 from proformer.data.prepare import prepare
@@ -12,10 +12,6 @@ from proformer.data.synthetic import simulate_library, write_tsv
 from proformer.train import train
 
 SETTINGS = {"dim": 16, "epochs": 1, "batch_size": 64, "accelerator": "cpu", "lr": 1e-3, "dropout": 0.1, "mask_ratio": 0.05}
-
-
-def distance(a: dict, b: dict) -> float:
-    return math.sqrt(sum((a[k] - b[k]).double().pow(2).sum() for k in a))
 
 
 def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path):

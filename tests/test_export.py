@@ -4,7 +4,8 @@ import torch
 
 from proformer.cli import main
 from proformer.model import Proformer, model_preset
-from proformer.train.run import export_model
+from proformer.io.run import RunInfo, TargetInfo, write_run_model
+from proformer.sequence import Layout
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -17,8 +18,8 @@ def test_onnx_export_matches_torch_on_any_batch_size(tmp_path, capsys):
     config.dim, config.readout = 16, 4
     torch.manual_seed(0)
     model = Proformer(config).eval()
-    export_model(model, tmp_path, {"model": config.to_dict(), "layout": {"head": 17, "tail": 13, "length": 100},
-                                   "target": {"names": ["y"], "mean": [0.0], "std": [1.0], "standardized": True}})
+    info = RunInfo(model=config, layout=Layout(), target=TargetInfo(names=["y"], mean=[0.0], std=[1.0], standardized=True))
+    write_run_model(tmp_path, model.state_dict(), info)
     assert main(["export", "--model", str(tmp_path), "--onnx", str(tmp_path / "m.onnx")]) == 0
     assert "max |difference|" in capsys.readouterr().out
     session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])

@@ -24,7 +24,7 @@ def random_codes(batch, length, generator=None, n_rate=0.0):
     return torch.cat([forward, reverse], dim=1)
 
 
-# -- parameter counts of the submitted model (spec section 1) ----------------------------
+# -- parameter counts of the submitted model (docs/model.md section 1) ----------------------------
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import DATA
+from scipy import stats
 
 from proformer.score import (
     N_TEST,
@@ -48,17 +50,49 @@ def _scores(result: ScoreResult) -> tuple[float, float]:
 
 
 # --------------------------------------------------------------------------------------------
-# Weights
+# Weights: the score of a submission against a plain reference of the challenge's formula
 # --------------------------------------------------------------------------------------------
 
+#: The challenge's published weights, in the order of its formula (Rafi et al. 2024).
+OFFICIAL_WEIGHTS = [("all", 1.0), ("high", 0.3), ("low", 0.3), ("yeast", 0.3), ("random", 0.3),
+                    ("challenging", 0.5), ("SNVs", 1.25), ("motif_perturbation", 0.3), ("motif_tiling", 0.4)]
 
-def test_subset_weights_are_the_official_ones_in_order():
-    assert list(SUBSET_WEIGHTS) == [
-        "all", "high", "low", "yeast", "random", "challenging",
-        "SNVs", "motif_perturbation", "motif_tiling",
-    ]  # fmt: skip
-    assert list(SUBSET_WEIGHTS.values()) == [1.0, 0.3, 0.3, 0.3, 0.3, 0.5, 1.25, 0.3, 0.4]
-    assert sum(SUBSET_WEIGHTS.values()) == pytest.approx(4.65)
+
+def _reference_score(predictions: dict[int, float], board: Path) -> tuple[dict, dict, float, float]:
+    """The public score written out plainly with scipy, from the leaderboard JSON files: per subset
+    r and rho of the values (or of ``alt - ref`` differences for pairs), then the weighted means
+    of r^2 and rho. Assumes no duplicate keys (the committed miniature has none)."""
+    r, rho = {}, {}
+    for name, _ in OFFICIAL_WEIGHTS:
+        listed = json.loads((board / ("ground.json" if name == "all" else f"{name}_exp_indices.json")).read_text())
+        if "," in next(iter(listed)):
+            pairs = [tuple(int(i) for i in key.split(",")) for key in listed]
+            predicted = [predictions[alt] - predictions[ref] for alt, ref in pairs]
+            truth = [alt - ref for alt, ref in listed.values()]
+        else:
+            predicted, truth = [predictions[int(key)] for key in listed], list(listed.values())
+        r[name] = stats.pearsonr(predicted, truth).statistic
+        rho[name] = stats.spearmanr(predicted, truth).statistic
+    total = sum(weight for _, weight in OFFICIAL_WEIGHTS)
+    return (r, rho, sum(weight * r[name] ** 2 for name, weight in OFFICIAL_WEIGHTS) / total,
+            sum(weight * rho[name] for name, weight in OFFICIAL_WEIGHTS) / total)
+
+
+def test_public_score_equals_a_plain_reference_with_the_official_weights():
+    """On the committed miniature (tests/data/dream_mini): predictions = truth + noise give each
+    subset its own r, so a wrong weight, a weight on the wrong subset, r for r^2 or a pair taken
+    the wrong way round (rho changes sign) moves a score away from the reference's."""
+    mini = DATA / "dream_mini"
+    ground = json.loads((mini / "public_leaderboard" / "ground.json").read_text())
+    rng = np.random.default_rng(3)
+    predictions = {int(key): value + rng.normal(0.0, 1.5) for key, value in ground.items()}
+    r, rho, pearson_r2, spearman = _reference_score(predictions, mini / "public_leaderboard")
+    result = score_public(predictions, mini)
+    assert list(result.r) == list(result.to_dict()["subsets"]) == [name for name, _ in OFFICIAL_WEIGHTS]
+    assert result.r == pytest.approx(r, abs=1e-12) and result.rho == pytest.approx(rho, abs=1e-12)
+    assert min(r.values()) < 0.6 < max(r.values())  # the subsets differ, so the weights matter
+    assert result.score_pearson_r2 == pytest.approx(pearson_r2, abs=1e-12)
+    assert result.score_spearman == pytest.approx(spearman, abs=1e-12)
 
 
 # --------------------------------------------------------------------------------------------
@@ -155,7 +189,7 @@ def test_private_subset_sizes(dream_dir):
     public = subset_definitions(dream_dir, "public")
     sizes = {name: subset.n for name, subset in private.items()}
     assert sizes["all"] == N_TEST - N_PUBLIC == 62058
-    # Distinct rows of the official subset lists (spec section 6), minus the public ones.
+    # Distinct rows of the official subset lists (docs/model.md section 6), minus the public ones.
     distinct = {"high": 968, "low": 997, "yeast": 578, "random": 6349, "challenging": 1953,
                 "motif_perturbation": 3287, "motif_tiling": 2624}  # fmt: skip
     for name, total in distinct.items():

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import random_dna
 
 from proformer import sequence as seq
 from proformer.sequence import (
@@ -31,11 +32,6 @@ from proformer.sequence import (
     reverse_complement,
     trim,
 )
-
-
-def random_dna(rng, n, length, alphabet="ACGT"):
-    letters = np.frombuffer(alphabet.encode(), dtype=np.uint8)
-    return [row.tobytes().decode() for row in letters[rng.integers(0, len(alphabet), (n, length))]]
 
 
 def test_encode_maps_alphabet_to_codes_and_accepts_lower_case():
@@ -156,9 +152,23 @@ def test_one_hot_is_acgt_ordered_with_zero_columns_for_n_and_m():
     assert np.array_equal(x[0], expected)
 
 
-def test_alphabet_constants():
-    assert seq.ALPHABET == "ACGTNM"
-    assert len(DREAM_HEAD) == 17 and len(DREAM_TAIL) == 13
+def test_every_symbol_round_trips_and_the_default_layout_trims_the_real_dream_flanks():
+    # Each letter of the alphabet has its own code and decodes back to itself, in either case.
+    codes = encode(seq.ALPHABET)
+    assert len(set(codes.tolist())) == len(seq.ALPHABET)
+    assert decode(codes) == [seq.ALPHABET] and decode(encode(seq.ALPHABET.lower())) == [seq.ALPHABET]
+    # The DREAM 2022 construct's flanks, spelled out as the challenge's files have them (not the
+    # package's constants): the default layout keeps exactly the random core, centred ...
+    head, tail = "TGCATTTTTTTCACATC", "GGTTACGGCTGTT"
+    rng = np.random.default_rng(4)
+    cores = random_dna(rng, 1, 80) + random_dna(rng, 1, 75)
+    codes, lengths = encode_padded([head + core + tail for core in cores])
+    laid = Layout().apply(codes, lengths)
+    assert decode(laid[:, :DREAM_LENGTH]) == ["N" * 10 + cores[0] + "N" * 10, "N" * 12 + cores[1] + "N" * 13]
+    # ... and padding with the plasmid puts those flanks back: an 80-nt core's window is the
+    # measured 110-nt construct's centre.
+    plasmid = Layout(head=len(head), tail=len(tail), length=DREAM_LENGTH, pad="plasmid").apply(codes, lengths)
+    assert decode(plasmid[:1, :DREAM_LENGTH]) == [(head + cores[0] + tail)[7:107]]
 
 
 # -- one layout: dream_layout is Layout on the rows that fit ------------------------------------

@@ -1,6 +1,5 @@
 """Sweeps: the built-in grids, YAML grids, resumable training of cells, and reports."""
 
-import csv
 import json
 import os
 import signal
@@ -11,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+from helpers import planted_tsv, read_csv
 
 from proformer.data.dataset import Dataset
 from proformer.data.splits import split_indices
@@ -40,29 +40,12 @@ def tiny_grid_yaml(path, columns=("[readout=pool]", "[readout=2]")):
     return path
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny models run ~5x faster on one thread than on two on this shared 2-core machine:
-    with two threads each small op waits for a busy core."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
     """400 rows of LENGTH nt whose target counts G and C, with noise: learnable in two epochs."""
     root = tmp_path_factory.mktemp("sweepdata")
-    rng = np.random.default_rng(1)
-    letters = np.array(list("ACGT"))
-    lines = []
-    for _ in range(400):
-        s = "".join(letters[rng.integers(0, 4, LENGTH)])
-        lines.append(f"{s}\t{s.count('G') + 0.5 * s.count('C') + rng.normal(0, 0.3):.4f}\n")
-    (root / "tiny.tsv").write_text("".join(lines))
+    planted_tsv(root / "tiny.tsv", n=400, length=LENGTH, rule=lambda s: s.count("G") + 0.5 * s.count("C"),
+                noise=0.3, seed=1, digits=4)
     prepare(root / "tiny.tsv", root / "tiny", trim=(0, 0), length=LENGTH, progress=False)
     return root / "tiny"
 
@@ -171,11 +154,6 @@ def test_data_fraction_and_folds_are_stable_and_independent_of_the_split(tiny_da
 
 
 # -- training ----------------------------------------------------------------------------------
-
-
-def read_csv(path):
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 def test_tiny_sweep_writes_both_rows_and_reruns_nothing(tiny_data, tmp_path, capsys, one_thread):

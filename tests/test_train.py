@@ -1,4 +1,3 @@
-import csv
 import json
 import os
 import signal
@@ -9,6 +8,8 @@ import time
 import numpy as np
 import pytest
 import torch
+from helpers import TINY_MODEL, as_overrides, planted_tsv, read_csv, read_predictions
+from helpers import weight_distance as distance
 
 from proformer.config import load_run_config
 from proformer.data.dataset import BatchBuilder, Dataset, ShardedBatchSampler, mask_draws
@@ -21,19 +22,14 @@ from proformer.train import train
 from proformer.train.module import clip_original, lr_factor
 
 LENGTH = 24
+# The tiny model and the recipe of these runs (a run's own changes come after).
+TINY_RUN = {**TINY_MODEL, "data.split": "hash:0.8", "batch_size": 64, "epochs": 2, "lr": 3e-3}
 
 
 def planted_table(path, n=2000, seed=0):
     """Sequences of LENGTH nt whose target is a count of GATA plus C content, with noise."""
-    rng = np.random.default_rng(seed)
-    letters = np.array(list("ACGT"))
-    rows = []
-    for _ in range(n):
-        s = "".join(letters[rng.integers(0, 4, LENGTH)])
-        y = 2.0 * s.count("GAT") + 4 * s.count("C") / LENGTH + rng.normal(0, 0.1)
-        rows.append(f"{s}\t{y:.5f}\n")
-    path.write_text("".join(rows))
-    return path
+    return planted_tsv(path, n, LENGTH, rule=lambda s: 2.0 * s.count("GAT") + 4 * s.count("C") / LENGTH, noise=0.1,
+                       seed=seed, digits=5)
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +40,7 @@ def dataset_dir(tmp_path_factory):
 
 
 def tiny_config(dataset_dir, **train):
-    overrides = [f"data.path={dataset_dir}", f"length={LENGTH}", "dim=16", "heads=2", "blocks=1", "readout=4",
-                 "kmer=3", "dropout=0", "data.split=hash:0.8", "batch_size=64", "epochs=2", "lr=3e-3"]
+    overrides = [f"data.path={dataset_dir}", f"length={LENGTH}", *as_overrides(TINY_RUN)]
     overrides += [f"train.{k}={v}" for k, v in train.items()]
     return load_run_config(preset="grid", overrides=overrides)
 
@@ -65,7 +60,7 @@ def test_noam_schedule_peaks_at_warmup():
     factors = [lr_factor("noam", s, warmup=12_500, total=0, dim=512) for s in (0, 12_498, 12_499, 12_500, 50_000)]
     assert max(factors) == factors[2]
     assert factors[2] == pytest.approx(512**-0.5 * 12_500**-0.5)
-    assert factors[2] == pytest.approx(3.95e-4, rel=1e-3)  # the spec's peak
+    assert factors[2] == pytest.approx(3.95e-4, rel=1e-3)  # the original's peak (docs/model.md section 1)
 
 
 def test_original_clipping_is_value_then_per_parameter_norm():
@@ -162,7 +157,7 @@ def test_run_directory_holds_config_metrics_curve_and_best_model(trained_run):
     run_dir, result = trained_run
     for name in ("config.yaml", "config.json", "weights.pt", "metrics.csv", "learning_curve.png", "checkpoints/last.ckpt"):
         assert (run_dir / name).exists(), name
-    rows = list(csv.DictReader(open(run_dir / "metrics.csv")))
+    rows = read_csv(run_dir / "metrics.csv")
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
     best = max(rows, key=lambda r: float(r["val_pearson"]))
     info = json.loads((run_dir / "config.json").read_text())
@@ -178,11 +173,11 @@ def test_validation_pearson_is_global_over_the_whole_validation_set(trained_run,
     model, info = load_model(run_dir)
     dataset = Dataset(dataset_dir)
     _, valid_rows = split_indices(dataset, "hash:0.8")
-    batch = BatchBuilder(dataset, Layout(**info["layout"]))[(0, valid_rows)]
+    batch = BatchBuilder(dataset, info.layout)[(0, valid_rows)]
     with torch.no_grad():
         prediction = model(batch["codes"]).numpy()
     r = np.corrcoef(prediction, np.asarray(dataset.targets[valid_rows])[:, 0])[0, 1]
-    assert r == pytest.approx(info["best"]["val_pearson"], abs=1e-5)
+    assert r == pytest.approx(info.best["val_pearson"], abs=1e-5)
 
 
 def test_predict_writes_every_row_and_can_destandardise(trained_run, dataset_dir, tmp_path):
@@ -193,9 +188,9 @@ def test_predict_writes_every_row_and_can_destandardise(trained_run, dataset_dir
     lines = out.read_text().splitlines()
     assert len(lines) == 2000
     assert [line.split("\t")[0] for line in lines] == [line.split("\t")[0] for line in source.read_text().splitlines()]
-    z = np.array([float(line.split("\t")[1]) for line in lines])
+    z = read_predictions(out)
     predict(run_dir, source, tmp_path / "raw.tsv", destandardize=True, progress=False)
-    raw = np.array([float(line.split("\t")[1]) for line in (tmp_path / "raw.tsv").read_text().splitlines()])
+    raw = read_predictions(tmp_path / "raw.tsv")
     info = json.loads((run_dir / "config.json").read_text())
     np.testing.assert_allclose(raw, z * info["target"]["std"][0] + info["target"]["mean"][0], rtol=1e-4, atol=1e-4)
 
@@ -210,9 +205,8 @@ def test_killed_run_resumes_from_its_last_checkpoint(dataset_dir, tmp_path):
     """SIGKILL a CLI run after its first epoch; --resume finishes without redoing that epoch."""
     run_dir = tmp_path / "run"
     epochs = 4
-    args = [f"--set={k}={v}" for k, v in {"data.path": dataset_dir, "length": LENGTH, "dim": 16, "heads": 2, "blocks": 1,
-                                          "readout": 4, "kmer": 3, "dropout": 0, "data.split": "hash:0.8",
-                                          "batch_size": 32, "epochs": epochs, "lr": 3e-3}.items()]
+    args = [f"--set={k}={v}" for k, v in {"data.path": dataset_dir, "length": LENGTH, **TINY_RUN, "batch_size": 32,
+                                          "epochs": epochs}.items()]
     command = [sys.executable, "-m", "proformer.cli", "train", "--out", str(run_dir), "--no-progress", *args]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     metrics = run_dir / "metrics.csv"
@@ -224,11 +218,11 @@ def test_killed_run_resumes_from_its_last_checkpoint(dataset_dir, tmp_path):
     assert process.poll() is None, "the run ended before it could be killed; make it longer"
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    before = list(csv.DictReader(open(metrics)))
+    before = read_csv(metrics)
     assert 1 <= len(before) < epochs
     done = subprocess.run(command + ["--resume"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
-    after = list(csv.DictReader(open(metrics)))
+    after = read_csv(metrics)
     assert [int(r["epoch"]) for r in after] == list(range(epochs))
     assert after[: len(before)] == before  # finished epochs were not trained again
     assert int(after[-1]["step"]) == epochs * int(before[0]["step"])
@@ -264,9 +258,5 @@ def test_compiled_training_loss_trains_like_the_eager_one(dataset_dir, tmp_path,
         weights[name] = torch.load(tmp_path / name / "weights.pt", weights_only=True)
     assert len(compiled_functions) == 1  # the compiled run only
     assert set(weights["eager"]) == set(weights["compiled"])
-
-    def distance(a, b):
-        return sum((a[k] - b[k]).double().pow(2).sum() for k in a).sqrt().item()
-
     assert distance(weights["eager"], weights["compiled"]) < 0.05 * distance(weights["eager"], weights["seed1"])
     assert abs(results["eager"]["best"]["val_pearson"] - results["compiled"]["best"]["val_pearson"]) < 0.01

@@ -3,9 +3,11 @@ padding, shifts, AdamW / Lion and the one-cycle schedule."""
 
 import json
 
+import helpers
 import numpy as np
 import pytest
 import torch
+from helpers import read_predictions
 
 from proformer.config import TrainConfig, load_run_config
 from proformer.data.dataset import BatchBuilder, Dataset
@@ -27,7 +29,6 @@ from proformer.train import train
 from proformer.train.module import ProformerModule, make_optimizer
 
 RNG = np.random.default_rng(7)
-LETTERS = np.array(list("ACGT"))
 
 
 def rc(sequence: str) -> str:
@@ -35,7 +36,8 @@ def rc(sequence: str) -> str:
 
 
 def random_dna(n: int) -> str:
-    return "".join(LETTERS[RNG.integers(0, 4, n)])
+    """One random sequence of ``n`` nt from the module's generator (drawn in test order)."""
+    return helpers.random_dna(RNG, 1, n)[0]
 
 
 def dream_table(path, n=400, seed=0):
@@ -44,7 +46,7 @@ def dream_table(path, n=400, seed=0):
     rng = np.random.default_rng(seed)
     rows = []
     for i in range(n):
-        core = "".join(LETTERS[rng.integers(0, 4, 80 - (i % 3))])  # 78-80 nt: odd and even padding
+        core = helpers.random_dna(rng, 1, 80 - (i % 3))[0]  # 78-80 nt: odd and even padding
         value = min(17.0, 2.0 * core.count("GAT") + rng.normal(0, 0.5) + 3)
         value = max(0.0, float(round(value)) if i % 2 else round(value, 3))
         rows.append(f"{DREAM_HEAD}{core}{DREAM_TAIL}\t{value}\n")
@@ -165,10 +167,10 @@ def test_rc_averaging_gives_a_sequence_and_its_reverse_complement_one_prediction
     (tmp_path / "in.txt").write_text("".join(f"{DREAM_HEAD}{c}{DREAM_TAIL}\n{DREAM_HEAD}{rc(c)}{DREAM_TAIL}\n"
                                              for c in cores))
     predict(tmp_path / "run", tmp_path / "in.txt", tmp_path / "out.tsv", progress=False)
-    values = np.array([float(line.split("\t")[1]) for line in (tmp_path / "out.tsv").read_text().splitlines()])
+    values = read_predictions(tmp_path / "out.tsv")
     np.testing.assert_allclose(values[0::2], values[1::2], atol=1e-5)
     predict(tmp_path / "run", tmp_path / "in.txt", tmp_path / "plain.tsv", progress=False, rc_average=False)
-    plain = np.array([float(line.split("\t")[1]) for line in (tmp_path / "plain.tsv").read_text().splitlines()])
+    plain = read_predictions(tmp_path / "plain.tsv")
     assert np.abs(plain[0::2] - plain[1::2]).max() > 1e-5
 
 
@@ -285,10 +287,10 @@ def test_all_options_train_save_and_predict_together(dream_data, tmp_path):
     assert np.isfinite(result["best"]["val_pearson"])
     model, info = load_model(tmp_path / "run")
     assert model.config.singleton_input and model.config.loss == "soft_bins"
-    assert info["layout"]["pad"] == "plasmid" and info["target"]["standardized"] is False
+    assert info.layout.pad == "plasmid" and info.target.standardized is False
     (tmp_path / "in.txt").write_text("".join(DREAM_HEAD + random_dna(80) + DREAM_TAIL + "\n" for _ in range(7)))
     predict(tmp_path / "run", tmp_path / "in.txt", tmp_path / "out.tsv", progress=False)
-    values = [float(line.split("\t")[1]) for line in (tmp_path / "out.tsv").read_text().splitlines()]
+    values = read_predictions(tmp_path / "out.tsv")
     assert len(values) == 7 and all(0 <= v <= 17 for v in values)
 
 

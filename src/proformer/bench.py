@@ -7,15 +7,19 @@ analytic count is checked against ``torch.utils.flop_counter.FlopCounterMode`` i
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .model import ModelConfig, Proformer
+from .config import TrainConfig
+from .data.dataset import mask_draws
 from .device import check_bf16, resolve_device
+from .model import ModelConfig
 from .sequence import N
-from .train.module import clip_original
+from .train.module import ProformerModule
 
 
 def forward_flops(config: ModelConfig, masked_fraction: float = 0.0) -> int:
@@ -80,11 +84,13 @@ def benchmark(
     device: str = "auto",
     compile: bool = False,
     peak_flops: float | None = None,
+    train_config: TrainConfig | None = None,
 ) -> dict:
     """Time ``steps`` warmed-up training steps (or inference batches) on random sequences.
 
     ``peak_flops``: a peak already measured in this process with :func:`matmul_peak` (same dtype
-    and device), for scripts that time many models; measured here when None.
+    and device), for scripts that time many models; measured here when None. ``train_config``:
+    the recipe whose step is timed (optimizer, clipping, loss weights); the defaults when None.
 
     Returns
     -------
@@ -103,36 +109,41 @@ def benchmark(
     device = str(resolve_device(device))
     check_bf16(device, precision)
     torch.manual_seed(0)
-    model = Proformer(config).to(device)
-    step_model = torch.compile(model) if compile else model
+    train_config = dataclasses.replace(train_config or TrainConfig(), compile=compile)
+    # The training module itself: the same objective, optimizer, clipping and schedule as a run.
+    module = ProformerModule(config.to_dict(), dataclasses.asdict(train_config), steps_per_epoch=warmup + steps).to(device)
+    model = module.model
     codes = torch.randint(0, N, (batch_size, 2 * config.length), device=device)  # A C G T
     targets = torch.randn(batch_size, config.n_targets, device=device).squeeze(-1)
+    rows = np.arange(batch_size)
+    mask = torch.from_numpy(mask_draws(rows, 0, 0, codes.shape[1]) < config.mask_ratio).to(device)
+    batch = {"codes": codes, "targets": targets, "mask": mask}
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     autocast = torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-9, fused=True)
-
-    def train_step() -> None:
-        # What a training step does: masked forward, backward, the original's clipping, Adam.
-        optimizer.zero_grad(set_to_none=True)
-        with autocast:
-            loss, _ = model.loss(codes, targets)
-        loss.backward()
-        clip_original(model.parameters(), value=0.5, norm=1.0)
-        optimizer.step()
-
-    @torch.no_grad()
-    def predict_step() -> None:
-        with autocast:
-            step_model(codes)
 
     if mode == "train":
+        optimization = module.configure_optimizers()
+        optimizer, scheduler = optimization["optimizer"], optimization["lr_scheduler"]["scheduler"]
         model.train()
-        if compile:
-            model.loss = torch.compile(model.loss)
-        step = train_step
+
+        def step() -> None:
+            # What Lightning does per batch: zero, objective, backward, clip, step, schedule.
+            optimizer.zero_grad(set_to_none=True)
+            with autocast:
+                loss, _ = module.objective(batch)
+            loss.backward()
+            module.configure_gradient_clipping(optimizer)
+            optimizer.step()
+            scheduler.step()
     else:
         model.eval()
-        step = predict_step
+        step_model = torch.compile(model) if compile else model
+
+        @torch.no_grad()
+        def step() -> None:
+            with autocast:
+                step_model(codes)
+
     for _ in range(warmup):
         step()
     # Each step timed on its own, so the spread shows how steady the machine was.

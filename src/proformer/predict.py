@@ -6,11 +6,8 @@ batches and written out chunk by chunk, so memory does not grow with the input.
 
 from __future__ import annotations
 
-import gzip
-import itertools
 import json
 import sys
-import zlib
 from pathlib import Path
 from typing import Iterator
 
@@ -18,64 +15,33 @@ import numpy as np
 import torch
 
 from .device import check_bf16, resolve_device
-from .model import ModelConfig, Proformer, swap_strands
-from .sequence import Layout, encode_padded
+from .io import sequences as sequence_io
+from .io.run import RunInfo, read_run_info, read_weights
+from .model import Proformer, swap_strands
+from .sequence import encode_padded
 
 
-def load_model(model_dir: str | Path, device: str | torch.device = "cpu") -> tuple[Proformer, dict]:
-    """The best model of a run directory, in eval mode, and its ``config.json``."""
-    model_dir = Path(model_dir)
-    config_path, weights_path = model_dir / "config.json", model_dir / "weights.pt"
-    for path in (config_path, weights_path):
-        if not path.exists():
-            raise FileNotFoundError(f"{path} does not exist: --model must be a run directory written by proformer train")
-    info = json.loads(config_path.read_text())
-    model = Proformer(ModelConfig.from_dict(info["model"]))
-    model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
+def load_model(model_dir: str | Path, device: str | torch.device = "cpu") -> tuple[Proformer, RunInfo]:
+    """The best model of a run directory, in eval mode, and its :class:`~proformer.io.run.RunInfo`
+    (``config.json``: model shape, layout, target statistics, best epoch)."""
+    info = read_run_info(model_dir)
+    model = Proformer(info.model)
+    model.load_state_dict(read_weights(model_dir))
     return model.to(device).eval(), info
 
 
-def read_sequences(path: str | Path, chunk_rows: int = 100_000) -> Iterator[list[str]]:
-    """Stream sequences from FASTA, one sequence per line, or a TSV whose first column is the sequence.
+def read_sequences(path: str | Path, chunk_rows: int = 100_000, seq_col: str | None = None) -> Iterator[list[str]]:
+    """Stream the sequences of ``path`` as lists of ``chunk_rows`` (the last one shorter), in file order.
 
-    Plain or ``.gz``. Yields lists of up to ``chunk_rows`` sequences in file order. A first line
-    whose first field is not DNA (e.g. ``sequence``) is taken as a header and skipped; blank
-    lines are skipped. Symbols are checked when the chunk is encoded.
+    The one sequence-file reader, :func:`proformer.io.sequences.read_sequences` (FASTA, one per
+    line, DREAM TSV, a CSV/TSV table with ``seq_col``; plain or gzip), with the symbols the model
+    takes: ``A C G T N`` and the mask token ``M``, either case. A first line is skipped as a header
+    only when its first field is a column name such as ``sequence``; anything else is data, so
+    a bad first line is an error naming ``file:line`` and never shifts the rows. That reader's
+    chunks also carry each row's line and the FASTA record ids.
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"input file {path} does not exist")
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rt") as handle:
-            first = handle.readline()
-            if first.startswith(">"):
-                yield from _batched(_fasta_records(handle), chunk_rows)
-            else:
-                is_header = first.split("\t")[0].strip().upper().strip("ACGTN") != ""
-                lines = itertools.chain([] if is_header else [first], handle)
-                sequences = (line.split("\t", 1)[0].strip() for line in lines)
-                yield from _batched((s for s in sequences if s), chunk_rows)
-    except (EOFError, gzip.BadGzipFile, zlib.error) as error:
-        raise ValueError(f"{path}: truncated or corrupt gzip file ({error}); download or compress it again") from None
-
-
-def _fasta_records(handle) -> Iterator[str]:
-    """Sequences of a FASTA file whose first header line was already read."""
-    parts: list[str] = []
-    for line in handle:
-        if line.startswith(">"):
-            yield "".join(parts)
-            parts = []
-        else:
-            parts.append(line.strip())
-    yield "".join(parts)
-
-
-def _batched(items: Iterator[str], size: int) -> Iterator[list[str]]:
-    iterator = iter(items)
-    while chunk := list(itertools.islice(iterator, size)):
-        yield chunk
+    for chunk in sequence_io.read_sequences(path, chunk_rows, seq_col=seq_col, allow_mask=True):
+        yield chunk.sequences
 
 
 @torch.no_grad()
@@ -91,11 +57,22 @@ def predict_codes(model: Proformer, codes: np.ndarray, batch_size: int = 256, pr
     for start in range(0, len(codes), batch_size):
         batch = torch.from_numpy(np.ascontiguousarray(codes[start : start + batch_size])).to(device)
         with autocast:
-            y = model(batch).float()
-            if rc_average:
-                y = (y + model(swap_strands(batch)).float()) / 2
-        out.append(y.cpu().numpy())
+            out.append(predict_batch(model, batch, rc_average=rc_average).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0,), dtype=np.float32)
+
+
+def predict_batch(model: Proformer, codes: torch.Tensor, singleton: torch.Tensor | None = None,
+                  rc_average: bool = False) -> torch.Tensor:
+    """One batch of model-ready codes ``(batch, 2L)`` -> float32 ``(batch,)`` or ``(batch, n_targets)``.
+
+    The one place a prediction is made: validation during training and :func:`predict_codes`
+    both call it, so a run is validated exactly as it will predict. ``rc_average``: the mean of
+    the predictions for each sequence and its reverse complement (strands swapped).
+    """
+    y = model(codes, singleton).float()
+    if rc_average:
+        y = (y + model(swap_strands(codes), singleton).float()) / 2
+    return y
 
 
 def predict(
@@ -136,10 +113,10 @@ def predict(
         raise ValueError(f"format={format!r}: use tsv or dream-json")
     model, info = load_model(model_dir, resolve_device(device))
     check_bf16(next(model.parameters()).device, precision)
-    layout = Layout(**info["layout"])
+    layout = info.layout
     if rc_average is None:
-        rc_average = bool(info.get("rc_average", False))
-    mean, std = np.asarray(info["target"]["mean"], np.float32), np.asarray(info["target"]["std"], np.float32)
+        rc_average = info.rc_average
+    mean, std = np.asarray(info.target.mean, np.float32), np.asarray(info.target.std, np.float32)
     wanted: list[str] = []
     if format == "dream-json":
         if data_dir is None:

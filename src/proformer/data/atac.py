@@ -1,4 +1,4 @@
-"""ATAC-seq windows around peak summits -> train/test dataset directories (spec section 7).
+"""ATAC-seq windows around peak summits -> train/test dataset directories (docs/model.md section 7).
 
 :func:`prepare_atac` turns a genome FASTA, an accessibility signal (a bigWig, or Tn5 insertions
 counted from a BAM) and peak summits (narrowPeak or BED) into the task of the talk: ``n``
@@ -6,7 +6,10 @@ windows of ``window`` bp drawn at random from the ``2 * flank`` bp around the su
 with the mean signal over its central ``center`` bp as the target. The result is two dataset
 directories in the layout of ``docs/dataset-format.md`` (``out/train`` and ``out/test``), each
 with a ``windows.tsv`` of genomic coordinates, and ``out/meta.json`` describing the whole run.
-``docs/atac.md`` is the user's guide; the conventions in short:
+The inputs are read by :mod:`proformer.io.genome` (FASTA), :mod:`proformer.io.signal` (bigWig,
+BAM) and :mod:`proformer.io.peaks` (narrowPeak, BED, blacklist); this module draws the windows,
+filters them, computes the targets, splits them and writes the datasets. ``docs/atac.md`` is the
+user's guide; the conventions in short:
 
 Coordinates
     0-based, half-open, as in BED. A window is ``[start, start + window)`` with
@@ -44,15 +47,12 @@ Drawing until ``n`` are kept
 from __future__ import annotations
 
 import datetime
-import gzip
-import hashlib
 import math
 import os
 import shutil
 import sys
 import tempfile
 import time
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +60,10 @@ import numpy as np
 
 from ..sequence import GENOME_CODES, INVALID, N
 from ..io.dataset import CODES, FILES, INTEGER_TARGET, LENGTHS, META, TARGETS, WINDOWS, publish, write_meta
-from .prepare import InputError
+from ..io.genome import Genome
+from ..io.peaks import Peaks, overlaps, read_blacklist, read_peaks
+from ..io.sequences import InputError
+from ..io.signal import BAM_SKIP_FLAGS, TN5_MINUS_SHIFT, TN5_PLUS_SHIFT, BamInsertions, BigWigSignal, tn5_insertions
 
 __all__ = ["REASONS", "TN5_MINUS_SHIFT", "TN5_PLUS_SHIFT", "prepare_atac", "read_blacklist", "read_peaks", "tn5_insertions"]
 
@@ -70,355 +73,9 @@ _OK, _OFF_CHROMOSOME, _BLACKLIST, _TOO_MANY_N, _MISSING_SIGNAL = range(5)
 MAX_ROUNDS = 10
 TRANSFORMS = ("none", "log1p")
 MISSING = ("zero", "skip")
-PEAK_FORMATS = ("auto", "narrowpeak", "bed")
 TARGET_NAME = "atac_signal"
 
-#: Tn5 shift (Buenrostro et al. 2013, "+4/-5"), as 0-based insertion positions: a read on the
-#: + strand inserts at ``reference_start + 4``; a read on the - strand at
-#: ``reference_end - 1 - 5`` (its last aligned base, 0-based, minus 5).
-TN5_PLUS_SHIFT = 4
-TN5_MINUS_SHIFT = 5
-#: Reads skipped when counting insertions: unmapped (0x4), secondary (0x100), QC fail (0x200),
-#: duplicate (0x400), supplementary (0x800).
-BAM_SKIP_FLAGS = 0x4 | 0x100 | 0x200 | 0x400 | 0x800
-
-_GZIP_MAGIC = b"\x1f\x8b"
 _EXAMPLES = 5
-
-
-# --------------------------------------------------------------------------------------------
-# Small text files: peaks and blacklist (read whole; tens of MB at most).
-# --------------------------------------------------------------------------------------------
-
-
-def _read_text(path: Path, display: str) -> tuple[list[str], str]:
-    """Lines of a plain or gzip file (detected by magic bytes) and the sha256 of the stored bytes."""
-    if not path.is_file():
-        raise FileNotFoundError(f"file not found: {display}")
-    data = path.read_bytes()
-    sha256 = hashlib.sha256(data).hexdigest()
-    if data[:2] == _GZIP_MAGIC:
-        try:
-            data = gzip.decompress(data)
-        except (EOFError, zlib.error, gzip.BadGzipFile) as error:
-            raise InputError(
-                f"{display}: the gzip file is truncated or corrupt ({error}); download or compress it again "
-                f"(gzip -t {display} checks it)"
-            ) from None
-    return data.decode("utf-8", errors="replace").splitlines(), sha256
-
-
-def _data_lines(lines: list[str]):
-    """Yield ``(1-based line number, fields)`` of BED-like data lines.
-
-    Blank lines and ``#``, ``track`` and ``browser`` header lines are skipped. Fields are split
-    on tabs (BED); a line without tabs is split on any whitespace, as many tools write it.
-    """
-    for number, line in enumerate(lines, start=1):
-        text = line.rstrip("\r\n")
-        if not text.strip() or text.startswith(("#", "track", "browser")):
-            continue
-        yield number, (text.split("\t") if "\t" in text else text.split())
-
-
-def _integer(value: str, display: str, number: int, what: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise InputError(f"{display}:{number}: {what} is not an integer: {value!r}") from None
-
-
-def _bed_interval(fields: list[str], display: str, number: int) -> tuple[int, int]:
-    """``(start, end)`` of one BED line, checked (3+ columns, integers, 0 <= start <= end)."""
-    if len(fields) < 3:
-        raise InputError(
-            f"{display}:{number}: a BED line needs at least 3 columns (chrom, start, end), this one has "
-            f"{len(fields)}: {' '.join(fields)!r}"
-        )
-    start = _integer(fields[1], display, number, "start (column 2)")
-    end = _integer(fields[2], display, number, "end (column 3)")
-    if start < 0 or end < start:
-        raise InputError(f"{display}:{number}: need 0 <= start <= end, got start={start}, end={end}")
-    return start, end
-
-
-@dataclass
-class Peaks:
-    """Summits read from a narrowPeak or BED file.
-
-    Attributes
-    ----------
-    names : list of str
-        Chromosome names in order of first appearance; ``chrom`` indexes into it.
-    chrom : np.ndarray
-        int32 ``(s,)``: chromosome index of each summit.
-    summit : np.ndarray
-        int64 ``(s,)``: 0-based summit position.
-    line : np.ndarray
-        int64 ``(s,)``: 1-based line of each summit in the file, for messages.
-    format : str
-        ``narrowpeak`` or ``bed``.
-    sha256 : str
-        Of the file as stored.
-    display : str
-        The path as the user gave it.
-    """
-
-    names: list[str]
-    chrom: np.ndarray
-    summit: np.ndarray
-    line: np.ndarray
-    format: str
-    sha256: str
-    display: str
-
-
-def _is_narrowpeak(fields: list[str]) -> bool:
-    if len(fields) != 10:
-        return False
-    try:
-        int(fields[9])
-    except ValueError:
-        return False
-    return True
-
-
-def read_peaks(path: str | os.PathLike, peak_format: str = "auto") -> Peaks:
-    """Read summits from a narrowPeak or a BED file (plain or gzip).
-
-    Parameters
-    ----------
-    path : str or path
-        The peaks file.
-    peak_format : {"auto", "narrowpeak", "bed"}
-        ``auto`` reads the file as narrowPeak when its first data line has 10 columns and an
-        integer in column 10, else as BED.
-
-    Returns
-    -------
-    Peaks
-        One summit per data line (duplicates are kept: each line is a draw target).
-
-    Raises
-    ------
-    InputError
-        A malformed line (naming ``file:line`` and the value) or a file without data lines.
-    """
-    if peak_format not in PEAK_FORMATS:
-        raise ValueError(f"peak_format={peak_format!r}: use one of {', '.join(PEAK_FORMATS)}")
-    display = os.fspath(path)
-    lines, sha256 = _read_text(Path(path), display)
-    index: dict[str, int] = {}
-    chrom, summit, line_no = [], [], []
-    for number, fields in _data_lines(lines):
-        if peak_format == "auto":
-            peak_format = "narrowpeak" if _is_narrowpeak(fields) else "bed"
-        start, end = _bed_interval(fields, display, number)
-        if peak_format == "narrowpeak":
-            if len(fields) != 10:
-                raise InputError(
-                    f"{display}:{number}: a narrowPeak line has 10 columns, this one has {len(fields)}: "
-                    f"{' '.join(fields)[:120]!r} (pass peak_format='bed' to read the file as BED)"
-                )
-            offset = _integer(fields[9], display, number, "summit offset (column 10)")
-            if offset == -1:
-                position = (start + end) // 2  # MACS writes -1 when it called no summit
-            elif 0 <= offset < end - start:
-                position = start + offset
-            else:
-                raise InputError(
-                    f"{display}:{number}: summit offset (column 10) {offset} is outside the peak "
-                    f"[{start}, {end}) (allowed: 0..{end - start - 1}, or -1 for the midpoint)"
-                )
-        else:
-            position = start if end - start <= 1 else (start + end) // 2
-        chrom.append(index.setdefault(fields[0], len(index)))
-        summit.append(position)
-        line_no.append(number)
-    if not chrom:
-        raise InputError(f"{display}: no peak lines (only blank, '#', 'track' or 'browser' lines); nothing to sample")
-    return Peaks(
-        names=list(index),
-        chrom=np.asarray(chrom, dtype=np.int32),
-        summit=np.asarray(summit, dtype=np.int64),
-        line=np.asarray(line_no, dtype=np.int64),
-        format=peak_format,
-        sha256=sha256,
-        display=display,
-    )
-
-
-def read_blacklist(path: str | os.PathLike) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str, int]:
-    """Read a BED of excluded regions and merge overlapping intervals per chromosome.
-
-    Returns
-    -------
-    intervals : dict
-        ``chrom -> (starts, ends)``, int64 ``(k,)`` each, sorted and disjoint (merged), so that
-        overlap with a window is one ``searchsorted``.
-    sha256 : str
-        Of the file as stored.
-    count : int
-        Intervals read (before merging).
-    """
-    display = os.fspath(path)
-    lines, sha256 = _read_text(Path(path), display)
-    by_chrom: dict[str, list[tuple[int, int]]] = {}
-    count = 0
-    for number, fields in _data_lines(lines):
-        start, end = _bed_interval(fields, display, number)
-        if end > start:  # an empty interval excludes nothing
-            by_chrom.setdefault(fields[0], []).append((start, end))
-        count += 1
-    return {chrom: _merge(np.asarray(pairs, dtype=np.int64)) for chrom, pairs in by_chrom.items()}, sha256, count
-
-
-def _merge(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted, disjoint union of ``(k, 2)`` half-open intervals."""
-    pairs = pairs[np.argsort(pairs[:, 0], kind="stable")]
-    starts, ends = pairs[:, 0], np.maximum.accumulate(pairs[:, 1])
-    # A new merged interval begins where the start lies past every earlier end.
-    begins = np.concatenate([[True], starts[1:] > ends[:-1]])
-    first = np.flatnonzero(begins)
-    last = np.concatenate([first[1:] - 1, [len(pairs) - 1]])
-    return starts[first], ends[last]
-
-
-def _overlaps(intervals: tuple[np.ndarray, np.ndarray], start: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """bool ``(k,)``: does ``[start, end)`` overlap one of the sorted disjoint ``intervals``?"""
-    starts, ends = intervals
-    # The only candidate is the last interval starting before the window's end.
-    i = np.searchsorted(starts, end, side="left") - 1
-    return (i >= 0) & (ends[np.maximum(i, 0)] > start)
-
-
-# --------------------------------------------------------------------------------------------
-# Large inputs, read one chromosome at a time: genome, bigWig, BAM.
-# --------------------------------------------------------------------------------------------
-
-
-def _require(module: str, package: str):
-    try:
-        return __import__(module)
-    except ImportError:
-        raise ImportError(f"prepare_atac needs {package}: pip install {package} (or pip install 'proformer[atac]')") from None
-
-
-class _Genome:
-    """A FASTA read with pyfaidx (plain, or bgzip with its index); one chromosome at a time."""
-
-    def __init__(self, path: Path, display: str):
-        pyfaidx = _require("pyfaidx", "pyfaidx")
-        self.display = display
-        try:
-            self._fasta = pyfaidx.Fasta(str(path), as_raw=True, sequence_always_upper=False)
-        except (pyfaidx.FastaIndexingError, pyfaidx.UnsupportedCompressionFormat, ValueError, OSError) as error:
-            raise InputError(
-                f"{display}: cannot read the FASTA with pyfaidx ({type(error).__name__}: {error}); a genome must be "
-                "plain text (or bgzip-compressed with Biopython installed), in a directory where the .fai index can be written"
-            ) from None
-        self.lengths = {name: len(record) for name, record in self._fasta.records.items()}
-
-    def chromosome(self, name: str) -> np.ndarray:
-        """uint8 ``(length,)``: the chromosome's bytes as stored (any case)."""
-        return np.frombuffer(self._fasta[name][:].encode("ascii", errors="replace"), dtype=np.uint8)
-
-    def close(self) -> None:
-        self._fasta.close()
-
-
-class _BigWig:
-    """Signal from a bigWig: per base, NaN where the file has no data."""
-
-    kind = "signal"
-
-    def __init__(self, path: Path, display: str):
-        pyBigWig = _require("pyBigWig", "pyBigWig")
-        self.display = display
-        try:
-            self._bw = pyBigWig.open(str(path))
-        except RuntimeError:
-            self._bw = None
-        if self._bw is None or not self._bw.isBigWig():
-            raise InputError(f"{display}: not a readable bigWig file (pyBigWig could not open it as bigWig)")
-        if not pyBigWig.numpy:
-            raise ImportError("pyBigWig was built without numpy support; reinstall it with numpy present (pip install --no-binary pyBigWig pyBigWig)")
-        self.lengths = dict(self._bw.chroms())
-
-    def chromosome(self, name: str, length: int) -> np.ndarray:
-        """float32 ``(length,)``; NaN where there is no data."""
-        return self._bw.values(name, 0, length, numpy=True)
-
-    def close(self) -> None:
-        self._bw.close()
-
-
-def tn5_insertions(reference_start: np.ndarray, reference_end: np.ndarray, is_reverse: np.ndarray) -> np.ndarray:
-    """0-based Tn5 insertion positions of aligned reads (the "+4/-5" shift).
-
-    Parameters
-    ----------
-    reference_start, reference_end : np.ndarray
-        int64 ``(r,)``: pysam's 0-based alignment start and exclusive end.
-    is_reverse : np.ndarray
-        bool ``(r,)``: the read aligned to the - strand.
-
-    Returns
-    -------
-    np.ndarray
-        int64 ``(r,)``: ``reference_start + 4`` on the + strand,
-        ``reference_end - 1 - 5`` (= ``reference_end - 6``) on the - strand.
-    """
-    return np.where(
-        is_reverse,
-        np.asarray(reference_end, dtype=np.int64) - 1 - TN5_MINUS_SHIFT,
-        np.asarray(reference_start, dtype=np.int64) + TN5_PLUS_SHIFT,
-    )
-
-
-class _BamInsertions:
-    """Tn5 insertions counted per base from a coordinate-sorted, indexed BAM."""
-
-    kind = "bam"
-
-    def __init__(self, path: Path, display: str):
-        pysam = _require("pysam", "pysam")
-        self.display = display
-        try:
-            self._bam = pysam.AlignmentFile(str(path), "rb")
-        except (ValueError, OSError) as error:
-            raise InputError(f"{display}: cannot read the BAM with pysam ({error})") from None
-        if not self._bam.has_index():
-            self._bam.close()
-            raise InputError(
-                f"{display}: the BAM has no index (.bai/.csi); sort and index it first: "
-                f"samtools sort -o sorted.bam {display} && samtools index sorted.bam"
-            )
-        self.lengths = dict(zip(self._bam.references, self._bam.lengths))
-        # Per chromosome, so that a chromosome read again in a later round is not counted twice.
-        self.reads: dict[str, tuple[int, int]] = {}
-
-    def chromosome(self, name: str, length: int) -> np.ndarray:
-        """float32 ``(length,)``: insertions per base (never NaN: no read means 0)."""
-        starts, ends, reverse = [], [], []
-        skipped = 0
-        # pysam has no bulk accessor: one Python step per read, then numpy for the rest.
-        for read in self._bam.fetch(name):
-            if read.flag & BAM_SKIP_FLAGS:
-                skipped += 1
-                continue
-            starts.append(read.reference_start)
-            ends.append(read.reference_end)
-            reverse.append(read.is_reverse)
-        self.reads[name] = (len(starts), skipped)
-        position = tn5_insertions(np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64), np.asarray(reverse, dtype=bool))
-        position = position[(position >= 0) & (position < length)]
-        counts = np.zeros(length, dtype=np.float32)  # float32: exact up to 2**24 per base
-        np.add.at(counts, position, 1.0)
-        return counts
-
-    def close(self) -> None:
-        self._bam.close()
 
 
 # --------------------------------------------------------------------------------------------
@@ -453,7 +110,7 @@ def _check_names(what: str, display: str, names: list[str], other_what: str, oth
         )
 
 
-def _check_chromosomes(peaks: Peaks, genome: _Genome, source) -> None:
+def _check_chromosomes(peaks: Peaks, genome: Genome, source) -> None:
     """Peak chromosomes must exist in the FASTA and in the signal; the message shows all three files."""
     _check_names("peaks", peaks.display, peaks.names, "FASTA", genome.display, list(genome.lengths),
                  also=f"; in the {source.kind} {source.display}: {_examples(source.lengths)}")
@@ -461,7 +118,7 @@ def _check_chromosomes(peaks: Peaks, genome: _Genome, source) -> None:
                  also=f"; in the FASTA {genome.display}: {_examples(genome.lengths)}")
 
 
-def _check_lengths(names: list[str], genome: _Genome, signal) -> None:
+def _check_lengths(names: list[str], genome: Genome, signal) -> None:
     """The genome and the signal must agree on each used chromosome's length (same build)."""
     differ = [name for name in names if signal.lengths[name] != genome.lengths[name]]
     if differ:
@@ -537,7 +194,7 @@ def _gather(array: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
     return array[starts[:, None] + np.arange(width)]
 
 
-def _encode_windows(raw: np.ndarray, starts: np.ndarray, window: int, genome: _Genome, name: str) -> np.ndarray:
+def _encode_windows(raw: np.ndarray, starts: np.ndarray, window: int, genome: Genome, name: str) -> np.ndarray:
     """uint8 ``(k, window)`` codes of the windows, A C G T N = 0..4; IUPAC codes become N."""
     codes = GENOME_CODES[_gather(raw, starts, window)]
     bad = np.argwhere(codes == INVALID)
@@ -583,7 +240,7 @@ def _evaluate(chrom, start, summit, lengths, blacklist, genome, signal, peaks, o
     reason[(start < 0) | (start + window > lengths[chrom])] = _OFF_CHROMOSOME
     for c, intervals in blacklist.items():
         rows = np.flatnonzero((chrom == c) & (reason == _OK))
-        reason[rows[_overlaps(intervals, start[rows], start[rows] + window)]] = _BLACKLIST
+        reason[rows[overlaps(intervals, start[rows], start[rows] + window)]] = _BLACKLIST
     codes = np.full((m, window), N, dtype=np.uint8)
     target = np.full(m, np.nan)
     for c in np.unique(chrom[reason == _OK]):  # one read of each needed chromosome
@@ -657,7 +314,7 @@ def _counts_text(dropped: dict[str, int]) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _parse_split(split: str, peaks: Peaks, genome: _Genome) -> tuple[str, object]:
+def _parse_split(split: str, peaks: Peaks, genome: Genome) -> tuple[str, object]:
     """``("random", F)`` or ``("chrom", [names])``, checked before any heavy work."""
     strategy, _, value = split.partition(":")
     if strategy == "random":
@@ -910,10 +567,10 @@ def prepare_atac(
 
     parsed_peaks = read_peaks(peaks, peak_format)
     blacklist_by_name, blacklist_sha, blacklist_count = read_blacklist(blacklist) if blacklist is not None else ({}, None, 0)
-    genome = _Genome(fasta_path, os.fspath(fasta))
+    genome = Genome(fasta_path, os.fspath(fasta))
     source = None
     try:
-        source = (_BigWig if signal is not None else _BamInsertions)(source_path, os.fspath(signal if signal is not None else bam))
+        source = (BigWigSignal if signal is not None else BamInsertions)(source_path, os.fspath(signal if signal is not None else bam))
         _check_chromosomes(parsed_peaks, genome, source)
         _check_lengths(parsed_peaks.names, genome, source)
         if blacklist_by_name and not set(blacklist_by_name) & set(genome.lengths):

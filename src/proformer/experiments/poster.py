@@ -55,7 +55,7 @@ ATAC_SHAPES: tuple = tuple(_ATAC_ROWS)
 
 #: Slide 9, public leaderboard. Keyed by (readout, mask filling on, activation); values are
 #: (Score PearsonR^2, Score Spearman, PearsonR^2 over all public sequences, Spearman rho).
-#: The poster's "PearsonR" column is r^2 (spec section 6), hence the name.
+#: The poster's "PearsonR" column is r^2 (docs/model.md section 6), hence the name.
 ABLATION_COLUMNS: tuple = ("Score PearsonR^2", "Score Spearman", "r^2", "rho")
 ABLATION: dict = {
     ("pool", False, "swiglu"): (0.766, 0.819, 0.918, 0.961),

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from ..config import parse_override
 from ..data.dataset import Dataset
+from ..io.run import read_run_info
 from .grids import Cell, Grid, full_key, load_grid
 from .results import (
     ID_COLUMNS,
@@ -392,12 +393,12 @@ def _start_clock(run_dir: Path, resume: bool) -> float:
 
 def _metrics_row(result: dict, seconds: float) -> dict:
     best = result["best"]
-    info = json.loads((Path(result["run_dir"]) / "config.json").read_text())
+    info = read_run_info(result["run_dir"])
     # val_prediction_std is in the units the model was trained in: z-units (target std 1) when
     # targets were standardised, raw units otherwise.
     target_std = 1.0
-    if not info["target"]["standardized"]:
-        target_std = float(Dataset(info["data"]["train"]).meta.get("target_std", [1.0])[0])
+    if not info.target.standardized:
+        target_std = float(Dataset(info.data["train"]).meta.get("target_std", [1.0])[0])
     return {
         "best_epoch": int(best["epoch"]) + 1,
         "epochs_run": int(result["epochs_run"]),

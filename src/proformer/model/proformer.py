@@ -4,9 +4,9 @@ Read top-down: the :class:`Proformer` at the bottom of this file embeds the sequ
 (:class:`KmerEmbedding` plus learned position and strand embeddings), prepends H expression-head
 tokens, runs the Macaron blocks (:class:`MacaronBlock`), and reads the heads out. During training,
 mask filling replaces 5 % of the non-N positions by the mask token ``M`` and a linear layer
-reconstructs them. Section numbers refer to ``proformer-spec.md``.
+reconstructs them. Section numbers refer to ``docs/model.md``.
 
-Input layout (spec section 2): a batch of codes of shape ``(batch, 2 * length)`` holding the
+Input layout (docs/model.md section 2): a batch of codes of shape ``(batch, 2 * length)`` holding the
 padded forward strand followed by its reverse complement (:class:`proformer.sequence.Layout`, the
 layout of training and predict; :func:`proformer.sequence.dream_layout` for DREAM promoters),
 or a one-hot float tensor ``(batch, 4, length)`` of the forward strand in ``A C G T`` order, from
@@ -81,7 +81,7 @@ class Dropout(nn.Dropout):
 
 
 class KmerEmbedding(nn.Module):
-    """Linear map of the one-hot window of ``kmer`` symbols around each position (spec 2).
+    """Linear map of the one-hot window of ``kmer`` symbols around each position (docs/model.md section 2).
 
     Stored as ``Linear(kmer * 6, dim)`` over the flattened window (position-major), with zero
     padding of ``(kmer - 1) // 2`` on the left and ``kmer // 2`` on the right, so that for even k
@@ -145,7 +145,7 @@ class ConvModule(nn.Module):
     """LayerNorm -> depthwise Conv1d ('same', no bias) -> pointwise Linear(d, d) -> ReLU -> Dropout.
 
     The depthwise conv runs over every token, expression heads included: it is the only layer
-    that can tell the H identical head tokens apart (spec 3).
+    that can tell the H identical head tokens apart (docs/model.md section 3).
     """
 
     def __init__(self, dim: int, kernel_size: int, dropout: float):
@@ -204,7 +204,7 @@ class Attention(nn.Module):
 
 
 class MacaronBlock(nn.Module):
-    """Half FFN, conv, LayerNorm on the residual stream, attention, half FFN (spec 3).
+    """Half FFN, conv, LayerNorm on the residual stream, attention, half FFN (docs/model.md section 3).
 
     ``order="conformer"`` runs the LayerNorm + attention step before the conv step.
     """
@@ -284,7 +284,7 @@ def soft_bin_targets(values: torch.Tensor, sd: float = 0.5) -> torch.Tensor:
 
 
 class Proformer(nn.Module):
-    """The Proformer model (spec sections 2-4).
+    """The Proformer model (docs/model.md sections 2-4).
 
     Parameters
     ----------
@@ -411,7 +411,7 @@ class Proformer(nn.Module):
         singleton: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Training loss: MSE on the prediction (or the soft-bin KL divergence) + mask-filling
-        cross-entropy (spec 4).
+        cross-entropy (docs/model.md section 4).
 
         Parameters
         ----------

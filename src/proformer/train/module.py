@@ -12,7 +12,8 @@ from torchmetrics.aggregation import CatMetric
 
 from ..config import TrainConfig
 from ..metrics import pearson, per_target, spearman
-from ..model import ModelConfig, Proformer, swap_strands
+from ..model import ModelConfig, Proformer
+from ..predict import predict_batch
 
 
 def lr_factor(schedule: str, step: int, warmup: int, total: int, dim: int) -> float:
@@ -110,9 +111,16 @@ class ProformerModule(L.LightningModule):
 
     # -- steps ---------------------------------------------------------------------------
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+    def objective(self, batch: dict) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The loss one batch is trained on: the target loss + ``mask_loss_weight`` x reconstruction.
+
+        Also what ``proformer bench train`` times, so the benchmark runs the real training step.
+        """
         _, parts = self.training_loss(batch["codes"], batch["targets"], mask=batch.get("mask"), singleton=batch.get("singleton"))
-        loss = parts["target"] + self.train_config.mask_loss_weight * parts["reconstruction"]
+        return parts["target"] + self.train_config.mask_loss_weight * parts["reconstruction"], parts
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        loss, parts = self.objective(batch)
         size = len(batch["codes"])
         if self.epoch_sums.device != loss.device:
             self.epoch_sums = self.epoch_sums.to(loss.device)
@@ -124,9 +132,7 @@ class ProformerModule(L.LightningModule):
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        prediction = self.model(batch["codes"], batch.get("singleton")).float()
-        if self.rc_average:
-            prediction = (prediction + self.model(swap_strands(batch["codes"]), batch.get("singleton")).float()) / 2
+        prediction = predict_batch(self.model, batch["codes"], batch.get("singleton"), self.rc_average)
         self.val_predictions.update(prediction.reshape(len(prediction), -1))
         self.val_targets.update(batch["targets"].float().reshape(len(prediction), -1))
 
@@ -184,4 +190,5 @@ class ProformerModule(L.LightningModule):
         if config.clip == "original":
             clip_original(self.parameters(), config.clip_value, config.clip_norm)
         elif config.clip == "global_norm":
-            self.clip_gradients(optimizer, gradient_clip_val=config.clip_norm, gradient_clip_algorithm="norm")
+            # (Not self.clip_gradients: this also runs without a Trainer, in proformer bench.)
+            torch.nn.utils.clip_grad_norm_(self.parameters(), config.clip_norm)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import logging
 import math
 import time
@@ -30,6 +29,7 @@ from ..config import RunConfig, save_run_config
 from ..data.dataset import BatchBuilder, Dataset, ShardedBatchSampler, loader, target_statistics
 from ..data.splits import split_indices
 from ..device import check_bf16
+from ..io.run import CONFIG, RunInfo, TargetInfo, read_run_info, write_run_model
 from .module import ProformerModule
 
 class _DropAdvertising(logging.Filter):
@@ -50,9 +50,9 @@ METRIC_COLUMNS = (
 class RunDirectory(L.Callback):
     """Writes metrics.csv and the learning curve every epoch, and exports the best model."""
 
-    def __init__(self, run_dir: Path, model_info: dict):
+    def __init__(self, run_dir: Path, info: RunInfo):
         self.run_dir = run_dir
-        self.model_info = model_info
+        self.info = info
         self.best = -math.inf
         self.started = time.time()
 
@@ -93,7 +93,7 @@ class RunDirectory(L.Callback):
         score = latest["val_pearson"] if math.isfinite(latest["val_pearson"]) else -1.0
         if score > self.best:
             self.best = score
-            export_model(module.model, self.run_dir, {**self.model_info, "best": latest})
+            write_run_model(self.run_dir, module.model.state_dict(), self.info.with_best(latest))
 
 
 def _read_metrics(path: Path) -> list[dict]:
@@ -106,14 +106,6 @@ def _write_metrics(path: Path, rows: list[dict]) -> None:
         writer = csv.DictWriter(handle, fieldnames=METRIC_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-
-
-def export_model(model: torch.nn.Module, run_dir: Path, info: dict) -> None:
-    """Write ``config.json`` + ``weights.pt`` (a plain state_dict, loadable with weights_only=True)."""
-    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    torch.save(state, run_dir / "weights.pt.tmp")
-    (run_dir / "weights.pt.tmp").replace(run_dir / "weights.pt")
-    (run_dir / "config.json").write_text(json.dumps(info, indent=2) + "\n")
 
 
 def plot_learning_curve(metrics_csv: Path, out: Path) -> None:
@@ -224,29 +216,29 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
     )
     module = ProformerModule(model_cfg.to_dict(), dataclasses.asdict(train_cfg), steps_per_epoch=len(train_loader),
                              rc_average=config.data.rc_average)
-    model_info = {
-        "proformer_version": __version__,
-        "model": model_cfg.to_dict(),
-        "layout": {"head": layout.head, "tail": layout.tail, "length": layout.length, "pad": layout.pad},
-        "rc_average": bool(config.data.rc_average),
-        "target": {
-            "names": dataset.meta.get("target_names", [f"target_{i}" for i in range(dataset.n_targets)]),
-            "mean": [float(x) for x in np.atleast_1d(mean)],
-            "std": [float(x) for x in np.atleast_1d(std)],
-            "standardized": bool(config.data.standardize and model_cfg.loss != "soft_bins"),
-        },
-        "data": {"train": str(Path(config.data.path).resolve()), "split": config.data.split if not config.data.valid else None,
-                 "valid": str(Path(config.data.valid).resolve()) if config.data.valid else None,
-                 "n_train": int(len(train_rows)), "n_valid": int(len(valid_rows))},
-    }
-    directory = RunDirectory(run_dir, model_info)
+    info = RunInfo(
+        proformer_version=__version__,
+        model=model_cfg,
+        layout=layout,
+        rc_average=bool(config.data.rc_average),
+        target=TargetInfo(
+            names=dataset.meta.get("target_names", [f"target_{i}" for i in range(dataset.n_targets)]),
+            mean=[float(x) for x in np.atleast_1d(mean)],
+            std=[float(x) for x in np.atleast_1d(std)],
+            standardized=bool(config.data.standardize and model_cfg.loss != "soft_bins"),
+        ),
+        data={"train": str(Path(config.data.path).resolve()), "split": config.data.split if not config.data.valid else None,
+              "valid": str(Path(config.data.valid).resolve()) if config.data.valid else None,
+              "n_train": int(len(train_rows)), "n_valid": int(len(valid_rows))},
+    )
+    directory = RunDirectory(run_dir, info)
     trainer.callbacks.append(directory)
     trainer.fit(module, train_loader, valid_loader, ckpt_path=str(checkpoint) if resume else None)
 
-    if not (run_dir / "config.json").exists():
+    if not (run_dir / CONFIG).exists():
         raise RuntimeError(f"training finished without a validation epoch; no model was written to {run_dir}")
-    info = json.loads((run_dir / "config.json").read_text())
-    return {"run_dir": str(run_dir), "best": info["best"], "n_train": len(train_rows), "n_valid": len(valid_rows),
+    best = read_run_info(run_dir).best
+    return {"run_dir": str(run_dir), "best": best, "n_train": len(train_rows), "n_valid": len(valid_rows),
             "epochs_run": trainer.current_epoch}
 
 
@@ -268,7 +260,9 @@ def _trainer(config: RunConfig, run_dir: Path, progress: bool) -> L.Trainer:
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
     train_cfg = config.train
-    callbacks = [ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor="val_pearson", mode="max", save_last=True)]
+    # Only last.ckpt, for --resume: the best model is RunDirectory's weights.pt, written once.
+    # (No monitor and top 1: the latest epoch, written over the one before.)
+    callbacks = [ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", save_top_k=1, enable_version_counter=False)]
     if train_cfg.early_stopping:
         callbacks.append(EarlyStopping(monitor="val_pearson", mode="max", patience=train_cfg.early_stopping))
     return L.Trainer(

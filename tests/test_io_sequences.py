@@ -1,0 +1,212 @@
+"""proformer.io.sequences: the one reader of sequence files (prepare, predict, quickstart)."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from proformer.data.prepare import prepare
+from proformer.io.sequences import InputError, is_header_line, read_sequences
+from proformer.sequence import decode
+
+RNG = np.random.default_rng(7)
+SEQUENCES = ["".join(RNG.choice(list("ACGTN"), int(n))) for n in RNG.integers(20, 60, 23)]
+SEQUENCES[3] = SEQUENCES[3].lower()  # lower case is DNA too
+VALUES = [round(float(v), 3) for v in RNG.normal(size=len(SEQUENCES))]
+
+
+def write(path: Path, text: str, compress: bool = False) -> Path:
+    data = text.encode()
+    path.write_bytes(gzip.compress(data) if compress else data)
+    return path
+
+
+def dream_text(sequences=SEQUENCES, values=VALUES) -> str:
+    return "".join(f"{s}\t{v}\n" for s, v in zip(sequences, values))
+
+
+def fasta_text(sequences=SEQUENCES) -> str:
+    # Records split over lines of 10, a description after the id, blank lines between records.
+    records = []
+    for i, s in enumerate(sequences):
+        lines = "\n".join(s[k : k + 10] for k in range(0, len(s), 10))
+        records.append(f">rec{i} some description\n{lines}\n")
+    return "\n".join(records)
+
+
+def read_all(path, **kwargs):
+    chunks = list(read_sequences(path, **kwargs))
+    sequences = [s for chunk in chunks for s in chunk.sequences]
+    lines = np.concatenate([chunk.lines for chunk in chunks]).tolist() if chunks else []
+    return chunks, sequences, lines
+
+
+# ---------------------------------------------------------------------------------------------
+# Formats, plain and gzip (by magic bytes, whatever the name)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name,compress", [("a.txt", False), ("a.txt.gz", True), ("plain.txt.gz", False), ("zipped.txt", True)])
+def test_dream_tsv_plain_or_gzip_whatever_the_name(tmp_path, name, compress):
+    path = write(tmp_path / name, dream_text(), compress)
+    chunks, sequences, lines = read_all(path, values=True)
+    assert sequences == SEQUENCES and lines == list(range(1, len(SEQUENCES) + 1))
+    assert np.concatenate([c.values for c in chunks]).tolist() == VALUES
+    assert all(c.ids is None for c in chunks)
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_one_sequence_per_line_with_blank_lines_and_crlf(tmp_path, compress):
+    text = "\n" + "\r\n".join(SEQUENCES[:5]) + "\r\n\n\n" + "\n".join(SEQUENCES[5:]) + "\n\n"
+    _, sequences, lines = read_all(write(tmp_path / "one.txt", text, compress))
+    assert sequences == SEQUENCES
+    assert lines[:6] == [2, 3, 4, 5, 6, 9]
+
+
+@pytest.mark.parametrize("name,compress", [("x.fa", False), ("x.fa.gz", True), ("x.fasta", True)])
+def test_fasta_keeps_record_ids(tmp_path, name, compress):
+    chunks, sequences, lines = read_all(write(tmp_path / name, fasta_text(), compress), chunk_rows=5)
+    assert sequences == SEQUENCES
+    assert [i for c in chunks for i in c.ids] == [f"rec{i}" for i in range(len(SEQUENCES))]
+    assert lines[0] == 1 and lines[1] == 2 + (len(SEQUENCES[0]) + 9) // 10 + 1  # header lines
+
+
+@pytest.mark.parametrize("name,delimiter", [("t.csv", ","), ("t.tsv", "\t"), ("t.txt", ";")])
+def test_table_with_named_columns(tmp_path, name, delimiter):
+    rows = [delimiter.join(["id", "value", "promoter"])]
+    rows += [delimiter.join([f"x{i}", str(v), s]) for i, (s, v) in enumerate(zip(SEQUENCES, VALUES))]
+    path = write(tmp_path / name, "\n".join(rows) + "\n", compress=True)
+    _, sequences, lines = read_all(path, seq_col="promoter")
+    assert sequences == SEQUENCES and lines[0] == 2
+    with pytest.raises(InputError, match=rf"{name}:1: column\(s\) 'seq' not in the header"):
+        read_all(path, seq_col="seq")
+
+
+def test_truncated_or_corrupt_gzip_names_the_file(tmp_path):
+    data = gzip.compress(dream_text(SEQUENCES * 300).encode())
+    path = tmp_path / "cut.txt"  # no .gz: detected by the magic bytes
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match=r"cut\.txt:\d+: the gzip file is truncated or corrupt"):
+        read_all(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# The header rule
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("header", ["sequence\tvalue", "SEQ", "Sequence", '"sequence",value', "\ufeffsequence\texpr"])
+def test_a_column_name_line_is_skipped(tmp_path, header):
+    path = write(tmp_path / "h.txt", f"{header}\n" + dream_text())
+    _, sequences, lines = read_all(path)
+    assert sequences == SEQUENCES and lines[0] == 2
+
+
+def test_the_header_rule():
+    assert is_header_line(b"sequence\tvalue") and is_header_line("Seq,y") and is_header_line("\ufeffSEQUENCES")
+    assert is_header_line("promoter\ty", seq_col="promoter")
+    for line in ("acgt\t1", "ACGR\t1", "NNNN", "x1\tACGT", "sequence_id\tACGT", ""):
+        assert not is_header_line(line), line
+
+
+def test_a_first_line_that_is_not_a_header_is_data(tmp_path):
+    """Lower case, a byte-order mark or an IUPAC letter on line 1 never drops that line."""
+    lower = write(tmp_path / "lower.txt", dream_text([s.lower() for s in SEQUENCES]))
+    assert read_all(lower)[1] == [s.lower() for s in SEQUENCES]
+    bom = tmp_path / "bom.txt"
+    bom.write_bytes(b"\xef\xbb\xbf" + dream_text().encode())
+    assert read_all(bom)[1] == SEQUENCES
+    iupac = write(tmp_path / "iupac.txt", dream_text(["ACGRT"] + SEQUENCES[1:]))
+    with pytest.raises(InputError, match=r"iupac\.txt:1: invalid symbol 'R' at position 4 .*line 1 is read as data"):
+        read_all(iupac)
+    named = write(tmp_path / "named.txt", "id\tsequence\n" + "".join(f"x{i}\t{s}\n" for i, s in enumerate(SEQUENCES)))
+    with pytest.raises(InputError, match=r"named\.txt:1: invalid symbol 'i' .*seq_col"):
+        read_all(named)
+
+
+def test_predict_reads_a_bom_or_iupac_first_line_as_data(tmp_path):
+    """predict used to take any first line that was not pure ACGTN for a header and skip it, which
+    shifted every prediction by one row (--format dream-json then scored the wrong sequences)."""
+    from proformer.predict import read_sequences as predict_reader
+
+    bom = tmp_path / "bom.txt"
+    bom.write_bytes(b"\xef\xbb\xbf" + dream_text().encode())
+    assert [s for chunk in predict_reader(bom) for s in chunk] == SEQUENCES
+    iupac = write(tmp_path / "iupac.txt", dream_text(["ACGRT"] + SEQUENCES[1:]))
+    with pytest.raises(ValueError, match=r"iupac\.txt:1: invalid symbol 'R'"):
+        list(predict_reader(iupac))
+    header = write(tmp_path / "header.txt", "sequence\tvalue\n" + dream_text())
+    assert [s for chunk in predict_reader(header) for s in chunk] == SEQUENCES
+    masked = write(tmp_path / "masked.txt", "ACGTM\n")  # the mask token: predict takes it, data files do not
+    assert list(predict_reader(masked)) == [["ACGTM"]]
+    with pytest.raises(InputError, match=r"masked\.txt:1: invalid symbol 'M' at position 5"):
+        read_all(masked)
+
+
+# ---------------------------------------------------------------------------------------------
+# Chunks and errors
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fasta", [False, True])
+@pytest.mark.parametrize("chunk_rows", [1, 4, 7, 100])
+def test_chunks_keep_file_order(tmp_path, fasta, chunk_rows):
+    text = fasta_text() if fasta else "sequence\n" + dream_text().replace("\t", "\t\t", 3) + "\n\n"
+    chunks, sequences, lines = read_all(write(tmp_path / "c.txt", text), chunk_rows=chunk_rows)
+    assert sequences == SEQUENCES
+    assert [len(c.sequences) for c in chunks[:-1]] == [chunk_rows] * (len(chunks) - 1)
+    assert 0 < len(chunks[-1].sequences) <= chunk_rows
+    assert lines == sorted(lines) and all(len(c.lines) == len(c.sequences) for c in chunks)
+
+
+def test_errors_name_the_file_the_line_and_the_value(tmp_path):
+    cases = [
+        ("empty_field.txt", "ACGT\t1\n\t2\n", {}, r"empty_field\.txt:2: the sequence field is empty"),
+        ("bad.txt", "ACGT\nACXGT\n", {}, r"bad\.txt:2: invalid symbol 'X' at position 3 .*'ACXGT'"),
+        ("value.txt", "ACGT\t1\nACGT\toops\n", {"values": True}, r"value\.txt:2: target 'value' is not a number: 'oops'"),
+        ("cols.txt", "ACGT\t1\nACGT\n", {"values": True}, r"cols\.txt:2: expected 2 tab-separated columns"),
+        ("t.csv", "seq,y\nACGT,1\nACGT\n", {"seq_col": "seq"}, r"t\.csv:3: expected 2 comma-separated columns"),
+        ("x.fa", ">a\nACGT\n>b\nAC\nGGZ\n", {}, r"x\.fa:5: invalid symbol 'Z' at position 5 \(line 5, column 3\)"),
+        ("utf8.txt", "ACGT\nACGé\n", {}, r"utf8\.txt:2: invalid symbol 'é' at position 4"),
+    ]
+    for name, text, kwargs, message in cases:
+        with pytest.raises(InputError, match=message):
+            read_all(write(tmp_path / name, text), **kwargs)
+    with pytest.raises(FileNotFoundError, match="input file not found"):
+        read_all(tmp_path / "missing.txt")
+    with pytest.raises(InputError, match="is a directory"):
+        read_all(tmp_path)
+
+
+def test_empty_inputs_read_as_nothing(tmp_path):
+    for name, text in [("empty.txt", ""), ("blank.txt", "\n\n"), ("header.txt", "sequence\n")]:
+        assert read_all(write(tmp_path / name, text)) == ([], [], [])
+
+
+# ---------------------------------------------------------------------------------------------
+# prepare and predict read the same sequences
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["dream.txt", "dream.txt.gz", "one.txt", "x.fa.gz", "t.csv"])
+def test_prepare_and_predict_read_the_same_sequences(tmp_path, kind):
+    from proformer.predict import read_sequences as predict_reader
+
+    kwargs = {}
+    if kind.startswith("dream"):
+        path = write(tmp_path / kind, dream_text(), kind.endswith(".gz"))
+    elif kind == "one.txt":
+        path = write(tmp_path / kind, "\n".join(SEQUENCES) + "\n")
+    elif kind == "x.fa.gz":
+        path = write(tmp_path / kind, fasta_text(), compress=True)
+    else:
+        path = write(tmp_path / kind, "seq,y\n" + "".join(f"{s},{v}\n" for s, v in zip(SEQUENCES, VALUES)))
+        kwargs = {"seq_col": "seq"}
+    meta = prepare(path, tmp_path / "ds", trim=(0, 0), length=1000, progress=False, chunk_rows=5, **kwargs)
+    assert meta["rows_kept"] == len(SEQUENCES)
+    prepared = decode(np.load(tmp_path / "ds" / "codes.npy"), np.load(tmp_path / "ds" / "lengths.npy"))
+    predicted = [s for chunk in predict_reader(path, chunk_rows=5, **kwargs) for s in chunk]
+    assert [s.upper() for s in predicted] == prepared == [s.upper() for s in SEQUENCES]
