@@ -109,10 +109,10 @@ class ReferenceModel(nn.Module):
         windows = padded.unfold(1, k, 1).transpose(2, 3).reshape(len(codes), 200, 6 * k)
         strand = torch.cat([self.strand[0].expand(100, -1), self.strand[1].expand(100, -1)])
         h = self.kmer(windows) + self.position + strand
-        h = torch.cat([self.head.expand(len(codes), self.c.n_heads_readout, -1), h], dim=1)
+        h = torch.cat([self.head.expand(len(codes), self.c.n_expression_heads, -1), h], dim=1)
         for block in self.blocks:
             h = block(h)
-        n = self.c.n_heads_readout
+        n = self.c.n_expression_heads
         prediction = self.readout(h[:, :n]).mean(1).squeeze(-1)
         logits = self.reconstruction(h[:, n:])  # every position, then masked
         per_position = F.cross_entropy(logits.transpose(1, 2), codes, reduction="none")

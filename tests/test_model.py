@@ -143,7 +143,7 @@ def test_reconstruction_loss_is_sum_over_masked_divided_by_count_plus_one():
 def test_output_shapes(readout, n_targets, shape):
     model = Proformer(tiny(readout=readout, n_targets=n_targets)).eval()
     assert model(random_codes(3, 20)).shape == shape
-    assert model.encode(random_codes(3, 20)).shape == (3, model.config.n_heads_readout + 40, 16)
+    assert model.encode(random_codes(3, 20)).shape == (3, model.config.n_expression_heads + 40, 16)
 
 
 @pytest.mark.parametrize("changes", [{}, {"readout": "pool"}, {"activation": "glu", "block_order": "conformer", "head_dim": "split"}])

@@ -125,15 +125,15 @@ def test_singletons_are_the_rows_with_integer_targets(dream_data):
     assert 0.3 < flags.mean() < 0.8  # odd rows are integers, some even ones round to one
     layout = dataset.layout()
     rows = np.arange(10)
-    training = BatchBuilder(dataset, layout, singleton=True)[(0, rows)]
+    training = BatchBuilder(dataset, layout, singleton_flag="measured")[(0, rows)]
     assert training["singleton"].tolist() == flags[rows].astype(float).tolist()
-    assert BatchBuilder(dataset, layout, singleton_zero=True)[(0, rows)]["singleton"].sum() == 0
+    assert BatchBuilder(dataset, layout, singleton_flag="zero")[(0, rows)]["singleton"].sum() == 0
     assert "singleton" not in BatchBuilder(dataset, layout)[(0, rows)]
 
 
-def test_singleton_input_changes_the_prediction_only_when_set():
+def test_singleton_flag_changes_the_prediction_only_when_set():
     torch.manual_seed(0)
-    model = Proformer(ModelConfig(kmer=3, dim=16, heads=2, blocks=1, readout=4, length=10, singleton_input=True)).eval()
+    model = Proformer(ModelConfig(kmer=3, dim=16, heads=2, blocks=1, readout=4, length=10, singleton_flag=True)).eval()
     codes = torch.randint(0, 4, (4, 20))
     flag = torch.tensor([1.0, 0.0, 1.0, 0.0])
     with torch.no_grad():
@@ -286,7 +286,7 @@ def test_all_options_train_save_and_predict_together(dream_data, tmp_path):
     result = train(load_run_config(preset="grid", overrides=overrides), tmp_path / "run", progress=False)
     assert np.isfinite(result["best"]["val_pearson"])
     model, info = load_model(tmp_path / "run")
-    assert model.config.singleton_input and model.config.loss == "soft_bins"
+    assert model.config.singleton_flag and model.config.loss == "soft_bins"
     assert info.layout.pad == "plasmid" and info.target.standardized is False
     (tmp_path / "in.txt").write_text("".join(DREAM_HEAD + random_dna(80) + DREAM_TAIL + "\n" for _ in range(7)))
     predict(tmp_path / "run", tmp_path / "in.txt", tmp_path / "out.tsv", progress=False)

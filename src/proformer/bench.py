@@ -30,7 +30,7 @@ def forward_flops(config: ModelConfig, masked_fraction: float = 0.0) -> int:
     ``masked_fraction`` adds the reconstruction layer on that share of the sequence positions.
     """
     d, s = config.dim, 2 * config.length
-    t = s + config.n_heads_readout
+    t = s + config.n_expression_heads
     inner = config.heads * config.key_dim
     f = config.ffn_mult * d
     kmer = 2 * s * d * 6 * config.kmer
@@ -38,7 +38,7 @@ def forward_flops(config: ModelConfig, masked_fraction: float = 0.0) -> int:
     conv = 2 * t * d * config.kernel_size + 2 * t * d * d
     attention = 2 * t * d * 3 * inner + 2 * 2 * t * t * inner + 2 * t * inner * d
     block = 2 * ffn + conv + attention
-    readout = 2 * max(config.n_heads_readout, 1) * d * config.n_targets
+    readout = 2 * max(config.n_expression_heads, 1) * d * config.n_targets
     reconstruction = 2 * masked_fraction * s * d * 6
     return int(kmer + config.blocks * block + readout + reconstruction)
 

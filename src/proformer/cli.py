@@ -32,7 +32,7 @@ def cmd_model(args: argparse.Namespace) -> None:
     model = Proformer(config)
     fields = ", ".join(f"{k}={v}" for k, v in config.to_dict().items())
     print(f"Proformer (preset {args.preset}): {fields}")
-    print(f"tokens: {config.n_heads_readout} expression heads + {2 * config.length} sequence positions; "
+    print(f"tokens: {config.n_expression_heads} expression heads + {2 * config.length} sequence positions; "
           f"attention key_dim {config.key_dim}")
     rows = parameter_counts(model)
     width = max(len(name) for name, _ in rows) + 2

@@ -4,6 +4,8 @@ A key is a field name (``dim=256``) or a dotted path through nested dataclasses
 (``model.dim=256``, ``train.lr=1e-3``). On a config with sections, a bare key is the field of
 the one section that has it, so ``dim=256`` means ``model.dim=256`` and ``lr=1e-3`` means
 ``train.lr=1e-3``.
+A field renamed in a release is still accepted under its old name, with a warning: the dataclass
+lists such names in a ``RENAMED`` class attribute (old name -> new name).
 Values are parsed as YAML scalars (``32`` is an int, ``pool`` a string, ``true`` a bool) and
 checked against the field's type; the dataclass's own validation then runs on the result.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+import warnings
 from typing import Any, Iterable
 
 import yaml
@@ -83,7 +86,8 @@ def _resolve(config: Any, key: str) -> list[str]:
     if len(path) == 1 and path[0] not in names:
         # A bare field of one section: "dim" means "model.dim", "lr" means "train.lr".
         sections = [f.name for f in dataclasses.fields(config) if dataclasses.is_dataclass(getattr(config, f.name))]
-        owners = [s for s in sections if path[0] in {f.name for f in dataclasses.fields(getattr(config, s))}]
+        owners = [s for s in sections if path[0] in {f.name for f in dataclasses.fields(getattr(config, s))}
+                  | set(getattr(type(getattr(config, s)), "RENAMED", {}))]
         if len(owners) == 1:
             path = owners + path
     elif len(path) > 1 and path[0] == _DEFAULT_SECTION and _DEFAULT_SECTION not in names:
@@ -119,9 +123,19 @@ class _UnknownKey(Exception):
     pass
 
 
+def current_name(config: Any, name: str) -> str:
+    """``name``, or the new name of a field renamed since (``RENAMED``), with a FutureWarning."""
+    new = getattr(type(config), "RENAMED", {}).get(name)
+    if new is None:
+        return name
+    warnings.warn(f"the config key {name!r} is now called {new!r}; the old name will stop working in a later "
+                  f"release", FutureWarning, stacklevel=4)
+    return new
+
+
 def _set(config: Any, path: list[str], value: Any, key: str) -> Any:
     types_ = _field_types(config)
-    name = path[0]
+    name = current_name(config, path[0])
     if name not in types_:
         raise _UnknownKey(key)
     current = getattr(config, name)

@@ -87,6 +87,9 @@ def mask_draws(rows: np.ndarray, epoch: int, seed: int, positions: int) -> np.nd
     return (z >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
+SINGLETON_FLAGS = ("off", "measured", "zero")
+
+
 class BatchBuilder(torch.utils.data.Dataset):
     """Map-style dataset whose items are whole batches: ``builder[(epoch, rows)] -> dict``.
 
@@ -103,20 +106,23 @@ class BatchBuilder(torch.utils.data.Dataset):
     shift : int
         Training augmentation: each row moves up to ``shift`` positions either way within its
         padding (uniform, keyed by (seed, epoch, row) like the masks); 0 keeps it centred.
-    singleton : bool
-        Add ``batch["singleton"]`` (float ``(batch,)``): 1 where the row's target is an integer
-        (measured once). Validation builders pass ``singleton_zero=True`` instead, so that the
-        model is judged as it predicts: with the flag at 0.
+    singleton_flag : "off", "measured" or "zero"
+        The model input ``data.singleton_flag``: ``measured`` adds ``batch["singleton"]`` (float
+        ``(batch,)``), 1 where the row's target is an integer (measured once, see
+        :meth:`Dataset.integer_target`); ``zero`` adds it as all zeros, which is how validation
+        builders judge the model: as it predicts. ``off`` adds nothing.
     """
 
     def __init__(self, dataset: Dataset, layout: Layout, target_mean=None, target_std=None, mask_ratio: float = 0.0,
-                 seed: int = 0, shift: int = 0, singleton: bool = False, singleton_zero: bool = False):
+                 seed: int = 0, shift: int = 0, singleton_flag: str = "off"):
         self.dataset, self.layout = dataset, layout
         self.mean = None if target_mean is None else np.asarray(target_mean, dtype=np.float32)
         self.std = None if target_std is None else np.asarray(target_std, dtype=np.float32)
         self.mask_ratio, self.seed, self.shift = mask_ratio, seed, shift
-        self.singleton = dataset.integer_target().astype(np.float32) if singleton else None
-        self.singleton_zero = singleton_zero
+        if singleton_flag not in SINGLETON_FLAGS:
+            raise ValueError(f"singleton_flag={singleton_flag!r}: valid values are {', '.join(SINGLETON_FLAGS)}")
+        self.singleton_flag = singleton_flag
+        self.measured_once = dataset.integer_target().astype(np.float32) if singleton_flag == "measured" else None
 
     def __len__(self) -> int:  # pragma: no cover - items are keyed by batches, not counted
         return len(self.dataset)
@@ -137,9 +143,9 @@ class BatchBuilder(torch.utils.data.Dataset):
         stored = np.asarray(self.dataset.codes[sorted_rows])
         codes = self.layout.apply(stored, self.dataset.lengths[sorted_rows], shifts)[inverse]
         batch = {"codes": torch.from_numpy(codes), "rows": torch.from_numpy(rows.astype(np.int64))}
-        if self.singleton is not None:
-            batch["singleton"] = torch.from_numpy(self.singleton[rows])
-        elif self.singleton_zero:
+        if self.singleton_flag == "measured":
+            batch["singleton"] = torch.from_numpy(self.measured_once[rows])
+        elif self.singleton_flag == "zero":
             batch["singleton"] = torch.zeros(len(rows))
         if self.dataset.n_targets:
             targets = np.asarray(self.dataset.targets[sorted_rows], dtype=np.float32)[inverse]

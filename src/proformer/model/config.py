@@ -7,7 +7,9 @@ Field names are the public names used everywhere: run configs (section ``model``
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
+from typing import ClassVar
 
 from ..sequence import DREAM_LENGTH
 
@@ -59,11 +61,15 @@ class ModelConfig:
         ``mse`` (original): regression on the (standardised) target. ``soft_bins``: the readout
         gives 18 logits over DREAM's sort bins, trained with KL divergence towards a discretised
         normal around the row's mean bin; the prediction is the expected bin index (0..17).
-    singleton_input : bool
+    singleton_flag : bool
         The model takes a per-sequence flag (1: a training row measured once, its target an
         integer; 0 at prediction), added to every token through a learned vector. Set by
         ``train`` from ``data.singleton_flag``.
     """
+
+    #: Fields renamed since an earlier release (old -> new): still read, with a FutureWarning,
+    #: from run configs, ``--set`` and the config.json of older runs.
+    RENAMED: ClassVar[dict[str, str]] = {"singleton_input": "singleton_flag"}
 
     kmer: int = 5
     dim: int = 64
@@ -80,13 +86,13 @@ class ModelConfig:
     length: int = DREAM_LENGTH
     n_targets: int = 1
     loss: str = "mse"
-    singleton_input: bool = False
+    singleton_flag: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
 
     @property
-    def n_heads_readout(self) -> int:
+    def n_expression_heads(self) -> int:
         """Number of expression-head tokens (0 for pooling)."""
         return 0 if self.readout == "pool" else int(self.readout)
 
@@ -134,6 +140,10 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, values: dict) -> "ModelConfig":
         names = {f.name for f in dataclasses.fields(cls)}
+        for old in set(values) & set(cls.RENAMED):
+            warnings.warn(f"the model field {old!r} is now called {cls.RENAMED[old]!r}; the old name will stop "
+                          f"working in a later release", FutureWarning, stacklevel=2)
+            values = {cls.RENAMED[old] if k == old else k: v for k, v in values.items()}
         unknown = sorted(set(values) - names)
         if unknown:
             raise ValueError(f"unknown model field(s) {', '.join(unknown)}; valid fields: {', '.join(sorted(names))}")

@@ -314,7 +314,7 @@ class Proformer(nn.Module):
         self.readout_dropout = Dropout(config.dropout)
         self.readout = nn.Linear(d, N_BINS if config.loss == "soft_bins" else config.n_targets)
         # Optional per-sequence input (LegNet's singleton channel): flag * vector, added everywhere.
-        self.singleton_embedding = nn.Linear(1, d, bias=False) if config.singleton_input else None
+        self.singleton_embedding = nn.Linear(1, d, bias=False) if config.singleton_flag else None
         self.reconstruction = nn.Linear(d, N_SYMBOLS)
         nn.init.normal_(self.position_embedding.weight, std=0.02)
         nn.init.normal_(self.strand_embedding.weight, std=0.02)
@@ -358,7 +358,7 @@ class Proformer(nn.Module):
     def encode(self, x: torch.Tensor, singleton: torch.Tensor | None = None) -> torch.Tensor:
         """Hidden states ``(batch, H + 2L, dim)``: H expression-head tokens, then the sequence.
 
-        ``singleton`` ``(batch,)``: the per-sequence flag of a model with ``singleton_input``
+        ``singleton`` ``(batch,)``: the per-sequence flag of a model with ``singleton_flag``
         (None: 0, as at prediction); ignored by other models.
         """
         if x.is_floating_point():
@@ -373,7 +373,7 @@ class Proformer(nn.Module):
             # Applied to a zero input, as in the original: the output is the bias, and the weight
             # stays in the graph (with a zero gradient) so DDP finds every parameter used.
             head = self.expression_heads(h.new_zeros(1, 1)).to(h.dtype)
-            h = torch.cat([head.expand(h.shape[0], self.config.n_heads_readout, -1), h], dim=1)
+            h = torch.cat([head.expand(h.shape[0], self.config.n_expression_heads, -1), h], dim=1)
         for block in self.blocks:
             h = block(h)
         return h
@@ -381,7 +381,7 @@ class Proformer(nn.Module):
     def readout_outputs(self, hidden: torch.Tensor) -> torch.Tensor:
         """Mean over the expression heads of a shared linear readout, or pooling then the readout:
         ``(batch, n_targets)``, or ``(batch, 18)`` bin logits with ``loss="soft_bins"``."""
-        heads = self.config.n_heads_readout
+        heads = self.config.n_expression_heads
         if heads:
             return self.readout(self.readout_dropout(hidden[:, :heads])).mean(dim=1)
         return self.readout(hidden.mean(dim=1))
@@ -423,7 +423,7 @@ class Proformer(nn.Module):
         mask : torch.Tensor, optional
             bool ``(batch, 2L)`` positions to mask; drawn here (training mode only) if omitted.
         singleton : torch.Tensor, optional
-            ``(batch,)`` flags for a model with ``singleton_input``.
+            ``(batch,)`` flags for a model with ``singleton_flag``.
 
         Returns
         -------
@@ -449,7 +449,7 @@ class Proformer(nn.Module):
         else:
             prediction = outputs.squeeze(-1) if self.config.n_targets == 1 else outputs
             mse = target_loss = F.mse_loss(prediction.float(), targets.float().view_as(prediction))
-        heads = self.config.n_heads_readout
+        heads = self.config.n_expression_heads
         # Only the masked positions go through the reconstruction layer.
         logits = self.reconstruction(hidden[:, heads:][mask])
         n_masked = mask.sum()

@@ -168,8 +168,8 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
 
     dataset = Dataset(config.data.path)
     model_cfg, train_cfg = config.model, config.train
-    if config.data.singleton_flag != model_cfg.singleton_input:
-        model_cfg = dataclasses.replace(model_cfg, singleton_input=config.data.singleton_flag)
+    if config.data.singleton_flag != model_cfg.singleton_flag:
+        model_cfg = dataclasses.replace(model_cfg, singleton_flag=config.data.singleton_flag)
     layout = dataset.layout(config.data.head, config.data.tail, pad=config.data.pad)
     if layout.length != model_cfg.length:
         raise ValueError(
@@ -205,12 +205,12 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
     batch_size -= batch_size % world
     train_loader = loader(
         BatchBuilder(dataset, layout, mean, std, mask_ratio=model_cfg.mask_ratio, seed=train_cfg.seed,
-                     shift=config.data.shift, singleton=config.data.singleton_flag),
+                     shift=config.data.shift, singleton_flag="measured" if config.data.singleton_flag else "off"),
         ShardedBatchSampler(train_rows, batch_size, shuffle=True, seed=train_cfg.seed),
         train_cfg.num_workers,
     )
     valid_loader = loader(
-        BatchBuilder(valid_set, layout, mean, std, singleton_zero=config.data.singleton_flag),
+        BatchBuilder(valid_set, layout, mean, std, singleton_flag="zero" if config.data.singleton_flag else "off"),
         ShardedBatchSampler(valid_rows, train_cfg.batch_size, shuffle=False),
         train_cfg.num_workers,
     )
