@@ -47,13 +47,15 @@ def cmd_model(args: argparse.Namespace) -> None:
 def cmd_prepare(args: argparse.Namespace) -> None:
     """Read a sequence file into a dataset directory."""
     from .data.prepare import prepare
+    from .sequence import DREAM_HEAD, DREAM_TAIL
 
     trim = None
     if args.trim is not None:
         try:
             head, tail = (int(x) for x in args.trim.split(","))
         except ValueError:
-            raise ValueError(f"--trim {args.trim!r}: expected HEAD,TAIL, e.g. --trim 17,13") from None
+            raise ValueError(f"--trim {args.trim!r}: expected HEAD,TAIL, e.g. --trim "
+                             f"{len(DREAM_HEAD)},{len(DREAM_TAIL)} for DREAM files") from None
         trim = (head, tail)
     meta = prepare(args.input, args.out, format=args.format, seq_col=args.seq_col, target_cols=args.target_col,
                    on_bad=args.on_bad, trim=trim, length=args.length, progress=not args.no_progress)
@@ -194,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Proformer: predict a number (expression, accessibility) from a short DNA sequence.",
     )
     from . import __version__
+    from .data.atac import CENTER, FLANK, WINDOW  # numpy only (its readers import on use)
     from .sequence import DREAM_HEAD, DREAM_LENGTH, DREAM_TAIL  # numpy only: the parser stays light
 
     parser.add_argument("--version", action="version", version=f"proformer {__version__}")
@@ -240,9 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
     atac_prep.add_argument("--peaks", required=True, help="narrowPeak (summit = start + column 10) or a BED of summits")
     atac_prep.add_argument("--out", required=True)
     atac_prep.add_argument("--n", type=int, default=100_000, help="windows to keep (default: %(default)s)")
-    atac_prep.add_argument("--window", type=int, default=100)
-    atac_prep.add_argument("--flank", type=int, default=500, help="windows lie within summit +- flank")
-    atac_prep.add_argument("--center", type=int, default=20, help="target = mean signal over the central bp")
+    atac_prep.add_argument("--window", type=int, default=WINDOW, help="window length (default: %(default)s)")
+    atac_prep.add_argument("--flank", type=int, default=FLANK, help="windows lie within summit +- flank (default: %(default)s)")
+    atac_prep.add_argument("--center", type=int, default=CENTER,
+                           help="target = mean signal over the central bp (default: %(default)s)")
     atac_prep.add_argument("--seed", type=int, default=0)
     atac_prep.add_argument("--split", default="random:0.8", help="random:F or chrom:chr8,chr9 (held out)")
     atac_prep.add_argument("--blacklist", help="BED of regions to avoid")

@@ -67,6 +67,10 @@ from ..io.signal import BAM_SKIP_FLAGS, TN5_MINUS_SHIFT, TN5_PLUS_SHIFT, BamInse
 
 __all__ = ["REASONS", "TN5_MINUS_SHIFT", "TN5_PLUS_SHIFT", "prepare_atac", "read_blacklist", "read_peaks", "tn5_insertions"]
 
+#: The talk's ATAC-seq setup (docs/model.md section 7): 100-nt windows within summit +- 500 bp,
+#: the target the mean signal over the central 20 bp.
+WINDOW, FLANK, CENTER = 100, 500, 20
+
 REASONS = ("off_chromosome", "blacklist", "too_many_n", "missing_signal")
 _OK, _OFF_CHROMOSOME, _BLACKLIST, _TOO_MANY_N, _MISSING_SIGNAL = range(5)
 
@@ -484,9 +488,9 @@ def prepare_atac(
     bam: str | os.PathLike | None = None,
     peaks: str | os.PathLike,
     n: int = 100_000,
-    window: int = 100,
-    flank: int = 500,
-    center: int = 20,
+    window: int = WINDOW,
+    flank: int = FLANK,
+    center: int = CENTER,
     seed: int = 0,
     split: str = "random:0.8",
     blacklist: str | os.PathLike | None = None,
