@@ -56,8 +56,12 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def read_predictions(path: Path, column: int = 1) -> np.ndarray:
-    """One column (default: the first prediction) of a ``sequence<TAB>prediction...`` file."""
-    return np.array([float(line.split("\t")[column]) for line in Path(path).read_text().splitlines()])
+    """One column (default: the first prediction) of a ``sequence<TAB>prediction...`` file
+    (predict's TSV: its header line, ``sequence<TAB>TARGET...``, is skipped)."""
+    lines = Path(path).read_text().splitlines()
+    if lines and lines[0].split("\t")[0] in ("sequence", "id"):
+        lines = lines[1:]
+    return np.array([float(line.split("\t")[column]) for line in lines])
 
 
 def weight_distance(a: dict, b: dict) -> float:

@@ -68,7 +68,7 @@ def test_prepare_train_predict_through_the_cli(tmp_path, capsys):
     assert "best epoch 1: validation Pearson" in capsys.readouterr().out
     assert main(["predict", "--model", str(tmp_path / "run"), "--input", str(source), "--out", str(tmp_path / "p.tsv"),
                  "--no-progress"]) == 0
-    assert len((tmp_path / "p.tsv").read_text().splitlines()) == 300
+    assert len((tmp_path / "p.tsv").read_text().splitlines()) == 1 + 300  # the header line, then a row each
     # A second run into the same directory needs --resume or another --out.
     assert main(["train", "--data", str(tmp_path / "ds"), "--out", str(tmp_path / "run"), "--no-progress"]) == 2
     assert "already holds a trained model" in capsys.readouterr().err

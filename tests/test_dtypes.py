@@ -51,14 +51,20 @@ def run_case(case: str) -> None:
     assert torch.isfinite(loss)
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_reduced_precision_on_this_cpu_finishes_and_matches_fp32(case):
+def test_reduced_precision_on_this_cpu_finishes_and_matches_fp32():
+    """One child runs every case (one torch import, not four); it names each case as it starts,
+    so a hang is reported with the dtype that hung."""
     try:
-        done = subprocess.run([sys.executable, __file__, case], capture_output=True, text=True, timeout=DEADLINE_S)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"{case} on this CPU ({torch.backends.cpu.get_cpu_capability()}) did not finish in {DEADLINE_S} s")
+        done = subprocess.run([sys.executable, __file__, *CASES], capture_output=True, text=True, timeout=DEADLINE_S)
+    except subprocess.TimeoutExpired as expired:
+        started = (expired.stdout or b"").decode().split()
+        pytest.fail(f"{started[-1] if started else CASES[0]} on this CPU ({torch.backends.cpu.get_cpu_capability()}) "
+                    f"did not finish in {DEADLINE_S} s")
     assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == CASES  # every case ran
 
 
 if __name__ == "__main__":
-    run_case(sys.argv[1])
+    for case in sys.argv[1:]:
+        print(case, flush=True)
+        run_case(case)

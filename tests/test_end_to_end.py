@@ -85,7 +85,8 @@ def test_training_writes_the_run_and_learns_the_planted_rule(run):
 
 
 def test_tsv_predictions_keep_the_input_order_and_follow_the_held_out_truth(run):
-    rows = run["tsv"].read_text().splitlines()
+    header, *rows = run["tsv"].read_text().splitlines()
+    assert header.split("\t")[0] == "sequence"  # then one column per target, by name
     sequences = TEST_SEQUENCES.read_text().splitlines()
     assert len(rows) == len(sequences) == 130
     assert [row.split("\t")[0] for row in rows] == sequences

@@ -20,7 +20,7 @@ def test_quickstart_writes_a_complete_report(tmp_path):
     assert 0.5 < saved["noise_ceiling"] < 1
     assert saved["fraction_of_ceiling"] == pytest.approx(saved["test_pearson"] / saved["noise_ceiling"])
     # Held-out predictions are in training units (mean sort bins), one per test sequence.
-    predictions = np.loadtxt(tmp_path / "qs" / "test_predictions.tsv", usecols=1)
+    predictions = np.loadtxt(tmp_path / "qs" / "test_predictions.tsv", usecols=1, skiprows=1)  # predict's header
     measured = np.loadtxt(tmp_path / "qs" / "data" / "test.tsv", usecols=1)
     assert len(predictions) == 200
     assert np.corrcoef(predictions, measured)[0, 1] == pytest.approx(saved["test_pearson"])

@@ -384,7 +384,8 @@ def test_load_predictions_tsv_and_lines(tmp_path):
         ("short.txt", ["1", "2", "3", "4"], r"ends at line 4: found 4 rows but expected 5"),
         ("long.tsv", [f"A\t{i}" for i in range(6)], r"line 6 is an extra row: found 6 rows"),
         ("no_tab.tsv", ["A\t1", "C\t2", "G\t3", "T 4", "A\t5"], r"line 4: expected 2 tab-sep"),
-        ("header.tsv", ["sequence\tprediction"] + [f"A\t{i}" for i in range(5)], r"line 1: .*head"),
+        # A column-name line is skipped (predict's TSV has one); any other text on line 1 is a row.
+        ("header.tsv", ["seq_name\tprediction"] + [f"{b}\t{i}" for i, b in enumerate("ACGTN")], r"line 1: .*header line must name"),
     ],
 )
 def test_load_predictions_bad_lines(tmp_path, name, lines, pattern):
@@ -419,3 +420,19 @@ def test_load_truth_requires_two_columns(tmp_path):
     path = _write(tmp_path / "truth.txt", [str(v) for v in VALUES])
     with pytest.raises(ValueError, match=r"truth.txt: line 1: expected two tab-separated"):
         load_truth(path, n_test=5)
+
+
+def test_a_predict_tsv_with_its_header_scores_like_the_same_json(dream_dir, autosome, tmp_path):
+    """predict --format tsv writes 'sequence<TAB>NAME' first; score skips that line (and only a
+    column-name line) and matches rows to test indices after it."""
+    from proformer.score import score
+
+    sequences = (dream_dir / "test_sequences.txt").read_text().split("\n")[: len(autosome)]
+    sequences = [line.split("\t")[0] for line in sequences]
+    lines = ["sequence\texpression"] + [f"{s}\t{float(v)!r}" for s, v in zip(sequences, autosome)]
+    path = _write(tmp_path / "predicted.tsv", lines)
+    expected = _scores(score_public(autosome, dream_dir))
+    assert _scores(score(path, dream_dir, split="public")) == pytest.approx(expected, abs=1e-12)
+    shifted = _write(tmp_path / "shifted.tsv", lines[:1] + lines[2:] + lines[1:2])
+    with pytest.raises(ValueError, match=r"shifted\.tsv: line 2: the sequence column does not match test row 1"):
+        score(shifted, dream_dir, split="public")

@@ -185,8 +185,8 @@ def test_predict_writes_every_row_and_can_destandardise(trained_run, dataset_dir
     source = dataset_dir.parent / "planted.tsv"
     out = tmp_path / "pred.tsv"
     predict(run_dir, source, out, progress=False)
-    lines = out.read_text().splitlines()
-    assert len(lines) == 2000
+    header, *lines = out.read_text().splitlines()  # predict's TSV: a header line, then a row each
+    assert header.split("\t")[0] == "sequence" and len(lines) == 2000
     assert [line.split("\t")[0] for line in lines] == [line.split("\t")[0] for line in source.read_text().splitlines()]
     z = read_predictions(out)
     predict(run_dir, source, tmp_path / "raw.tsv", destandardize=True, progress=False)

@@ -98,7 +98,8 @@ def cmd_predict(args: argparse.Namespace) -> None:
     result = predict(args.model, args.input, args.out, format=args.format, data_dir=args.data_dir,
                      destandardize=args.destandardize, batch_size=args.batch_size, device=args.device,
                      precision=args.precision, progress=not args.no_progress, rc_average=args.rc_average)
-    print(f"wrote {result['out']} ({result['format']}, {result['rows']:,} input rows)")
+    print(f"wrote {'stdout' if result['out'] == '-' else result['out']} ({result['format']}, {result['rows']:,} input rows)",
+          file=sys.stderr if result["out"] == "-" else sys.stdout)
 
 
 def cmd_score(args: argparse.Namespace) -> None:
@@ -190,6 +191,16 @@ def cmd_atac_prepare(args: argparse.Namespace) -> None:
     print(f"{args.out}: {meta['rows_kept']:,} windows (dropped: {dropped}) in {args.out}/train and {args.out}/test")
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="proformer",
@@ -269,11 +280,11 @@ def build_parser() -> argparse.ArgumentParser:
     predict = commands.add_parser("predict", help="predict sequences with a trained model")
     predict.add_argument("--model", required=True, help="run directory (config.json + weights.pt)")
     predict.add_argument("--input", required=True, help="FASTA, one sequence per line, or TSV with the sequence first (plain or .gz)")
-    predict.add_argument("--out", required=True)
+    predict.add_argument("--out", required=True, help="output file (written atomically), or - for stdout")
     predict.add_argument("--format", choices=["tsv", "dream-json"], default="tsv")
     predict.add_argument("--data-dir", help="DREAM 2022 folder (for --format dream-json: public_leaderboard/sample_submission.json)")
     predict.add_argument("--destandardize", action="store_true", help="predictions in training units instead of z-scores")
-    predict.add_argument("--batch-size", type=int, default=256, help="sequences per forward pass (default: %(default)s; larger batches are slower on CPUs)")
+    predict.add_argument("--batch-size", type=_positive_int, default=256, help="sequences per forward pass (default: %(default)s; larger batches are slower on CPUs)")
     predict.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     predict.add_argument("--precision", choices=["32", "bf16"], default="32")
     predict.add_argument("--rc-average", action=argparse.BooleanOptionalAction, default=None,
@@ -339,14 +350,61 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _os_message(error: OSError) -> str:
+    """One line for an OSError: the path, what is wrong and what to do."""
+    advice = {
+        PermissionError: "check its permissions or choose another path",
+        IsADirectoryError: "give a file, not a directory",
+        NotADirectoryError: "a part of the path is a file, not a directory",
+    }.get(type(error), "check the path and the disk")
+    reason = error.strerror or (str(error).splitlines() or [type(error).__name__])[0]
+    if error.filename is None:
+        return f"{reason}; {advice}"
+    return f"{error.filename}: {reason}; {advice}"
+
+
+def _broken_pipe() -> int:
+    """stdout's reader went away (``proformer score ... | head``): exit quietly.
+
+    Python's recipe (docs: signal, "Note on SIGPIPE"): point stdout at devnull so the
+    interpreter's final flush does not raise again.
+    """
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+    return 1
+
+
+def _training_failed(error: BaseException) -> bool:
+    """A run that diverged, was stopped or had no usable epoch: a failure (exit 1), not a usage
+    error. Looked up in sys.modules so that other commands never import lightning."""
+    module = sys.modules.get("proformer.train.module")
+    return module is not None and isinstance(error, module.TrainingFailed)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         args.func(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return _broken_pipe()
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError, ImportError) as error:
+        if isinstance(error, OSError) and error.filename is not None and error.strerror:
+            error = f"{error.filename}: {error.strerror}"  # not "[Errno 2] ...: 'path'"
         print(f"proformer {args.command}: error: {error}", file=sys.stderr)
+        return 1 if _training_failed(error) else 2
+    except (IsADirectoryError, NotADirectoryError) as error:
+        print(f"proformer {args.command}: error: {_os_message(error)}", file=sys.stderr)
         return 2
+    except OSError as error:  # PermissionError, a full disk, ...: the command failed
+        print(f"proformer {args.command}: error: {_os_message(error)}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -35,6 +35,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Iterable, Optional, Union
@@ -58,6 +59,16 @@ ZENODO_API_URL = "https://zenodo.org/api/records/"
 
 #: Name of the record metadata file written next to the downloaded files.
 RECORD_FILENAME = "zenodo_record.json"
+
+#: Most bytes read for a file whose record entry gives no size (a file with a size is read up
+#: to that size and no further), and for the record metadata JSON. The DREAM 2022 files are
+#: well under 1 GB each.
+MAX_UNSIZED_BYTES = 16 * 1024**3
+MAX_RECORD_BYTES = 64 * 1024**2
+
+# Suffixes the download gives its own files beside the downloaded ones.
+_PART_SUFFIX = ".part"
+_TMP_SUFFIX = ".tmp"
 
 # Bytes read from the network (and from disk when hashing) at a time: large enough for few
 # system calls, small enough that progress updates stay smooth.
@@ -159,6 +170,7 @@ def download_dream2022(
     metadata = fetch_record(record_id, api_url=api_url, timeout=timeout)
     remote = record_files(metadata, record=record_id, api_url=api_url)
     selected = _select(remote, files, record_id)
+    _check_local_names(selected, out, record_id)
 
     # Saved before the downloads so that the checksums used for verification are on disk
     # even if a download fails half-way.
@@ -206,7 +218,7 @@ def fetch_record(
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            body = response.read()
+            body = response.read(MAX_RECORD_BYTES + 1)
     except urllib.error.HTTPError as err:
         raise DownloadError(
             f"could not fetch the Zenodo record metadata from {url}: HTTP {err.code} "
@@ -217,6 +229,11 @@ def fetch_record(
             f"could not fetch the Zenodo record metadata from {url}: {_reason(err)}. "
             "Check the network connection and re-run."
         ) from err
+    if len(body) > MAX_RECORD_BYTES:
+        raise DownloadError(
+            f"the answer of {url} is longer than {_human(MAX_RECORD_BYTES)}, far more than a "
+            "record's metadata; check the record id and --api-url."
+        )
     try:
         metadata = json.loads(body)
     except ValueError as err:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
@@ -267,14 +284,17 @@ def record_files(
     if not isinstance(listing, list):
         raise DownloadError("the Zenodo record JSON has no file list ('files')")
 
-    result = []
+    result, seen = [], set()
     for entry in listing:
         if not isinstance(entry, dict):
             raise DownloadError(f"unexpected file entry in the Zenodo record JSON: {entry!r}")
         key = entry.get("key") or entry.get("filename")
         # The key becomes a local file name: refuse anything that could leave out_dir.
-        if not isinstance(key, str) or key in ("", ".", "..") or "/" in key or "\\" in key:
+        if not isinstance(key, str) or key in ("", ".", "..") or "/" in key or "\\" in key or "\0" in key:
             raise DownloadError(f"unusable file name in the Zenodo record JSON: {key!r}")
+        if key in seen:
+            raise DownloadError(f"the Zenodo record JSON lists the file {key!r} twice")
+        seen.add(key)
 
         links = entry.get("links") or {}
         # "content" is always the bytes; in the records API "self" is the bytes too
@@ -284,7 +304,12 @@ def record_files(
             url = _join(api_url, f"{_record_id(record)}/files/{urllib.parse.quote(key)}/content")
 
         size = entry.get("size", entry.get("filesize"))
-        size = int(size) if size is not None else None
+        try:
+            size = int(size) if size is not None else None
+        except (TypeError, ValueError):
+            raise DownloadError(f"unusable size {size!r} for {key} in the Zenodo record JSON") from None
+        if size is not None and size < 0:
+            raise DownloadError(f"unusable size {size!r} for {key} in the Zenodo record JSON")
         algorithm, digest = _parse_checksum(entry.get("checksum"), key)
         result.append(RemoteFile(key=key, url=url, size=size, algorithm=algorithm, digest=digest))
     return result
@@ -345,9 +370,41 @@ def _select(
     return [by_key[key] for key in wanted]
 
 
+def _name_max(directory: Path) -> int:
+    """Longest file name (bytes) the file system of ``directory`` allows."""
+    try:
+        return int(os.pathconf(directory, "PC_NAME_MAX"))
+    except (AttributeError, OSError, ValueError):
+        return 255
+
+
+def _check_local_names(selected: list[RemoteFile], out: Path, record: str) -> None:
+    """Refuse, before anything is written, a file whose local name the download cannot use:
+    one that is, or would be overwritten by, the download's own files (the record metadata,
+    its ``.tmp``, another file's ``.part``), or one too long for the file system."""
+    own = {RECORD_FILENAME: "the record metadata file", RECORD_FILENAME + _TMP_SUFFIX: "the record metadata file's temporary file"}
+    limit = _name_max(out)
+    for item in selected:
+        why = own.get(item.key)
+        if why is None and item.key.endswith(_PART_SUFFIX):
+            why = "the name of a partial download (the download keeps an unfinished file as NAME.part)"
+        if why is not None:
+            raise DownloadError(
+                f"file {item.key!r} of Zenodo record {record} has the name of {why}, so the two "
+                "would overwrite each other; leave it out with files=[...] (--files) or download it by hand"
+            )
+        length = len(os.fsencode(item.key + _PART_SUFFIX))
+        if length > limit:
+            raise DownloadError(
+                f"file name {item.key[:60]!r}... of Zenodo record {record} is {len(os.fsencode(item.key))} bytes "
+                f"long; with {_PART_SUFFIX!r} it exceeds the {limit} bytes the file system of {out} allows. "
+                "Leave it out with files=[...] (--files) or download it by hand"
+            )
+
+
 def _write_json(path: Path, data: Any) -> None:
     """Write ``data`` as indented JSON, atomically (a reader never sees half a file)."""
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(path.name + _TMP_SUFFIX)
     tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
 
@@ -384,7 +441,14 @@ def _download_file(
             return
         _say(stream, f"{item.key}: present but differs from the record, downloading again")
 
-    part = dest.with_name(dest.name + ".part")
+    if item.digest is None:
+        warnings.warn(
+            f"{item.key}: the Zenodo record gives no checksum for this file, so its content cannot "
+            "be verified (only its size, where the record gives one)",
+            UserWarning,
+            stacklevel=3,
+        )
+    part = dest.with_name(dest.name + _PART_SUFFIX)
     _fetch_to_part(item, part, timeout=timeout, stream=stream)
     _verify(item, part)
     os.replace(part, dest)
@@ -450,17 +514,36 @@ def _fetch_to_part(
                 f"{response.status}. Re-run to try again."
             )
 
+        # Never read more than the file can hold: its size, or a generous bound without one.
+        limit = item.size if item.size is not None else MAX_UNSIZED_BYTES
         meter = _Progress(item.key, item.size, offset, stream)
+        too_long = False
         try:
             # Opened in the with-block so bytes already received are flushed to the .part
             # file even when the connection breaks; the next run resumes from them.
             with open(part, mode) as fh:
                 for chunk in iter(lambda: response.read(_CHUNK), b""):
+                    if meter.done + len(chunk) > limit:
+                        too_long = True
+                        break
                     fh.write(chunk)
                     meter.update(len(chunk))
         except _NETWORK_ERRORS as err:
             meter.finish("interrupted")
             raise _network_error(item, part, err) from err
+        if too_long:
+            meter.finish("too long")
+            part.unlink(missing_ok=True)
+            if item.size is not None:
+                raise DownloadError(
+                    f"size mismatch for {item.key}: expected {item.size} bytes, the server sent more "
+                    f"(from {item.url}). The partial file was deleted; re-run to download it again."
+                )
+            raise DownloadError(
+                f"could not download {item.key} from {item.url}: the record gives no size and the server "
+                f"sent more than {_human(MAX_UNSIZED_BYTES)} (proformer.download.MAX_UNSIZED_BYTES), the "
+                "most read for such a file. The partial file was deleted; check the record and the server."
+            )
 
         # http.client's read(amt) ends quietly, without IncompleteRead, when the connection
         # closes before Content-Length bytes have arrived, so the count is checked here. Such

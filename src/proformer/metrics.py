@@ -13,19 +13,33 @@ import numpy as np
 from scipy.stats import rankdata
 
 
+def _unit_scaled(x: np.ndarray) -> np.ndarray:
+    """``x`` scaled by a power of two (exact) to a largest magnitude in [0.5, 1); 0 stays 0."""
+    largest = float(np.max(np.abs(x)))
+    if largest == 0:
+        return x
+    return np.ldexp(x, -math.frexp(largest)[1])
+
+
 def pearson(x: np.ndarray, y: np.ndarray) -> float:
     """Pearson r of two ``(n,)`` arrays, in float64.
 
-    Returns NaN when it is undefined: fewer than two values, or either array constant (a
-    collapsed predictor). Rounding can put ``|r|`` a hair above 1; it is clipped to [-1, 1].
+    Returns NaN when it is undefined: fewer than two values, a non-finite value, or either array
+    constant (a collapsed predictor). Both arrays are scaled before the sums, so values of any
+    finite magnitude (1e-300 or 1e301) give the right r. Rounding can put ``|r|`` a hair above 1; it is clipped to [-1, 1].
     """
     x = np.asarray(x, dtype=np.float64).ravel()
     y = np.asarray(y, dtype=np.float64).ravel()
     if x.shape != y.shape:
         raise ValueError(f"pearson() needs arrays of one length, got {x.size} and {y.size}")
-    if x.size < 2:
+    if x.size < 2 or not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
         return float("nan")
+    # r does not change when either array is scaled, so scale both to a largest magnitude of 1
+    # first: values near 1e301 would otherwise overflow the sums and products (and values near
+    # 1e-300 underflow them) and give a wrong r.
+    x, y = _unit_scaled(x), _unit_scaled(y)
     xc, yc = x - x.mean(), y - y.mean()
+    xc, yc = _unit_scaled(xc), _unit_scaled(yc)
     scale = math.sqrt(float(np.dot(xc, xc)) * float(np.dot(yc, yc)))
     if scale == 0:
         return float("nan")

@@ -7,6 +7,7 @@ a preset or a file, then the ``--set`` overrides of :mod:`proformer.config.overr
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -177,8 +178,6 @@ class TrainConfig:
             raise ValueError(f"schedule={self.schedule!r}: valid values are {', '.join(SCHEDULES)}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer={self.optimizer!r}: valid values are {', '.join(OPTIMIZERS)}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay={self.weight_decay!r}: must be >= 0")
         if self.clip not in CLIPPING:
             raise ValueError(f"clip={self.clip!r}: valid values are {', '.join(CLIPPING)}")
         if str(self.precision) not in PRECISIONS:
@@ -188,8 +187,30 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}={value!r}: must be an integer >= 1")
-        if self.lr <= 0:
-            raise ValueError(f"lr={self.lr!r}: must be > 0")
+        def number(name: str) -> float:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{name}={value!r}: must be a number")
+            return float(value)
+
+        # Ranges: a value outside them trains nothing (eps=0 divides by zero in Adam, lr=inf or a
+        # NaN weight makes every weight NaN) and used to end in a "successful" run.
+        for name, ok, allowed in (
+            ("lr", lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
+            ("eps", lambda v: math.isfinite(v) and v > 0, "a finite number > 0 (Adam divides by sqrt(v) + eps)"),
+            ("mask_loss_weight", lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),
+            ("clip_value", lambda v: math.isfinite(v) and v > 0, "a finite number > 0 (use clip=none for no clipping)"),
+            ("clip_norm", lambda v: math.isfinite(v) and v > 0, "a finite number > 0 (use clip=none for no clipping)"),
+            ("weight_decay", lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0"),
+            ("beta1", lambda v: 0 <= v < 1, "in [0, 1)"),
+            ("beta2", lambda v: 0 <= v < 1, "in [0, 1)"),
+        ):
+            if not ok(number(name)):
+                raise ValueError(f"{name}={getattr(self, name)!r}: must be {allowed}")
+        if self.max_time is not None and not (math.isfinite(number("max_time")) and self.max_time > 0):
+            raise ValueError(f"max_time={self.max_time!r}: must be a number of minutes > 0 (or null for no limit)")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            raise ValueError(f"seed={self.seed!r}: must be an integer in [0, 2**32)")
         if self.warmup_steps is not None and self.warmup_steps < 1:
             raise ValueError(f"warmup_steps={self.warmup_steps!r}: must be >= 1 (or null for the default)")
         if self.early_stopping < 0:
@@ -286,5 +307,12 @@ def load_run_config(path: str | None = None, preset: str | None = None, override
 
 
 def save_run_config(config: RunConfig, path) -> None:
-    with open(path, "w") as handle:
+    """Write ``config`` as YAML; written beside ``path`` and renamed, so a kill leaves the old file whole."""
+    import os
+    from pathlib import Path
+
+    path = Path(path)
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "w") as handle:
         yaml.safe_dump(config.to_dict(), handle, sort_keys=False)
+    os.replace(temporary, path)

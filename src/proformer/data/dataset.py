@@ -231,3 +231,49 @@ def target_statistics(dataset: Dataset, rows: np.ndarray) -> tuple[np.ndarray, n
         column = int(np.flatnonzero(std == 0)[0])
         raise ValueError(f"{dataset.directory}: target column {column} is constant over the training rows; nothing to learn")
     return mean, std
+
+
+#: Largest target magnitude training accepts: the square of a larger value overflows float32
+#: (the loss becomes inf), and standardising it squeezes every other row to one value.
+TARGET_LIMIT = 1e15
+
+
+def check_targets(dataset: Dataset, rows: np.ndarray, what: str = "training") -> None:
+    """Raise ValueError naming the dataset, the first bad row (0-based) and its value when a target
+    of ``rows`` is NaN, infinite or beyond +-:data:`TARGET_LIMIT`: such a row turns the loss or
+    the validation metrics into NaN."""
+    rows = np.sort(np.asarray(rows))
+    for start in range(0, len(rows), 1 << 20):  # bounded memory on large memory-mapped sets
+        part = rows[start : start + (1 << 20)]
+        values = np.asarray(dataset.targets[part], dtype=np.float64)
+        bad = ~np.isfinite(values) | (np.abs(values) > TARGET_LIMIT)
+        if bad.any():
+            index, column = np.argwhere(bad)[0]
+            value = float(values[index, column])
+            names = dataset.meta.get("target_names") or []
+            name = names[column] if column < len(names) else f"column {column}"
+            problem = "is not a finite number" if not np.isfinite(value) else f"is beyond +-{TARGET_LIMIT:g}"
+            raise ValueError(
+                f"{dataset.directory}: row {int(part[index])} (0-based, a {what} row) has target {name} = {value!r}, "
+                f"which {problem}; training on it gives a NaN loss or NaN metrics. Fix or drop the row "
+                f"(prepare the dataset again), or rescale the targets"
+            )
+
+
+def check_layout(dataset: Dataset, layout: Layout, kmer: int, head_key: str = "data.head", tail_key: str = "data.tail") -> None:
+    """Raise ValueError when trimming ``layout.head`` + ``layout.tail`` leaves every row empty, or
+    when no k-mer of ``kmer`` fits in the longest trimmed row; the message names the keys."""
+    longest = int(dataset.lengths.max(initial=0))
+    kept = longest - layout.head - layout.tail
+    if kept <= 0:
+        raise ValueError(
+            f"{head_key}={layout.head} + {tail_key}={layout.tail} trims {layout.head + layout.tail} nt, but the longest "
+            f"row of {dataset.directory} has {longest} nt: every sequence would be empty. Use flanks that add up to "
+            f"less than {longest} (null takes the dataset's own, meta.json transforms)"
+        )
+    if kmer > kept:
+        raise ValueError(
+            f"model.kmer={kmer} is longer than the longest sequence the model sees ({kept} nt after trimming "
+            f"{dataset.directory}'s rows): no k-mer fits. Set --set kmer= a value <= {kept}"
+        )
+

@@ -34,11 +34,15 @@ or corrupt ``.gz`` file are errors in both modes.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
+import re
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,7 +71,9 @@ from ..io.sequences import (
     header_number,
     is_blank,
     line_chunks,
+    show_value,
     table_parser,
+    target_problem,
 )
 from ..sequence import DREAM_HEAD, DREAM_LENGTH, DREAM_TAIL, INPUT_CODES_BYTES, INVALID, N, Layout
 
@@ -200,25 +206,140 @@ def _assemble_codes(path: Path, chunk_files: list[tuple[Path, int, int]], width:
 # --------------------------------------------------------------------------------------------
 
 
+def _refuse_python_number(header: bytes, display: str, line: int) -> None:
+    """A header whose last word Python reads as a number but a data file does not (``1_000``,
+    full-width digits) is a mistyped target, not an id: refuse it rather than drop every target."""
+    tokens = header[1:].split()
+    if len(tokens) < 2:
+        return
+    try:
+        float(tokens[-1].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return
+    problem = target_problem(tokens[-1], "target")
+    raise InputError(
+        f"{display}:{line}: {problem} in header {show_value(header)}. Write the target with the "
+        "ASCII digits 0-9 (sign, point and exponent allowed)"
+    )
+
+
 def _fasta_has_targets(path: Path, display: str) -> tuple[bool, str]:
     """One streaming pass: do all headers end in a number? Also the file's sha256."""
     source = Source(path, display)
-    numeric, headers = True, 0
+    numeric, headers, lines_before = True, 0, 0
     try:
         while True:
             lines = source.read_lines(200_000)
             if not lines:
                 break
             if numeric:
-                for line in lines:
+                for number, line in enumerate(lines, start=lines_before + 1):
                     if line[:1] == b">":
                         headers += 1
-                        if header_number(line.rstrip(b"\r\n")) is None:
+                        header = line.rstrip(b"\r\n")
+                        if header_number(header) is None:
+                            _refuse_python_number(header, display, number)
                             numeric = False
                             break
+                lines_before += len(lines)
         return numeric and headers > 0, source.sha256()
     finally:
         source.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Staging: where a run writes before it publishes, and what a killed run left behind.
+# --------------------------------------------------------------------------------------------
+
+#: ``.prepare-<pid>-<random>``: a staging directory and the process that created it (also the
+#: ``-old`` copy a directory swap leaves for a moment).
+_STAGING = re.compile(r"\.prepare-(\d+)-[a-z0-9_]+(?:-old)?")
+#: The staging directories of earlier versions, inside the dataset directory, without a pid.
+_LEGACY_STAGING = re.compile(r"\.prepare-[a-z0-9_]{8}")
+#: Staging directories of this process's runs in progress.
+_OWN_STAGING: set[Path] = set()
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists, owned by someone else (or cannot tell: keep it)
+    return True
+
+
+def _remove_stale_staging(out: Path, began: float) -> list[Path]:
+    """Remove the staging directories killed runs left beside or inside ``out``: those whose
+    creating process is dead, and, inside ``out`` only, pid-less ones (earlier versions) last
+    changed before this run began. Another run's staging directory, alive, is left alone.
+    Returns what was removed."""
+    removed = []
+    for folder in dict.fromkeys([out.resolve().parent, out]):
+        try:
+            entries = list(folder.iterdir())
+        except OSError:
+            continue
+        for entry in entries:
+            match = _STAGING.fullmatch(entry.name)
+            if match:
+                pid = int(match.group(1))
+                stale = entry not in _OWN_STAGING and (pid == os.getpid() or not _pid_alive(pid))
+            elif folder == out and _LEGACY_STAGING.fullmatch(entry.name):
+                try:
+                    stale = entry.stat().st_mtime < began
+                except OSError:
+                    continue
+            else:
+                continue
+            if stale and entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
+    return removed
+
+
+def _make_staging(out: Path) -> Path:
+    """A fresh staging directory beside ``out`` (so that publishing swaps the directory as a
+    whole), or inside it where ``out``'s parent is not writable."""
+    prefix = f".prepare-{os.getpid()}-"
+    try:
+        staged = Path(tempfile.mkdtemp(prefix=prefix, dir=out.resolve().parent))
+    except OSError:
+        staged = Path(tempfile.mkdtemp(prefix=prefix, dir=out))
+    _OWN_STAGING.add(staged)
+    return staged
+
+
+@contextlib.contextmanager
+def _cleanup_on_signal():
+    """Turn SIGTERM and SIGHUP into an exception while preparing, so that the ``finally``
+    clauses remove the staging directory (SIGINT already raises KeyboardInterrupt)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        number = getattr(signal, name, None)
+        if number is None:
+            continue
+        try:
+            current = signal.getsignal(number)
+            if current in (signal.SIG_DFL, None):  # leave a handler someone else installed
+                previous[number] = signal.signal(number, stop)
+        except (ValueError, OSError):
+            pass
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 # --------------------------------------------------------------------------------------------
@@ -280,8 +401,6 @@ def prepare(
         Bad rows (with ``on_bad="error"``), an empty input, a truncated or corrupt ``.gz``, or
         unknown table columns; the message names ``file:line`` and the offending value.
     """
-    from .. import __version__
-
     if format not in ("auto", "dream", "fasta", "table"):
         raise ValueError(f"format must be 'auto', 'dream', 'fasta' or 'table', got {format!r}")
     if on_bad not in ("error", "skip"):
@@ -314,7 +433,20 @@ def prepare(
     out = Path(out)
     created_out = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=".prepare-", dir=out))
+    _remove_stale_staging(out, time.time())
+    with _cleanup_on_signal():
+        return _prepare_into(
+            out, created_out, path, display, format, seq_col, target_cols, on_bad, head, tail, length,
+            chunk_rows, progress,
+        )
+
+
+def _prepare_into(out, created_out, path, display, format, seq_col, target_cols, on_bad, head, tail, length,
+                  chunk_rows, progress) -> dict:
+    """:func:`prepare` after its arguments are checked: read, stage, publish."""
+    from .. import __version__
+
+    tmp_dir = _make_staging(out)
     stats = _Stats()
     began = time.perf_counter()
 
@@ -421,7 +553,8 @@ def prepare(
         if source is not None:
             source.close()
         shutil.rmtree(tmp_dir, ignore_errors=True)
-        if not finished and created_out and not any(out.iterdir()):
+        _OWN_STAGING.discard(tmp_dir)
+        if not finished and created_out and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # do not leave an empty dataset directory behind a failed run
 
 

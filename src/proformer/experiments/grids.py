@@ -26,6 +26,23 @@ from ..config import RunConfig, apply_overrides, load_run_config, parse_override
 from . import poster
 
 
+#: A cell id names a directory, ``OUT/cells/ID``: letters, digits, ``.``, ``_``, ``=`` and ``-``,
+#: starting with a letter or digit (so never ``.``, ``..``, a hidden name, a path or an option).
+CELL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._=-]*")
+CELL_ID_MAX = 100
+
+
+def check_cell_id(cell_id, where: str = "") -> None:
+    """Refuse a cell id that is not a plain directory name (``..``, ``a/b``, ``/abs``, ...)."""
+    prefix = f"{where}: " if where else ""
+    if not isinstance(cell_id, str) or not CELL_ID.fullmatch(cell_id) or len(cell_id) > CELL_ID_MAX:
+        raise ValueError(
+            f"{prefix}cell id {cell_id!r} is not a plain directory name (it names OUT/cells/ID): use letters, "
+            f"digits, '.', '_', '=', '-', start with a letter or digit, at most {CELL_ID_MAX} characters "
+            "(no '/', no '..', no absolute path)"
+        )
+
+
 @dataclass(frozen=True)
 class Cell:
     """One training run of a grid.
@@ -47,6 +64,9 @@ class Cell:
     row: str | None = None
     column: str | None = None
     label: str | None = None
+
+    def __post_init__(self) -> None:
+        check_cell_id(self.id)
 
 
 @dataclass(frozen=True)
@@ -79,6 +99,10 @@ class Grid:
     row_header: str = "row"
     source: str = "built-in"
     description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.cells:
+            raise ValueError(f"{self.source}: grid {self.name!r} has no cells; a sweep needs at least one")
 
     def config(self, cell: Cell, base: str | None = None, overrides: Sequence[str] = ()) -> RunConfig:
         """The cell's full run config.
@@ -273,6 +297,51 @@ def _line(node) -> int:
     return node.start_mark.line + 1
 
 
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A YAML mapping gives one key twice (plain YAML would silently keep the last value)."""
+
+    def __init__(self, key, line: int, first_line: int, node, key_node) -> None:
+        self.key, self.line, self.first_line = key, line, first_line
+        super().__init__("while constructing a mapping", node.start_mark,
+                         f"found duplicate key {key!r} (first given on line {first_line})", key_node.start_mark)
+
+    def describe(self, source: str) -> str:
+        return (f"{source}:{self.line}: duplicate key {self.key!r} (first given on line {self.first_line}); "
+                "give each key once")
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (:class:`DuplicateKeyError`).
+
+    Use as ``yaml.load(text, Loader=UniqueKeyLoader)`` wherever a config is read; merge keys
+    (``<<: *base``) may still be overridden, as YAML allows.
+    """
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:  # unhashable: SafeLoader reports it
+                    continue
+                if first is not None:
+                    raise DuplicateKeyError(key, _line(key_node), first, node, key_node)
+                seen[key] = _line(key_node)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str, source: str):
+    """Parse YAML ``text`` with :class:`UniqueKeyLoader`; errors name ``source`` (and the line)."""
+    try:
+        return yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader subclass: safe
+    except DuplicateKeyError as error:
+        raise ValueError(error.describe(source)) from None
+
+
 def load_grid(grid: str | Path | Grid) -> Grid:
     """A built-in grid by name, a :class:`Grid`, or a YAML grid file.
 
@@ -313,9 +382,10 @@ def load_grid(grid: str | Path | Grid) -> Grid:
 
 def _grid_from_yaml(path: Path) -> Grid:
     source = str(path)
+    text = path.read_text()
     try:
-        root = yaml.compose(path.read_text())
-        values = yaml.safe_load(path.read_text())
+        root = yaml.compose(text)
+        values = load_yaml(text, source)
     except yaml.YAMLError as error:
         raise ValueError(f"{source}: not valid YAML ({error})") from None
     if not isinstance(values, dict) or root is None:
@@ -354,6 +424,9 @@ def _grid_from_yaml(path: Path) -> Grid:
         where = {cell.id: f"{source}:{rl}/{cl}" for cell, (rl, cl) in
                  zip(built.cells, [(r[1], c[1]) for r in rows for c in columns])}
     else:
+        if not isinstance(values["cells"], list) or not values["cells"]:
+            raise ValueError(f"{source}:{lines.get('cells', '?')}: 'cells' must be a non-empty list, e.g. "
+                             "cells: [{id: a, set: [readout=pool]}]; a sweep needs at least one cell")
         cells, where = [], {}
         for i, (item, sub) in enumerate(zip(values["cells"], nodes["cells"].value)):
             at = f"{source}:{_line(sub)}"
@@ -363,9 +436,9 @@ def _grid_from_yaml(path: Path) -> Grid:
             if unknown:
                 raise ValueError(f"{at}: cells[{i}] has unknown key(s) {', '.join(map(str, unknown))}; valid: {', '.join(CELL_KEYS)}")
             overrides = _override_list(item["set"], f"{at}: cells[{i}].set")
-            cell = Cell(id=str(item.get("id") or _slug(overrides)), overrides=overrides, label=item.get("label"))
-            if not re.fullmatch(r"[A-Za-z0-9._=-]+", cell.id):
-                raise ValueError(f"{at}: cell id {cell.id!r} names a directory: use letters, digits, '.', '_', '-'")
+            cell_id = str(item["id"]) if item.get("id") is not None else _slug(overrides)
+            check_cell_id(cell_id, f"{at}: cells[{i}]")
+            cell = Cell(id=cell_id, overrides=overrides, label=item.get("label"))
             cells.append(cell)
             where[cell.id] = at
         _check_unique(cells, source)

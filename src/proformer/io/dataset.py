@@ -9,8 +9,12 @@ format version. numpy and the standard library only: preparing data must not nee
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import os
+import shutil
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -137,6 +141,21 @@ def _check_rows(directory: Path, rows: dict[str, int], what: str) -> None:
         )
 
 
+def _load_array(directory: Path, name: str, mmap_mode: str | None = None) -> np.ndarray:
+    """``np.load`` of one dataset file; a truncated or corrupt file names itself."""
+    path = directory / name
+    try:
+        return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        if isinstance(error, (FileNotFoundError, PermissionError, IsADirectoryError)):
+            raise
+        size = path.stat().st_size if path.is_file() else 0
+        raise DatasetFormatError(
+            f"{path}: not a readable .npy array ({size:,} bytes: truncated or corrupt: {error}); "
+            f"prepare the dataset again ({_prepare_hint(directory)})"
+        ) from None
+
+
 def read_dataset(directory: str | os.PathLike) -> DatasetArrays:
     """Open a dataset directory: ``meta.json`` checked, arrays memory-mapped, row counts checked.
 
@@ -158,18 +177,18 @@ def read_dataset(directory: str | os.PathLike) -> DatasetArrays:
             f"{directory} is not a prepared dataset (missing {', '.join(missing)}); create one with: {_prepare_hint(directory)}"
         )
     meta = read_meta(directory)
-    codes = np.load(directory / CODES, mmap_mode="r")
+    codes = _load_array(directory, CODES, mmap_mode="r")
     if codes.ndim != 2:
         raise DatasetFormatError(
             f"{directory / CODES}: shape {codes.shape}, expected (rows, width); prepare the dataset again ({_prepare_hint(directory)})"
         )
-    lengths = np.load(directory / LENGTHS)
-    targets = np.load(directory / TARGETS, mmap_mode="r")
+    lengths = _load_array(directory, LENGTHS)
+    targets = _load_array(directory, TARGETS, mmap_mode="r")
     if targets.ndim == 1:
         targets = targets[:, None]
     rows = {CODES: len(codes), LENGTHS: len(lengths), TARGETS: len(targets)}
     if (directory / INTEGER_TARGET).exists():
-        rows[INTEGER_TARGET] = len(np.load(directory / INTEGER_TARGET, mmap_mode="r"))
+        rows[INTEGER_TARGET] = len(_load_array(directory, INTEGER_TARGET, mmap_mode="r"))
     if "rows_kept" in meta:
         rows[f"{META} rows_kept"] = meta["rows_kept"]
     _check_rows(directory, rows, "every file holds")
@@ -222,16 +241,67 @@ def validate(directory: str | os.PathLike) -> dict:
     return meta
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``).
+
+    Returns False where the system or file system cannot (the caller then renames twice).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    renameat2.restype = ctypes.c_int
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), os.fspath(a), None, os.fspath(b))
+
+
+def _swap_directory(staged: Path, directory: Path) -> None:
+    """Put ``staged`` at ``directory`` (its sibling) as a whole; the old directory is removed.
+
+    Where the system allows, the two are exchanged atomically, so a reader finds the old
+    dataset or the new one, never a mix and never none; elsewhere the old directory is renamed
+    aside and the new one renamed in (a reader may find no dataset for that moment). Files the
+    dataset format does not name (a user's notes) are then moved from the old directory into
+    the new one.
+    """
+    if _exchange(staged, directory):
+        old = staged  # now holds the old directory
+    else:
+        old = staged.with_name(staged.name + "-old")
+        os.rename(directory, old)
+        try:
+            os.rename(staged, directory)
+        except BaseException:
+            os.rename(old, directory)
+            raise
+    try:
+        for entry in old.iterdir():
+            if entry.name not in FILES and not (directory / entry.name).exists():
+                os.replace(entry, directory / entry.name)
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def publish(staged: str | os.PathLike, directory: str | os.PathLike) -> dict:
     """Move a dataset written in ``staged`` to ``directory``, so that it appears complete or not at all.
 
     ``staged`` is validated first (:func:`validate`). When ``directory`` does not exist,
     ``staged`` is renamed to it: one atomic step, so ``staged`` must be on the same file system
-    (a sibling, or inside ``directory``'s parent). Otherwise the dataset files are replaced one
-    by one: ``meta.json`` is removed first and moved in last, so that a reader meanwhile finds
-    no dataset rather than new arrays with old metadata; dataset files the new dataset lacks
-    are removed (an old ``windows.tsv`` would describe other rows). Other files in
-    ``directory`` are left alone.
+    (a sibling, or inside ``directory``'s parent). When ``directory`` exists and ``staged`` is
+    its sibling, the directory is replaced as a whole (:func:`_swap_directory`: atomically on
+    Linux), and other files in ``directory`` are carried over. Otherwise (``staged`` elsewhere,
+    e.g. inside ``directory``) the dataset files are replaced one by one: ``meta.json`` is
+    removed first and moved in last, so that a reader meanwhile finds no dataset rather than
+    new arrays with old metadata; dataset files the new dataset lacks are removed (an old
+    ``windows.tsv`` would describe other rows). Other files in ``directory`` are left alone.
 
     Returns
     -------
@@ -242,6 +312,10 @@ def publish(staged: str | os.PathLike, directory: str | os.PathLike) -> dict:
     meta = validate(staged)
     if not directory.exists():
         os.replace(staged, directory)
+        return meta
+    real = directory.resolve()  # a symlinked dataset directory: replace what it points to
+    if real.is_dir() and staged.resolve().parent == real.parent:
+        _swap_directory(staged.resolve(), real)
         return meta
     (directory / META).unlink(missing_ok=True)
     for name in FILES:

@@ -36,6 +36,7 @@ import io
 import itertools
 import math
 import os
+import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -267,18 +268,51 @@ def invalid_message(sequence: bytes, position: int, where: str = "", allowed: st
     )
 
 
+#: A number as data files write it: ASCII digits, optional sign, point and exponent (``1_000``,
+#: full-width or other Unicode digits are Python syntax, not a data format). ``nan``/``inf`` are
+#: read so that they can be reported as such.
+_NUMBER = re.compile(rb"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_NON_FINITE = re.compile(rb"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+#: Bytes a number field may hold; a field with any other byte is parsed one by one.
+_NUMBER_BYTES = np.zeros(256, dtype=bool)
+_NUMBER_BYTES[np.frombuffer(b"0123456789+-.eE \t\r\x0b\x0c\x00", dtype=np.uint8)] = True
+
+
+def _as_bytes(text: bytes | str) -> bytes:
+    if isinstance(text, bytes):
+        return text
+    try:
+        return text.encode("latin-1")  # the csv path decodes bytes as latin-1
+    except UnicodeEncodeError:
+        return text.encode("utf-8", errors="replace")
+
+
+def parse_number(text: bytes | str) -> float | None:
+    """The value of one number field (ASCII decimal, surrounding whitespace allowed; ``nan`` and
+    ``inf`` give NaN and infinity), or None when the field is not a number in a data format."""
+    stripped = _as_bytes(text).strip()
+    if _NUMBER.fullmatch(stripped) or _NON_FINITE.fullmatch(stripped):
+        return float(stripped)
+    return None
+
+
 def target_problem(text: bytes | str, name: str) -> str | None:
     """Why one target field is bad, or None when it is a finite number."""
+    raw = _as_bytes(text)
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
     if not text.strip():
         return f"target {name!r} is missing (empty field)"
-    if len(text) > MAX_NUMBER_WIDTH:
+    if len(raw) > MAX_NUMBER_WIDTH:
         return f"target {name!r} is not a number (longer than {MAX_NUMBER_WIDTH} characters): {show_value(text)}"
-    try:
-        value = float(text)
-    except ValueError:
-        return f"target {name!r} is not a number: {show_value(text)}"
+    value = parse_number(raw)
+    if value is None:
+        hint = ""
+        if b"_" in raw:
+            hint = " (a '_' digit separator is Python syntax, not a data format: write 1000, not 1_000)"
+        elif not raw.isascii():
+            hint = " (it holds non-ASCII characters, e.g. full-width digits: write numbers with the ASCII digits 0-9)"
+        return f"target {name!r} is not a number{hint}: {show_value(text)}"
     if math.isnan(value):
         return f"target {name!r} is NaN: {show_value(text)}"
     if math.isinf(value):
@@ -287,13 +321,12 @@ def target_problem(text: bytes | str, name: str) -> str | None:
 
 
 def parse_numbers(texts: Sequence[bytes | str]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-item float conversion, for the few chunks where bulk conversion failed."""
+    """Per-item conversion (:func:`parse_number`), for the chunks where bulk conversion failed."""
     values = np.full(len(texts), np.nan)
     for i, text in enumerate(texts):
-        try:
-            values[i] = float(text)
-        except ValueError:
-            pass
+        value = parse_number(text)
+        if value is not None:
+            values[i] = value
     return values, ~np.isfinite(values)
 
 
@@ -325,7 +358,12 @@ def bulk_numbers(padded: np.ndarray, start: np.ndarray, end: np.ndarray) -> tupl
         fields = sliding_window_view(padded, w)[start[rows]]
         fields[np.arange(w) >= width[rows, None]] = 0
         strings = fields.view(f"S{w}").ravel()
+        # numpy reads Python's syntax ("1_000"): only fields of digits, sign, point, exponent and
+        # blanks take the bulk path; the others go through the strict parse_number.
+        plain = bool(_NUMBER_BYTES[fields].all())
         try:
+            if not plain:
+                raise ValueError
             values[rows] = strings.astype(np.float64)
         except ValueError:
             values[rows] = parse_numbers(strings.tolist())[0]
@@ -512,10 +550,7 @@ def header_number(header: bytes) -> float | None:
     tokens = header[1:].split()
     if len(tokens) < 2:
         return None
-    try:
-        return float(tokens[-1])
-    except ValueError:
-        return None
+    return parse_number(tokens[-1])
 
 
 def fasta_position(parts: list[bytes], part_lines: list[int], position: int,

@@ -15,6 +15,8 @@ from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
 
+from .sequences import is_header_line
+
 #: Number of test sequences (rows of ``test_sequences.txt``; row i is test index i).
 N_TEST = 71_103
 
@@ -93,24 +95,93 @@ def _json_entry_problem(key: str, value: Any, seen: Mapping[int, float], n_test:
     return None
 
 
+#: The test set's sequences, one per line, in test-index order (inside the DREAM folder).
+TEST_SEQUENCES_FILE = "test_sequences.txt"
+
+
+def load_test_sequences(data_dir: PathLike | None) -> list[str] | None:
+    """The test sequences of ``data_dir/test_sequences.txt`` (row i = test index i), or None
+    when there is no such file (then a submission's sequence column cannot be checked)."""
+    if data_dir is None:
+        return None
+    path = Path(data_dir) / TEST_SEQUENCES_FILE
+    if not path.is_file():
+        return None
+    lines = path.read_text(encoding="utf-8").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.rstrip("\r").split("\t")[0].strip() for line in lines]
+
+
+def _check_sequence_column(
+    path: Path, column: list[str], sequences: Sequence[str] | None, what: str, first_line: int = 1
+) -> None:
+    """Refuse a TSV whose sequence column repeats a sequence or is not the test set's, in order.
+
+    The rows of a table are matched to test indices by position, so a shuffled or duplicated
+    file would score a wrong number without this check.
+    """
+    if sequences is not None:
+        if len(sequences) != len(column):
+            raise ValueError(
+                f"{path}: found {len(column)} rows but {TEST_SEQUENCES_FILE} has "
+                f"{len(sequences)}; write one row per test sequence, in test order."
+            )
+        for row, (found, expected) in enumerate(zip(column, sequences), start=1):
+            if found != expected:
+                where = ""
+                try:
+                    where = f" ({found[:20]}... is test row {sequences.index(found) + 1})"
+                except ValueError:
+                    where = " (that sequence is not in the test set)"
+                raise ValueError(
+                    f"{path}: line {first_line - 1 + row}: the sequence column does not match test row "
+                    f"{row} of {TEST_SEQUENCES_FILE}{where}: expected {expected[:40]!r}..., "
+                    f"found {found[:40]!r}.... Rows must be the test sequences in test order "
+                    f"(row i = test index i) with the {what} of each; do not sort or shuffle them."
+                )
+    seen: dict[str, int] = {}
+    for number, found in enumerate(column, start=first_line):
+        first = seen.setdefault(found, number)
+        if first != number:
+            raise ValueError(
+                f"{path}: line {number}: duplicate row, sequence {found[:40]!r} already given on "
+                f"line {first}; the test set holds each sequence once, so write each row once."
+            )
+
+
 def _load_table_lines(
-    path: Path, text: str, n_test: int, what: str, tsv_only: bool = False
+    path: Path,
+    text: str,
+    n_test: int,
+    what: str,
+    tsv_only: bool = False,
+    sequences: Sequence[str] | None = None,
 ) -> np.ndarray:
-    """Parse one value per line, or ``sequence<TAB>value`` per line, into an array."""
+    """Parse one value per line, or ``sequence<TAB>value`` per line, into an array.
+
+    For the TSV layout the sequence column must not repeat a sequence and, when ``sequences``
+    (the test set's, in order) is given, must equal it row for row.
+    """
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()  # final newline
+    # A column-name line (predict's TSV starts with one: sequence<TAB>name) is skipped; by the
+    # one header rule, anything else on line 1 is a row.
+    header = int(bool(lines) and is_header_line(lines[0]))
+    first_line, lines = 1 + header, lines[header:]
     if not lines:
         raise ValueError(f"{path}: the file is empty; expected {n_test} rows of {what}s.")
     tsv = "\t" in lines[0]
     if tsv_only and not tsv:
         raise ValueError(
-            f"{path}: line 1: expected two tab-separated columns (sequence, {what}), "
+            f"{path}: line {first_line}: expected two tab-separated columns (sequence, {what}), "
             f"found {lines[0][:60]!r}."
         )
     layout = f"sequence<TAB>{what}" if tsv else f"one {what} per line"
     values = np.empty(len(lines), dtype=np.float64)
-    for number, line in enumerate(lines, start=1):
+    column: list[str] = []
+    for number, line in enumerate(lines, start=first_line):
         line = line.rstrip("\r")
         if tsv:
             fields = line.split("\t")
@@ -120,12 +191,13 @@ def _load_table_lines(
                     f"found {len(fields)}; every row must be {layout}."
                 )
             raw = fields[1]
+            column.append(fields[0].strip())
         else:
             raw = line
         try:
             value = float(raw)
         except ValueError:
-            hint = " (files have no header line)" if number == 1 else ""
+            hint = " (a header line must name the columns, e.g. sequence<TAB>prediction)" if number == 1 else ""
             raise ValueError(
                 f"{path}: line {number}: non-numeric {what} {raw!r}{hint}; every row must be "
                 f"{layout} with a real number."
@@ -135,20 +207,24 @@ def _load_table_lines(
                 f"{path}: line {number}: {what} {raw!r} is not finite; replace NaN/inf by a "
                 "real number."
             )
-        values[number - 1] = value
+        values[number - first_line] = value
     if len(lines) != n_test:
         if len(lines) > n_test:
-            where = f"line {n_test + 1} is an extra row"
+            where = f"line {first_line + n_test} is an extra row"
         else:
-            where = f"the file ends at line {len(lines)}"
+            where = f"the file ends at line {first_line - 1 + len(lines)}"
         raise ValueError(
             f"{path}: {where}: found {len(lines)} rows but expected {n_test} ({layout}, row i = "
             "test index i, in the order of test_sequences.txt). Write one row per test sequence."
         )
+    if tsv:
+        _check_sequence_column(path, column, sequences, what, first_line)
     return values
 
 
-def load_predictions(path: PathLike, n_test: int = N_TEST) -> dict[int, float] | np.ndarray:
+def load_predictions(
+    path: PathLike, n_test: int = N_TEST, sequences: Sequence[str] | None = None
+) -> dict[int, float] | np.ndarray:
     """Read a submission in any of the three accepted formats.
 
     Parameters
@@ -165,6 +241,9 @@ def load_predictions(path: PathLike, n_test: int = N_TEST) -> dict[int, float] |
     n_test : int, default 71,103
         Number of test rows; the line formats must have exactly this many rows and JSON keys
         must lie in ``0 .. n_test - 1``.
+    sequences : list of str, optional
+        The test sequences in order (:func:`load_test_sequences`); a TSV's sequence column must
+        then equal them row for row. A TSV may never repeat a sequence.
 
     Returns
     -------
@@ -176,7 +255,8 @@ def load_predictions(path: PathLike, n_test: int = N_TEST) -> dict[int, float] |
     ------
     ValueError
         On a malformed file; the message names the file, the line and the bad value (non-numeric
-        or non-finite value, duplicate key, wrong number of rows or columns).
+        or non-finite value, duplicate key or row, wrong number of rows or columns, a sequence
+        column that is not the test set's in test order).
     FileNotFoundError
         If ``path`` does not exist.
     """
@@ -184,10 +264,12 @@ def load_predictions(path: PathLike, n_test: int = N_TEST) -> dict[int, float] |
     text = path.read_text(encoding="utf-8")
     if path.suffix.lower() == ".json" or text.lstrip().startswith("{"):
         return _load_prediction_json(path, text, n_test)
-    return _load_table_lines(path, text, n_test, what="prediction")
+    return _load_table_lines(path, text, n_test, what="prediction", sequences=sequences)
 
 
-def load_truth(path: PathLike, n_test: int = N_TEST) -> np.ndarray:
+def load_truth(
+    path: PathLike, n_test: int = N_TEST, sequences: Sequence[str] | None = None
+) -> np.ndarray:
     """Read measured expression for every test row from a ``sequence<TAB>expression`` file.
 
     Parameters
@@ -196,6 +278,8 @@ def load_truth(path: PathLike, n_test: int = N_TEST) -> np.ndarray:
         TSV without header, one row per test sequence in test order (row i = test index i).
     n_test : int, default 71,103
         Expected number of rows.
+    sequences : list of str, optional
+        The test sequences in order; the sequence column must then equal them row for row.
 
     Returns
     -------
@@ -205,8 +289,11 @@ def load_truth(path: PathLike, n_test: int = N_TEST) -> np.ndarray:
     Raises
     ------
     ValueError
-        If a row is malformed or the row count is wrong (the message names file and line).
+        If a row is malformed, the row count is wrong, a sequence is repeated or (with
+        ``sequences``) out of test order (the message names file and line).
     """
     path = Path(path)
     text = path.read_text(encoding="utf-8")
-    return _load_table_lines(path, text, n_test, what="expression", tsv_only=True)
+    return _load_table_lines(
+        path, text, n_test, what="expression", tsv_only=True, sequences=sequences
+    )

@@ -18,6 +18,7 @@ from ..io.submission import (
     Predictions,
     finite_float,
     load_predictions,
+    load_test_sequences,
     load_truth,
 )
 from ..metrics import pearson, spearman
@@ -173,7 +174,13 @@ def _correlations(
                 f"({kind}) are constant over its {pred.size} items (zero variance); "
                 + hints[label]
             )
-    return pearson(pred, truth), spearman(pred, truth)
+    r, rho = pearson(pred, truth), spearman(pred, truth)
+    if not (math.isfinite(r) and math.isfinite(rho)):
+        raise ValueError(
+            f"the correlation on the {split} '{name}' subset is not a finite number (r={r}, "
+            f"rho={rho}); check the predictions and truth for extreme values."
+        )
+    return r, rho
 
 
 def _combine(
@@ -292,10 +299,15 @@ def score(predictions: PathLike | Predictions, data_dir: PathLike, split: str = 
 
     ``predictions`` may be a path (JSON ``{index: value}``, a 71,103-row TSV, or one value per
     line; see :func:`load_predictions`) or already loaded values. The private split needs
-    ``truth``: a 71,103-row ``sequence<TAB>expression`` file or an array.
+    ``truth``: a 71,103-row ``sequence<TAB>expression`` file or an array. When ``data_dir``
+    holds ``test_sequences.txt``, the sequence column of a TSV (predictions or truth) must be
+    the test sequences in test order.
     """
+    sequences = None
+    if isinstance(predictions, (str, Path)) or isinstance(truth, (str, Path)):
+        sequences = load_test_sequences(data_dir)
     if isinstance(predictions, (str, Path)):
-        predictions = load_predictions(predictions)
+        predictions = load_predictions(predictions, sequences=sequences)
     if split == "public":
         return score_public(predictions, data_dir)
     if split == "private":
@@ -304,6 +316,10 @@ def score(predictions: PathLike | Predictions, data_dir: PathLike, split: str = 
                 "the private split needs --truth: a file of the 71,103 test rows as sequence<TAB>expression "
                 "(no private truth is distributed with the challenge data)"
             )
-        truth_values = load_truth(truth) if isinstance(truth, (str, Path)) else np.asarray(truth)
+        truth_values = (
+            load_truth(truth, sequences=sequences)
+            if isinstance(truth, (str, Path))
+            else np.asarray(truth)
+        )
         return score_private(predictions, truth_values, data_dir)
     raise ValueError(f"split={split!r}: use public or private")

@@ -103,7 +103,16 @@ def _require_file(path: Path) -> Path:
 def _read_json_items(path: Path) -> tuple[tuple[str, Any], ...]:
     """Key/value pairs of a JSON object in file order, duplicates included."""
     with open(_require_file(path), encoding="utf-8") as handle:
-        items = json.load(handle, object_pairs_hook=tuple)
+        try:
+            items = json.load(handle, object_pairs_hook=tuple)
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"{path}: line {error.lineno}: not valid JSON ({error.msg}); the file is truncated or "
+                "corrupt: restore it from the challenge data (proformer download)."
+            ) from None
+        except UnicodeDecodeError as error:
+            raise ValueError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); restore it "
+                             "from the challenge data (proformer download).") from None
     if not isinstance(items, tuple):
         raise ValueError(f"{path}: expected a JSON object.")
     return items

@@ -16,6 +16,22 @@ from ..model import ModelConfig, Proformer
 from ..predict import predict_batch
 
 
+class TrainingFailed(RuntimeError):
+    """Training ran but produced no usable model (a failure, not a usage error)."""
+
+
+class TrainingDiverged(TrainingFailed):
+    """The training loss became NaN or infinite."""
+
+
+#: How often (optimizer steps) a run on an accelerator, or under DDP, checks for a non-finite
+#: loss. The check reads one number back from the device (a host-device sync, and a collective
+#: under DDP), so it is not done every step there; a single CPU process checks every step, where
+#: reading a tensor costs nothing. The step of the first bad loss is kept on the device either
+#: way, so the message names it exactly.
+NONFINITE_CHECK_EVERY = 50
+
+
 def lr_factor(schedule: str, step: int, warmup: int, total: int, dim: int) -> float:
     """Learning-rate multiplier at optimizer step ``step`` (0-based).
 
@@ -99,6 +115,8 @@ class ProformerModule(L.LightningModule):
         self.val_predictions, self.val_targets = CatMetric(nan_strategy="disable"), CatMetric(nan_strategy="disable")
         self.val_history: list[dict] = []
         self.epoch_sums, self.epoch_count = torch.zeros(3), 0
+        # (optimizer step, loss) of the first non-finite loss; step -1: none yet.
+        self.first_bad_step, self.first_bad_loss = torch.tensor(-1, dtype=torch.long), torch.tensor(0.0)
 
     def on_train_epoch_start(self) -> None:
         self.epoch_sums.zero_()
@@ -125,11 +143,45 @@ class ProformerModule(L.LightningModule):
         if self.epoch_sums.device != loss.device:
             self.epoch_sums = self.epoch_sums.to(loss.device)
         self.epoch_sums += torch.stack([loss.detach(), parts["mse"].detach(), parts["reconstruction"].detach()]).float() * size
+        self._note_nonfinite(loss.detach())
+        world = self.trainer.world_size if self._trainer is not None else 1
+        if (loss.device.type == "cpu" and world == 1) or (batch_idx + 1) % NONFINITE_CHECK_EVERY == 0:
+            self.check_finite()  # before backward: a bad loss never reaches the weights on a CPU
         self.epoch_count += size
         self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=size, sync_dist=True)
         self.log("train_mse", parts["mse"], on_step=False, on_epoch=True, batch_size=size, sync_dist=True)
         self.log("train_reconstruction", parts["reconstruction"], on_step=False, on_epoch=True, batch_size=size, sync_dist=True)
         return loss
+
+    def _note_nonfinite(self, loss: torch.Tensor) -> None:
+        """Remember the step and value of the first non-finite loss, on the device (no sync)."""
+        if self.first_bad_step.device != loss.device:
+            self.first_bad_step, self.first_bad_loss = self.first_bad_step.to(loss.device), self.first_bad_loss.to(loss.device)
+        new = (self.first_bad_step < 0) & ~torch.isfinite(loss)
+        self.first_bad_step = torch.where(new, torch.full_like(self.first_bad_step, self.global_step), self.first_bad_step)
+        self.first_bad_loss = torch.where(new, loss.float(), self.first_bad_loss)
+
+    def check_finite(self) -> None:
+        """Raise :class:`TrainingDiverged` (on every process) once a loss has been NaN or infinite."""
+        bad = bool(self.first_bad_step >= 0)
+        trainer = self._trainer
+        if trainer is not None and trainer.world_size > 1:
+            bad = trainer.strategy.reduce_boolean_decision(bad, all=False)
+        if not bad:
+            return
+        step, value = int(self.first_bad_step), float(self.first_bad_loss)
+        config = self.train_config
+        where = f"at optimizer step {step + 1}" if step >= 0 else "on another process"
+        raise TrainingDiverged(
+            f"training stopped: the loss became {value if step >= 0 else 'non-finite'} in epoch {self.current_epoch + 1}, "
+            f"{where}. Likely causes: a learning rate too high for this model (lr={config.lr:g}, "
+            f"schedule={config.schedule}); clipping switched off (clip={config.clip}); bf16 overflow "
+            f"(precision={config.precision}); targets far from their mean (data.standardize); a too small Adam "
+            f"eps (eps={config.eps:g}). Lower the learning rate or change one of these and train again"
+        )
+
+    def on_train_epoch_end(self) -> None:
+        self.check_finite()
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         prediction = predict_batch(self.model, batch["codes"], batch.get("singleton"), self.rc_average)
