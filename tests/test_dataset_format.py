@@ -207,7 +207,7 @@ def test_prepare_writes_a_valid_dataset_replacing_stale_files(tmp_path):
     source.write_text("".join(f"{seq}\t{i + 0.5}\n" for i, seq in enumerate(ROWS)))
     out = _dataset(tmp_path / "ds")
     (out / fmt.WINDOWS).write_text("chrom\tstart\tend\tsummit\ttarget\n" + "chr1\t0\t6\t3\t1\n" * 3)
-    meta = prepare(source, out, progress=False, chunk_rows=2)
+    meta = prepare(source, out, trim=(0, 0), progress=False, chunk_rows=2)
     assert validate(out) == meta == read_meta(out)
     assert not (out / fmt.WINDOWS).exists()  # it described the old rows
     assert sorted(p.name for p in out.iterdir()) == sorted([*fmt.REQUIRED_FILES, fmt.INTEGER_TARGET])
@@ -222,7 +222,7 @@ def test_prepare_writes_a_valid_dataset_replacing_stale_files(tmp_path):
 def test_subsets_write_valid_datasets(tmp_path):
     source = tmp_path / "x.tsv"
     source.write_text("".join(f"{seq}\t{i}\n" for i, seq in enumerate(ROWS)))
-    prepare(source, tmp_path / "ds", progress=False)
+    prepare(source, tmp_path / "ds", trim=(0, 0), progress=False)
     parent = Dataset(tmp_path / "ds")
     out = write_subset(parent, np.array([3, 1]), tmp_path / "sub", {"fraction": 0.5})
     meta = validate(out)
@@ -261,7 +261,7 @@ import proformer.data.atac
 from proformer.io.dataset import validate
 root = Path(sys.argv[1])
 (root / "in.tsv").write_text("ACGTACGT\\t1.5\\nACGGT\\t2\\n")
-meta = proformer.data.prepare.prepare(root / "in.tsv", root / "ds", progress=False)
+meta = proformer.data.prepare.prepare(root / "in.tsv", root / "ds", trim=(0, 0), progress=False)
 assert validate(root / "ds") == meta and meta["rows_kept"] == 2
 print("prepared without torch")
 """

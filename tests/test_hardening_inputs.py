@@ -439,3 +439,15 @@ def test_truncated_codes_npy_is_named(tmp_path):
     for read in (read_dataset, validate):
         with pytest.raises(DatasetFormatError, match=r"codes\.npy: not a readable \.npy array .*truncated"):
             read(out)
+
+
+def test_prepare_refuses_a_trim_that_empties_every_sequence(tmp_path):
+    """--trim 100,100 on 110-nt rows used to write a dataset of empty sequences with exit 0."""
+    from proformer.data.prepare import prepare
+
+    source = tmp_path / "rows.tsv"
+    source.write_text("".join(f"{'ACGT' * 27}AC\t{i}.5\n" for i in range(20)))
+    with pytest.raises(ValueError, match=r"--trim 100,100 removes 200 positions, and the longest sequence has 110"):
+        prepare(source, tmp_path / "data", trim=(100, 100), progress=False)
+    assert not (tmp_path / "data" / "meta.json").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".prepare-")]  # staging removed

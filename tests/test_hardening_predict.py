@@ -307,3 +307,16 @@ def test_an_unwritable_out_folder_is_one_line_naming_the_out_path(run_dir, tmp_p
     monkeypatch.undo()
     assert predict_cli(run_dir, "--input", tmp_path / "in.txt", "--out", tmp_path / "missing" / "o.tsv") == 2
     one_line_error(capsys.readouterr().err, "does not exist")
+
+
+def test_bench_with_cuda_on_a_machine_without_it_is_one_line(capsys):
+    """The device rule lives in proformer.device.resolve_device: bench gets it as predict does."""
+    import torch
+
+    from proformer.cli import main
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert main(["bench", "predict", "--preset", "grid", "--device", "cuda", "--steps", "1", "--batch-size", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "CUDA is not available on this machine" in err and "Traceback" not in err

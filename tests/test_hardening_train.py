@@ -263,3 +263,18 @@ def test_resume_reads_the_checkpoint_with_weights_only_so_a_crafted_one_runs_no_
         train(tiny_config(dataset_dir), run_dir, resume=True, progress=False)
     assert not marker.exists()
     assert sorted(p.name for p in run_dir.rglob("*")) == ["checkpoints", "last.ckpt"]
+
+
+def test_a_dataset_without_targets_says_how_to_prepare_one_with_them(tmp_path):
+    """The old advice (set n_targets=0) was then refused: the message now says what training needs."""
+    from proformer.config import load_run_config
+    from proformer.data.prepare import prepare
+    from proformer.train.run import train
+
+    fasta = tmp_path / "plain.fa"
+    fasta.write_text("".join(f">s{i}\n{'ACGT'[i % 4] * 10}{'ACGTACGTAC'[: 1 + i % 9]}\n" for i in range(40)))
+    prepare(fasta, tmp_path / "data", progress=False)
+    config = load_run_config(preset="grid", overrides=[f"data.path={tmp_path / 'data'}", "length=19"])
+    with pytest.raises(ValueError, match=r"has no targets .* proformer prepare TABLE\.tsv --seq-col"):
+        train(config, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "config.json").exists()

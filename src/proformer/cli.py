@@ -18,10 +18,10 @@ def _add_preset_arguments(parser: argparse.ArgumentParser, required: bool = True
 
 
 def _model_config(args: argparse.Namespace):
-    from .config import apply_overrides
-    from .model.config import model_preset
+    """The model of ``--preset`` (any preset ``train`` takes: a run preset's model section) + ``--set``."""
+    from .config import apply_overrides, run_preset
 
-    return apply_overrides(model_preset(args.preset), args.overrides)
+    return apply_overrides(run_preset(args.preset).model, args.overrides)
 
 
 def cmd_model(args: argparse.Namespace) -> None:
@@ -167,10 +167,15 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     rows = run_sweep(args.grid, args.data, args.out, epochs=args.epochs, data_fraction=args.data_fraction,
                      folds=args.folds, dry_run=args.dry_run, base=args.base, overrides=args.overrides,
                      progress=not args.no_progress, shard=args.shard)
-    failed = [row["cell"] for row in rows if not args.dry_run and row.get("status") != "done"]
+    from .experiments.sweep import failed_cells
+
+    failed = [] if args.dry_run else failed_cells(rows)
     if failed:
-        raise RuntimeError(f"{len(failed)} cell(s) did not finish ({', '.join(map(str, failed[:5]))}); "
-                           f"run the same command again to retry them")
+        from .train.module import TrainingFailed  # a failure (exit 1), not a usage error
+
+        more = f" and {len(failed) - 10} more" if len(failed) > 10 else ""
+        raise TrainingFailed(f"{len(failed)} cell(s) failed: {', '.join(failed[:10])}{more} (reasons in the error "
+                             f"column of {args.out}/results.csv); run the same command again to retry them")
 
 
 def cmd_sweep_report(args: argparse.Namespace) -> None:

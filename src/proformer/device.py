@@ -8,10 +8,21 @@ import torch
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` -> the first CUDA device if there is one, else the CPU; anything else as given."""
+    """``auto`` -> the first CUDA device if there is one, else the CPU; anything else as given.
+
+    A name torch does not know, or a CUDA device on a machine without CUDA, is a ValueError with
+    one line saying what to use instead (not torch's assertion deep inside the first copy).
+    """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as error:
+        raise ValueError(f"device {device!r}: {str(error).splitlines()[0]}; use auto, cpu, cuda or cuda:N") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: CUDA is not available on this machine (torch {torch.__version__}); "
+                         f"use --device cpu or auto")
+    return resolved
 
 
 def check_bf16(device: str | torch.device, precision: str) -> None:

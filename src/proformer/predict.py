@@ -152,7 +152,7 @@ def predict(
     to_stdout = str(out) == "-"
     if not to_stdout:
         check_output(out, input, Path(data_dir) / "public_leaderboard" / "sample_submission.json" if data_dir else None)
-    model, info = load_model(model_dir, _device(device))
+    model, info = load_model(model_dir, resolve_device(device))
     check_bf16(next(model.parameters()).device, precision)
     layout = info.layout
     if rc_average is None:
@@ -230,18 +230,6 @@ def predict(
               f"({layout.length} nt after trimming {layout.head} + {layout.tail} nt; longest {longest:,} nt): "
               f"each was cut to its centre, as Layout.apply does", file=sys.stderr)
     return {"rows": n, "out": "-" if to_stdout else str(out), "format": format, "too_long": long_rows}
-
-
-def _device(device: str) -> torch.device:
-    """The device to predict on; a CUDA device without CUDA is a one-line error."""
-    try:
-        resolved = resolve_device(device)
-    except RuntimeError as error:
-        raise ValueError(f"device {device!r}: {str(error).splitlines()[0]}; use auto, cpu, cuda or cuda:N") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r}: CUDA is not available on this machine (torch {torch.__version__}); "
-                         f"use --device cpu or auto")
-    return resolved
 
 
 def check_output(out: str | Path, *inputs: str | Path) -> None:

@@ -30,6 +30,7 @@ from .config import apply_overrides, run_preset
 from .data.prepare import prepare
 from .data.splits import string_hash
 from .data.synthetic import noise_ceiling, simulate_library, write_tsv
+from .io.atomic import atomic_path, atomic_write
 from .io.sequences import read_sequences
 from .metrics import pearson, spearman
 
@@ -45,7 +46,8 @@ def _split_file(source: Path, train_path: Path, test_path: Path, test_fraction: 
                 chunk_rows: int = 100_000) -> None:
     """Hold out a stable fraction of a DREAM-format file by the hash of each sequence
     (:func:`proformer.data.splits.string_hash`, the hash behind ``data.split=hash:F``)."""
-    with open(source) as handle, open(train_path, "w") as train, open(test_path, "w") as test:
+    rows = kept = 0
+    with open(source) as handle, atomic_write(train_path) as train, atomic_write(test_path) as test:
         first_line = 1
         while lines := list(itertools.islice(handle, chunk_rows)):
             sequences = [line.split("\t", 1)[0].strip() for line in lines]
@@ -56,7 +58,15 @@ def _split_file(source: Path, train_path: Path, test_path: Path, test_fraction: 
                 raise ValueError(f"{source}:{first_line + bad}: {error}") from None
             for line, test_row in zip(lines, held_out):
                 (test if test_row else train).write(line)
+                kept += not test_row and bool(line.strip())
             first_line += len(lines)
+            rows += sum(bool(line.strip()) for line in lines)
+        if rows == 0:
+            raise ValueError(f"{source}: the file is empty (no sequence<TAB>expression rows); "
+                             f"give a DREAM-format file with one sequence and its expression per line")
+        if kept == 0:
+            raise ValueError(f"{source}: all {rows} row(s) fell in the held-out {test_fraction:.0%}; "
+                             f"the file is too small to train on (give more rows)")
 
 
 def _encodes(sequence: str) -> bool:
@@ -91,8 +101,11 @@ def _scatter(predicted: np.ndarray, measured: np.ndarray, out: Path, title: str)
     ax.set_ylabel("predicted expression")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    try:
+        with atomic_path(out, suffix=".png") as temporary:
+            fig.savefig(temporary, dpi=110, format="png")
+    finally:
+        plt.close(fig)
 
 
 def quickstart(
@@ -138,8 +151,9 @@ def quickstart(
     if data is None:
         library = simulate_library(n_train, seed=seed)
         held_out = simulate_library(n_test, seed=seed + 1)
-        write_tsv(library, train_tsv)
-        write_tsv(held_out, test_tsv)
+        for table, path in ((library, train_tsv), (held_out, test_tsv)):
+            with atomic_path(path) as temporary:
+                write_tsv(table, temporary)
         ceiling = noise_ceiling(held_out)
         source = "built-in DREAM-like library (docs/synthetic-grammar.md)"
     else:
@@ -183,10 +197,13 @@ def quickstart(
         "seconds": {k: round(v, 1) for k, v in timings.items()} | {"total": round(time.time() - start, 1)},
     }
     report = out / "report"
-    (report / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    shutil.copy(out / "run" / "learning_curve.png", report / "learning_curve.png")
+    with atomic_write(report / "metrics.json") as handle:
+        handle.write(json.dumps(metrics, indent=2) + "\n")
+    with atomic_path(report / "learning_curve.png") as temporary:
+        shutil.copyfile(out / "run" / "learning_curve.png", temporary)
     _scatter(predicted, measured, report / "scatter.png", f"held-out set: r = {r:.3f}, rho = {rho:.3f}")
-    (report / "report.md").write_text(_report_markdown(metrics))
+    with atomic_write(report / "report.md") as handle:
+        handle.write(_report_markdown(metrics))
     return metrics
 
 

@@ -15,6 +15,7 @@ import yaml
 
 from ..model.config import ModelConfig, model_preset
 from .overrides import apply_overrides
+from .yaml import load_yaml
 
 __all__ = [
     "CLIPPING", "OPTIMIZERS", "PRECISIONS", "RUN_PRESETS", "SCHEDULES", "DataConfig", "RunConfig", "TrainConfig",
@@ -211,10 +212,30 @@ class TrainConfig:
             raise ValueError(f"max_time={self.max_time!r}: must be a number of minutes > 0 (or null for no limit)")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
             raise ValueError(f"seed={self.seed!r}: must be an integer in [0, 2**32)")
+        if not _valid_devices(self.devices):
+            raise ValueError(f"devices={self.devices!r}: must be an integer >= 1 (the number of devices), 'auto', "
+                             "or GPU indices such as '0,1'")
+        if isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int) or self.num_workers < 0:
+            raise ValueError(f"num_workers={self.num_workers!r}: must be an integer >= 0 (0: load in the main process)")
         if self.warmup_steps is not None and self.warmup_steps < 1:
             raise ValueError(f"warmup_steps={self.warmup_steps!r}: must be >= 1 (or null for the default)")
         if self.early_stopping < 0:
             raise ValueError(f"early_stopping={self.early_stopping!r}: must be >= 0 (0 = off)")
+
+
+def _valid_devices(value) -> bool:
+    """``devices``: a count >= 1, ``auto``, or comma-separated GPU indices (``"0,1"``; Lightning's syntax)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return value >= 1
+    if not isinstance(value, str):
+        return False
+    if value == "auto":
+        return True
+    parts = [part.strip() for part in value.split(",")]
+    parts = parts[:-1] if len(parts) > 1 and parts[-1] == "" else parts  # "0," is GPU 0
+    return bool(parts) and all(part.isascii() and part.isdigit() for part in parts) and (len(parts) > 1 or value.endswith(",") or int(parts[0]) >= 1)
 
 
 @dataclass
@@ -235,12 +256,26 @@ class RunConfig:
         unknown = sorted(set(values) - {"model", "data", "train", "preset"})
         if unknown:
             raise ValueError(f"{source}: unknown section(s) {', '.join(unknown)}; valid sections: model, data, train (and preset)")
-        base = run_preset(values.pop("preset")) if "preset" in values else cls()
+        for section, items in values.items():
+            if section != "preset" and items is not None and not isinstance(items, dict):
+                raise ValueError(f"{source}: section {section!r} must be a mapping of key: value (e.g. {section}: "
+                                 f"{{{_example_key(section)}}}), got {type(items).__name__} {items!r}")
+        preset = values.pop("preset", None)
+        if preset is not None and not isinstance(preset, str):
+            raise ValueError(f"{source}: preset must be a preset name ({', '.join(RUN_PRESETS)}), got {preset!r}")
+        try:
+            base = run_preset(preset) if preset is not None else cls()
+        except ValueError as error:
+            raise ValueError(f"{source}: {error}") from None
         flat = {f"{section}.{key}": value for section, items in values.items() for key, value in (items or {}).items()}
         try:
             return apply_overrides(base, flat)
         except ValueError as error:
             raise ValueError(f"{source}: {str(error).replace('--set ', '')}") from None
+
+
+def _example_key(section: str) -> str:
+    return {"model": "dim: 64", "data": "split: random:0.9", "train": "lr: 0.001"}.get(section, "key: value")
 
 
 def _run_presets() -> dict[str, RunConfig]:
@@ -291,7 +326,8 @@ def load_run_config(path: str | None = None, preset: str | None = None, override
     if path is not None:
         try:
             with open(path) as handle:
-                values = yaml.safe_load(handle) or {}
+                text = handle.read()
+            values = load_yaml(text, str(path)) or {}
         except FileNotFoundError:
             raise FileNotFoundError(f"config file {path} does not exist") from None
         except yaml.YAMLError as error:

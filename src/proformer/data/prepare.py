@@ -512,6 +512,13 @@ def _prepare_into(out, created_out, path, display, format, seq_col, target_cols,
         targets = np.concatenate(stats.targets).reshape(rows_kept, len(target_names))
         integer = np.concatenate(stats.integer)
         width = int(lengths.max())
+        if head + tail >= width:
+            # Every sequence would be trimmed to nothing: the model would see only padding.
+            raise InputError(
+                f"{display}: --trim {head},{tail} removes {head + tail} positions, and the longest sequence has "
+                f"{width}: every sequence would be empty; trim less (DREAM files: --trim "
+                f"{len(DREAM_HEAD)},{len(DREAM_TAIL)}; other files usually need no trim)"
+            )
         _assemble_codes(tmp_dir / CODES, stats.chunk_files, width)
         np.save(tmp_dir / LENGTHS, lengths)
         np.save(tmp_dir / TARGETS, targets)

@@ -23,6 +23,7 @@ from pathlib import Path
 import yaml
 
 from ..config import RunConfig, apply_overrides, load_run_config, parse_override, run_preset
+from ..config.yaml import DuplicateKeyError, UniqueKeyLoader, load_yaml  # noqa: F401 (re-exported)
 from . import poster
 
 
@@ -295,51 +296,6 @@ CELL_KEYS = ("id", "set", "label")
 
 def _line(node) -> int:
     return node.start_mark.line + 1
-
-
-class DuplicateKeyError(yaml.constructor.ConstructorError):
-    """A YAML mapping gives one key twice (plain YAML would silently keep the last value)."""
-
-    def __init__(self, key, line: int, first_line: int, node, key_node) -> None:
-        self.key, self.line, self.first_line = key, line, first_line
-        super().__init__("while constructing a mapping", node.start_mark,
-                         f"found duplicate key {key!r} (first given on line {first_line})", key_node.start_mark)
-
-    def describe(self, source: str) -> str:
-        return (f"{source}:{self.line}: duplicate key {self.key!r} (first given on line {self.first_line}); "
-                "give each key once")
-
-
-class UniqueKeyLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (:class:`DuplicateKeyError`).
-
-    Use as ``yaml.load(text, Loader=UniqueKeyLoader)`` wherever a config is read; merge keys
-    (``<<: *base``) may still be overridden, as YAML allows.
-    """
-
-    def construct_mapping(self, node, deep=False):
-        if isinstance(node, yaml.MappingNode):
-            seen: dict = {}
-            for key_node, _ in node.value:
-                if key_node.tag == "tag:yaml.org,2002:merge":
-                    continue
-                key = self.construct_object(key_node, deep=True)
-                try:
-                    first = seen.get(key)
-                except TypeError:  # unhashable: SafeLoader reports it
-                    continue
-                if first is not None:
-                    raise DuplicateKeyError(key, _line(key_node), first, node, key_node)
-                seen[key] = _line(key_node)
-        return super().construct_mapping(node, deep=deep)
-
-
-def load_yaml(text: str, source: str):
-    """Parse YAML ``text`` with :class:`UniqueKeyLoader`; errors name ``source`` (and the line)."""
-    try:
-        return yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader subclass: safe
-    except DuplicateKeyError as error:
-        raise ValueError(error.describe(source)) from None
 
 
 def load_grid(grid: str | Path | Grid) -> Grid:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.atomic import atomic_path, atomic_write
 from . import poster
 from .results import COLLAPSE_RATIO, read_results, read_settings
 
@@ -63,7 +64,8 @@ def sweep_report(out: str | Path, *, compare: str | None = None, dream_dir: str 
         lines += _list_table(out, settings, cells, compare, dream_dir)
     lines += ["", *_details(cells)]
     text = "\n".join(lines) + "\n"
-    (out / "report.md").write_text(text)
+    with atomic_write(out / "report.md") as handle:
+        handle.write(text)
     return text
 
 
@@ -246,8 +248,11 @@ def _heatmap(settings: dict, cells: list[dict], reference: dict | None, path: Pa
         ax.set_title(title, fontsize=9)
     fig.suptitle(f"sweep {settings['grid']} ({COLLAPSED} collapsed)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        with atomic_path(path, suffix=".png") as temporary:
+            fig.savefig(temporary, dpi=110, format="png")
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -1,7 +1,7 @@
 """``OUT/results.csv`` and ``OUT/sweep.json``: what a sweep has finished, and with which settings.
 
 results.csv has one row per finished (or failed) cell and fold, in the grid's order. It is
-rewritten whole after every cell, through a temporary file and ``os.replace``, so a sweep killed
+rewritten whole after every cell, through :mod:`proformer.io.atomic` (a temporary beside it, renamed), so a sweep killed
 at any moment leaves either the old or the new file, never half of one.
 """
 
@@ -10,9 +10,10 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from collections.abc import Iterable
 from pathlib import Path
+
+from ..io.atomic import atomic_write
 
 RESULTS = "results.csv"
 SETTINGS = "sweep.json"
@@ -51,14 +52,10 @@ def is_collapsed(val_pearson, val_prediction_std, target_std: float = 1.0, ratio
 def write_results(out: Path, rows: list[dict], columns: list[str]) -> Path:
     """Write ``out/results.csv`` atomically."""
     path = Path(out) / RESULTS
-    partial = path.with_name(RESULTS + ".tmp")
-    with open(partial, "w", newline="") as handle:
+    with atomic_write(path, newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
     return path
 
 
@@ -89,7 +86,5 @@ def read_settings(out: Path) -> dict | None:
 
 
 def write_settings(out: Path, settings: dict) -> None:
-    path = Path(out) / SETTINGS
-    partial = path.with_name(SETTINGS + ".tmp")
-    partial.write_text(json.dumps(settings, indent=2) + "\n")
-    os.replace(partial, path)
+    with atomic_write(Path(out) / SETTINGS) as handle:
+        handle.write(json.dumps(settings, indent=2) + "\n")

@@ -155,8 +155,15 @@ def run_sweep(grid: str | Path | Grid, data: str | Path | None, out: str | Path,
         try:
             result, seconds = _train_cell(config, run_dir, progress)
         except Exception as error:  # noqa: BLE001 - one failed cell must not end a 72-cell sweep
-            row.update(status="failed", error=f"{type(error).__name__}: {error}"[:500], collapsed="")
+            row.update(status="failed", error=_one_line(error), collapsed="")
             print(f"[{number}/{len(units)}] {name}: FAILED: {row['error']}", file=sys.stderr, flush=True)
+            if _stopped(error):
+                # SIGTERM: the user (or a scheduler) asked the sweep to stop, not just this cell.
+                _record(out, row, units, columns)
+                if shard == "auto":
+                    _claim_path(out, cell.id, part["fold"]).unlink(missing_ok=True)
+                raise type(error)(f"sweep {out} stopped by SIGTERM in cell {name}; run the same command again to "
+                                  f"resume it (finished cells are kept)") from None
         else:
             row.update(_metrics_row(result, seconds))
             print(f"[{number}/{len(units)}] {name}: val Pearson {row['val_pearson']:.4f} at epoch {row['best_epoch']}"
@@ -166,6 +173,24 @@ def run_sweep(grid: str | Path | Grid, data: str | Path | None, out: str | Path,
             _claim_path(out, cell.id, part["fold"]).unlink(missing_ok=True)
     results = {(row["cell"], row["fold"]): row for row in read_results(out)}
     return [results[(c.id, p["fold"])] for c, p in units if (c.id, p["fold"]) in results]
+
+
+def _one_line(error: BaseException, limit: int = 500) -> str:
+    """``Type: message`` on one line (results.csv keeps one row per cell), cut to ``limit`` characters."""
+    text = " ".join(f"{type(error).__name__}: {error}".split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _stopped(error: BaseException) -> bool:
+    """The cell's training was stopped by SIGTERM (:class:`proformer.train.run.TrainingStopped`)."""
+    module = sys.modules.get("proformer.train.run")
+    return module is not None and isinstance(error, module.TrainingStopped)
+
+
+def failed_cells(rows: Sequence[dict]) -> list[str]:
+    """``cell`` (``cell fold K`` with folds) of every results row that is not ``done``."""
+    folds = len({row.get("fold") for row in rows}) > 1
+    return [row["cell"] + (f" fold {row['fold']}" if folds else "") for row in rows if row.get("status") != "done"]
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | str | None:
@@ -361,8 +386,8 @@ def _train_cell(config, run_dir: Path, progress: bool) -> tuple[dict, float]:
             warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
             result = train(config, run_dir, resume=resume, progress=progress)
     except Exception as error:
-        if not resume:
-            raise
+        if not resume or _training_failed(error):
+            raise  # a resumed cell that diverged again, or was stopped, is not a broken checkpoint
         # A checkpoint cut short by the kill (or from another version) cannot be loaded:
         # start the cell again rather than failing it.
         print(f"{run_dir}: cannot resume from {checkpoint} ({type(error).__name__}: {error}); "
@@ -372,6 +397,11 @@ def _train_cell(config, run_dir: Path, progress: bool) -> tuple[dict, float]:
         started = time.time()
         result = train(config, run_dir, resume=False, progress=progress)
     return result, prior + time.time() - started
+
+
+def _training_failed(error: BaseException) -> bool:
+    module = sys.modules.get("proformer.train.module")
+    return module is not None and isinstance(error, module.TrainingFailed)
 
 
 def _start_clock(run_dir: Path, resume: bool) -> float:

@@ -33,6 +33,7 @@ from ..data.dataset import (BatchBuilder, Dataset, ShardedBatchSampler, check_la
                             target_statistics)
 from ..data.splits import split_indices
 from ..device import check_bf16
+from ..io.atomic import atomic_path, atomic_write
 from ..io.run import CONFIG, RunInfo, TargetInfo, read_run_info, write_run_model
 from .module import ProformerModule, TrainingDiverged, TrainingFailed
 
@@ -144,7 +145,7 @@ def _read_metrics(path: Path) -> list[dict]:
 
 
 def _write_metrics(path: Path, rows: list[dict]) -> None:
-    with open(path, "w", newline="") as handle:
+    with atomic_write(path, newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=METRIC_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
@@ -176,8 +177,11 @@ def plot_learning_curve(metrics_csv: Path, out: Path) -> None:
     right.set_ylabel("validation correlation")
     right.legend()
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    try:
+        with atomic_path(out, suffix=".png") as temporary:
+            fig.savefig(temporary, dpi=100, format="png")
+    finally:
+        plt.close(fig)
 
 
 def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict:
@@ -221,6 +225,13 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
         raise ValueError(
             f"{dataset.directory}: rows are up to {layout.length} nt after trimming (meta.json transforms) but "
             f"model.length={model_cfg.length}; set --set length={layout.length} (or prepare with --length {model_cfg.length})"
+        )
+    if dataset.n_targets == 0:
+        raise ValueError(
+            f"{dataset.directory} has no targets (it was prepared from sequences alone) and training needs a "
+            f"measured value per sequence: prepare it again from a file that has them, e.g. proformer prepare "
+            f"TABLE.tsv --seq-col sequence --target-col expression --out {dataset.directory} (a DREAM file "
+            f"carries them in its second column)"
         )
     if dataset.n_targets != model_cfg.n_targets:
         raise ValueError(
