@@ -320,3 +320,42 @@ def test_bench_with_cuda_on_a_machine_without_it_is_one_line(capsys):
     assert main(["bench", "predict", "--preset", "grid", "--device", "cuda", "--steps", "1", "--batch-size", "1"]) == 2
     err = capsys.readouterr().err
     assert "CUDA is not available on this machine" in err and "Traceback" not in err
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A folder on a read-only file system (a tmpfs mounted ro), where even root cannot write."""
+    path = tmp_path / "ro"
+    path.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(path)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a read-only tmpfs here ({done.stderr.decode().strip()[:80]})")
+    yield path
+    subprocess.run(["umount", str(path)], check=False)
+
+
+def test_a_read_only_output_folder_is_one_line_for_every_writing_command(run_dir, read_only_dir, tmp_path, capsys):
+    """prepare, train, predict, export, quickstart and download into a read-only folder: a
+    non-zero exit and one line naming the path, never a traceback."""
+    source = tmp_path / "in.tsv"
+    source.write_text("".join(f"{SEQUENCE}\t{i}.5\n" for i in range(30)))
+    (tmp_path / "seqs.txt").write_text(SEQUENCE + "\n")
+    commands = {
+        "prepare": ["prepare", source, "--out", read_only_dir / "data", "--trim", "0,0", "--no-progress"],
+        "train": ["train", "--preset", "grid", "--data", tmp_path / "data", "--out", read_only_dir / "run", "--no-progress"],
+        "predict": ["predict", "--model", run_dir, "--input", tmp_path / "seqs.txt", "--out", read_only_dir / "p.tsv",
+                    "--no-progress"],
+        "export": ["export", "--model", run_dir, "--onnx", read_only_dir / "m.onnx"],
+        "quickstart": ["quickstart", "--out", read_only_dir / "qs", "--n", "200", "--no-progress"],
+        "download": ["download", "dream2022", "--out", read_only_dir / "dl", "--no-progress"],
+    }
+    assert main(["prepare", str(source), "--out", str(tmp_path / "data"), "--trim", "0,0", "--no-progress"]) == 0
+    capsys.readouterr()
+    for name, argv in commands.items():
+        if name == "export":
+            pytest.importorskip("onnxscript")
+        status = main([str(a) for a in argv])
+        err = capsys.readouterr().err
+        assert status != 0, name
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, (name, err)
+        assert str(read_only_dir) in err, (name, err)

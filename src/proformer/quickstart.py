@@ -135,14 +135,14 @@ def quickstart(
     dict
         The contents of ``report/metrics.json``.
     """
-    from .predict import predict
-    from .train import train
-
     out = Path(out)
     if out.exists() and (out / "report" / "metrics.json").exists():
         shutil.rmtree(out)
-    for sub in ("data", "report"):
+    for sub in ("data", "report"):  # first: an unusable --out fails before minutes of work
         (out / sub).mkdir(parents=True, exist_ok=True)
+
+    from .predict import predict
+    from .train import train
     timings: dict[str, float] = {}
     start = time.time()
 
