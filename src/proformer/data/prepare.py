@@ -52,6 +52,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..io.dataset import CODES, FORMAT_VERSION, INTEGER_TARGET, LENGTHS, TARGETS, is_integer_target, publish, write_meta
+from ..io.atomic import process_alive
 from ..io.dataset import read_meta as load_meta  # the checked reader, under the name prepare has always exported
 from ..io.sequences import (
     BAD_TARGET,
@@ -260,18 +261,6 @@ _LEGACY_STAGING = re.compile(r"\.prepare-[a-z0-9_]{8}")
 _OWN_STAGING: set[Path] = set()
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True  # exists, owned by someone else (or cannot tell: keep it)
-    return True
-
-
 def _remove_stale_staging(out: Path, began: float) -> list[Path]:
     """Remove the staging directories killed runs left beside or inside ``out``: those whose
     creating process is dead, and, inside ``out`` only, pid-less ones (earlier versions) last
@@ -287,7 +276,7 @@ def _remove_stale_staging(out: Path, began: float) -> list[Path]:
             match = _STAGING.fullmatch(entry.name)
             if match:
                 pid = int(match.group(1))
-                stale = entry not in _OWN_STAGING and (pid == os.getpid() or not _pid_alive(pid))
+                stale = entry not in _OWN_STAGING and (pid == os.getpid() or not process_alive(pid))
             elif folder == out and _LEGACY_STAGING.fullmatch(entry.name):
                 try:
                     stale = entry.stat().st_mtime < began

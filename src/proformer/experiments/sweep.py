@@ -34,6 +34,7 @@ from pathlib import Path
 
 from ..config import parse_override
 from ..data.dataset import Dataset
+from ..io.atomic import process_alive
 from ..io.run import read_run_info
 from .grids import Cell, Grid, full_key, load_grid
 from .results import (
@@ -238,22 +239,10 @@ def _claim(out: Path, cell: str, fold: int) -> bool:
             return False
         if path.exists():
             holder = json.loads(path.read_text() or "{}")
-            if holder.get("host") != host or _alive(int(holder.get("pid", 0))):
+            if holder.get("host") != host or process_alive(int(holder.get("pid", 0))):
                 return False  # another machine's claim counts as live: delete the file to free it
             print(f"{cell}: taking over the claim of process {holder.get('pid')}, which has ended", file=sys.stderr)
         path.write_text(json.dumps({"host": host, "pid": pid, "started": time.time()}) + "\n")
-    return True
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 

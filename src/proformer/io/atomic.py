@@ -111,3 +111,17 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
         return os.path.samefile(a, b)
     except OSError:
         return Path(a).resolve() == Path(b).resolve()
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs on this machine: decides if a lock, claim or staging
+    folder left behind by it is stale. Unsure (another user's process) counts as alive."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists, owned by someone else
+        return True
+    return True

@@ -33,7 +33,7 @@ from ..data.dataset import (BatchBuilder, Dataset, ShardedBatchSampler, check_la
                             target_statistics)
 from ..data.splits import split_indices
 from ..device import check_bf16
-from ..io.atomic import atomic_path, atomic_write
+from ..io.atomic import atomic_path, atomic_write, process_alive
 from ..io.run import CONFIG, RunInfo, TargetInfo, read_run_info, write_run_model
 from .module import ProformerModule, TrainingDiverged, TrainingFailed
 
@@ -489,16 +489,6 @@ def _lock_owner(path: Path) -> int | None:
         return None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @contextlib.contextmanager
 def run_lock(run_dir: Path):
     """Hold ``run_dir/.train.lock`` (created with O_EXCL, holding this PID) for the block.
@@ -523,7 +513,7 @@ def run_lock(run_dir: Path):
                     continue
                 if young:  # being written by a train that has just started
                     pid = -1
-            if pid is not None and (pid == -1 or _alive(pid)):
+            if pid is not None and (pid == -1 or process_alive(pid)):
                 who = f"PID {pid}" if pid > 0 else "a process that has just started"
                 raise RunLocked(f"{run_dir} is being written by another proformer train ({who}, lock file {path}); "
                                 f"wait for it to finish or use another --out (if no such process runs, remove "
