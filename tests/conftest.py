@@ -1,6 +1,7 @@
 """Fixtures shared by the test modules (plain helper functions are in helpers.py)."""
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,15 @@ def one_thread():
     """One torch thread for the test (see helpers.torch_threads: tiny models train faster so)."""
     with torch_threads(1):
         yield
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A folder on a read-only file system (a tmpfs mounted ro), where even root cannot write."""
+    path = tmp_path / "ro"
+    path.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(path)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a read-only tmpfs here ({done.stderr.decode().strip()[:80]})")
+    yield path
+    subprocess.run(["umount", str(path)], check=False)

@@ -461,3 +461,14 @@ def test_simulated_genome_prepares_and_signal_follows_motifs(tmp_path):
     bam_out = tmp_path / "bam_out"
     prepare_atac(paths["fasta"], bam_out, bam=paths["bam"], peaks=paths["peaks"], n=500, progress=False)
     assert np.load(bam_out / "train" / "targets.npy").max() > 0
+
+
+def test_a_read_only_output_folder_is_one_line(inputs, read_only_dir, capsys):
+    """atac prepare into a read-only folder: a non-zero exit and one line naming the path."""
+    from proformer.cli import main
+
+    status = main(["atac", "prepare", "--fasta", str(inputs["fasta"]), "--signal", str(inputs["signal"]),
+                   "--peaks", str(inputs["peaks"]), "--out", str(read_only_dir / "atac"), "--n", "200", "--no-progress"])
+    err = capsys.readouterr().err
+    assert status != 0 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert str(read_only_dir) in err and "Read-only file system" in err, err

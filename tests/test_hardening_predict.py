@@ -322,18 +322,6 @@ def test_bench_with_cuda_on_a_machine_without_it_is_one_line(capsys):
     assert "CUDA is not available on this machine" in err and "Traceback" not in err
 
 
-@pytest.fixture
-def read_only_dir(tmp_path):
-    """A folder on a read-only file system (a tmpfs mounted ro), where even root cannot write."""
-    path = tmp_path / "ro"
-    path.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(path)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a read-only tmpfs here ({done.stderr.decode().strip()[:80]})")
-    yield path
-    subprocess.run(["umount", str(path)], check=False)
-
-
 def test_a_read_only_output_folder_is_one_line_for_every_writing_command(run_dir, read_only_dir, tmp_path, capsys):
     """prepare, train, predict, export, quickstart and download into a read-only folder: a
     non-zero exit and one line naming the path, never a traceback."""
