@@ -69,7 +69,7 @@ def test_score_full_size_shuffled_tsv_and_truth_are_refused(dream_dir, tmp_path)
         score(good, dream_dir, split="private", truth=shuffled)
     duplicated = sequences[:-1] + [sequences[0]]
     dup = _tsv(tmp_path / "dup.tsv", duplicated, values.tolist())
-    with pytest.raises(ValueError, match=rf"dup.tsv: line {N_TEST}: "):
+    with pytest.raises(ValueError, match=rf"dup.tsv: line {N_TEST}: duplicate row, sequence .* already given on line 1"):
         score(dup, dream_dir)
 
 

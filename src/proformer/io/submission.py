@@ -121,6 +121,15 @@ def _check_sequence_column(
     The rows of a table are matched to test indices by position, so a shuffled or duplicated
     file would score a wrong number without this check.
     """
+    # Duplicates first: a repeated row is named as such, not as the first row out of place.
+    seen: dict[str, int] = {}
+    for number, found in enumerate(column, start=first_line):
+        first = seen.setdefault(found, number)
+        if first != number:
+            raise ValueError(
+                f"{path}: line {number}: duplicate row, sequence {found[:40]!r} already given on "
+                f"line {first}; the test set holds each sequence once, so write each row once."
+            )
     if sequences is not None:
         if len(sequences) != len(column):
             raise ValueError(
@@ -140,14 +149,6 @@ def _check_sequence_column(
                     f"found {found[:40]!r}.... Rows must be the test sequences in test order "
                     f"(row i = test index i) with the {what} of each; do not sort or shuffle them."
                 )
-    seen: dict[str, int] = {}
-    for number, found in enumerate(column, start=first_line):
-        first = seen.setdefault(found, number)
-        if first != number:
-            raise ValueError(
-                f"{path}: line {number}: duplicate row, sequence {found[:40]!r} already given on "
-                f"line {first}; the test set holds each sequence once, so write each row once."
-            )
 
 
 def _load_table_lines(
