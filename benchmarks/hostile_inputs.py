@@ -15,7 +15,9 @@ Prints a Markdown table and exits 1 if any case fails its expectation::
 
     python benchmarks/hostile_inputs.py [--keep] [--only SUBSTRING]
 
-Cases that need a non-root user (an unreadable file, a read-only folder) are skipped as root.
+Cases that need a non-root user (an unreadable file, a read-only folder) are skipped as root; the
+test suite covers them there too (tests/conftest.py: ``unreadable`` raises the OS's PermissionError
+from ``open``, ``read_only_dir`` mounts a read-only tmpfs).
 """
 
 from __future__ import annotations

@@ -53,3 +53,25 @@ def read_only_dir(tmp_path):
         pytest.skip(f"cannot mount a read-only tmpfs here ({done.stderr.decode().strip()[:80]})")
     yield path
     subprocess.run(["umount", str(path)], check=False)
+
+
+@pytest.fixture
+def unreadable(monkeypatch):
+    """``unreadable(path)``: from then on, opening ``path`` from Python raises PermissionError.
+
+    Root reads files whatever their mode, so ``chmod 000`` cannot make an unreadable file in
+    this container; this raises what ``open`` raises for a non-root user (errno 13, the path).
+    """
+    import builtins
+    import io
+
+    real_open, blocked = builtins.open, set()
+
+    def guarded_open(file, *args, **kwargs):
+        if isinstance(file, (str, os.PathLike)) and os.path.abspath(os.fspath(file)) in blocked:
+            raise PermissionError(13, "Permission denied", os.fspath(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", guarded_open)
+    monkeypatch.setattr(io, "open", guarded_open)
+    return lambda path: blocked.add(os.path.abspath(os.fspath(path)))

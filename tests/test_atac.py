@@ -472,3 +472,18 @@ def test_a_read_only_output_folder_is_one_line(inputs, read_only_dir, capsys):
     err = capsys.readouterr().err
     assert status != 0 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert str(read_only_dir) in err and "Read-only file system" in err, err
+
+
+@pytest.mark.parametrize("which", ["fasta", "signal", "peaks", "blacklist"])
+def test_an_unreadable_input_is_one_line(inputs, tmp_path, unreadable, capsys, which):
+    """atac prepare with an input it may not read: exit non-zero, one line naming that file."""
+    from proformer.cli import main
+
+    unreadable(inputs[which])
+    status = main(["atac", "prepare", "--fasta", str(inputs["fasta"]), "--signal", str(inputs["signal"]),
+                   "--peaks", str(inputs["peaks"]), "--blacklist", str(inputs["blacklist"]),
+                   "--out", str(tmp_path / "atac"), "--n", "200", "--no-progress"])
+    err = capsys.readouterr().err
+    assert status != 0 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert str(inputs[which]) in err and "Permission denied" in err, err
+    assert not (tmp_path / "atac").exists()

@@ -254,15 +254,21 @@ def test_a_directory_where_a_file_is_expected_is_one_line(run_dir, tmp_path, cap
     assert list(folder.iterdir()) == []
 
 
-def test_permission_errors_are_one_line_naming_the_path_with_exit_1(capsys, monkeypatch):
-    from proformer import cli
-
-    def denied(args):
-        raise PermissionError(13, "Permission denied", "/data/locked.txt")
-
-    monkeypatch.setattr(cli, "cmd_score", denied)
-    assert main(["score", "x.json", "--data-dir", "d"]) == 1
-    one_line_error(capsys.readouterr().err, "proformer score: error: /data/locked.txt: Permission denied")
+def test_an_unreadable_input_is_one_line_naming_it_with_exit_1(run_dir, tmp_path, unreadable, capsys):
+    """prepare, predict and score on a file they may not read: exit 1 (a failure, not a usage
+    error) and one line naming the file and the reason."""
+    locked = tmp_path / "locked.txt"
+    locked.write_text(f"{SEQUENCE}\t1.0\n")
+    unreadable(locked)
+    commands = [
+        ["prepare", str(locked), "--out", str(tmp_path / "data")],
+        ["predict", "--model", str(run_dir), "--input", str(locked), "--out", str(tmp_path / "p.tsv"), "--no-progress"],
+        ["score", str(locked), "--data-dir", str(Path(__file__).parent / "data" / "dream_mini")],
+    ]
+    for command in commands:
+        assert main(command) == 1, command
+        one_line_error(capsys.readouterr().err, f"proformer {command[0]}: error: {locked}", "Permission denied")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["locked.txt"]
 
 
 def importlib_spec(name: str):

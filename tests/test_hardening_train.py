@@ -213,6 +213,30 @@ def test_sigterm_stops_the_run_saying_how_to_resume_with_a_nonzero_status(datase
     assert (run_dir / "checkpoints" / "last.ckpt").exists()
 
 
+def test_sigterm_while_the_data_are_read_stops_with_a_message_and_restores_the_handler(dataset_dir, tmp_path,
+                                                                                       monkeypatch, capsys):
+    """Before trainer.fit, Python's default SIGTERM handler would end the process silently."""
+    from proformer.cli import main
+    from proformer.train import run
+
+    real = run.Dataset
+
+    def dataset_then_sigterm(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run, "Dataset", dataset_then_sigterm)
+    before = signal.getsignal(signal.SIGTERM)
+    run_dir = tmp_path / "run"
+    args = [f"--set={o}" for o in [f"data.path={dataset_dir}", f"length={LENGTH}", *as_overrides(TINY_RUN)]]
+    status = main(["train", "--out", str(run_dir), "--no-progress", *args])
+    err = capsys.readouterr().err
+    assert status == 1 and "Traceback" not in err
+    assert "stopped by SIGTERM before its first step" in err and "start the run again" in err
+    assert not run_dir.exists()
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
 # -- 6. a resumed run is the uninterrupted one ---------------------------------------------------
 
 

@@ -22,6 +22,9 @@ class Genome:
     def __init__(self, path: Path, display: str):
         pyfaidx = require("pyfaidx", "pyfaidx")
         self.display = display
+        # pyfaidx reports an unreadable file as "Cannot read FASTA": open it once here so that
+        # the operating system's reason (e.g. permission denied) reaches the user.
+        open(path, "rb").close()
         try:
             self._fasta = pyfaidx.Fasta(str(path), as_raw=True, sequence_always_upper=False)
         except (pyfaidx.FastaIndexingError, pyfaidx.UnsupportedCompressionFormat, ValueError, OSError) as error:

@@ -34,6 +34,7 @@ class BigWigSignal:
     def __init__(self, path: Path, display: str):
         pyBigWig = require("pyBigWig", "pyBigWig")
         self.display = display
+        open(path, "rb").close()  # the OS's reason for an unreadable file; pyBigWig's error has none
         try:
             self._bw = pyBigWig.open(str(path))
         except RuntimeError:
@@ -83,6 +84,7 @@ class BamInsertions:
     def __init__(self, path: Path, display: str):
         pysam = require("pysam", "pysam")
         self.display = display
+        open(path, "rb").close()  # the OS's reason for an unreadable file, named
         try:
             self._bam = pysam.AlignmentFile(str(path), "rb")
         except (ValueError, OSError) as error:

@@ -19,6 +19,8 @@ import dataclasses
 import logging
 import math
 import os
+import signal
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -45,6 +47,35 @@ LOCK = ".train.lock"
 
 class TrainingStopped(TrainingFailed):
     """Training was stopped by SIGTERM before it finished; ``--resume`` continues it."""
+
+
+@contextlib.contextmanager
+def _sigterm_until_fit():
+    """Until ``trainer.fit`` starts, SIGTERM raises :class:`TrainingStopped`.
+
+    While the data are read and checked, Python's default handler would end the process with
+    no word. Lightning sets its own handler in ``fit`` (stop after the current step), but it
+    also calls any handler already set, so ours must be gone by then: the context yields a
+    ``hand_over()`` that restores the previous handler, called just before ``fit``.
+    """
+    if threading.current_thread() is not threading.main_thread():  # signals go to the main thread only
+        yield lambda: None
+        return
+
+    def stop(signum, frame):
+        raise TrainingStopped("training was stopped by SIGTERM before its first step (while the data were read "
+                              "and checked); nothing was trained, so there is nothing to resume: start the run again")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+
+    def hand_over():
+        if signal.getsignal(signal.SIGTERM) is stop:
+            signal.signal(signal.SIGTERM, previous)
+
+    try:
+        yield hand_over
+    finally:
+        hand_over()
 
 
 class RunLocked(FileExistsError):
@@ -202,7 +233,12 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
     dict
         The best epoch's validation metrics and the paths written.
     """
-    run_dir = Path(run_dir)
+    with _sigterm_until_fit() as hand_over_sigterm:
+        return _checked_train(config, Path(run_dir), resume, progress, hand_over_sigterm)
+
+
+def _checked_train(config: RunConfig, run_dir: Path, resume: bool, progress: bool, hand_over_sigterm) -> dict:
+    """train(): everything is checked before anything is written, then _fit."""
     if config.data.path is None:
         raise ValueError("no training data: set data.path in the config or pass --data DATASET_DIR")
     checkpoint = run_dir / "checkpoints" / "last.ckpt"
@@ -266,7 +302,7 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
         if resume:
             check_resume(run_dir, checkpoint, config, model_cfg, identity)
         return _fit(config, run_dir, resume, progress, dataset, valid_set, model_cfg, layout, train_rows, valid_rows,
-                    mean, std, identity, checkpoint)
+                    mean, std, identity, checkpoint, hand_over_sigterm)
 
 
 class RunDirectoryError(RuntimeError):
@@ -274,7 +310,7 @@ class RunDirectoryError(RuntimeError):
 
 
 def _fit(config, run_dir, resume, progress, dataset, valid_set, model_cfg, layout, train_rows, valid_rows, mean, std,
-         identity, checkpoint) -> dict:
+         identity, checkpoint, hand_over_sigterm) -> dict:
     train_cfg = config.train
     if not resume:
         save_run_config(config, run_dir / "config.yaml")
@@ -318,6 +354,7 @@ def _fit(config, run_dir, resume, progress, dataset, valid_set, model_cfg, layou
     trainer.callbacks.append(directory)
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+    hand_over_sigterm()
     try:
         trainer.fit(module, train_loader, valid_loader, ckpt_path=str(checkpoint) if resume else None)
     except SIGTERMException:
