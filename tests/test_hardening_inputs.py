@@ -189,8 +189,11 @@ def test_prepare_removes_the_staging_folders_of_killed_runs_only(tmp_path):
     assert not [p for p in (*tmp_path.iterdir(), *out.iterdir()) if p.name.startswith(".prepare-") and p != alive]
 
 
+# A test run started in the background (``pytest &`` in a non-interactive shell) hands its children
+# SIGINT ignored, and Python then never raises KeyboardInterrupt: the child restores the default.
 _SLOW_PREPARE = """
-import sys, time
+import signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import proformer.data.prepare as p
 real = p._process
 def slow(*args, **kwargs):
