@@ -81,3 +81,68 @@ def torch_threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+# -- interpretation: a run directory in a second, and a model with a known answer ---------------
+
+#: The tiny run of :func:`write_tiny_run`: 20 positions per strand, flanks of 2 + 1 nt trimmed.
+TINY_RUN_LENGTH, TINY_RUN_HEAD, TINY_RUN_TAIL = 20, 2, 1
+
+
+def tiny_run_info(n_targets: int = 1, rc_average: bool = False):
+    """The RunInfo of a random 20-position Proformer (dim 8, one block) with flanks 2 + 1."""
+    from proformer.io.run import RunInfo, TargetInfo
+    from proformer.model import ModelConfig
+    from proformer.sequence import Layout
+
+    names = ["expr"] if n_targets == 1 else [f"target{i}" for i in range(n_targets)]
+    return RunInfo(model=ModelConfig(kmer=3, dim=8, heads=1, blocks=1, readout=2, length=TINY_RUN_LENGTH,
+                                     n_targets=n_targets),
+                   layout=Layout(head=TINY_RUN_HEAD, tail=TINY_RUN_TAIL, length=TINY_RUN_LENGTH, pad="n"),
+                   target=TargetInfo(names=names, mean=[1.0] * n_targets, std=[2.0] * n_targets, standardized=True),
+                   rc_average=rc_average, proformer_version="test")
+
+
+def write_tiny_run(path: Path, seed: int = 0, **info_options) -> Path:
+    """A run directory (config.json + weights.pt) of a randomly initialised tiny Proformer: the
+    shapes, layout and units of a real run, written in well under a second."""
+    import torch
+
+    from proformer.io.run import write_run_model
+    from proformer.model import Proformer
+
+    info = tiny_run_info(**info_options)
+    torch.manual_seed(seed)
+    path.mkdir(parents=True, exist_ok=True)
+    write_run_model(path, Proformer(info.model).state_dict(), info)
+    return path
+
+
+def planted_motif_model(motif: str = "GATA", length: int = TINY_RUN_LENGTH):
+    """A model with planted weights and a known answer: one convolution whose filter is the
+    one-hot ``motif``, then ``relu(score - (len(motif) - 1))`` summed over positions, i.e. the
+    number of exact ``motif`` matches on the forward strand (1 per match).
+
+    It takes what a Proformer takes: codes ``(batch, 2 * length)`` (the forward half is read) or
+    a one-hot forward strand ``(batch, 4, length)`` (differentiable, for attribution), and
+    returns ``(batch,)``. Wrap it as ``Predictor(planted_motif_model(), tiny_run_info())``.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    class PlantedMotif(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            weight = torch.zeros(1, 4, len(motif))
+            for offset, base in enumerate(motif):
+                weight[0, "ACGT".index(base), offset] = 1.0
+            self.filter = torch.nn.Parameter(weight)
+
+        def forward(self, x: torch.Tensor, singleton=None) -> torch.Tensor:
+            if not x.is_floating_point():
+                forward = x[:, :length].long()
+                x = F.one_hot(forward.clamp(max=4), 5)[..., :4].permute(0, 2, 1).float()  # N -> all zero
+            score = F.conv1d(x.float(), self.filter)
+            return F.relu(score - (len(motif) - 1)).sum(dim=(1, 2))
+
+    return PlantedMotif().eval()

@@ -18,7 +18,7 @@ import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -28,7 +28,7 @@ from .io import sequences as sequence_io
 from .io.atomic import atomic_write, same_file
 from .io.run import RunInfo, read_run_info, read_weights
 from .model import Proformer, swap_strands
-from .sequence import encode_padded
+from .sequence import Layout, encode_padded
 
 
 def load_model(model_dir: str | Path, device: str | torch.device = "cpu") -> tuple[Proformer, RunInfo]:
@@ -170,7 +170,6 @@ def predict(
         kept: dict[int, float] = {}
     n = 0
     long_rows, longest = 0, 0
-    flanks = layout.head + layout.tail
     names = list(info.target.names) or ["prediction"]
     opened = contextlib.nullcontext(sys.stdout) if to_stdout else atomic_write(out)
     with opened as handle:
@@ -178,14 +177,7 @@ def predict(
         for chunk in read_chunks(input):
             sequences = chunk.sequences
             codes, lengths = encode_padded(sequences)
-            short = np.flatnonzero(lengths <= flanks)
-            if len(short):
-                row = int(short[0])
-                raise sequence_io.InputError(
-                    f"{input}:{int(chunk.lines[row])}: the sequence has {int(lengths[row])} nt, not more than the "
-                    f"run's flanks ({layout.head} + {layout.tail} nt trimmed): nothing would be left to predict. "
-                    f"Give the whole sequence, flanks included"
-                )
+            check_not_only_flanks(lengths, layout, lambda row: f"{input}:{int(chunk.lines[row])}")
             too_long = ~layout.fits(lengths)
             if too_long.any():
                 long_rows += int(too_long.sum())
@@ -230,6 +222,18 @@ def predict(
               f"({layout.length} nt after trimming {layout.head} + {layout.tail} nt; longest {longest:,} nt): "
               f"each was cut to its centre, as Layout.apply does", file=sys.stderr)
     return {"rows": n, "out": "-" if to_stdout else str(out), "format": format, "too_long": long_rows}
+
+
+def check_not_only_flanks(lengths: np.ndarray, layout: Layout, where: Callable[[int], str]) -> None:
+    """Refuse a row that the run's flanks would empty; ``where(row)`` names it (``file:line``)."""
+    short = np.flatnonzero(np.asarray(lengths) <= layout.head + layout.tail)
+    if len(short):
+        row = int(short[0])
+        raise sequence_io.InputError(
+            f"{where(row)}: the sequence has {int(lengths[row])} nt, not more than the run's flanks "
+            f"({layout.head} + {layout.tail} nt trimmed): nothing would be left to predict. Give the whole "
+            f"sequence, flanks included"
+        )
 
 
 def check_output(out: str | Path, *inputs: str | Path) -> None:

@@ -390,6 +390,35 @@ class Layout:
             left = np.clip(left + shifts, 0, self.length - kept)
         return place(trimmed, kept, self.length, left, self.pad)
 
+    def window_positions(self, lengths: np.ndarray, width: int | None = None) -> np.ndarray:
+        """Where each position of the stored rows lands in the forward strand (no shifts).
+
+        Parameters
+        ----------
+        lengths : np.ndarray
+            ``(n,)`` row lengths.
+        width : int, optional
+            Columns of the result; defaults to the longest row.
+
+        Returns
+        -------
+        np.ndarray
+            int64 ``(n, width)``: the forward-strand window index (``0 <= w < length``) of position
+            ``p`` of row ``i``, or -1 where the layout does not show it to the model (a trimmed
+            flank, a position cut from a row longer than the window, or past the row's end). The
+            reverse-complement half shows window index ``w`` at model column ``2 * length - 1 - w``.
+        """
+        lengths = np.asarray(lengths, dtype=np.int64)
+        width = int(lengths.max(initial=0)) if width is None else int(width)
+        kept = np.maximum(lengths - self.head - self.tail, 0)
+        excess = np.maximum(kept - self.length, 0)
+        kept = kept - excess
+        first = self.head + excess // 2  # the first stored position the model sees
+        left = (self.length - kept) // 2  # its window index, as forward_strand places it
+        p = np.arange(width)[None, :]
+        seen = (p >= first[:, None]) & (p < (first + kept)[:, None])
+        return np.where(seen, p - first[:, None] + left[:, None], -1)
+
     def apply(self, codes: np.ndarray, lengths: np.ndarray, shifts: np.ndarray | None = None) -> np.ndarray:
         """``(batch, width)`` stored codes -> ``(batch, 2 * length)`` model codes.
 

@@ -1,11 +1,12 @@
-"""The optional packages of the ATAC-seq inputs (pyfaidx, pyBigWig, pysam), imported on first use."""
+"""Optional packages, imported on first use: the ATAC-seq inputs (pyfaidx, pyBigWig, pysam) and
+interpretation (captum, logomaker, modisco)."""
 
 from __future__ import annotations
 
 
-def require(module: str, package: str):
+def require(module: str, package: str, extra: str = "atac", needed_by: str = "prepare_atac"):
     """Import ``module``, or raise an ImportError that says how to install ``package``."""
     try:
         return __import__(module)
     except ImportError:
-        raise ImportError(f"prepare_atac needs {package}: pip install {package} (or pip install 'proformer[atac]')") from None
+        raise ImportError(f"{needed_by} needs {package}: pip install {package} (or pip install 'proformer[{extra}]')") from None

@@ -1,0 +1,222 @@
+"""In-silico saturation mutagenesis (ISM): the predicted effect of every single substitution.
+
+Per sequence: one reference pass and one pass per substitution, 3 per A/C/G/T position (4 at an
+N), never the identity; all mutants of all sequences stream through the model in full batches.
+A mutant is built on the reference's model codes: base ``b`` at forward window index ``w`` and
+its complement at the mirrored column ``2L - 1 - w`` of the reverse-complement half, so the model
+sees one consistent molecule, exactly ``Layout.apply`` of the mutated string (tested).
+
+Effects are reported over the positions of each sequence as the user gave it, ``(n, 4, width)``
+with ``width`` the longest input: NaN where the run's layout hides the position from the model
+(trimmed flanks, the ends cut from a sequence longer than the window, past a sequence's end) or
+outside ``start``/``end``; 0 for the reference base.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..io.atomic import atomic_path
+from ..sequence import COMPLEMENT, one_hot
+from .predictor import LaidOut, Predictor, progress_line
+
+__all__ = ["IsmResult", "ism", "substitution_predictions", "write_ism"]
+
+
+def _mutants(laid: LaidOut, mutable: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every substitution at the ``mutable`` ``(n, width)`` positions: ``(row, position, base)``
+    arrays, each ``(m,)``, in row-major order (the bases other than the reference, in A C G T order)."""
+    rows, positions = np.nonzero(mutable)
+    reference = laid.input_codes[rows, positions]
+    rows, positions = np.repeat(rows, 4), np.repeat(positions, 4)
+    bases = np.tile(np.arange(4, dtype=np.uint8), len(reference))
+    keep = bases != np.repeat(reference, 4)
+    return rows[keep], positions[keep], bases[keep]
+
+
+def substitution_predictions(predictor: Predictor, laid: LaidOut, mutable: np.ndarray | None = None,
+                             progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Predictions for every single substitution of every sequence.
+
+    Parameters
+    ----------
+    predictor : Predictor
+    laid : LaidOut
+        From :meth:`Predictor.lay_out`.
+    mutable : np.ndarray, optional
+        bool ``(n, width)``: the input positions to mutate; default every position the model sees.
+        Positions the model does not see are never mutated.
+    progress : bool
+        A progress line on stderr (when it is a terminal).
+
+    Returns
+    -------
+    reference : np.ndarray
+        float64 ``(n,)``: the prediction for each sequence as given.
+    values : np.ndarray
+        float64 ``(n, 4, width)``: the prediction with base b (A C G T) at input position p; the
+        reference prediction for the reference base; NaN where p was not mutated.
+    """
+    seen = laid.window >= 0
+    mutable = seen if mutable is None else (np.asarray(mutable, dtype=bool) & seen)
+    n, width = laid.window.shape
+    rows, positions, bases = _mutants(laid, mutable)
+    total = n + len(rows)
+    reference = predictor(laid.codes)
+    progress_line(n, total, "ISM forward passes", progress)
+
+    device = predictor.device
+    codes = torch.from_numpy(laid.codes).to(device)
+    forward = torch.from_numpy(laid.window[rows, positions]).to(device)
+    reverse = codes.shape[1] - 1 - forward
+    rows_t = torch.from_numpy(rows).to(device)
+    bases_t = torch.from_numpy(bases).to(device)
+    complements = torch.from_numpy(COMPLEMENT[bases]).to(device)
+    predicted = np.empty(len(rows))
+    step = predictor.batch_size
+    for start in range(0, len(rows), step):
+        part = slice(start, start + step)
+        batch = codes[rows_t[part]]  # advanced indexing copies: the reference rows stay as they are
+        column = torch.arange(len(batch), device=device)
+        batch[column, forward[part]] = bases_t[part]
+        batch[column, reverse[part]] = complements[part]
+        predicted[part] = predictor.predict_batch(batch)
+        progress_line(n + min(start + step, len(rows)), total, "ISM forward passes", progress)
+
+    values = np.full((n, 4, width), np.nan)
+    values[rows, bases, positions] = predicted
+    ref_rows, ref_positions = np.nonzero(mutable)
+    ref_bases = laid.input_codes[ref_rows, ref_positions]
+    is_base = ref_bases < 4  # an N has no identity substitution
+    values[ref_rows[is_base], ref_bases[is_base], ref_positions[is_base]] = reference[ref_rows[is_base]]
+    return reference, values
+
+
+@dataclass
+class IsmResult:
+    """What :func:`ism` found.
+
+    Attributes
+    ----------
+    ids : list of str
+    sequences : list of str
+    effects : np.ndarray
+        float32 ``(n, 4, width)``: prediction(mutant) - prediction(reference) for base A C G T at
+        each input position; 0 at the reference base; NaN where not mutated (see the module).
+    one_hot : np.ndarray
+        float32 ``(n, 4, width)``: the input sequences (N and past-the-end columns all zero).
+    reference : np.ndarray
+        float32 ``(n,)``: the reference predictions.
+    lengths : np.ndarray
+        int64 ``(n,)``.
+    target, units : str
+        The target analysed and the units of ``reference`` and ``effects``.
+    """
+
+    ids: list[str]
+    sequences: list[str]
+    effects: np.ndarray
+    one_hot: np.ndarray
+    reference: np.ndarray
+    lengths: np.ndarray
+    target: str
+    units: str
+
+    def hypothetical(self) -> np.ndarray:
+        """float32 ``(n, 4, width)``: the effects centred on their mean over the four bases at
+        each position, i.e. how much each base would raise the prediction over an average base.
+        NaN where not mutated. TF-MoDISco's hypothetical contributions, from ISM."""
+        return (self.effects - self.effects.mean(axis=1, keepdims=True)).astype(np.float32)
+
+    def importance(self) -> np.ndarray:
+        """float32 ``(n, 4, width)``: :meth:`hypothetical` on the reference base, 0 for the other
+        bases (and at N): the contribution of each base as given. What the logos show."""
+        return (self.hypothetical() * self.one_hot).astype(np.float32)
+
+
+def ism(predictor: Predictor, sequences: Sequence[str], ids: Sequence[str] | None = None,
+        start: int | None = None, end: int | None = None, where: Sequence[str] | None = None,
+        progress: bool = False) -> IsmResult:
+    """Saturation mutagenesis of every sequence.
+
+    Parameters
+    ----------
+    predictor : Predictor
+        The run's model, units and target (:meth:`Predictor.from_run`).
+    sequences : sequence of str
+        A C G T N, any lengths the run's layout takes.
+    ids : sequence of str, optional
+        Names for the output; default ``"0"``, ``"1"``, ...
+    start, end : int, optional
+        Mutate only input positions ``start <= p < end`` (0-based, end exclusive, as in BED).
+    where : sequence of str, optional
+        ``file:line`` of each sequence, for errors.
+
+    Returns
+    -------
+    IsmResult
+    """
+    laid = predictor.lay_out(sequences, where)
+    n, width = laid.window.shape
+    start = 0 if start is None else int(start)
+    end = width if end is None else int(end)
+    if not 0 <= start < end:
+        raise ValueError(f"--start {start} --end {end}: need 0 <= start < end (0-based positions, end exclusive)")
+    mutable = np.zeros((n, width), dtype=bool)
+    mutable[:, start:end] = True
+    if not (mutable & (laid.window >= 0)).any():
+        raise ValueError(f"positions {start}..{end - 1} are not seen by the model in any sequence (the run's layout "
+                         f"trims {predictor.layout.head} nt at the start and {predictor.layout.tail} at the end); "
+                         f"choose --start/--end inside the sequences")
+    reference, values = substitution_predictions(predictor, laid, mutable, progress)
+    effects = (values - reference[:, None, None]).astype(np.float32)
+    ids = [str(i) for i in range(n)] if ids is None else [str(i) for i in ids]
+    if len(ids) != n:
+        raise ValueError(f"{len(ids)} ids for {n} sequences")
+    return IsmResult(ids, laid.sequences, effects, one_hot(laid.input_codes), reference.astype(np.float32),
+                     laid.lengths, predictor.target_name, predictor.units)
+
+
+def write_ism(result: IsmResult, out: str | os.PathLike, top: int = 0) -> dict:
+    """Write ``out/ism.npz`` and, for the ``top`` sequences with the largest |effect|, a logo PNG each.
+
+    ``ism.npz`` holds ``effects`` and ``one_hot`` ``(n, 4, width)``, ``reference`` ``(n,)``,
+    ``lengths``, ``ids``, ``target`` and ``units``. Every file is written atomically.
+
+    Returns
+    -------
+    dict
+        ``npz``: its path; ``logos``: the PNG paths, largest effect first.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out / "ism.npz", suffix=".npz") as path:
+        np.savez_compressed(path, effects=result.effects, one_hot=result.one_hot, reference=result.reference,
+                            lengths=result.lengths, ids=np.array(result.ids), target=result.target, units=result.units)
+    logos = []
+    if top:
+        from .logos import plot_logo
+
+        strength = np.nanmax(np.abs(np.where(np.isnan(result.effects), 0, result.effects)), axis=(1, 2))
+        importance = result.importance()
+        (out / "logos").mkdir(exist_ok=True)
+        for rank, row in enumerate(np.argsort(-strength, kind="stable")[:top], start=1):
+            path = out / "logos" / f"{rank:03d}_{_file_name(result.ids[row])}.png"
+            plot_logo(importance[row, :, : result.lengths[row]], path,
+                      title=f"{result.ids[row]}: ISM importance of each base ({result.target}, {result.units}); "
+                            f"reference prediction {result.reference[row]:.3g}",
+                      seen=~np.isnan(result.effects[row, :, : result.lengths[row]]).all(axis=0))
+            logos.append(str(path))
+    return {"npz": str(out / "ism.npz"), "logos": logos}
+
+
+def _file_name(name: str, limit: int = 60) -> str:
+    """A record id as a safe file-name part."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:limit]
+    return safe.lstrip(".") or "sequence"

@@ -1,0 +1,214 @@
+"""A run's model as one batched function of sequences: the base of every analysis here.
+
+:class:`Predictor` loads a run directory once and predicts model-ready codes in batches, in the
+units asked for (the run's standardised units, or training units with ``destandardize``), for one
+target, with the run's reverse-complement averaging. ISM, attribution, variant effects and design
+all predict through it, so each of them predicts exactly as ``proformer predict`` does.
+
+:meth:`Predictor.lay_out` turns sequence strings into :class:`LaidOut`: the model codes plus, for
+every input position, the forward-strand window index that shows it to the model (or -1). That
+map is how results are reported over the positions of the sequence as the user gave it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..device import check_bf16, resolve_device
+from ..io.run import RunInfo
+from ..io.sequences import InputError, first_invalid, invalid_message
+from ..predict import check_not_only_flanks, load_model, predict_batch, read_chunks
+from ..sequence import Layout, encode_padded
+
+__all__ = ["LaidOut", "Predictor", "read_input"]
+
+
+@dataclass
+class LaidOut:
+    """Sequences laid out for a run.
+
+    Attributes
+    ----------
+    sequences : list of str
+        As given (upper-cased).
+    codes : np.ndarray
+        uint8 ``(n, 2 * length)``: the model input (forward strand, then its reverse complement).
+    lengths : np.ndarray
+        int64 ``(n,)``: the input lengths.
+    window : np.ndarray
+        int64 ``(n, width)``, ``width`` the longest input: the forward-strand window index of each
+        input position, -1 where the model does not see it (:meth:`Layout.window_positions`).
+    """
+
+    sequences: list[str]
+    codes: np.ndarray
+    lengths: np.ndarray
+    window: np.ndarray
+
+    @property
+    def input_codes(self) -> np.ndarray:
+        """uint8 ``(n, width)``: the input sequences' own codes, N past each row's end."""
+        return encode_padded(self.sequences, self.window.shape[1])[0]
+
+
+def read_input(path: str | os.PathLike, seq_col: str | None = None) -> tuple[list[str], list[str]]:
+    """``(ids, sequences)`` of a sequence file under predict's input rules.
+
+    ``ids`` are the FASTA record ids, or the 0-based row numbers (``"0"``, ``"1"``, ...) for
+    other formats (row i of the DREAM test file is test index i).
+    """
+    ids: list[str] = []
+    sequences: list[str] = []
+    for chunk in read_chunks(path, seq_col=seq_col):
+        if chunk.ids is not None:
+            ids.extend(chunk.ids)
+        else:
+            ids.extend(str(i) for i in range(len(sequences), len(sequences) + len(chunk.sequences)))
+        sequences.extend(chunk.sequences)
+    if not sequences:
+        raise InputError(f"{path}: no sequences (the file is empty, blank or only a header)")
+    return ids, sequences
+
+
+class Predictor:
+    """One value per sequence from a trained run, batched.
+
+    Parameters
+    ----------
+    model, info
+        From :func:`proformer.predict.load_model`.
+    target : str or int, optional
+        Which target of a multi-target run (its name or index); the first by default.
+    destandardize : bool
+        Values in training units (``y * std + mean``) instead of the standardised units.
+    batch_size : int
+        Sequences per forward pass.
+    precision : "32" or "bf16"
+        bf16 autocast for the forward pass.
+    rc_average : bool, optional
+        Average each sequence's prediction with its reverse complement's; None: the run's setting.
+    """
+
+    def __init__(self, model: torch.nn.Module, info: RunInfo, *, target: str | int | None = None,
+                 destandardize: bool = False, batch_size: int = 256, precision: str = "32",
+                 rc_average: bool | None = None):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size={batch_size!r}: give a whole number of sequences per forward pass, at least 1")
+        if precision not in ("32", "bf16"):
+            raise ValueError(f"precision={precision!r}: use 32 or bf16")
+        self.model, self.info = model, info
+        self.device = next(model.parameters()).device
+        check_bf16(self.device, precision)
+        self.layout: Layout = info.layout
+        self.batch_size, self.precision = int(batch_size), precision
+        self.rc_average = info.rc_average if rc_average is None else bool(rc_average)
+        names = list(info.target.names) or ["prediction"]
+        self.target_index = self._target_index(target, names)
+        self.target_name = names[self.target_index] if self.target_index < len(names) else "prediction"
+        self.destandardize = bool(destandardize)
+        self.scale = float(info.target.std[self.target_index]) if destandardize else 1.0
+        self.shift = float(info.target.mean[self.target_index]) if destandardize else 0.0
+        self.units = "training units" if destandardize else "standardised units (z-scores of the training targets)"
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, device: str = "auto", **options) -> Predictor:
+        """Load the best model of ``run_dir`` on ``device`` (``auto``: CUDA if present)."""
+        model, info = load_model(run_dir, resolve_device(device))
+        return cls(model, info, **options)
+
+    def _target_index(self, target: str | int | None, names: list[str]) -> int:
+        n_targets = self.info.model.n_targets
+        if target is None:
+            return 0
+        if isinstance(target, str) and target in names:
+            return names.index(target)
+        if isinstance(target, (int, np.integer)) and not isinstance(target, bool) and 0 <= target < n_targets:
+            return int(target)
+        raise ValueError(f"target={target!r}: this run predicts {', '.join(names)}; give one of those names "
+                         f"(or an index 0..{n_targets - 1})")
+
+    # -- sequences -> model codes ------------------------------------------------------------
+
+    def lay_out(self, sequences: Sequence[str], where: Sequence[str] | None = None) -> LaidOut:
+        """Check and lay out ``sequences`` as training and predict do.
+
+        ``where[i]`` names sequence i in errors (``file:line``); by default ``sequence i``.
+        Symbols must be ``A C G T N`` (either case) and a sequence must be longer than the
+        run's flanks; a sequence longer than the window is cut to its centre (the cut positions
+        are reported as not seen).
+        """
+        sequences = [s.upper() for s in sequences]
+        if not sequences:
+            raise InputError("no sequences to analyse")
+        name = (lambda i: where[i]) if where is not None else (lambda i: f"sequence {i}")
+        for i, sequence in enumerate(sequences):
+            raw = sequence.encode("utf-8")
+            position = first_invalid(raw)
+            if position is not None:
+                raise InputError(f"{name(i)}: {invalid_message(raw, position)}")
+        codes, lengths = encode_padded(sequences)
+        check_not_only_flanks(lengths, self.layout, name)
+        return LaidOut(sequences, self.layout.apply(codes, lengths), lengths,
+                       self.layout.window_positions(lengths, codes.shape[1]))
+
+    # -- prediction --------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def __call__(self, codes: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Model codes ``(n, 2 * length)`` -> float64 ``(n,)`` in this predictor's units."""
+        out = [self.predict_batch(codes[start : start + self.batch_size]) for start in range(0, len(codes), self.batch_size)]
+        return np.concatenate(out) if out else np.zeros(0)
+
+    @torch.no_grad()
+    def predict_batch(self, codes: np.ndarray | torch.Tensor) -> np.ndarray:
+        """One forward pass (or two with RC averaging): ``(batch, 2 * length)`` -> ``(batch,)``."""
+        if isinstance(codes, np.ndarray):
+            codes = torch.from_numpy(np.ascontiguousarray(codes))
+        codes = codes.to(self.device, non_blocking=True)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            y = predict_batch(self.model, codes, rc_average=self.rc_average)
+        if y.dim() > 1:
+            y = y[:, self.target_index]
+        return y.double().cpu().numpy() * self.scale + self.shift
+
+    def predict(self, sequences: Sequence[str]) -> np.ndarray:
+        """float64 ``(n,)`` predictions for sequence strings."""
+        return self(self.lay_out(sequences).codes)
+
+    def one_hot_model(self) -> torch.nn.Module:
+        """The model as a function of the one-hot forward strand ``(batch, 4, length)`` (A C G T;
+        an all-zero column is N) -> ``(batch,)`` in this predictor's units, for gradient-based
+        attribution. The model builds the reverse complement itself; with RC averaging the
+        prediction of the flipped one-hot (the reverse complement) is averaged in."""
+        return _OneHotModel(self)
+
+
+class _OneHotModel(torch.nn.Module):
+    def __init__(self, predictor: Predictor):
+        super().__init__()
+        self.model = predictor.model
+        self.target_index, self.rc_average = predictor.target_index, predictor.rc_average
+        self.scale, self.shift = predictor.scale, predictor.shift
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self._one(self.model(x))
+        if self.rc_average:
+            y = (y + self._one(self.model(x.flip(1, 2)))) / 2  # A C G T reversed = complement
+        return y * self.scale + self.shift
+
+    def _one(self, y: torch.Tensor) -> torch.Tensor:
+        return (y[:, self.target_index] if y.dim() > 1 else y).float()
+
+
+def progress_line(done: int, total: int, what: str, enabled: bool) -> None:
+    """``\\r``-updated progress on stderr when it is a terminal (a log file gets no such lines)."""
+    if enabled and sys.stderr.isatty():
+        end = "\n" if done >= total else ""
+        print(f"\r{what}: {done:,} of {total:,}", end=end, file=sys.stderr, flush=True)
