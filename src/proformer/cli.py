@@ -111,6 +111,64 @@ def cmd_score(args: argparse.Namespace) -> None:
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.to_table())
 
 
+def _interpret_options(args: argparse.Namespace) -> dict:
+    """The options every interpretation command passes to its Predictor."""
+    return {"target": args.target_name, "destandardize": args.destandardize, "batch_size": args.batch_size,
+            "device": args.device, "precision": args.precision, "progress": not args.no_progress}
+
+
+def cmd_ism(args: argparse.Namespace) -> None:
+    """Saturation mutagenesis of every input sequence."""
+    from .interpret.ism import run_ism
+
+    result = run_ism(args.model, args.input, args.out, start=args.start, end=args.end, top=args.top,
+                     seq_col=args.seq_col, **_interpret_options(args))
+    print(f"{args.out}: ISM of {result['sequences']:,} sequences ({result['evaluated']:,} predicted, "
+          f"{result['seconds']:.1f} s); {result['npz']}" + (f", {len(result['logos'])} logos" if result["logos"] else ""))
+
+
+def cmd_attribute(args: argparse.Namespace) -> None:
+    """Per-base attributions (captum, or ISM) and a TF-MoDISco export."""
+    from .interpret.attribute import run_attribute
+
+    result = run_attribute(args.model, args.input, args.out, args.method, hypothetical=args.hypothetical,
+                           modisco=args.modisco, n_shuffles=args.shuffles, steps=args.steps, seed=args.seed,
+                           seq_col=args.seq_col, **_interpret_options(args))
+    written = ", ".join(str(v) for k, v in result.items() if k.endswith("npz") or k == "modisco_h5" and v)
+    print(f"{args.out}: {args.method} attributions of {result['sequences']:,} sequences; {written}")
+
+
+def cmd_variant_effect(args: argparse.Namespace) -> None:
+    """Predicted effects of variants: sequence pairs, every SNV of a sequence, or a VCF on a genome."""
+    from .interpret.variants import run_variant_effect
+
+    result = run_variant_effect(args.model, args.out, pairs=args.pairs, snv_scan=args.snv_scan, vcf=args.vcf,
+                                fasta=args.fasta, on_mismatch=args.on_mismatch, seq_col=args.seq_col,
+                                **_interpret_options(args))
+    skipped = ", ".join(f"{k} {v:,}" for k, v in result.get("skipped", {}).items() if v) or "none"
+    print(f"{args.out}: {result['rows']:,} variant effects (skipped: {skipped})")
+
+
+def _goal(text: str) -> str | float:
+    """design's --target: high, low or a number."""
+    if text in ("high", "low"):
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"--target {text!r}: give high, low or a number (the prediction to approach)") from None
+
+
+def cmd_design(args: argparse.Namespace) -> None:
+    """Edit sequences towards a wanted prediction, by greedy or beam substitution."""
+    from .interpret.design import run_design
+
+    result = run_design(args.model, args.input, args.out, _goal(args.goal), args.max_edits, beam=args.beam,
+                        oracle=args.oracle, seq_col=args.seq_col, **_interpret_options(args))
+    print(f"{args.out}: {result['designs']:,} designs; " + ", ".join(
+        f"{k} {v:.4g}" for k, v in result.items() if isinstance(v, float)))
+
+
 def cmd_download(args: argparse.Namespace) -> None:
     from .download import download_dream2022
 
@@ -204,6 +262,65 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} must be at least 1")
     return value
+
+
+def _add_interpret_commands(commands) -> None:
+    """ism, attribute, variant-effect and design: a run directory and sequences in, a table or arrays out."""
+    def common(parser: argparse.ArgumentParser, input_help: str | None = "FASTA, one sequence per line, or a table (plain or .gz)") -> None:
+        parser.add_argument("--model", required=True, help="run directory (config.json + weights.pt)")
+        if input_help:
+            parser.add_argument("--input", required=True, help=input_help)
+        parser.add_argument("--seq-col", help="the sequence column of a table input with a header")
+        parser.add_argument("--target-name", help="which target of a multi-target run (default: the first)")
+        parser.add_argument("--destandardize", action="store_true",
+                            help="predictions and effects in training units instead of z-scores")
+        parser.add_argument("--batch-size", type=_positive_int, default=256, help="sequences per forward pass (default: %(default)s)")
+        parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+        parser.add_argument("--precision", choices=["32", "bf16"], default="32")
+        parser.add_argument("--no-progress", action="store_true")
+
+    ism = commands.add_parser("ism", help="in-silico saturation mutagenesis: the effect of every substitution")
+    common(ism)
+    ism.add_argument("--out", required=True, help="output folder: ism.npz and logos/")
+    ism.add_argument("--start", type=int, help="first input position to mutate (0-based; default: the first the model sees)")
+    ism.add_argument("--end", type=int, help="mutate positions before this one (0-based, exclusive; default: all)")
+    ism.add_argument("--top", type=int, default=10, help="logo PNGs for the K sequences with the largest |effect| (default: %(default)s; 0: none)")
+    ism.set_defaults(func=cmd_ism)
+
+    attribute = commands.add_parser("attribute", help="per-base attributions (saliency, integrated gradients, DeepLIFT/SHAP, ISM)")
+    common(attribute)
+    attribute.add_argument("--out", required=True, help="output folder: attributions.npz (+ TF-MoDISco inputs)")
+    attribute.add_argument("--method", required=True,
+                           choices=["saliency", "input_x_gradient", "integrated_gradients", "deep_lift_shap", "ism"])
+    attribute.add_argument("--hypothetical", action="store_true",
+                           help="also hypothetical contributions, and the TF-MoDISco inputs (modisco_ohe.npz, modisco_hyp.npz)")
+    attribute.add_argument("--modisco", action="store_true", help="run TF-MoDISco motif discovery (needs modisco-lite; implies --hypothetical)")
+    attribute.add_argument("--shuffles", type=_positive_int, default=20, help="deep_lift_shap: dinucleotide-shuffled references per sequence (default: %(default)s)")
+    attribute.add_argument("--steps", type=_positive_int, default=50, help="integrated_gradients: steps from the all-N baseline (default: %(default)s)")
+    attribute.add_argument("--seed", type=int, default=0, help="seed of the shuffled references (default: %(default)s)")
+    attribute.set_defaults(func=cmd_attribute)
+
+    variant = commands.add_parser("variant-effect", help="predicted effect of variants: pairs, every SNV, or a VCF on a genome")
+    common(variant, input_help=None)
+    source = variant.add_mutually_exclusive_group(required=True)
+    source.add_argument("--pairs", help="TSV with header id, ref_sequence, alt_sequence")
+    source.add_argument("--snv-scan", help="sequence file: every single-nucleotide variant of each sequence")
+    source.add_argument("--vcf", help="VCF of variants (genomic models; needs --fasta)")
+    variant.add_argument("--fasta", help="genome FASTA for --vcf")
+    variant.add_argument("--on-mismatch", choices=["error", "skip"], default="error",
+                         help="--vcf: a REF that does not match the genome stops (error) or is skipped and counted")
+    variant.add_argument("--out", required=True, help="output TSV (written atomically)")
+    variant.set_defaults(func=cmd_variant_effect)
+
+    design = commands.add_parser("design", help="edit sequences towards a wanted prediction (greedy or beam substitution)")
+    common(design)
+    design.add_argument("--target", dest="goal", required=True,
+                        help="high, low, or a number to approach (in the units of --destandardize)")
+    design.add_argument("--max-edits", type=_positive_int, required=True, help="substitutions per sequence at most")
+    design.add_argument("--beam", type=_positive_int, default=1, help="beam width (1: greedy; default: %(default)s)")
+    design.add_argument("--oracle", help="a second, independently trained run that scores every design too")
+    design.add_argument("--out", required=True, help="output TSV: one row per edit (written atomically)")
+    design.set_defaults(func=cmd_design)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -329,6 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
                               help="print the poster's value and the difference beside each cell")
     sweep_report.add_argument("--dream-dir", help="DREAM 2022 folder: score cells that hold test_predictions.json")
     sweep_report.set_defaults(func=cmd_sweep_report)
+
+    _add_interpret_commands(commands)
 
     bench = commands.add_parser("bench", help="time training or prediction and report model FLOPs utilisation")
     bench.add_argument("mode", choices=["train", "predict"])

@@ -117,6 +117,8 @@ class IsmResult:
         int64 ``(n,)``.
     target, units : str
         The target analysed and the units of ``reference`` and ``effects``.
+    evaluated : int
+        Sequences predicted: the references and every mutant (3 per A/C/G/T position, 4 per N).
     """
 
     ids: list[str]
@@ -127,6 +129,7 @@ class IsmResult:
     lengths: np.ndarray
     target: str
     units: str
+    evaluated: int = 0
 
     def hypothetical(self) -> np.ndarray:
         """float32 ``(n, 4, width)``: the effects centred on their mean over the four bases at
@@ -176,11 +179,13 @@ def ism(predictor: Predictor, sequences: Sequence[str], ids: Sequence[str] | Non
                          f"choose --start/--end inside the sequences")
     reference, values = substitution_predictions(predictor, laid, mutable, progress)
     effects = (values - reference[:, None, None]).astype(np.float32)
+    identities = int((mutable & (laid.window >= 0) & (laid.input_codes < 4)).sum())
+    evaluated = n + int((~np.isnan(values)).sum()) - identities
     ids = [str(i) for i in range(n)] if ids is None else [str(i) for i in ids]
     if len(ids) != n:
         raise ValueError(f"{len(ids)} ids for {n} sequences")
     return IsmResult(ids, laid.sequences, effects, one_hot(laid.input_codes), reference.astype(np.float32),
-                     laid.lengths, predictor.target_name, predictor.units)
+                     laid.lengths, predictor.target_name, predictor.units, evaluated)
 
 
 def write_ism(result: IsmResult, out: str | os.PathLike, top: int = 0) -> dict:
@@ -220,3 +225,33 @@ def _file_name(name: str, limit: int = 60) -> str:
     """A record id as a safe file-name part."""
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:limit]
     return safe.lstrip(".") or "sequence"
+
+
+def run_ism(model_dir: str | os.PathLike, input: str | os.PathLike, out: str | os.PathLike,
+            start: int | None = None, end: int | None = None, top: int = 10, target: str | None = None,
+            destandardize: bool = False, batch_size: int = 256, device: str = "auto", precision: str = "32",
+            seq_col: str | None = None, progress: bool = True) -> dict:
+    """``proformer ism``: ISM of every sequence of ``input`` with the best model of ``model_dir``,
+    written to the folder ``out`` (:func:`write_ism`). Everything is computed before anything
+    is written, so bad input leaves no output.
+
+    Returns
+    -------
+    dict
+        ``sequences``, ``forward_passes``, ``seconds`` and the paths written.
+    """
+    import time
+
+    began = time.perf_counter()
+    if Path(out).exists() and not Path(out).is_dir():
+        raise FileExistsError(f"--out {out} is a file; ism writes a folder (ism.npz, logos/): choose a folder name")
+    if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 0:
+        raise ValueError(f"top={top!r}: give how many sequences to draw logos for (0 for none)")
+    predictor = Predictor.from_run(model_dir, device, target=target, destandardize=destandardize,
+                                   batch_size=batch_size, precision=precision)
+    from .predictor import read_input
+
+    ids, sequences = read_input(input, seq_col, predictor.layout)
+    result = ism(predictor, sequences, ids, start, end, progress=progress)
+    written = write_ism(result, out, top)
+    return {"sequences": len(sequences), "evaluated": result.evaluated, "seconds": time.perf_counter() - began, **written}

@@ -58,11 +58,14 @@ class LaidOut:
         return encode_padded(self.sequences, self.window.shape[1])[0]
 
 
-def read_input(path: str | os.PathLike, seq_col: str | None = None) -> tuple[list[str], list[str]]:
+def read_input(path: str | os.PathLike, seq_col: str | None = None,
+               layout: Layout | None = None) -> tuple[list[str], list[str]]:
     """``(ids, sequences)`` of a sequence file under predict's input rules.
 
     ``ids`` are the FASTA record ids, or the 0-based row numbers (``"0"``, ``"1"``, ...) for
-    other formats (row i of the DREAM test file is test index i).
+    other formats (row i of the DREAM test file is test index i). With the run's ``layout``, a
+    sequence that its flanks would empty is an error naming ``file:line`` here, before any
+    model is run.
     """
     ids: list[str] = []
     sequences: list[str] = []
@@ -71,6 +74,9 @@ def read_input(path: str | os.PathLike, seq_col: str | None = None) -> tuple[lis
             ids.extend(chunk.ids)
         else:
             ids.extend(str(i) for i in range(len(sequences), len(sequences) + len(chunk.sequences)))
+        if layout is not None:
+            lengths = np.fromiter(map(len, chunk.sequences), dtype=np.int64, count=len(chunk.sequences))
+            check_not_only_flanks(lengths, layout, lambda row: f"{path}:{int(chunk.lines[row])}")
         sequences.extend(chunk.sequences)
     if not sequences:
         raise InputError(f"{path}: no sequences (the file is empty, blank or only a header)")

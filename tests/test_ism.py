@@ -1,0 +1,155 @@
+"""In-silico saturation mutagenesis (proformer.interpret.ism, `proformer ism`)."""
+
+import numpy as np
+import pytest
+from helpers import TINY_RUN_HEAD, TINY_RUN_TAIL, planted_motif_model, read_predictions, tiny_run_info, write_tiny_run
+
+from proformer.cli import main
+from proformer.interpret import Predictor, ism
+from proformer.sequence import encode_padded
+
+#: Inputs of several lengths: shorter than the window, exactly it (20 + 3 flank nt), longer
+#: (cut to the centre), and one with an N.
+SEQUENCES = ["ACGTTGCAAGCTTACG", "GATTACAGATTACAGATTACAGA", "TTGCA" * 6, "ACGTNACGTACGTAAC"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    return write_tiny_run(tmp_path_factory.mktemp("run"), seed=3)
+
+
+def mutated(sequence: str, position: int, base: int) -> str:
+    return sequence[:position] + "ACGT"[base] + sequence[position + 1 :]
+
+
+def test_ism_finds_the_planted_motif_and_nothing_else():
+    predictor = Predictor(planted_motif_model("GATA"), tiny_run_info())
+    sequences = ["CCCCCGATACCCCCCCCCCCC", "TTTTTTTTTGATATTTT"]
+    result = ism(predictor, sequences)
+    assert result.reference.tolist() == [1.0, 1.0]
+    for row, start in enumerate((5, 9)):
+        lowest = np.min(result.effects[row], axis=0)  # NaN where unseen
+        motif = np.arange(start, start + 4)
+        assert (lowest[motif] == -1).all()  # any change of the motif destroys the one match
+        others = np.setdiff1d(np.flatnonzero(~np.isnan(lowest)), motif)
+        assert len(others) >= 8
+        assert (lowest[others] == 0).all()
+
+
+def test_effects_equal_predictions_of_the_mutated_strings(run_dir):
+    """Every mutant, predicted through the batched path, equals predict() of the mutated string;
+    the reference base is 0; positions the layout hides are NaN."""
+    predictor = Predictor.from_run(run_dir, "cpu", batch_size=7)  # batches that split sequences
+    result = ism(predictor, SEQUENCES)
+    reference = predictor.predict(SEQUENCES)
+    np.testing.assert_allclose(result.reference, reference, rtol=1e-5, atol=1e-6)
+    codes, lengths = encode_padded(SEQUENCES)
+    window = predictor.layout.window_positions(lengths)
+    rows, bases, positions, expected = [], [], [], []
+    for row, sequence in enumerate(SEQUENCES):
+        for position in range(len(sequence)):
+            for base in range(4):
+                if window[row, position] >= 0 and codes[row, position] != base:
+                    rows.append(row), bases.append(base), positions.append(position)
+                    expected.append(mutated(sequence, position, base))
+    got = result.effects[rows, bases, positions]
+    np.testing.assert_allclose(got, predictor.predict(expected) - reference[rows], rtol=1e-4, atol=1e-5)
+    seen = window >= 0
+    assert result.evaluated == len(SEQUENCES) + len(expected)
+    for row, sequence in enumerate(SEQUENCES):
+        assert np.isnan(result.effects[row][:, ~seen[row]]).all()
+        is_base = seen[row] & (codes[row] < 4)
+        assert (result.effects[row, codes[row, is_base], np.flatnonzero(is_base)] == 0).all()
+    assert np.isnan(result.effects[0, :, :TINY_RUN_HEAD]).all()
+    assert np.isnan(result.effects[0, :, len(SEQUENCES[0]) - TINY_RUN_TAIL :]).all()
+    assert np.isnan(result.effects[1, :, 22]).all() and not np.isnan(result.effects[1, :, 21]).all()  # 2 + 20 + 1 nt
+    assert not np.isnan(result.effects[3, :, 4]).any()  # an N: all four bases are mutants
+
+
+def test_each_mutant_is_the_layout_of_the_mutated_string_on_both_strands(run_dir, monkeypatch):
+    predictor = Predictor.from_run(run_dir, "cpu", batch_size=16)
+    seen_batches = []
+    real = predictor.predict_batch
+
+    def record(codes):
+        seen_batches.append(np.asarray(codes.cpu() if hasattr(codes, "cpu") else codes))
+        return real(codes)
+
+    monkeypatch.setattr(predictor, "predict_batch", record)
+    sequences = SEQUENCES[:3]
+    ism(predictor, sequences)
+    model_inputs = np.concatenate(seen_batches)[len(sequences):]  # after the reference pass
+    codes, lengths = encode_padded(sequences)
+    window = predictor.layout.window_positions(lengths)
+    expected = [mutated(s, p, b) for row, s in enumerate(sequences) for p in range(len(s)) for b in range(4)
+                if window[row, p] >= 0 and codes[row, p] != b]
+    laid = predictor.lay_out(expected)
+    np.testing.assert_array_equal(model_inputs, laid.codes)
+
+
+def test_start_end_limit_the_positions_and_reverse_complement_averaging_is_kept(tmp_path):
+    run = write_tiny_run(tmp_path / "rc", seed=1, rc_average=True)
+    predictor = Predictor.from_run(run, "cpu")
+    assert predictor.rc_average
+    sequence = SEQUENCES[1]
+    result = ism(predictor, [sequence], start=5, end=9)
+    mutated_at = np.flatnonzero(~np.isnan(result.effects[0]).all(axis=0))
+    assert mutated_at.tolist() == [5, 6, 7, 8]
+    expected = predictor.predict([mutated(sequence, 6, 0)])[0] - predictor.predict([sequence])[0]
+    assert result.effects[0, 0, 6] == pytest.approx(expected, abs=1e-5)
+    with pytest.raises(ValueError, match="start < end"):
+        ism(predictor, [sequence], start=9, end=5)
+    with pytest.raises(ValueError, match="not seen by the model"):
+        ism(predictor, [sequence], start=0, end=2)  # the trimmed flank
+
+
+def test_multi_target_runs_analyse_the_named_target(tmp_path):
+    run = write_tiny_run(tmp_path / "two", seed=2, n_targets=2)
+    first = ism(Predictor.from_run(run, "cpu"), SEQUENCES[:1])
+    second = ism(Predictor.from_run(run, "cpu", target="target1"), SEQUENCES[:1])
+    assert second.target == "target1" and not np.allclose(np.nan_to_num(first.effects), np.nan_to_num(second.effects))
+    with pytest.raises(ValueError, match="target0, target1"):
+        Predictor.from_run(run, "cpu", target="expr")
+
+
+def test_cli_writes_ism_npz_and_logos_in_training_units(run_dir, tmp_path, capsys):
+    fasta = tmp_path / "in.fa"
+    fasta.write_text("".join(f">s{i} note\n{s}\n" for i, s in enumerate(SEQUENCES)))
+    out = tmp_path / "ism"
+    assert main(["ism", "--model", str(run_dir), "--input", str(fasta), "--out", str(out), "--top", "2",
+                 "--destandardize", "--no-progress"]) == 0
+    saved = np.load(out / "ism.npz")
+    assert saved["effects"].shape == (4, 4, max(map(len, SEQUENCES)))
+    assert saved["ids"].tolist() == ["s0", "s1", "s2", "s3"] and str(saved["units"]) == "training units"
+    assert saved["one_hot"][0, :, 0].tolist() == [1, 0, 0, 0]
+    predictions = tmp_path / "p.tsv"
+    assert main(["predict", "--model", str(run_dir), "--input", str(fasta), "--out", str(predictions),
+                 "--destandardize", "--no-progress"]) == 0
+    np.testing.assert_allclose(saved["reference"], read_predictions(predictions, column=2), rtol=1e-4)
+    logos = sorted((out / "logos").iterdir())
+    assert len(logos) == 2 and all(p.stat().st_size > 1000 for p in logos)
+    assert "ISM of 4 sequences" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("content, message", [
+    ("ACGTACGTXCGTACGT\n", "invalid symbol 'X'"),
+    ("ACG\n", "not more than the run's flanks"),
+])
+def test_cli_bad_input_is_one_line_and_writes_nothing(run_dir, tmp_path, capsys, content, message):
+    source = tmp_path / "bad.txt"
+    source.write_text("ACGTACGTACGTACGTA\n" + content)
+    out = tmp_path / "ism"
+    assert main(["ism", "--model", str(run_dir), "--input", str(source), "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"{source}:2" in err and message in err, err
+    assert not out.exists()
+
+
+def test_cli_a_run_directory_without_weights_is_named(tmp_path, capsys):
+    run = write_tiny_run(tmp_path / "run")
+    (run / "weights.pt").unlink()
+    source = tmp_path / "in.txt"
+    source.write_text("ACGTACGTACGTACGTA\n")
+    assert main(["ism", "--model", str(run), "--input", str(source), "--out", str(tmp_path / "o"), "--no-progress"]) != 0
+    err = capsys.readouterr().err
+    assert "weights.pt" in err and "Traceback" not in err
