@@ -38,5 +38,17 @@ class Genome:
         """uint8 ``(length,)``: the chromosome's bytes as stored (any case)."""
         return np.frombuffer(self._fasta[name][:].encode("ascii", errors="replace"), dtype=np.uint8)
 
+    def fetch(self, name: str, start: int, end: int) -> str:
+        """Bases ``start <= i < end`` (0-based, end exclusive) of chromosome ``name`` as stored
+        (any case), read through the index: only the slice, not the whole chromosome.
+
+        Raises KeyError for an unknown ``name`` and ValueError for a slice off the chromosome
+        (pyfaidx would silently return a shorter slice).
+        """
+        length = self.lengths[name]
+        if not 0 <= start <= end <= length:
+            raise ValueError(f"{self.display}: {name}:{start}-{end} is outside the chromosome (0..{length})")
+        return self._fasta[name][start:end]
+
     def close(self) -> None:
         self._fasta.close()

@@ -1,0 +1,149 @@
+"""How fast is `proformer ism`? Against the model's own prediction rate and against tangermeme.
+
+On the first ``--n`` DREAM test sequences (../shared/data/dream2022/test_sequences.txt) and the
+``grid`` model at ``--dim`` (randomly initialised: the speed of a forward pass does not depend on
+the weights), with the DREAM layout and ``--batch-size`` sequences per pass:
+
+1. prediction rate: the Predictor on the same sequences, as ``proformer predict`` runs them
+   (real sequences, not random codes), sequences per second;
+2. ISM: ``proformer.interpret.ism`` on the same sequences: wall time, sequences evaluated per
+   second (references + 3 mutants per seen position) and its ratio to 1 (the issue's bar: the
+   bookkeeping costs < 10 %, ratio >= 0.9);
+3. tangermeme's ``saturation_mutagenesis`` on the same model through the one-hot adapter
+   (``Predictor.one_hot_model``), same sequences, batch and threads: wall time, and the largest
+   difference between its attributions and ours on the positions the model sees (the two
+   compute the same quantity: effects centred over the four bases, times the one-hot).
+
+Prints a Markdown table and writes JSON::
+
+    python benchmarks/bench_ism.py [--n 1000] [--dim 64] [--batch-size 256] [--threads 2] [--out ism.json]
+
+tangermeme is optional (``pip install tangermeme``); without it step 3 is skipped and said so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from proformer.config import apply_overrides, run_preset
+from proformer.interpret import Predictor, ism
+from proformer.io.run import RunInfo, TargetInfo, write_run_model
+from proformer.model import Proformer
+from proformer.sequence import Layout
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_SEQUENCES = ROOT.parent / "shared" / "data" / "dream2022" / "test_sequences.txt"
+
+
+def first_sequences(n: int) -> list[str]:
+    sequences = []
+    with open(TEST_SEQUENCES) as handle:
+        for line in handle:
+            if line.strip():
+                sequences.append(line.split("\t")[0].strip())
+            if len(sequences) == n:
+                break
+    return sequences
+
+
+def tangermeme_ism(predictor: Predictor, laid, batch_size: int) -> tuple[float, np.ndarray, str]:
+    """Seconds, attributions ``(n, 4, length)`` on the model window, and how it ran."""
+    from tangermeme.saturation_mutagenesis import saturation_mutagenesis
+
+    forward = torch.from_numpy(laid.codes[:, : predictor.layout.length].astype(np.int64))
+    one_hot = torch.nn.functional.one_hot(forward.clamp(max=4), 5)[..., :4].permute(0, 2, 1).float()
+    model = predictor.one_hot_model().eval()
+    how = "fast=True (fastISM)"
+    start = time.perf_counter()
+    try:
+        values = saturation_mutagenesis(model, one_hot, batch_size=batch_size, device="cpu", verbose=False)
+    except Exception as error:  # noqa: BLE001 - fastISM captures the model with torch.export, which may refuse it
+        how = f"fast=False (fastISM refused the model: {type(error).__name__})"
+        start = time.perf_counter()
+        values = saturation_mutagenesis(model, one_hot, batch_size=batch_size, device="cpu", verbose=False, fast=False)
+    return time.perf_counter() - start, np.asarray(values, dtype=np.float64), how
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--skip-tangermeme", action="store_true")
+    parser.add_argument("--out", help="JSON results")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    sequences = first_sequences(args.n)
+    config = apply_overrides(run_preset("grid").model, [f"dim={args.dim}"])
+    info = RunInfo(model=config, layout=Layout(), target=TargetInfo(names=["expression"], mean=[0.0], std=[1.0], standardized=True),
+                   proformer_version="bench")
+    torch.manual_seed(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        write_run_model(tmp, Proformer(config).state_dict(), info)
+        predictor = Predictor.from_run(tmp, "cpu", batch_size=args.batch_size)
+    laid = predictor.lay_out(sequences)
+
+    # 1. The prediction rate on the same sequences, repeated to fill about as many passes.
+    predictor(laid.codes[: args.batch_size])  # warm-up
+    repeats = max(1, 20 * args.batch_size // len(sequences))
+    codes = np.concatenate([laid.codes] * repeats)
+    start = time.perf_counter()
+    predictor(codes)
+    predict_rate = len(codes) / (time.perf_counter() - start)
+
+    # 2. ISM.
+    start = time.perf_counter()
+    result = ism(predictor, sequences)
+    ism_seconds = time.perf_counter() - start
+    ism_rate = result.evaluated / ism_seconds
+
+    rows = {
+        "machine": f"{torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}",
+        "model": f"grid dim {args.dim} ({sum(p.numel() for p in predictor.model.parameters()):,} parameters, random weights)",
+        "sequences": len(sequences), "batch_size": args.batch_size,
+        "predict_sequences_per_second": predict_rate,
+        "ism_seconds": ism_seconds, "ism_evaluated": result.evaluated, "ism_sequences_per_second": ism_rate,
+        "ism_rate_over_predict_rate": ism_rate / predict_rate,
+    }
+
+    # 3. tangermeme on the same model and sequences.
+    if args.skip_tangermeme:
+        rows["tangermeme"] = "skipped (--skip-tangermeme)"
+    else:
+        try:
+            seconds, theirs, how = tangermeme_ism(predictor, laid, args.batch_size)
+        except ImportError:
+            rows["tangermeme"] = "not installed (pip install tangermeme)"
+        else:
+            ours = np.zeros_like(theirs)
+            importance = result.importance()
+            for row in range(len(sequences)):
+                seen = np.flatnonzero(laid.window[row] >= 0)
+                ours[row][:, laid.window[row, seen]] = importance[row][:, seen]
+            mask = np.zeros(theirs.shape, dtype=bool)
+            for row in range(len(sequences)):
+                mask[row][:, laid.window[row][laid.window[row] >= 0]] = True
+            rows.update({
+                "tangermeme": how, "tangermeme_seconds": seconds, "speedup_over_tangermeme": seconds / ism_seconds,
+                "max_abs_difference_on_seen_positions": float(np.abs(ours - theirs)[mask].max()),
+                "largest_attribution": float(np.abs(theirs[mask]).max()),
+            })
+
+    print("| measure | value |\n|---|---|")
+    for key, value in rows.items():
+        print(f"| {key} | {value:.4g} |" if isinstance(value, float) else f"| {key} | {value} |")
+    if args.out:
+        Path(args.out).write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,320 @@
+"""Sequence design: the few single-nucleotide edits that move a prediction where it is wanted.
+
+A search over substitutions, greedy (``beam=1``) or beam search, with at most ``max_edits``
+edits per sequence. Each step predicts every single substitution of every candidate in the beam
+(:func:`~proformer.interpret.ism.substitution_predictions`, batched over the candidates of many
+sequences at once), keeps the ``beam`` best distinct children that improve on their parent, and
+stops when none improves. So along a design's path the objective improves strictly with every
+edit, and a position is edited again only when that improves it too.
+
+Only positions the model sees are edited (:attr:`LaidOut.window` ``>= 0``): the constant flanks
+that the run's layout trims, the ends cut from a sequence longer than the window, stay as given
+(for a DREAM run the 80 random nt are designed, the 17 + 13 nt flanks kept). Lengths never change.
+
+The objective is ``high`` (maximise the prediction), ``low`` (minimise it) or a number ``v``
+(minimise ``|prediction - v|``), in the predictor's units. A design is only as good as the model
+that scores it: an ``oracle`` (an independently trained run) predicts every step's sequence too,
+so that a design that wins by exploiting its own model's errors shows up as a gap between the two.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..io.atomic import atomic_write
+from .ism import substitution_predictions
+from .predictor import Predictor, progress_line, read_input
+
+__all__ = ["Design", "design", "run_design", "write_designs"]
+
+BASES = "ACGT"
+#: Input sequences searched together: their candidates share the batches of one step, and the
+#: per-step ``(candidates, 4, width)`` prediction array stays a few MB.
+CHUNK = 256
+
+
+@dataclass
+class Design:
+    """One designed sequence and the path that led to it.
+
+    Attributes
+    ----------
+    id : str
+    input : str
+        The sequence as given (upper-cased).
+    edits : list of (int, str, str)
+        In the order made: 0-based position in ``input`` (flanks included), the base there before
+        the edit, the new base.
+    predictions : np.ndarray
+        float64 ``(len(edits) + 1,)``: the prediction at each step, step 0 being ``input``.
+    oracle_predictions : np.ndarray or None
+        float64 ``(len(edits) + 1,)``: the oracle's prediction of the same sequences, if any.
+    """
+
+    id: str
+    input: str
+    edits: list[tuple[int, str, str]]
+    predictions: np.ndarray
+    oracle_predictions: np.ndarray | None = None
+
+    def steps(self) -> list[str]:
+        """The sequence after each step: ``len(edits) + 1`` strings, the first the input."""
+        out = [self.input]
+        for position, _, new in self.edits:
+            current = out[-1]
+            out.append(current[:position] + new + current[position + 1 :])
+        return out
+
+    @property
+    def sequence(self) -> str:
+        """The designed sequence: the input with every edit applied."""
+        return self.steps()[-1]
+
+
+@dataclass
+class _Candidate:
+    """A node of the search: a sequence, the edits and predictions that reached it, its loss
+    (lower is better), and whether it lies on the greedy path."""
+
+    sequence: str
+    edits: tuple[tuple[int, str, str], ...] = ()
+    predictions: tuple[float, ...] = ()
+    loss: float = math.inf
+    greedy: bool = True
+
+
+def parse_target(target: str | float) -> str | float:
+    """``"high"``, ``"low"`` or a finite float; a numeric string (a command line's) is a number."""
+    if isinstance(target, str) and target.strip().lower() in ("high", "low"):
+        return target.strip().lower()
+    if not isinstance(target, bool):
+        try:
+            value = float(target)
+        except (TypeError, ValueError):
+            value = math.nan
+        if math.isfinite(value):
+            return value
+    raise ValueError(f"target={target!r}: give high (maximise the prediction), low (minimise it) or a finite "
+                     f"number to aim for, in the model's units")
+
+
+def _whole(name: str, value: int, at_least: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < at_least:
+        raise ValueError(f"{name}={value!r}: give a whole number, at least {at_least}")
+    return int(value)
+
+
+def _loss(target: str | float) -> Callable[[np.ndarray], np.ndarray]:
+    """The objective as a loss to minimise: predictions (any shape) -> same shape; NaN stays NaN."""
+    if target == "high":
+        return np.negative
+    if target == "low":
+        return np.positive
+    return lambda y: np.abs(y - target)
+
+
+def design(predictor: Predictor, sequences: Sequence[str], target: str | float, max_edits: int, beam: int = 1,
+           ids: Sequence[str] | None = None, oracle: Predictor | None = None, where: Sequence[str] | None = None,
+           progress: bool = False) -> list[Design]:
+    """Design each sequence by at most ``max_edits`` single-nucleotide substitutions.
+
+    Parameters
+    ----------
+    predictor : Predictor
+        The model that scores the search (its units and target).
+    sequences : sequence of str
+        ``n`` sequences, A C G T N, as the run takes them (flanks included).
+    target : "high", "low" or float
+        Maximise, minimise, or bring the prediction as close as possible to the number.
+    max_edits : int
+        At most this many edits per sequence, >= 1.
+    beam : int
+        Candidates kept per sequence at each step; 1 is greedy. The beam always keeps the greedy
+        path's candidate, so a wider beam never ends worse than greedy.
+    ids : sequence of str, optional
+        Names for the designs; default ``"0"``, ``"1"``, ...
+    oracle : Predictor, optional
+        A second run that predicts every step's sequence too (it lays the strings out itself, so
+        its layout may differ).
+    where : sequence of str, optional
+        ``file:line`` of each sequence, for errors.
+    progress : bool
+        A progress line on stderr (when it is a terminal).
+
+    Returns
+    -------
+    list of Design
+        ``n``, in input order. A sequence that no single substitution improves has no edits.
+    """
+    target = parse_target(target)
+    max_edits, beam = _whole("max_edits", max_edits), _whole("beam", beam)
+    laid = predictor.lay_out(sequences, where)  # checks every symbol and length up front
+    if oracle is not None:
+        oracle.lay_out(laid.sequences, where)  # the oracle's flanks may refuse a sequence: before the search
+    n = len(laid.sequences)
+    ids = [str(i) for i in range(n)] if ids is None else [str(i) for i in ids]
+    if len(ids) != n:
+        raise ValueError(f"{len(ids)} ids for {n} sequences; give one id per sequence")
+    loss = _loss(target)
+
+    best: list[_Candidate] = []
+    chunks = range(0, n, CHUNK)
+    total = len(chunks) * max_edits
+    for number, start in enumerate(chunks):
+        def report(step: int, done: int = number * max_edits) -> None:
+            progress_line(done + step, total, "design steps", progress)
+
+        part = slice(start, start + CHUNK)
+        best.extend(_search(predictor, laid.sequences[part], laid.window[part], loss, max_edits, beam, report))
+
+    designs = [Design(ids[i], laid.sequences[i], list(found.edits), np.array(found.predictions))
+               for i, found in enumerate(best)]
+    if oracle is not None:
+        steps = [d.steps() for d in designs]
+        scores = oracle.predict([sequence for path in steps for sequence in path])
+        ends = np.cumsum([len(path) for path in steps])
+        for d, values in zip(designs, np.split(scores, ends[:-1])):
+            d.oracle_predictions = values
+    return designs
+
+
+def _search(predictor: Predictor, sequences: list[str], window: np.ndarray, loss: Callable, max_edits: int,
+            beam: int, report: Callable[[int], None]) -> list[_Candidate]:
+    """The best candidate found for each of ``sequences`` (``window``: their ``(n, width)`` map)."""
+    beams = [[_Candidate(sequence)] for sequence in sequences]
+    best = [candidate for (candidate,) in beams]
+    for step in range(max_edits):
+        flat = [(row, candidate) for row, candidates in enumerate(beams) for candidate in candidates]
+        if not flat:
+            break
+        laid = predictor.lay_out([candidate.sequence for _, candidate in flat])
+        # Edits keep every length, so the positions the model sees are those of the input.
+        reference, values = substitution_predictions(predictor, laid, window[[row for row, _ in flat]] >= 0)
+        families: list[list] = [[] for _ in beams]
+        for k, (row, candidate) in enumerate(flat):
+            if step == 0:
+                candidate.predictions, candidate.loss = (float(reference[k]),), float(loss(reference[k]))
+            # Compare with the parent's recorded prediction, not this pass's re-prediction of it, so
+            # that the recorded path improves strictly whatever a batch's rounding does.
+            losses = loss(values[k]).T  # (width, 4): ties go to the earlier position, then A C G T
+            positions, bases = np.nonzero(losses < candidate.loss)  # NaN (not mutated) never improves
+            families[row].append((candidate, [(float(losses[p, b]), float(values[k, b, p]), int(p), int(b))
+                                              for p, b in zip(positions, bases)]))
+        beams = [_next_beam(family, beam) for family in families]
+        for row, candidates in enumerate(beams):
+            for candidate in candidates:
+                if candidate.loss < best[row].loss:  # strict: of equal losses the fewer edits win
+                    best[row] = candidate
+        report(step + 1)
+    report(max_edits)  # a search that stopped early is done too
+    return best
+
+
+def _next_beam(family: list[tuple[_Candidate, list]], beam: int) -> list[_Candidate]:
+    """The ``beam`` best distinct children of a sequence's candidates, best first.
+
+    ``family`` pairs each candidate with its improving children ``(loss, prediction, position,
+    base)``. The child that greedy search would take from the greedy path's candidate is always
+    kept (in the last place when the beam is full without it): so beam search ends at least as
+    well as greedy, for no extra predictions.
+    """
+    children = [(loss, rank, child) for rank, (_, found) in enumerate(family) for loss, *child in found]
+    children.sort(key=lambda item: (item[0], item[1]))  # stable: ties keep candidate, position, base order
+    chosen: dict[str, _Candidate] = {}  # sequence -> child; distinct sequences, best first
+    greedy: str | None = None
+    for loss, rank, (prediction, position, base) in children:
+        parent = family[rank][0]
+        greedy_child = parent.greedy and greedy is None
+        if len(chosen) >= beam and not greedy_child:
+            continue
+        sequence = parent.sequence[:position] + BASES[base] + parent.sequence[position + 1 :]
+        if sequence not in chosen:
+            if len(chosen) >= beam:
+                chosen.popitem()  # the worst gives its place to the greedy path's child
+            chosen[sequence] = _Candidate(sequence, parent.edits + ((position, parent.sequence[position], BASES[base]),),
+                                          parent.predictions + (prediction,), loss, greedy=False)
+        if greedy_child:
+            greedy = sequence
+        if len(chosen) >= beam and greedy is not None:
+            break
+    if greedy is not None:
+        chosen[greedy].greedy = True
+    return list(chosen.values())
+
+
+def write_designs(designs: Sequence[Design], out: str | os.PathLike) -> str:
+    """Write the designs as a TSV, atomically; one row per step of every design.
+
+    Columns: ``id``; ``step`` (0 is the input, k the sequence after k edits); ``edit``, the
+    edit made at this step as ``POSITION:REF>NEW`` (0-based position in the input sequence,
+    flanks included; empty at step 0); ``prediction``, the model's prediction of this step's
+    sequence; ``oracle_prediction``, the oracle's (only when the designs have one); ``sequence``,
+    the whole sequence at this step (the last step of an id is its design).
+
+    Returns
+    -------
+    str
+        The path written.
+    """
+    with_oracle = bool(designs) and designs[0].oracle_predictions is not None
+    if any((d.oracle_predictions is not None) != with_oracle for d in designs):
+        raise ValueError("some designs have oracle predictions and some not; design them all with the same oracle")
+    columns = ["id", "step", "edit", "prediction"] + (["oracle_prediction"] if with_oracle else []) + ["sequence"]
+    with atomic_write(out) as handle:
+        handle.write("\t".join(columns) + "\n")
+        for d in designs:
+            edits = [""] + [f"{position}:{ref}>{new}" for position, ref, new in d.edits]
+            for step, sequence in enumerate(d.steps()):
+                row = [d.id, str(step), edits[step], f"{d.predictions[step]:.6g}"]
+                if with_oracle:
+                    row.append(f"{d.oracle_predictions[step]:.6g}")
+                handle.write("\t".join(row + [sequence]) + "\n")
+    return str(out)
+
+
+def run_design(model_dir: str | os.PathLike, input: str | os.PathLike, out: str | os.PathLike, target: str | float,
+               max_edits: int, beam: int = 1, oracle: str | os.PathLike | None = None, destandardize: bool = False,
+               batch_size: int = 256, device: str = "auto", precision: str = "32", seq_col: str | None = None,
+               progress: bool = True) -> dict:
+    """``proformer design``: design every sequence of ``input`` and write ``out`` (:func:`write_designs`).
+
+    ``oracle`` is a second run directory, predicted with the same units options. Everything is
+    computed before ``out`` is written: bad input or options write nothing.
+
+    Returns
+    -------
+    dict
+        ``designs`` (how many), ``out``, ``target``, ``units``, ``mean_edits``,
+        ``prediction_before``/``prediction_after`` (means over the designs), and
+        ``oracle_before``/``oracle_after`` (None without an oracle).
+    """
+    from ..predict import check_output
+
+    target = parse_target(target)
+    _whole("max_edits", max_edits)  # checked before the models load
+    _whole("beam", beam)
+    check_output(out, input)
+    options = {"device": device, "destandardize": destandardize, "batch_size": batch_size, "precision": precision}
+    predictor = Predictor.from_run(model_dir, **options)
+    judge = Predictor.from_run(oracle, **options) if oracle is not None else None
+    ids, sequences = read_input(input, seq_col)
+    designs = design(predictor, sequences, target, max_edits, beam, ids=ids, oracle=judge, progress=progress)
+    write_designs(designs, out)
+
+    def mean(values) -> float:
+        return float(np.mean(values))
+
+    return {
+        "designs": len(designs), "out": str(Path(out)), "target": target, "units": predictor.units,
+        "mean_edits": mean([len(d.edits) for d in designs]),
+        "prediction_before": mean([d.predictions[0] for d in designs]),
+        "prediction_after": mean([d.predictions[-1] for d in designs]),
+        "oracle_before": mean([d.oracle_predictions[0] for d in designs]) if judge else None,
+        "oracle_after": mean([d.oracle_predictions[-1] for d in designs]) if judge else None,
+    }
