@@ -149,24 +149,19 @@ def cmd_variant_effect(args: argparse.Namespace) -> None:
     print(f"{args.out}: {result['rows']:,} variant effects (skipped: {skipped})")
 
 
-def _goal(text: str) -> str | float:
-    """design's --target: high, low or a number."""
-    if text in ("high", "low"):
-        return text
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError(f"--target {text!r}: give high, low or a number (the prediction to approach)") from None
-
-
 def cmd_design(args: argparse.Namespace) -> None:
     """Edit sequences towards a wanted prediction, by greedy or beam substitution."""
     from .interpret.design import run_design
 
-    result = run_design(args.model, args.input, args.out, _goal(args.goal), args.max_edits, beam=args.beam,
-                        oracle=args.oracle, seq_col=args.seq_col, **_interpret_options(args))
-    print(f"{args.out}: {result['designs']:,} designs; " + ", ".join(
-        f"{k} {v:.4g}" for k, v in result.items() if isinstance(v, float)))
+    options = _interpret_options(args)
+    options["target_name"] = options.pop("target")  # design's --target is the goal
+    result = run_design(args.model, args.input, args.out, args.goal, args.max_edits, beam=args.beam,
+                        oracle=args.oracle, seq_col=args.seq_col, **options)
+    line = (f"{args.out}: {result['designs']:,} designs, {result['mean_edits']:.1f} edits on average; mean prediction "
+            f"{result['prediction_before']:.4g} -> {result['prediction_after']:.4g} ({result['units']})")
+    if result["oracle_before"] is not None:
+        line += f"; oracle {result['oracle_before']:.4g} -> {result['oracle_after']:.4g}"
+    print(line)
 
 
 def cmd_download(args: argparse.Namespace) -> None:

@@ -28,10 +28,11 @@ from pathlib import Path
 import numpy as np
 
 from ..io.atomic import atomic_write
+from ..predict import check_output
 from .ism import substitution_predictions
 from .predictor import Predictor, progress_line, read_input
 
-__all__ = ["Design", "design", "run_design", "write_designs"]
+__all__ = ["Design", "design", "parse_target", "run_design", "write_designs"]
 
 BASES = "ACGT"
 #: Input sequences searched together: their candidates share the batches of one step, and the
@@ -171,7 +172,7 @@ def design(predictor: Predictor, sequences: Sequence[str], target: str | float, 
             progress_line(done + step, total, "design steps", progress)
 
         part = slice(start, start + CHUNK)
-        best.extend(_search(predictor, laid.sequences[part], laid.window[part], loss, max_edits, beam, report))
+        best.extend(_search(predictor, laid.sequences[part], loss, max_edits, beam, report))
 
     designs = [Design(ids[i], laid.sequences[i], list(found.edits), np.array(found.predictions))
                for i, found in enumerate(best)]
@@ -184,18 +185,19 @@ def design(predictor: Predictor, sequences: Sequence[str], target: str | float, 
     return designs
 
 
-def _search(predictor: Predictor, sequences: list[str], window: np.ndarray, loss: Callable, max_edits: int,
-            beam: int, report: Callable[[int], None]) -> list[_Candidate]:
-    """The best candidate found for each of ``sequences`` (``window``: their ``(n, width)`` map)."""
+def _search(predictor: Predictor, sequences: list[str], loss: Callable, max_edits: int, beam: int,
+            report: Callable[[int], None]) -> list[_Candidate]:
+    """The best candidate found for each of ``sequences``, searched together."""
     beams = [[_Candidate(sequence)] for sequence in sequences]
     best = [candidate for (candidate,) in beams]
     for step in range(max_edits):
         flat = [(row, candidate) for row, candidates in enumerate(beams) for candidate in candidates]
         if not flat:
             break
+        # Edits keep every length, so each candidate's layout shows the model the input's positions
+        # (substitution_predictions mutates exactly those): flanks and padding never change.
         laid = predictor.lay_out([candidate.sequence for _, candidate in flat])
-        # Edits keep every length, so the positions the model sees are those of the input.
-        reference, values = substitution_predictions(predictor, laid, window[[row for row, _ in flat]] >= 0)
+        reference, values = substitution_predictions(predictor, laid)
         families: list[list] = [[] for _ in beams]
         for k, (row, candidate) in enumerate(flat):
             if step == 0:
@@ -237,8 +239,9 @@ def _next_beam(family: list[tuple[_Candidate, list]], beam: int) -> list[_Candid
         if sequence not in chosen:
             if len(chosen) >= beam:
                 chosen.popitem()  # the worst gives its place to the greedy path's child
-            chosen[sequence] = _Candidate(sequence, parent.edits + ((position, parent.sequence[position], BASES[base]),),
-                                          parent.predictions + (prediction,), loss, greedy=False)
+            edit = (position, parent.sequence[position], BASES[base])
+            chosen[sequence] = _Candidate(sequence, parent.edits + (edit,), parent.predictions + (prediction,), loss,
+                                          greedy=False)
         if greedy_child:
             greedy = sequence
         if len(chosen) >= beam and greedy is not None:
@@ -281,10 +284,11 @@ def write_designs(designs: Sequence[Design], out: str | os.PathLike) -> str:
 def run_design(model_dir: str | os.PathLike, input: str | os.PathLike, out: str | os.PathLike, target: str | float,
                max_edits: int, beam: int = 1, oracle: str | os.PathLike | None = None, destandardize: bool = False,
                batch_size: int = 256, device: str = "auto", precision: str = "32", seq_col: str | None = None,
-               progress: bool = True) -> dict:
+               target_name: str | None = None, progress: bool = True) -> dict:
     """``proformer design``: design every sequence of ``input`` and write ``out`` (:func:`write_designs`).
 
-    ``oracle`` is a second run directory, predicted with the same units options. Everything is
+    ``oracle`` is a second run directory, predicted with the same units options. ``target_name``
+    picks the target of a multi-target run (both runs; the first by default). Everything is
     computed before ``out`` is written: bad input or options write nothing.
 
     Returns
@@ -294,16 +298,14 @@ def run_design(model_dir: str | os.PathLike, input: str | os.PathLike, out: str 
         ``prediction_before``/``prediction_after`` (means over the designs), and
         ``oracle_before``/``oracle_after`` (None without an oracle).
     """
-    from ..predict import check_output
-
     target = parse_target(target)
     _whole("max_edits", max_edits)  # checked before the models load
     _whole("beam", beam)
     check_output(out, input)
     options = {"device": device, "destandardize": destandardize, "batch_size": batch_size, "precision": precision}
-    predictor = Predictor.from_run(model_dir, **options)
-    judge = Predictor.from_run(oracle, **options) if oracle is not None else None
-    ids, sequences = read_input(input, seq_col)
+    predictor = Predictor.from_run(model_dir, target=target_name, **options)
+    judge = Predictor.from_run(oracle, target=target_name, **options) if oracle is not None else None
+    ids, sequences = read_input(input, seq_col, predictor.layout)
     designs = design(predictor, sequences, target, max_edits, beam, ids=ids, oracle=judge, progress=progress)
     write_designs(designs, out)
 

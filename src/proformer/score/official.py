@@ -197,7 +197,7 @@ def _combine(
     )
 
 
-def _values(vector: np.ndarray, subset: SubsetDefinition) -> np.ndarray:
+def subset_values(vector: np.ndarray, subset: SubsetDefinition) -> np.ndarray:
     """Values of a single subset, or ``x[alt] - x[ref]`` of a paired one."""
     if subset.paired:
         return vector[subset.indices[:, 0]] - vector[subset.indices[:, 1]]
@@ -237,7 +237,7 @@ def score_public(predictions: Predictions, data_dir: PathLike) -> ScoreResult:
     )
     r, rho, n = {}, {}, {}
     for name, subset in subsets.items():
-        pred = _values(vector, subset)
+        pred = subset_values(vector, subset)
         truth = subset.truth[:, 0] - subset.truth[:, 1] if subset.paired else subset.truth
         r[name], rho[name] = _correlations(pred, truth, name, "public")
         n[name] = subset.n
@@ -288,8 +288,8 @@ def score_private(predictions: Predictions, truth: np.ndarray, data_dir: PathLik
     )
     r, rho, n = {}, {}, {}
     for name, subset in subsets.items():
-        pred = _values(vector, subset)
-        r[name], rho[name] = _correlations(pred, _values(truth_vector, subset), name, "private")
+        pred = subset_values(vector, subset)
+        r[name], rho[name] = _correlations(pred, subset_values(truth_vector, subset), name, "private")
         n[name] = subset.n
     return _combine("private", r, rho, n)
 

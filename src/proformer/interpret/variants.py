@@ -1,0 +1,560 @@
+"""Variant effects: how much a run's prediction changes from a reference to an alternative sequence.
+
+Three kinds of input give one kind of table, ``effect = alt_prediction - ref_prediction`` in the
+predictor's units:
+
+pairs (:func:`read_pairs`, :func:`pair_effects`)
+    A TSV ``id<TAB>ref_sequence<TAB>alt_sequence``. Each sequence is laid out on its own, as
+    ``proformer predict`` lays it out, so ref and alt may differ in length (indels).
+SNV scan (:func:`snv_effects`)
+    Every single-nucleotide variant of each input sequence: in-silico mutagenesis
+    (:func:`~proformer.interpret.ism.substitution_predictions`) as a table. Only positions the
+    model sees are listed (not the flanks the run's layout trims, nor the ends cut from a
+    sequence longer than its window).
+VCF (:func:`vcf_effects`)
+    Variants of a genome, for genomic runs (e.g. ATAC-seq, whose layout trims no flanks): a
+    window of the run's input length around each variant, read from the genome FASTA, before
+    and after the variant (:func:`plan_vcf`, :func:`vcf_windows` give the rules).
+
+:func:`write_effects` writes the table, :func:`run_variant_effect` is ``proformer variant-effect``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..io.atomic import atomic_write
+from ..io.genome import Genome
+from ..io.sequences import (
+    InputError,
+    Source,
+    check_input,
+    first_invalid,
+    invalid_message,
+    line_chunks,
+    show_value,
+)
+from ..io.vcf import Variant, read_vcf
+from ..predict import check_output, read_chunks
+from ..sequence import CODE_LETTERS, GENOME_CODES, INVALID
+from .ism import substitution_predictions
+from .predictor import Predictor, progress_line
+
+__all__ = [
+    "PAIR_COLUMNS", "SKIP_REASONS", "Pairs", "pair_effects", "plan_vcf", "read_pairs", "run_variant_effect",
+    "snv_effects", "vcf_effects", "vcf_windows", "write_effects",
+]
+
+#: The header of a pairs file (the columns may come in any order, with others beside them).
+PAIR_COLUMNS = ("id", "ref_sequence", "alt_sequence")
+#: Why a VCF variant gets no row (the counts :func:`vcf_effects` returns).
+SKIP_REASONS = ("symbolic_alt", "off_chromosome", "ref_mismatch")
+ON_MISMATCH = ("error", "skip")
+#: Batches predicted between progress lines (whole batches: the same batches as one call).
+_PROGRESS_BATCHES = 16
+#: VCF variants whose windows are held in memory at once.
+_VCF_CHUNK = 4096
+_LETTERS = np.array(list("ACGTN"), dtype=object)
+
+
+# --------------------------------------------------------------------------------------------
+# Pairs of sequences
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Pairs:
+    """The rows of a pairs file.
+
+    Attributes
+    ----------
+    ids, refs, alts : list of str
+        ``(n,)`` each: the id and the two sequences as written (symbols checked).
+    where : list of str
+        ``(n,)``: ``file:line`` of each row, for messages.
+    """
+
+    ids: list[str]
+    refs: list[str]
+    alts: list[str]
+    where: list[str]
+
+
+def read_pairs(path: str | os.PathLike) -> Pairs:
+    """Read a TSV of sequence pairs: a header naming ``id``, ``ref_sequence`` and ``alt_sequence``
+    (tab-separated; any order, other columns ignored), then one pair per line.
+
+    Plain or gzip. Blank lines are skipped. Sequences are A C G T N in either case, of any
+    lengths the run's layout takes; ref and alt need not have the same length.
+
+    Raises
+    ------
+    InputError
+        Naming ``file:line``, the value and what to do: a header without those columns, a row
+        with the wrong number of fields, an empty or repeated id, an empty sequence, a symbol
+        outside A C G T N; a file without pairs.
+    FileNotFoundError
+        When ``path`` does not exist.
+    """
+    display = os.fspath(path)
+    path = Path(path)
+    check_input(path, display)
+    source = Source(path, display, hash_it=False)
+    pairs = Pairs([], [], [], [])
+    first_line: dict[str, int] = {}
+    columns: list[int] | None = None
+    n_fields = 0
+    try:
+        for start, lines in line_chunks(source, 100_000, 1):
+            for offset, raw in enumerate(lines):
+                number = start + offset
+                text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+                if not text.strip():
+                    continue
+                fields = [field.strip() for field in text.split("\t")]
+                if columns is None:
+                    columns, n_fields = _pair_header(fields, f"{display}:{number}", text), len(fields)
+                    continue
+                where = f"{display}:{number}"
+                if len(fields) != n_fields:
+                    raise InputError(f"{where}: expected {n_fields} tab-separated fields as in the header, found "
+                                     f"{len(fields)}: {show_value(text)}. Fix the line")
+                id_, ref, alt = (fields[column] for column in columns)
+                if not id_:
+                    raise InputError(f"{where}: the id field is empty: {show_value(text)}. Give every pair an id")
+                if id_ in first_line:
+                    raise InputError(f"{where}: id {id_!r} already names the pair on line {first_line[id_]}; "
+                                     "give every pair its own id")
+                first_line[id_] = number
+                for name, sequence in (("ref_sequence", ref), ("alt_sequence", alt)):
+                    _check_sequence(sequence, name, where, text)
+                pairs.ids.append(id_)
+                pairs.refs.append(ref)
+                pairs.alts.append(alt)
+                pairs.where.append(where)
+    finally:
+        source.close()
+    if columns is None or not pairs.ids:
+        raise InputError(f"{display}: no pairs; the file needs the header {chr(9).join(PAIR_COLUMNS)!r} and "
+                         "then one tab-separated line per pair")
+    return pairs
+
+
+def _pair_header(fields: list[str], where: str, text: str) -> list[int]:
+    names = [field.removeprefix("\ufeff") for field in fields]
+    missing = [name for name in PAIR_COLUMNS if name not in names]
+    if missing:
+        raise InputError(
+            f"{where}: the header must name the columns {', '.join(PAIR_COLUMNS)} (tab-separated); "
+            f"{', '.join(missing)} missing in {show_value(text)}. Write the header line "
+            f"{chr(9).join(PAIR_COLUMNS)!r} first"
+        )
+    repeated = [name for name in PAIR_COLUMNS if names.count(name) > 1]
+    if repeated:
+        raise InputError(f"{where}: the header names {', '.join(repeated)} more than once: {show_value(text)}")
+    return [names.index(name) for name in PAIR_COLUMNS]
+
+
+def _check_sequence(sequence: str, name: str, where: str, text: str) -> None:
+    if not sequence:
+        raise InputError(f"{where}: {name} is empty: {show_value(text)}. Give both sequences of the pair")
+    raw = sequence.encode("utf-8")
+    position = first_invalid(raw)
+    if position is not None:
+        raise InputError(f"{where}: {name}: {invalid_message(raw, position)}. Fix the line: sequences are DNA "
+                         "over A C G T N")
+
+
+def pair_effects(predictor: Predictor, ids: Sequence[str], refs: Sequence[str], alts: Sequence[str],
+                 where: Sequence[str] | None = None, progress: bool = False) -> dict[str, np.ndarray]:
+    """Predict both sequences of every pair; ``effect = alt - ref``.
+
+    Each sequence is laid out on its own (``predictor.lay_out``), so ref and alt may differ in
+    length. A sequence given several times (a reference shared by many variants) is predicted once.
+
+    Parameters
+    ----------
+    predictor : Predictor
+    ids, refs, alts : sequence of str
+        ``(n,)`` each.
+    where : sequence of str, optional
+        ``(n,)``: ``file:line`` of each pair, for errors.
+    progress : bool
+        A progress line on stderr (when it is a terminal).
+
+    Returns
+    -------
+    dict
+        Columns of ``n`` rows: ``id`` (object), ``ref_prediction``, ``alt_prediction``,
+        ``effect`` (float64), in the predictor's units.
+    """
+    n = len(ids)
+    if not len(refs) == len(alts) == n:
+        raise ValueError(f"{n} ids, {len(refs)} ref and {len(alts)} alt sequences: give one of each per pair")
+    if not n:
+        raise InputError("no pairs to predict")
+    names = list(where) if where is not None else [f"pair {i} (id {ids[i]!r})" for i in range(n)]
+    labels = [f"{name} ref_sequence" for name in names] + [f"{name} alt_sequence" for name in names]
+    predictions = _predict_distinct(predictor, [*refs, *alts], labels, progress)
+    return _table({"id": np.asarray(list(ids), dtype=object)}, predictions[:n], predictions[n:])
+
+
+def _predict_distinct(predictor: Predictor, sequences: list[str], where: list[str], progress: bool) -> np.ndarray:
+    """float64 ``(len(sequences),)``: each distinct sequence laid out and predicted once."""
+    index: dict[str, int] = {}
+    inverse = np.empty(len(sequences), dtype=np.int64)
+    distinct, names = [], []
+    for i, sequence in enumerate(sequences):
+        key = sequence.upper()
+        j = index.setdefault(key, len(distinct))
+        if j == len(distinct):
+            distinct.append(key)
+            names.append(where[i])
+        inverse[i] = j
+    laid = predictor.lay_out(distinct, names)
+    return _predict(predictor, laid.codes, progress, "sequences predicted")[inverse]
+
+
+def _predict(predictor: Predictor, codes: np.ndarray, progress: bool, what: str) -> np.ndarray:
+    """``predictor(codes)`` with a progress line; the same batches as one call."""
+    out = np.empty(len(codes))
+    step = predictor.batch_size * _PROGRESS_BATCHES
+    for start in range(0, len(codes), step):
+        out[start : start + step] = predictor(codes[start : start + step])
+        progress_line(min(start + step, len(codes)), len(codes), what, progress)
+    return out
+
+
+def _table(keys: dict[str, np.ndarray], ref: np.ndarray, alt: np.ndarray) -> dict[str, np.ndarray]:
+    return {**keys, "ref_prediction": ref, "alt_prediction": alt, "effect": alt - ref}
+
+
+# --------------------------------------------------------------------------------------------
+# Every SNV of each sequence
+# --------------------------------------------------------------------------------------------
+
+
+def snv_effects(predictor: Predictor, ids: Sequence[str], sequences: Sequence[str],
+                where: Sequence[str] | None = None, progress: bool = False) -> dict[str, np.ndarray]:
+    """Every single-nucleotide variant of each sequence, one row each (ISM as a table).
+
+    Rows come from :func:`~proformer.interpret.ism.substitution_predictions`: per sequence, per
+    position the model sees, the 3 other bases (all 4 at an N), in A C G T order. Positions the
+    model does not see (the flanks the run's layout trims, the ends cut from a sequence longer
+    than the window) are not listed: a variant there cannot change the prediction.
+
+    Parameters
+    ----------
+    predictor : Predictor
+    ids, sequences : sequence of str
+        ``(n,)`` each.
+    where : sequence of str, optional
+        ``file:line`` of each sequence, for errors.
+    progress : bool
+        A progress line on stderr (when it is a terminal).
+
+    Returns
+    -------
+    dict
+        Columns of ``m`` rows (``m`` = 3 per seen A/C/G/T position + 4 per seen N): ``id``,
+        ``position`` (int64, 0-based in the sequence as given), ``ref`` and ``alt`` (one letter
+        each), ``ref_prediction``, ``alt_prediction``, ``effect`` (float64).
+    """
+    ids = np.asarray([str(i) for i in ids], dtype=object)
+    if len(ids) != len(sequences):
+        raise ValueError(f"{len(ids)} ids for {len(sequences)} sequences")
+    laid = predictor.lay_out(sequences, where)
+    reference, values = substitution_predictions(predictor, laid, progress=progress)
+    rows, positions = np.nonzero(laid.window >= 0)
+    refs = laid.input_codes[rows, positions]
+    rows, positions, refs = (np.repeat(a, 4) for a in (rows, positions, refs))
+    alts = np.tile(np.arange(4, dtype=np.uint8), len(rows) // 4)
+    keep = alts != refs
+    rows, positions, refs, alts = rows[keep], positions[keep], refs[keep], alts[keep]
+    return _table({"id": ids[rows], "position": positions.astype(np.int64), "ref": _LETTERS[refs],
+                   "alt": _LETTERS[alts]}, reference[rows], values[rows, alts, positions])
+
+
+# --------------------------------------------------------------------------------------------
+# VCF variants in a genome
+# --------------------------------------------------------------------------------------------
+
+
+def _span(variant: Variant, width: int) -> tuple[int, int, str, int]:
+    """``(start, ref_end, alt, right)``: the window's first genome position (0-based), the
+    position after REF, the ALT bases inside the window, and the genome bases after REF that
+    fill the alt window up to ``width``."""
+    left = width // 2
+    first = variant.pos - 1
+    alt = variant.alt[: width - left]
+    return first - left, first + len(variant.ref), alt, width - left - len(alt)
+
+
+def plan_vcf(variants: Sequence[Variant], genome: Genome, width: int,
+             on_mismatch: str = "error") -> tuple[list[Variant], dict[str, int]]:
+    """Check every variant against the genome: the ones that get windows, and skip counts.
+
+    A variant is skipped and counted (``SKIP_REASONS``) when its ALT is symbolic
+    (``symbolic_alt``: ``<DEL>``, ``*``, ``.``, breakends), when its ref or alt window would run
+    off the chromosome (``off_chromosome``), or, with ``on_mismatch="skip"``, when its REF is not
+    the genome's sequence at POS (``ref_mismatch``; case ignored). Counts are of ALT alleles.
+
+    Raises
+    ------
+    InputError
+        A CHROM the genome lacks (naming the VCF line and some of the genome's names), or a REF
+        mismatch with ``on_mismatch="error"`` (naming the VCF line and both sequences).
+    """
+    if on_mismatch not in ON_MISMATCH:
+        raise ValueError(f"on_mismatch={on_mismatch!r}: use {' or '.join(ON_MISMATCH)}")
+    skipped = dict.fromkeys(SKIP_REASONS, 0)
+    kept = []
+    for variant in variants:
+        if variant.chrom not in genome.lengths:
+            raise InputError(_unknown_chromosome(variant, genome))
+        if variant.symbolic:
+            skipped["symbolic_alt"] += 1
+            continue
+        start, ref_end, _, right = _span(variant, width)
+        if start < 0 or max(start + width, ref_end + right) > genome.lengths[variant.chrom]:
+            skipped["off_chromosome"] += 1
+            continue
+        found = genome.fetch(variant.chrom, variant.pos - 1, ref_end).upper()
+        if found != variant.ref:
+            if on_mismatch == "skip":
+                skipped["ref_mismatch"] += 1
+                continue
+            raise InputError(
+                f"{variant.where}: REF does not match the genome at {variant.chrom}:{variant.pos}: the VCF has "
+                f"{show_value(variant.ref)}, {genome.display} has {show_value(found)}. Use the genome build the "
+                "VCF was called on, or skip and count such variants (on_mismatch='skip', --on-mismatch skip)"
+            )
+        kept.append(variant)
+    return kept, skipped
+
+
+def _unknown_chromosome(variant: Variant, genome: Genome) -> str:
+    names = list(genome.lengths)
+    shown = ", ".join(names[:5]) + (f", ... ({len(names)} in all)" if len(names) > 5 else "")
+    hint = ""
+    if variant.chrom.startswith("chr") and variant.chrom[3:] in genome.lengths:
+        hint = f" The genome names it {variant.chrom[3:]!r}, without 'chr': remove the prefix from the VCF."
+    elif "chr" + variant.chrom in genome.lengths:
+        hint = f" The genome names it {'chr' + variant.chrom!r}: add the 'chr' prefix to the VCF's CHROM."
+    return (f"{variant.where}: chromosome {variant.chrom!r} is not in the genome {genome.display}, which has: "
+            f"{shown}.{hint or ' Use the genome build the VCF was called on.'}")
+
+
+def vcf_windows(variants: Sequence[Variant], genome: Genome, width: int) -> tuple[list[str], list[str]]:
+    """The ref and alt windows of checked variants (:func:`plan_vcf`), ``width`` nt each.
+
+    The ref window is the genome from ``POS - 1 - width // 2`` (0-based), so the variant's first
+    base sits at index ``width // 2``. The alt window keeps the same left context, then ALT, then
+    the genome after REF re-filled up to ``width`` nt. Indels are handled by this re-anchoring:
+    an insertion pushes right context out of the window, a deletion pulls more in. An ALT longer
+    than the right half is cut at the window's end.
+
+    Returns
+    -------
+    refs, alts : list of str
+        ``(n,)`` each, upper case; IUPAC codes other than A C G T N (a genome's ambiguity codes)
+        become N, as the model reads genomes.
+    """
+    refs, alts = [], []
+    for variant in variants:
+        start, ref_end, alt, right = _span(variant, width)
+        ref = genome.fetch(variant.chrom, start, start + width)
+        refs.append(ref)
+        alts.append(ref[: width // 2] + alt + genome.fetch(variant.chrom, ref_end, ref_end + right))
+    return _model_letters(refs, variants, genome, width), _model_letters(alts, variants, genome, width)
+
+
+def _model_letters(windows: list[str], variants: Sequence[Variant], genome: Genome, width: int) -> list[str]:
+    """Genome text -> A C G T N, in one pass over the joined windows (all ``width`` long)."""
+    if not windows:
+        return []
+    codes = GENOME_CODES[np.frombuffer("".join(windows).encode("ascii", errors="replace"), dtype=np.uint8)]
+    if (codes == INVALID).any():
+        row, column = divmod(int(np.flatnonzero(codes == INVALID)[0]), width)
+        variant = variants[row]
+        raise InputError(f"{genome.display}: the window around {variant.chrom}:{variant.pos} ({variant.where}) holds "
+                         f"{windows[row][column]!r}, not a nucleotide or IUPAC code; check that the file is a genome FASTA")
+    text = CODE_LETTERS[codes].tobytes().decode("ascii")
+    return [text[i : i + width] for i in range(0, len(text), width)]
+
+
+def vcf_effects(predictor: Predictor, variants: Sequence[Variant], genome: Genome, on_mismatch: str = "error",
+                progress: bool = False) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Predict the ref and alt window of every VCF variant (:func:`plan_vcf`, :func:`vcf_windows`).
+
+    Windows are the run's whole input, ``layout.head + layout.length + layout.tail`` nt: meant
+    for genomic runs whose layout trims nothing. Build the predictor with ``rc_average=True`` so
+    both strands are averaged (a genome variant has no preferred strand);
+    :func:`run_variant_effect` does.
+
+    Returns
+    -------
+    columns : dict
+        ``n`` rows, one per kept ALT allele in VCF order: ``chrom``, ``pos`` (int64, 1-based, as
+        in the VCF), ``id`` (the VCF ID, or ``chrom:pos:ref:alt`` where it is ``.``), ``ref``,
+        ``alt``, ``ref_prediction``, ``alt_prediction``, ``effect``.
+    skipped : dict of str to int
+        Skipped alleles by reason (all :data:`SKIP_REASONS`, 0 included).
+    """
+    layout = predictor.layout
+    width = layout.head + layout.length + layout.tail
+    kept, skipped = plan_vcf(variants, genome, width, on_mismatch)
+    ref_prediction, alt_prediction = np.empty(len(kept)), np.empty(len(kept))
+    for start in range(0, len(kept), _VCF_CHUNK):
+        part = kept[start : start + _VCF_CHUNK]
+        refs, alts = vcf_windows(part, genome, width)
+        where = [variant.where for variant in part]
+        predicted = predictor(predictor.lay_out(refs + alts, where + where).codes)
+        ref_prediction[start : start + len(part)] = predicted[: len(part)]
+        alt_prediction[start : start + len(part)] = predicted[len(part) :]
+        progress_line(start + len(part), len(kept), "variants predicted", progress)
+    columns = {
+        "chrom": np.asarray([variant.chrom for variant in kept], dtype=object),
+        "pos": np.asarray([variant.pos for variant in kept], dtype=np.int64),
+        "id": np.asarray([variant.name for variant in kept], dtype=object),
+        "ref": np.asarray([variant.ref for variant in kept], dtype=object),
+        "alt": np.asarray([variant.alt for variant in kept], dtype=object),
+    }
+    return _table(columns, ref_prediction, alt_prediction), skipped
+
+
+# --------------------------------------------------------------------------------------------
+# Output
+# --------------------------------------------------------------------------------------------
+
+
+def write_effects(rows: dict[str, np.ndarray], out: str | os.PathLike, destandardized: bool = False) -> bool:
+    """Write an effect table as TSV, atomically (``out`` appears only when complete).
+
+    Columns in the order of ``rows`` (from :func:`pair_effects`, :func:`snv_effects` or
+    :func:`vcf_effects`), numbers to 9 significant digits, then ``log2_ratio`` =
+    ``log2(alt_prediction / ref_prediction)`` only where a ratio has a meaning: when the
+    predictions are destandardized (training units, ``destandardized=True``) and every ref and
+    alt prediction is > 0. Standardised units (z-scores) have no zero, so no ratio.
+
+    Returns
+    -------
+    bool
+        Whether the ``log2_ratio`` column was written.
+    """
+    columns = dict(rows)
+    ref, alt = np.asarray(columns["ref_prediction"]), np.asarray(columns["alt_prediction"])
+    log2 = bool(destandardized and len(ref) and (ref > 0).all() and (alt > 0).all())
+    if log2:
+        columns["log2_ratio"] = np.log2(alt / ref)
+    texts = [_formatted(np.asarray(values)) for values in columns.values()]
+    with atomic_write(out, newline="\n") as handle:
+        handle.write("\t".join(columns) + "\n")
+        handle.writelines("\t".join(row) + "\n" for row in zip(*texts))
+    return log2
+
+
+def _formatted(values: np.ndarray) -> list[str]:
+    if values.dtype.kind == "f":
+        return [f"{value:.9g}" for value in values.tolist()]
+    return [str(value) for value in values.tolist()]
+
+
+# --------------------------------------------------------------------------------------------
+# proformer variant-effect
+# --------------------------------------------------------------------------------------------
+
+
+def run_variant_effect(model_dir: str | os.PathLike, out: str | os.PathLike, pairs: str | os.PathLike | None = None,
+                       snv_scan: str | os.PathLike | None = None, vcf: str | os.PathLike | None = None,
+                       fasta: str | os.PathLike | None = None, on_mismatch: str = "error",
+                       target: str | int | None = None, destandardize: bool = False, batch_size: int = 256,
+                       device: str = "auto", precision: str = "32", seq_col: str | None = None,
+                       progress: bool = True) -> dict:
+    """``proformer variant-effect``: predict variant effects and write them as a TSV.
+
+    Give exactly one input: ``pairs`` (:func:`read_pairs`), ``snv_scan`` (a sequence file under
+    predict's input rules, FASTA or table with ``seq_col``; :func:`snv_effects`) or ``vcf`` with
+    ``fasta`` (:func:`vcf_effects`; both strands averaged). Everything is computed before
+    ``out`` is written, so bad input leaves no file.
+
+    Returns
+    -------
+    dict
+        ``out``, ``mode`` (pairs, snv_scan or vcf), ``rows`` written, ``skipped`` (VCF: alleles
+        by reason; otherwise empty), ``positions_not_seen`` (SNV scan: input positions the model
+        does not see, hence not listed), ``log2_ratio`` (whether written), ``target``, ``units``,
+        ``rc_average``.
+    """
+    given = {name: value for name, value in (("pairs", pairs), ("snv_scan", snv_scan), ("vcf", vcf)) if value is not None}
+    if len(given) != 1:
+        raise ValueError(f"give exactly one input: --pairs FILE, --snv-scan FILE or --vcf FILE --fasta GENOME "
+                         f"(got {', '.join(given) or 'none'})")
+    if vcf is not None and fasta is None:
+        raise ValueError("--vcf needs --fasta GENOME: the genome FASTA the VCF was called on, from which the window "
+                         "around each variant is read")
+    if fasta is not None and vcf is None:
+        raise ValueError("--fasta is read only with --vcf (the genome of the VCF's variants)")
+    if on_mismatch not in ON_MISMATCH:
+        raise ValueError(f"--on-mismatch {on_mismatch}: use {' or '.join(ON_MISMATCH)}")
+    if seq_col is not None and snv_scan is None:
+        raise ValueError("--seq-col names the sequence column of a --snv-scan table; pairs and VCF files have fixed columns")
+    check_output(out, pairs, snv_scan, vcf, fasta)
+    if not Path(out).parent.is_dir():
+        raise FileNotFoundError(2, f"the folder {Path(out).parent} does not exist (create it first)", os.fspath(out))
+    mode = next(iter(given))
+
+    # Inputs are read before the model is loaded: a bad file fails fast.
+    genome = None
+    if pairs is not None:
+        table = read_pairs(pairs)
+    elif snv_scan is not None:
+        ids, sequences, where = _read_scan(snv_scan, seq_col)
+    else:
+        variants = read_vcf(vcf)
+        genome = Genome(Path(fasta), os.fspath(fasta))
+    try:
+        predictor = Predictor.from_run(model_dir, device, target=target, destandardize=destandardize,
+                                       batch_size=batch_size, precision=precision,
+                                       rc_average=True if vcf is not None else None)
+        skipped: dict[str, int] = {}
+        result: dict = {}
+        if pairs is not None:
+            rows = pair_effects(predictor, table.ids, table.refs, table.alts, table.where, progress)
+        elif snv_scan is not None:
+            rows = snv_effects(predictor, ids, sequences, where, progress)
+            lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
+            seen = np.count_nonzero(predictor.layout.window_positions(lengths) >= 0)
+            result["positions_not_seen"] = int(lengths.sum() - seen)
+        else:
+            rows, skipped = vcf_effects(predictor, variants, genome, on_mismatch, progress)
+    finally:
+        if genome is not None:
+            genome.close()
+    log2 = write_effects(rows, out, destandardized=predictor.destandardize)
+    return {"out": os.fspath(out), "mode": mode, "rows": len(rows["effect"]), "skipped": skipped, **result,
+            "log2_ratio": log2, "target": predictor.target_name, "units": predictor.units,
+            "rc_average": predictor.rc_average}
+
+
+def _read_scan(path: str | os.PathLike, seq_col: str | None) -> tuple[list[str], list[str], list[str]]:
+    """``(ids, sequences, where)`` of a sequence file: FASTA record ids, else 0-based row numbers
+    (as :func:`~proformer.interpret.predictor.read_input`), and ``file:line`` of each."""
+    ids: list[str] = []
+    sequences: list[str] = []
+    where: list[str] = []
+    for chunk in read_chunks(path, seq_col=seq_col):
+        if chunk.ids is not None:
+            ids.extend(chunk.ids)
+        else:
+            ids.extend(str(i) for i in range(len(sequences), len(sequences) + len(chunk.sequences)))
+        sequences.extend(chunk.sequences)
+        where.extend(f"{os.fspath(path)}:{int(line)}" for line in chunk.lines)
+    if not sequences:
+        raise InputError(f"{path}: no sequences (the file is empty, blank or only a header)")
+    return ids, sequences, where

@@ -1,0 +1,197 @@
+"""Sequence design (proformer.interpret.design): greedy and beam search over substitutions.
+
+The planted GATA model (helpers.planted_motif_model) has a known answer: its prediction is the
+number of exact GATA matches in the forward window, so the best edits are known. The random tiny
+Proformer (helpers.write_tiny_run) checks the bookkeeping on a real model: every recorded
+prediction is recomputed from the step's sequence.
+"""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+from helpers import (
+    TINY_RUN_HEAD,
+    TINY_RUN_LENGTH,
+    TINY_RUN_TAIL,
+    planted_motif_model,
+    random_dna,
+    tiny_run_info,
+    write_tiny_run,
+)
+
+from proformer.interpret.design import design, run_design, write_designs
+from proformer.interpret.predictor import Predictor
+from proformer.io.sequences import InputError
+
+FULL = TINY_RUN_HEAD + TINY_RUN_LENGTH + TINY_RUN_TAIL  # 23 nt: the whole window is seen
+
+
+def planted() -> Predictor:
+    return Predictor(planted_motif_model(), tiny_run_info())
+
+
+def matches(sequence: str) -> int:
+    return sum(sequence[i : i + 4] == "GATA" for i in range(len(sequence) - 3))
+
+
+def read_tsv(path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
+def replay(d) -> str:
+    """The input with the recorded edits applied in order, each edit's ref base checked."""
+    sequence = list(d.input)
+    for position, ref, new in d.edits:
+        assert sequence[position] == ref and new != ref
+        sequence[position] = new
+    return "".join(sequence)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("design")
+    return write_tiny_run(root / "model", seed=0), write_tiny_run(root / "oracle", seed=1)
+
+
+def test_high_target_creates_motif_matches_inside_the_window_only():
+    predictor = planted()
+    # Three one-edit-away GATAs (GATC, GTTA, CATA) and no match; the second input is 2 nt longer
+    # than the window, so its layout cuts one more position at each end that must stay as given.
+    # The third, longer still and with nothing to gain from one edit, stops first (and its width
+    # must not leak into the others' later steps).
+    near = "GATCCCGTTACCCATACCCC"
+    inputs = ["GG" + near + "G", "AGATA" + "TATCCCGTTACCCATAC" + "GGT", "GGC" + "CCCCGAACCCCCCCCCCCCC" + "GGC"]
+    window = predictor.lay_out(inputs).window
+    assert [matches(s) for s in inputs] == [0, 1, 0] and predictor.predict(inputs).tolist() == [0, 0, 0]
+
+    for max_edits in (5, 2):
+        designs = design(predictor, inputs, "high", max_edits)
+        assert designs[2].edits == [] and designs[2].sequence == inputs[2]
+        for row, d in enumerate(designs[:2]):
+            assert 1 <= len(d.edits) <= max_edits
+            assert np.all(np.diff(d.predictions) > 0)  # every edit strictly improves
+            assert d.sequence == replay(d) and len(d.sequence) == len(d.input)
+            seen = window[row, : len(d.input)] >= 0
+            assert all(seen[position] for position, _, _ in d.edits)
+            hidden = ~seen
+            assert np.array_equal(np.array(list(d.sequence))[hidden], np.array(list(d.input))[hidden])
+            assert d.sequence[:TINY_RUN_HEAD] == d.input[:TINY_RUN_HEAD]
+            assert d.sequence[-TINY_RUN_TAIL:] == d.input[-TINY_RUN_TAIL:]
+            inside = "".join(a for a, keep in zip(d.sequence, seen) if keep)
+            assert d.predictions[-1] == matches(inside)
+        if max_edits == 5:
+            assert designs[0].predictions.tolist() == [0, 1, 2, 3]  # all three near-matches, then no single edit helps
+        else:
+            assert [len(d.edits) for d in designs] == [2, 2, 0] and designs[0].predictions[-1] == 2
+
+
+def test_beam_search_is_never_worse_than_greedy_and_can_be_better():
+    predictor = planted()
+    # Greedy takes the first of the tied +1 edits (position 7: AAAT -> AGAT...GATA), which spoils
+    # the two compatible ones (7 A>T, 9 T>G: GATAGATA); a beam of 3 keeps those.
+    trap = "TT" + "TTAGAAATATACCCCCCCCC" + "T"
+    other = "GG" + "GATCCCGTTACCCATACCCC" + "G"
+    greedy = design(predictor, [trap, other], "high", 2)
+    wide = design(predictor, [trap, other], "high", 2, beam=3)
+    assert greedy[0].predictions.tolist() == [0, 1] and wide[0].predictions.tolist() == [0, 1, 2]
+    assert wide[0].sequence == replay(wide[0]) and matches(wide[0].sequence) == 2
+    assert all(w.predictions[-1] >= g.predictions[-1] for w, g in zip(wide, greedy))
+
+
+def test_search_stops_when_no_substitution_improves():
+    class Counting(Predictor):
+        rows = 0
+
+        def predict_batch(self, codes):
+            Counting.rows += len(codes)
+            return super().predict_batch(codes)
+
+    predictor = Counting(planted_motif_model(), tiny_run_info())
+    # GAAC is two edits from GATA and no window is one edit away: no single edit improves, and
+    # wandering through neutral edits is not a search step.
+    (d,) = design(predictor, ["GG" + "CCCCGAACCCCCCCCCCCCC" + "G"], "high", 5, beam=3)
+    assert d.edits == [] and d.predictions.tolist() == [0] and d.sequence == d.input
+    assert Counting.rows == 1 + 3 * TINY_RUN_LENGTH  # the input and its 60 substitutions, once
+
+
+@pytest.mark.parametrize("target", ["low", "number"])
+def test_low_and_numeric_targets_move_the_prediction_and_record_it(runs, target):
+    predictor = Predictor.from_run(runs[0], device="cpu", batch_size=50)  # several batches per step
+    inputs = random_dna(np.random.default_rng(3), 3, FULL)
+    before = predictor.predict(inputs)
+    value = float(before.mean() + 0.5) if target == "number" else target
+    designs = design(predictor, inputs, value, 3, beam=2)
+    for d, start in zip(designs, before):
+        loss = d.predictions if target == "low" else np.abs(d.predictions - value)
+        assert len(d.edits) >= 1 and np.all(np.diff(loss) < 0)
+        recomputed = predictor.predict(d.steps())
+        np.testing.assert_allclose(d.predictions, recomputed, rtol=1e-5, atol=1e-6)
+        assert d.predictions[0] == pytest.approx(start, abs=1e-6)
+        assert d.sequence == replay(d) and d.sequence[:2] == d.input[:2] and d.sequence[-1] == d.input[-1]
+
+
+def test_oracle_predictions_are_the_oracles_own(runs, tmp_path):
+    predictor = Predictor.from_run(runs[0], device="cpu")
+    oracle = Predictor.from_run(runs[1], device="cpu", destandardize=True)
+    inputs = random_dna(np.random.default_rng(4), 2, FULL)
+    designs = design(predictor, inputs, "high", 2, ids=["a", "b"], oracle=oracle)
+    for d in designs:
+        np.testing.assert_allclose(d.oracle_predictions, oracle.predict(d.steps()), rtol=1e-5, atol=1e-6)
+        assert not np.allclose(d.oracle_predictions, d.predictions)  # another model, in other units
+
+    rows = read_tsv(write_designs(designs, tmp_path / "designs.tsv"))
+    assert list(rows[0]) == ["id", "step", "edit", "prediction", "oracle_prediction", "sequence"]
+    assert [(r["id"], r["step"]) for r in rows] == [(d.id, str(k)) for d in designs for k in range(len(d.edits) + 1)]
+    assert [r["sequence"] for r in rows] == [s for d in designs for s in d.steps()]
+    assert [r["edit"] for r in rows if r["step"] == "0"] == ["", ""]
+    assert [r["edit"] for r in rows if r["step"] != "0"] == [f"{p}:{a}>{b}" for d in designs for p, a, b in d.edits]
+    sequences = [r["sequence"] for r in rows]
+    np.testing.assert_allclose([float(r["oracle_prediction"]) for r in rows], oracle.predict(sequences), rtol=1e-5)
+    np.testing.assert_allclose([float(r["prediction"]) for r in rows], predictor.predict(sequences),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_run_design_reads_a_file_and_summarises(runs, tmp_path):
+    inputs = random_dna(np.random.default_rng(5), 2, FULL)
+    fasta = tmp_path / "in.fa"
+    fasta.write_text("".join(f">s{i}\n{s.lower()}\n" for i, s in enumerate(inputs)))
+    out = tmp_path / "designs.tsv"
+    summary = run_design(runs[0], fasta, out, "low", 2, oracle=runs[1], destandardize=True, device="cpu",
+                         progress=False)
+    rows = read_tsv(out)
+    assert {r["id"] for r in rows} == {"s0", "s1"} and [r["sequence"] for r in rows if r["step"] == "0"] == inputs
+    last = [max((r for r in rows if r["id"] == i), key=lambda r: int(r["step"])) for i in ("s0", "s1")]
+    assert summary["designs"] == 2 and summary["units"] == "training units"
+    assert summary["prediction_after"] < summary["prediction_before"]
+    assert summary["prediction_after"] == pytest.approx(np.mean([float(r["prediction"]) for r in last]), rel=1e-5)
+    assert summary["oracle_after"] == pytest.approx(np.mean([float(r["oracle_prediction"]) for r in last]), rel=1e-5)
+
+
+@pytest.mark.parametrize("options, symbol, message", [
+    ({"target": "medium"}, "", "'medium'"),
+    ({"target": float("nan")}, "", "target=nan"),
+    ({"max_edits": 0}, "", "max_edits=0"),
+    ({"beam": 0}, "", "beam=0"),
+    ({}, "X", "'X'"),
+])
+def test_bad_input_is_refused_and_writes_nothing(runs, tmp_path, options, symbol, message):
+    sequence = random_dna(np.random.default_rng(6), 1, FULL)[0]
+    fasta = tmp_path / "in.fa"
+    fasta.write_text(f">s0\n{sequence[:9]}{symbol}{sequence[9:]}\n")
+    out = tmp_path / "designs.tsv"
+    arguments = {"target": "high", "max_edits": 2, **options}
+    with pytest.raises(ValueError, match=message):
+        run_design(runs[0], fasta, out, device="cpu", progress=False, **arguments)
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["in.fa"]
+    with pytest.raises(ValueError, match=message):  # the Python API refuses it as well
+        design(planted(), [sequence[:9] + symbol + sequence[9:]], arguments["target"], arguments["max_edits"],
+               arguments.get("beam", 1))
+
+
+def test_bad_symbol_error_is_an_input_error_naming_the_sequence():
+    with pytest.raises(InputError, match="seq.fa:2"):
+        design(planted(), ["GG" + "GATC" * 5 + "G", "GG" + "GAUC" * 5 + "G"], "high", 1, where=["seq.fa:1", "seq.fa:2"])
