@@ -1,0 +1,448 @@
+"""Per-base attributions of a run's predictions (captum, or ISM), and the TF-MoDISco inputs.
+
+Every method explains one number: the prediction of :class:`~proformer.interpret.Predictor`
+(its target, its units, its reverse-complement averaging), as a function of the one-hot forward
+strand that the run's layout shows the model (:meth:`Predictor.one_hot_model`). Gradients run in
+float32 whatever the predictor's ``precision``; ``ism`` predicts through the predictor itself.
+
+Methods, and how exact they are for this architecture:
+
+``saliency``
+    The signed gradient at the input, for all four bases (captum ``Saliency(abs=False)``):
+    exact, a local slope, not a decomposition of the prediction.
+``input_x_gradient``
+    Gradient x one-hot (captum ``InputXGradient``): the gradient of the base present, 0 at N.
+    A first-order estimate against an all-N input, exact only for a linear model.
+``integrated_gradients``
+    captum ``IntegratedGradients`` from a baseline with every position the model sees set to N
+    (an all-zero one-hot column; the layout's padding is kept, which with ``pad="n"`` makes the
+    baseline the all-zero one-hot), ``steps`` Gauss-Legendre steps. The attributions sum to
+    prediction(input) - prediction(baseline) up to the quadrature error (tested): the only
+    method here that decomposes the prediction exactly.
+``deep_lift_shap``
+    captum ``DeepLift`` against ``n_shuffles`` dinucleotide shuffles of each sequence's own seen
+    region (:mod:`~proformer.interpret.shuffle`), averaged over the references. Approximate:
+    captum applies DeepLIFT's rescale rule only to nonlinearities that are ``nn.Module``
+    instances of its supported list (``nn.ReLU``, ``nn.Sigmoid``, ``nn.Tanh``, ``nn.Softmax``,
+    ...). Proformer has none: its ReLU, SiLU and sigmoid gates are functional calls, the softmax
+    is inside ``scaled_dot_product_attention``, and LayerNorm and the products (gate x value,
+    query x key, attention x value) have no DeepLIFT rule in captum. Plain gradients flow through
+    all of them, so the multipliers are the gradient at the input and the result is
+    gradient . (input - reference) averaged over the shuffles (tested): no summation-to-delta.
+    (On a linear model, where DeepLIFT is exact, the attributions sum to prediction(input) - mean
+    prediction(reference), tested; an N in the input gets 0, so its own share, -m . r, is not
+    in the sum.)
+``ism``
+    :func:`proformer.interpret.ism.ism`: exact predicted effects of every substitution;
+    attributions are :meth:`IsmResult.importance`.
+
+Hypothetical contributions (``hypothetical=True``, what TF-MoDISco reads), ``(n, 4, width)``:
+``saliency`` and ``input_x_gradient``: the gradient centred on its mean over the four bases at
+each position. ``deep_lift_shap``: DeepLIFT's, from the multipliers ``m`` and each reference
+``r``: ``hyp[b] = sum_c m_c (e_b - r)_c``, averaged over the references (the BPNet recipe).
+``ism``: :meth:`IsmResult.hypothetical`. ``integrated_gradients`` has none (its path depends on
+the base present). For ``deep_lift_shap`` and ``ism`` the attributions are exactly
+hypothetical x one-hot (the contribution of the base present, 0 at N); for ``saliency`` and
+``input_x_gradient`` they stay captum's own (the gradient at every base; gradient x one-hot),
+which hypothetical x one-hot differs from by the mean gradient at each position.
+
+Every array is in input coordinates, the positions of each sequence as the user gave it:
+``(n, 4, width)`` with ``width`` the longest input, NaN where the model does not see the position
+(the run's trimmed flanks, the ends cut from a sequence longer than the window, past a
+sequence's end), as in ISM.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..io.atomic import atomic_path
+from ..sequence import one_hot
+from .predictor import LaidOut, Predictor, progress_line, read_input
+from .shuffle import dinucleotide_shuffles
+
+__all__ = [
+    "HYPOTHETICAL_METHODS",
+    "METHODS",
+    "AttributionResult",
+    "attribute",
+    "modisco_crop",
+    "run_attribute",
+    "shuffled_references",
+    "write_attributions",
+]
+
+METHODS = ("saliency", "input_x_gradient", "integrated_gradients", "deep_lift_shap", "ism")
+#: The methods with hypothetical contributions (integrated gradients integrates along a path that
+#: depends on the base present, so there is no per-base counterfactual to report).
+HYPOTHETICAL_METHODS = ("saliency", "input_x_gradient", "deep_lift_shap", "ism")
+
+
+@dataclass
+class AttributionResult:
+    """What :func:`attribute` found.
+
+    Attributes
+    ----------
+    ids : list of str
+    sequences : list of str
+        As given (upper-cased).
+    method : str
+        One of :data:`METHODS`.
+    attributions : np.ndarray
+        float32 ``(n, 4, width)``, ``width`` the longest input: the attribution of base A C G T
+        at each input position (see the module for each method); NaN where the model does not
+        see the position.
+    hypothetical : np.ndarray or None
+        float32 ``(n, 4, width)``: hypothetical contributions (NaN where unseen), or None when
+        not asked for.
+    one_hot : np.ndarray
+        float32 ``(n, 4, width)``: the inputs (N and past-the-end columns all zero).
+    lengths : np.ndarray
+        int64 ``(n,)``: the input lengths.
+    target, units : str
+        The target explained and the units of its prediction.
+    """
+
+    ids: list[str]
+    sequences: list[str]
+    method: str
+    attributions: np.ndarray
+    hypothetical: np.ndarray | None
+    one_hot: np.ndarray
+    lengths: np.ndarray
+    target: str
+    units: str
+
+    @property
+    def seen(self) -> np.ndarray:
+        """bool ``(n, width)``: the input positions the model sees."""
+        return ~np.isnan(self.attributions).all(axis=1)
+
+
+def _check_request(method: str, hypothetical: bool) -> None:
+    if method not in METHODS:
+        raise ValueError(f"method={method!r}: valid methods are {', '.join(METHODS)}")
+    if hypothetical and method not in HYPOTHETICAL_METHODS:
+        raise ValueError(f"{method} has no hypothetical contributions (its path from the all-N baseline depends on "
+                         f"the base present); use one of {', '.join(HYPOTHETICAL_METHODS)} for --hypothetical "
+                         f"and TF-MoDISco")
+
+
+def attribute(predictor: Predictor, sequences: Sequence[str], method: str, hypothetical: bool = False,
+              where: Sequence[str] | None = None, n_shuffles: int = 20, steps: int = 50, seed: int = 0,
+              progress: bool = False, ids: Sequence[str] | None = None) -> AttributionResult:
+    """Per-base attributions of every sequence's prediction.
+
+    Parameters
+    ----------
+    predictor : Predictor
+        The run's model, target and units (:meth:`Predictor.from_run`).
+    sequences : sequence of str
+        A C G T N, any lengths the run's layout takes.
+    method : str
+        One of :data:`METHODS` (see the module for what each computes and how exact it is).
+    hypothetical : bool
+        Also hypothetical contributions (methods in :data:`HYPOTHETICAL_METHODS`).
+    where : sequence of str, optional
+        ``file:line`` of each sequence, for errors.
+    n_shuffles : int
+        ``deep_lift_shap``: dinucleotide-shuffled references per sequence.
+    steps : int
+        ``integrated_gradients``: quadrature steps from the baseline.
+    seed : int
+        ``deep_lift_shap``: seed of the shuffles.
+    progress : bool
+        A progress line on stderr (when it is a terminal).
+    ids : sequence of str, optional
+        Names for the output; default ``"0"``, ``"1"``, ...
+
+    Returns
+    -------
+    AttributionResult
+    """
+    _check_request(method, hypothetical)
+    for name, value in (("n_shuffles", n_shuffles), ("steps", steps)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name}={value!r}: give a whole number, at least 1")
+    n = len(sequences)
+    ids = [str(i) for i in range(n)] if ids is None else [str(i) for i in ids]
+    if len(ids) != n:
+        raise ValueError(f"{len(ids)} ids for {n} sequences")
+    if method == "ism":
+        from .ism import ism
+
+        found = ism(predictor, sequences, ids, where=where, progress=progress)
+        return AttributionResult(ids, found.sequences, method, found.importance(),
+                                 found.hypothetical() if hypothetical else None, found.one_hot, found.lengths,
+                                 found.target, found.units)
+
+    laid = predictor.lay_out(sequences, where)
+    x = one_hot(laid.codes[:, : predictor.layout.length])  # the forward strand the model reads
+    seen = _seen_window(laid, x.shape[2])
+    model = predictor.one_hot_model()
+    if method == "deep_lift_shap":
+        references = shuffled_references(laid.codes[:, : predictor.layout.length], seen, n_shuffles, seed)
+        actual, hyp = _deep_lift_shap(model, x, references, predictor, progress)
+    elif method == "integrated_gradients":
+        baseline = x * ~seen[:, None, :]  # seen positions N, the padding as laid out
+        actual, hyp = _integrated_gradients(model, x, baseline, steps, predictor, progress), None
+    else:
+        gradient = _gradients(model, x, predictor, progress)
+        actual = gradient if method == "saliency" else gradient * x
+        hyp = gradient - gradient.mean(axis=1, keepdims=True)
+    return AttributionResult(ids, laid.sequences, method, _to_input(actual, laid),
+                             _to_input(hyp, laid) if hypothetical else None, one_hot(laid.input_codes),
+                             laid.lengths, predictor.target_name, predictor.units)
+
+
+# -- model window <-> input positions ------------------------------------------------------------
+
+def _seen_window(laid: LaidOut, length: int) -> np.ndarray:
+    """bool ``(n, length)``: the forward-strand window positions that show an input position."""
+    seen = np.zeros((len(laid.window), length), dtype=bool)
+    rows, positions = np.nonzero(laid.window >= 0)
+    seen[rows, laid.window[rows, positions]] = True
+    return seen
+
+
+def _to_input(values: np.ndarray, laid: LaidOut) -> np.ndarray:
+    """``(n, 4, length)`` over the model window -> float32 ``(n, 4, width)`` over input positions, NaN unseen."""
+    n, width = laid.window.shape
+    out = np.full((n, 4, width), np.nan, dtype=np.float32)
+    rows, positions = np.nonzero(laid.window >= 0)
+    out[rows, :, positions] = values[rows, :, laid.window[rows, positions]]
+    return out
+
+
+def shuffled_references(forward: np.ndarray, seen: np.ndarray, n_shuffles: int, seed: int = 0) -> np.ndarray:
+    """DeepLIFT references: each sequence's seen region dinucleotide-shuffled ``n_shuffles`` times.
+
+    Parameters
+    ----------
+    forward : np.ndarray
+        uint8 ``(n, length)``: the forward strands as laid out (``LaidOut.codes[:, :length]``).
+    seen : np.ndarray
+        bool ``(n, length)``: the window positions that show the input, one run per row.
+    n_shuffles : int
+    seed : int
+        One ``np.random.default_rng(seed)`` draws every shuffle, sequence by sequence.
+
+    Returns
+    -------
+    np.ndarray
+        uint8 ``(n, n_shuffles, length)``: the padding as laid out; within the seen region the
+        same dinucleotide counts, N included (N is shuffled like a fifth base, never past the
+        seen region).
+    """
+    rng = np.random.default_rng(seed)
+    references = np.repeat(forward[:, None, :], n_shuffles, axis=1)
+    for row in range(len(forward)):
+        positions = np.flatnonzero(seen[row])
+        start, stop = positions[0], positions[-1] + 1
+        references[row, :, start:stop] = dinucleotide_shuffles(forward[row, start:stop], n_shuffles, rng)
+    return references
+
+
+# -- the methods, on the model window: (n, 4, length) float32 in, float32 out ---------------------
+
+def _chunks(n: int, size: int):
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))
+
+
+def _tensor(array: np.ndarray, predictor: Predictor, grad: bool = False) -> torch.Tensor:
+    """float32 on the predictor's device; ``grad``: an input to differentiate (captum warns otherwise)."""
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(predictor.device).requires_grad_(grad)
+
+
+def _gradients(model: torch.nn.Module, x: np.ndarray, predictor: Predictor, progress: bool) -> np.ndarray:
+    from captum.attr import Saliency
+
+    saliency, out = Saliency(model), np.empty_like(x)
+    with torch.enable_grad():
+        for part in _chunks(len(x), predictor.batch_size):
+            out[part] = saliency.attribute(_tensor(x[part], predictor, grad=True), abs=False).detach().cpu().numpy()
+            progress_line(part.stop, len(x), "gradients", progress)
+    return out
+
+
+def _integrated_gradients(model: torch.nn.Module, x: np.ndarray, baseline: np.ndarray, steps: int,
+                          predictor: Predictor, progress: bool) -> np.ndarray:
+    from captum.attr import IntegratedGradients
+
+    method, out = IntegratedGradients(model), np.empty_like(x)
+    with torch.enable_grad():
+        # captum splits the steps x sequences of a chunk into forward passes of batch_size rows.
+        for part in _chunks(len(x), predictor.batch_size):
+            found = method.attribute(_tensor(x[part], predictor), baselines=_tensor(baseline[part], predictor),
+                                     n_steps=steps, internal_batch_size=predictor.batch_size)
+            out[part] = found.detach().cpu().numpy()
+            progress_line(part.stop, len(x), "integrated gradients", progress)
+    return out
+
+
+def _hypothetical_deeplift(multipliers, inputs, baselines):
+    """captum's ``custom_attribution_func``: hypothetical contributions against each reference,
+    ``hyp[b] = sum_c m_c (e_b - r)_c = m_b - sum_c m_c r_c`` (DeepLIFT / BPNet)."""
+    return tuple(m - (m * r).sum(dim=1, keepdim=True) for m, r in zip(multipliers, baselines))
+
+
+def _deep_lift_shap(model: torch.nn.Module, x: np.ndarray, references: np.ndarray, predictor: Predictor,
+                    progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Returns ``(attributions, hypothetical)``, each ``(n, 4, length)``, averaged over the references."""
+    from captum.attr import DeepLift
+
+    n, n_shuffles, length = references.shape
+    method, hyp = DeepLift(model), np.empty_like(x)
+    # captum's DeepLiftShap shares one set of references across the batch; each sequence needs its
+    # own shuffles, so each input is repeated against its own references and the results averaged.
+    with torch.enable_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*hooks.*", category=UserWarning)  # captum's notice per call
+        for part in _chunks(n, max(1, predictor.batch_size // n_shuffles)):
+            inputs = _tensor(np.repeat(x[part], n_shuffles, axis=0), predictor, grad=True)
+            baselines = _tensor(one_hot(references[part].reshape(-1, length)), predictor)
+            found = method.attribute(inputs, baselines=baselines, custom_attribution_func=_hypothetical_deeplift)
+            hyp[part] = found.detach().cpu().numpy().reshape(-1, n_shuffles, 4, length).mean(axis=1)
+            progress_line(part.stop, n, "DeepLIFT/SHAP", progress)
+    return hyp * x, hyp
+
+
+# -- output --------------------------------------------------------------------------------------
+
+def modisco_crop(result: AttributionResult) -> tuple[np.ndarray, int]:
+    """Where TF-MoDISco's window starts in each sequence, and its width.
+
+    Each sequence is cropped to its seen region and all to one width, the shortest seen region
+    (centred in each), rounded down to even: modisco-lite keeps ``width // 2`` positions each
+    side of the centre and refuses a window longer than what is left, so an odd width would lose
+    a column. Nothing cropped is padding; an N inside a sequence stays an all-zero column.
+
+    Returns
+    -------
+    starts : np.ndarray
+        int64 ``(n,)``: input position of each crop's first column.
+    width : int
+    """
+    seen = result.seen
+    first, kept = seen.argmax(axis=1), seen.sum(axis=1)
+    width = int(kept.min()) // 2 * 2
+    if width < 2:
+        row = int(kept.argmin())
+        raise ValueError(f"sequence {result.ids[row]} shows the model {kept[row]} position(s); TF-MoDISco needs a "
+                         f"common window of at least 2: leave out sequences that are hardly longer than the flanks")
+    return (first + (kept - width) // 2).astype(np.int64), width
+
+
+def _modisco_executable() -> str:
+    executable = shutil.which("modisco")
+    if executable is None:
+        raise ImportError("--modisco runs the modisco command of TF-MoDISco, which is not installed: "
+                          "pip install modisco-lite (or run it yourself on modisco_ohe.npz and modisco_hyp.npz)")
+    return executable
+
+
+def write_attributions(result: AttributionResult, out: str | os.PathLike, modisco: bool = False,
+                       max_seqlets: int = 2000) -> dict:
+    """Write ``out/attributions.npz`` and, with hypothetical contributions, the TF-MoDISco inputs.
+
+    ``attributions.npz``: ``attributions``, ``one_hot`` (and ``hypothetical``) ``(n, 4, width)`` in
+    input coordinates, NaN where unseen; ``lengths``, ``ids``, ``method``, ``target``, ``units``;
+    with hypothetical contributions also ``modisco_start`` ``(n,)`` and ``modisco_width``, the crop
+    of :func:`modisco_crop`. ``modisco_ohe.npz`` and ``modisco_hyp.npz``: that crop of ``one_hot``
+    and ``hypothetical`` as ``arr_0``, float32 ``(n, 4, modisco_width)``, what
+    ``modisco motifs -s modisco_ohe.npz -a modisco_hyp.npz -w modisco_width`` reads. ``modisco``
+    runs that command (modisco-lite) into ``out/modisco.h5`` with ``-n max_seqlets``. Every file is
+    written atomically.
+
+    Returns
+    -------
+    dict
+        ``npz``; with hypothetical contributions ``modisco_ohe_npz``, ``modisco_hyp_npz`` and
+        ``modisco_width``; with ``modisco`` also ``modisco_h5``.
+    """
+    if modisco and result.hypothetical is None:
+        raise ValueError("TF-MoDISco reads hypothetical contributions: compute them (hypothetical=True) with one of "
+                         f"{', '.join(HYPOTHETICAL_METHODS)}")
+    executable = _modisco_executable() if modisco else None
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out {out} is a file; attribute writes a folder: choose a folder name")
+    arrays = {"attributions": result.attributions, "one_hot": result.one_hot, "lengths": result.lengths,
+              "ids": np.array(result.ids), "method": result.method, "target": result.target, "units": result.units}
+    crops = {}
+    if result.hypothetical is not None:
+        starts, width = modisco_crop(result)
+        columns = starts[:, None] + np.arange(width)
+        rows = np.arange(len(starts))[:, None]
+        # (n, width, 4) from the fancy index -> (n, 4, width)
+        crops = {"modisco_ohe": result.one_hot.transpose(0, 2, 1)[rows, columns].transpose(0, 2, 1),
+                 "modisco_hyp": result.hypothetical.transpose(0, 2, 1)[rows, columns].transpose(0, 2, 1)}
+        arrays.update(hypothetical=result.hypothetical, modisco_start=starts, modisco_width=width)
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = {"npz": str(out / "attributions.npz")}
+    with atomic_path(out / "attributions.npz", suffix=".npz") as path:
+        np.savez_compressed(path, **arrays)
+    for name, array in crops.items():
+        with atomic_path(out / f"{name}.npz", suffix=".npz") as path:
+            np.savez_compressed(path, np.ascontiguousarray(array, dtype=np.float32))  # modisco reads arr_0
+        written[f"{name}_npz"] = str(out / f"{name}.npz")
+    if crops:
+        written["modisco_width"] = width
+    if modisco:
+        written["modisco_h5"] = _run_modisco(executable, written, width, max_seqlets, out / "modisco.h5")
+    return written
+
+
+def _run_modisco(executable: str, written: dict, width: int, max_seqlets: int, target: Path) -> str:
+    with atomic_path(target, suffix=".h5") as path:
+        command = [executable, "motifs", "-s", written["modisco_ohe_npz"], "-a", written["modisco_hyp_npz"],
+                   "-n", str(max_seqlets), "-w", str(width), "-o", str(path)]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            detail = (done.stderr or done.stdout).strip().splitlines()[-3:]  # the exception, usually
+            raise RuntimeError(f"modisco motifs failed (exit {done.returncode}) on a window of {width} positions: "
+                               + " | ".join(detail) + f"\n  command: {' '.join(command)}")
+    return str(target)
+
+
+def run_attribute(model_dir: str | os.PathLike, input: str | os.PathLike, out: str | os.PathLike, method: str,
+                  hypothetical: bool = False, modisco: bool = False, target: str | int | None = None,
+                  destandardize: bool = False, batch_size: int = 256, device: str = "auto", precision: str = "32",
+                  n_shuffles: int = 20, steps: int = 50, seed: int = 0, seq_col: str | None = None,
+                  progress: bool = True) -> dict:
+    """``proformer attribute``: attributions of every sequence of ``input`` with the best model of
+    ``model_dir``, written to the folder ``out`` (:func:`write_attributions`). ``modisco``
+    implies ``hypothetical``. Everything is computed before anything is written, so bad input
+    leaves no output; only a failing TF-MoDISco run comes after the arrays are written (they
+    stay, and the error names the command to rerun).
+
+    Returns
+    -------
+    dict
+        ``sequences`` (how many), ``method``, ``target``, ``units`` and the paths written.
+    """
+    hypothetical = hypothetical or modisco
+    _check_request(method, hypothetical)
+    if modisco:
+        _modisco_executable()  # before the work, not after it
+    if Path(out).exists() and not Path(out).is_dir():
+        raise FileExistsError(f"--out {out} is a file; attribute writes a folder: choose a folder name")
+    predictor = Predictor.from_run(model_dir, device, target=target, destandardize=destandardize,
+                                   batch_size=batch_size, precision=precision)
+    ids, sequences = read_input(input, seq_col, layout=predictor.layout)
+    result = attribute(predictor, sequences, method, hypothetical, n_shuffles=n_shuffles, steps=steps, seed=seed,
+                       progress=progress, ids=ids)
+    written = write_attributions(result, out, modisco)
+    return {"sequences": len(sequences), "method": method, "target": result.target, "units": result.units,
+            **written}
