@@ -5,7 +5,7 @@ On the first ``--n`` DREAM test sequences (../shared/data/dream2022/test_sequenc
 the weights), with the DREAM layout and ``--batch-size`` sequences per pass:
 
 1. prediction rate: the Predictor on the same sequences, as ``proformer predict`` runs them
-   (real sequences, not random codes), sequences per second;
+   (real sequences), and ``proformer bench predict`` (random codes), sequences per second;
 2. ISM: ``proformer.interpret.ism`` on the same sequences: wall time, sequences evaluated per
    second (references + 3 mutants per seen position) and its ratio to 1 (the issue's bar: the
    bookkeeping costs < 10 %, ratio >= 0.9);
@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from proformer.bench import benchmark
 from proformer.config import apply_overrides, run_preset
 from proformer.interpret import Predictor, ism
 from proformer.io.run import RunInfo, TargetInfo, write_run_model
@@ -99,6 +100,9 @@ def main() -> None:
     start = time.perf_counter()
     predictor(codes)
     predict_rate = len(codes) / (time.perf_counter() - start)
+    # ... and `proformer bench predict` for the same model and batch (random codes).
+    bench_rate = benchmark(config, mode="predict", batch_size=args.batch_size, steps=10, device="cpu",
+                           peak_flops=1.0)["sequences_per_second"]
 
     # 2. ISM.
     start = time.perf_counter()
@@ -110,9 +114,11 @@ def main() -> None:
         "machine": f"{torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}",
         "model": f"grid dim {args.dim} ({sum(p.numel() for p in predictor.model.parameters()):,} parameters, random weights)",
         "sequences": len(sequences), "batch_size": args.batch_size,
+        "bench_predict_sequences_per_second": bench_rate,
         "predict_sequences_per_second": predict_rate,
         "ism_seconds": ism_seconds, "ism_evaluated": result.evaluated, "ism_sequences_per_second": ism_rate,
         "ism_rate_over_predict_rate": ism_rate / predict_rate,
+        "ism_rate_over_bench_predict_rate": ism_rate / bench_rate,
     }
 
     # 3. tangermeme on the same model and sequences.
