@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,6 +162,14 @@ class Predictor:
                 raise InputError(f"{name(i)}: {invalid_message(raw, position)}")
         codes, lengths = encode_padded(sequences)
         check_not_only_flanks(lengths, self.layout, name)
+        too_long = ~self.layout.fits(lengths)
+        if too_long.any():
+            layout = self.layout
+            warnings.warn(
+                f"{int(too_long.sum()):,} sequence(s) are longer than the model's window ({layout.length} nt after "
+                f"trimming {layout.head} + {layout.tail} nt; the first is {name(int(np.argmax(too_long)))}, "
+                f"{int(lengths[too_long][0]):,} nt): each was cut to its centre, as predict does, and the cut "
+                f"positions are reported as not seen", RuntimeWarning, stacklevel=2)
         return LaidOut(sequences, self.layout.apply(codes, lengths), lengths,
                        self.layout.window_positions(lengths, codes.shape[1]))
 

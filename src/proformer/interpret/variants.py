@@ -22,6 +22,7 @@ VCF (:func:`vcf_effects`)
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -532,6 +533,14 @@ def run_variant_effect(model_dir: str | os.PathLike, out: str | os.PathLike, pai
             seen = np.count_nonzero(predictor.layout.window_positions(lengths) >= 0)
             result["positions_not_seen"] = int(lengths.sum() - seen)
         else:
+            layout = predictor.layout
+            if layout.head or layout.tail:
+                warnings.warn(
+                    f"--vcf with a run whose layout trims {layout.head} + {layout.tail} nt of flanks (a promoter run, "
+                    f"not a genomic one): each window is {layout.head + layout.length + layout.tail} nt of genome with the "
+                    f"variant at its centre, the model sees only the {layout.length} nt between the flanks, and it was "
+                    f"trained on constructs, not genomic windows; VCF mode is meant for genomic runs (e.g. --preset atac)",
+                    RuntimeWarning, stacklevel=2)
             rows, skipped = vcf_effects(predictor, variants, genome, on_mismatch, progress)
     finally:
         if genome is not None:
