@@ -440,9 +440,9 @@ def run_attribute(model_dir: str | os.PathLike, input: str | os.PathLike, out: s
         raise FileExistsError(f"--out {out} is a file; attribute writes a folder: choose a folder name")
     predictor = Predictor.from_run(model_dir, device, target=target, destandardize=destandardize,
                                    batch_size=batch_size, precision=precision)
-    ids, sequences = read_input(input, seq_col, layout=predictor.layout)
-    result = attribute(predictor, sequences, method, hypothetical, n_shuffles=n_shuffles, steps=steps, seed=seed,
-                       progress=progress, ids=ids)
+    ids, sequences, where = read_input(input, seq_col, layout=predictor.layout)
+    result = attribute(predictor, sequences, method, hypothetical, where=where, n_shuffles=n_shuffles, steps=steps,
+                       seed=seed, progress=progress, ids=ids)
     written = write_attributions(result, out, modisco)
     return {"sequences": len(sequences), "method": method, "target": result.target, "units": result.units,
             **written}

@@ -305,8 +305,9 @@ def run_design(model_dir: str | os.PathLike, input: str | os.PathLike, out: str 
     options = {"device": device, "destandardize": destandardize, "batch_size": batch_size, "precision": precision}
     predictor = Predictor.from_run(model_dir, target=target_name, **options)
     judge = Predictor.from_run(oracle, target=target_name, **options) if oracle is not None else None
-    ids, sequences = read_input(input, seq_col, predictor.layout)
-    designs = design(predictor, sequences, target, max_edits, beam, ids=ids, oracle=judge, progress=progress)
+    ids, sequences, where = read_input(input, seq_col, predictor.layout)
+    designs = design(predictor, sequences, target, max_edits, beam, ids=ids, oracle=judge, where=where,
+                     progress=progress)
     write_designs(designs, out)
 
     def mean(values) -> float:

@@ -24,7 +24,7 @@ import torch
 
 from ..io.atomic import atomic_path
 from ..sequence import COMPLEMENT, one_hot
-from .predictor import LaidOut, Predictor, progress_line
+from .predictor import LaidOut, Predictor, progress_line, read_input
 
 __all__ = ["IsmResult", "ism", "substitution_predictions", "write_ism"]
 
@@ -249,9 +249,7 @@ def run_ism(model_dir: str | os.PathLike, input: str | os.PathLike, out: str | o
         raise ValueError(f"top={top!r}: give how many sequences to draw logos for (0 for none)")
     predictor = Predictor.from_run(model_dir, device, target=target, destandardize=destandardize,
                                    batch_size=batch_size, precision=precision)
-    from .predictor import read_input
-
-    ids, sequences = read_input(input, seq_col, predictor.layout)
-    result = ism(predictor, sequences, ids, start, end, progress=progress)
+    ids, sequences, where = read_input(input, seq_col, predictor.layout)
+    result = ism(predictor, sequences, ids, start, end, where=where, progress=progress)
     written = write_ism(result, out, top)
     return {"sequences": len(sequences), "evaluated": result.evaluated, "seconds": time.perf_counter() - began, **written}

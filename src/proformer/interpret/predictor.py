@@ -60,16 +60,17 @@ class LaidOut:
 
 
 def read_input(path: str | os.PathLike, seq_col: str | None = None,
-               layout: Layout | None = None) -> tuple[list[str], list[str]]:
-    """``(ids, sequences)`` of a sequence file under predict's input rules.
+               layout: Layout | None = None) -> tuple[list[str], list[str], list[str]]:
+    """``(ids, sequences, where)`` of a sequence file under predict's input rules.
 
     ``ids`` are the FASTA record ids, or the 0-based row numbers (``"0"``, ``"1"``, ...) for
-    other formats (row i of the DREAM test file is test index i). With the run's ``layout``, a
-    sequence that its flanks would empty is an error naming ``file:line`` here, before any
-    model is run.
+    other formats (row i of the DREAM test file is test index i); ``where`` is each sequence's
+    ``file:line``, for errors. With the run's ``layout``, a sequence that its flanks would empty
+    is an error naming ``file:line`` here, before any model is run.
     """
     ids: list[str] = []
     sequences: list[str] = []
+    where: list[str] = []
     for chunk in read_chunks(path, seq_col=seq_col):
         if chunk.ids is not None:
             ids.extend(chunk.ids)
@@ -79,9 +80,10 @@ def read_input(path: str | os.PathLike, seq_col: str | None = None,
             lengths = np.fromiter(map(len, chunk.sequences), dtype=np.int64, count=len(chunk.sequences))
             check_not_only_flanks(lengths, layout, lambda row: f"{path}:{int(chunk.lines[row])}")
         sequences.extend(chunk.sequences)
+        where.extend(f"{os.fspath(path)}:{int(line)}" for line in chunk.lines)
     if not sequences:
         raise InputError(f"{path}: no sequences (the file is empty, blank or only a header)")
-    return ids, sequences
+    return ids, sequences, where
 
 
 class Predictor:

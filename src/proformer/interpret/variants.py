@@ -44,7 +44,7 @@ from ..io.vcf import Variant, read_vcf
 from ..predict import check_output, read_chunks
 from ..sequence import CODE_LETTERS, GENOME_CODES, INVALID
 from .ism import substitution_predictions
-from .predictor import Predictor, progress_line
+from .predictor import Predictor, progress_line, read_input
 
 __all__ = [
     "PAIR_COLUMNS", "SKIP_REASONS", "Pairs", "pair_effects", "plan_vcf", "read_pairs", "run_variant_effect",
@@ -515,7 +515,7 @@ def run_variant_effect(model_dir: str | os.PathLike, out: str | os.PathLike, pai
     if pairs is not None:
         table = read_pairs(pairs)
     elif snv_scan is not None:
-        ids, sequences, where = _read_scan(snv_scan, seq_col)
+        ids, sequences, where = read_input(snv_scan, seq_col)
     else:
         variants = read_vcf(vcf)
         genome = Genome(Path(fasta), os.fspath(fasta))
@@ -549,21 +549,3 @@ def run_variant_effect(model_dir: str | os.PathLike, out: str | os.PathLike, pai
     return {"out": os.fspath(out), "mode": mode, "rows": len(rows["effect"]), "skipped": skipped, **result,
             "log2_ratio": log2, "target": predictor.target_name, "units": predictor.units,
             "rc_average": predictor.rc_average}
-
-
-def _read_scan(path: str | os.PathLike, seq_col: str | None) -> tuple[list[str], list[str], list[str]]:
-    """``(ids, sequences, where)`` of a sequence file: FASTA record ids, else 0-based row numbers
-    (as :func:`~proformer.interpret.predictor.read_input`), and ``file:line`` of each."""
-    ids: list[str] = []
-    sequences: list[str] = []
-    where: list[str] = []
-    for chunk in read_chunks(path, seq_col=seq_col):
-        if chunk.ids is not None:
-            ids.extend(chunk.ids)
-        else:
-            ids.extend(str(i) for i in range(len(sequences), len(sequences) + len(chunk.sequences)))
-        sequences.extend(chunk.sequences)
-        where.extend(f"{os.fspath(path)}:{int(line)}" for line in chunk.lines)
-    if not sequences:
-        raise InputError(f"{path}: no sequences (the file is empty, blank or only a header)")
-    return ids, sequences, where
