@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
+import io
 import json
 import subprocess
 import sys
@@ -220,10 +221,17 @@ def test_quoted_csv_reads_like_plain(tmp_path):
 
 
 def test_header_in_dream_file_suggests_a_table(tmp_path):
+    # A header over sequence<TAB>value rows is read as a table since issue 14 (more in
+    # test_prepare_tables.py); a line 1 that is not confirmed as a header (line 2 has another
+    # number of fields) is data, and the error says how to read a table, by flag.
     path = write(tmp_path / "h.txt", f"sequence\tvalue\n{GOOD}\t1\n")
-    expected = r"h\.txt:1: invalid symbol 's' at position 1 .*'sequence' \(if line 1 is a header"
-    with pytest.raises(InputError, match=expected):
-        run(path, tmp_path / "ds")
+    meta = run(path, tmp_path / "ds")
+    assert meta["source"]["format"] == "table" and meta["target_names"] == ["value"] and meta["rows_kept"] == 1
+    path = write(tmp_path / "odd.txt", f"sequence\tvalue\n{GOOD}\t1\t2\n")
+    expected = r"odd\.txt:1: invalid symbol 's' at position 1 .*'sequence' \(if line 1 is a header.*--seq-col"
+    with pytest.raises(InputError, match=expected) as error:
+        run(path, tmp_path / "ds2")
+    assert "--on-bad skip" not in str(error.value)  # every row is bad: skipping would drop them all
 
 
 def test_table_length_filter_and_missing_column(tmp_path):
@@ -380,11 +388,24 @@ def test_corrupt_gzip_is_an_error(tmp_path):
 # ---------------------------------------------------------------------------------------------
 
 
-def test_progress_is_printed_per_chunk(tmp_path, capsys):
+def test_progress_is_printed_per_chunk(tmp_path, capsys, monkeypatch):
+    # proformer.progress.Progress since issue 14: in a log, plain lines (every 30 s and at the
+    # end), no carriage returns; on a terminal, one line rewritten after every chunk.
     prepare(write(tmp_path / "t.txt", dream_text()), tmp_path / "ds", chunk_rows=3, progress=True)
     err = capsys.readouterr().err
-    assert "3 rows read" in err and "6 rows read" in err and "7 rows read" in err
+    assert "7 rows read" in err and "\r" not in err
     assert "6 of 7 rows kept" in err and "too_long 1" in err
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    prepare(tmp_path / "t.txt", tmp_path / "ds2", chunk_rows=3, progress=True)
+    shown = terminal.getvalue()
+    assert "\r" in shown and all(f"{n} rows read" in shown for n in (3, 6, 7)), shown
+    assert "6 of 7 rows kept" in shown.split("\r")[-1]  # the final line starts on a line of its own
 
 
 def test_load_meta_rejects_non_datasets(tmp_path):

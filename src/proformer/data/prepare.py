@@ -8,6 +8,14 @@ here the sequences are gathered into a padded ``(rows, width)`` matrix and trans
 lookup table. Per-line Python only runs for FASTA records, quoted CSV, and to describe a bad row
 in an error message.
 
+A table is read by the columns ``seq_col``/``target_cols`` name; without ``seq_col``, line 1 is
+taken as a table's header when it names the columns over a line of data, and the sequence and
+target columns are chosen by what the first rows hold (:func:`proformer.io.sequences.sniff_table`
+and :func:`~proformer.io.sequences.choose_columns`: the one column of DNA; the columns of real
+numbers, integer and text columns left out unless named). The choice is printed to stderr in one
+line and kept in ``meta["table"]``. Errors name the command line's flags (``--seq-col``, ...)
+beside the argument names, and suggest ``--on-bad skip`` only where some row read so far is good.
+
 Encoded chunks go to temporary files; ``codes.npy`` is assembled at the end in a memory-mapped
 ``.npy`` of the final shape, one chunk padded to the final width at a time, so the full matrix is
 never held in memory. The directory's files, names and ``meta.json`` writer are those of
@@ -46,7 +54,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -67,15 +75,20 @@ from ..io.sequences import (
     InputError,
     Rows,
     Source,
+    TableChoice,
+    TableSniff,
     check_input,
+    choose_columns,
     detect_format,
     header_number,
     is_blank,
     line_chunks,
     show_value,
+    sniff_table,
     table_parser,
     target_problem,
 )
+from ..progress import Progress
 from ..sequence import DREAM_HEAD, DREAM_LENGTH, DREAM_TAIL, INPUT_CODES_BYTES, INVALID, N, Layout
 
 __all__ = ["InputError", "prepare", "load_meta", "FORMAT_VERSION", "REASONS"]
@@ -138,8 +151,14 @@ def _process(
     tail: int,
     limit: int | None,
     tmp_dir: Path,
+    advise: Callable[[int, int, bool], str],
 ) -> None:
-    """Classify, encode and store one chunk of rows (or raise on the first bad one)."""
+    """Classify, encode and store one chunk of rows (or raise on the first bad one).
+
+    ``advise(reason, line, some_kept)`` is what the error tells the user to do about a bad row;
+    ``some_kept`` says whether any row read so far is good, i.e. whether skipping bad rows would
+    leave anything.
+    """
     n = len(rows.line)
     stats.rows_read += n
     reason = rows.reason.copy()
@@ -155,8 +174,10 @@ def _process(
 
     bad = np.flatnonzero(np.isin(reason, _ERRORS))
     if bad.size and on_bad == "error":
-        line, text = rows.describe(int(bad[0]), int(reason[bad[0]]))
-        raise InputError(f"{display}:{line}: {text}. {_ADVICE}")
+        first = int(bad[0])
+        line, text = rows.describe(first, int(reason[first]))
+        some_kept = bool(stats.chunk_files) or bool((reason == OK).any())
+        raise InputError(f"{display}:{line}: {text}. {advise(int(reason[first]), line, some_kept)}")
     for row in bad[: max(0, _EXAMPLES_SHOWN - len(stats.examples))]:
         line, text = rows.describe(int(row), int(reason[row]))
         stats.examples.append(f"{display}:{line}: {text}")
@@ -360,12 +381,19 @@ def prepare(
     out : str or path
         Dataset directory; created if needed, dataset files in it are replaced.
     format : {"auto", "dream", "fasta", "table"}
-        ``auto``: FASTA if the first non-blank character is ``>``, a table if ``seq_col`` is
-        given, else DREAM TSV.
+        ``auto``: FASTA if the first non-blank character is ``>``; a table if ``seq_col`` is
+        given or line 1 is a table's header (:func:`proformer.io.sequences.sniff_table`: names
+        over a line of data with DNA in some column); else DREAM TSV. ``table``: line 1 is the
+        header.
     seq_col : str, optional
-        Table column holding the sequence.
+        Table column holding the sequence (``--seq-col``). Without it, the one column of DNA
+        (A C G T N), and the targets too unless ``target_cols`` names them
+        (:func:`proformer.io.sequences.choose_columns`); what was chosen is printed to stderr
+        and stored in ``meta["table"]``.
     target_cols : str or list of str, optional
-        Table column(s) holding targets, in order; none gives ``n_targets = 0``.
+        Table column(s) holding targets, in order (``--target-col``). With ``seq_col`` and
+        without ``target_cols`` the dataset has no targets (``n_targets = 0``); with neither,
+        the columns of real numbers (integer and text columns are not targets unless named).
     on_bad : {"error", "skip"}
         ``error`` raises :class:`InputError` at the first bad row; ``skip`` drops bad rows,
         counts them by reason in ``meta["dropped"]`` and prints a summary to stderr.
@@ -377,7 +405,8 @@ def prepare(
     chunk_rows : int
         Rows parsed at a time; memory use scales with it, not with the file.
     progress : bool
-        Print rows read to stderr after every chunk.
+        Show the rows read on stderr (:class:`proformer.progress.Progress`: in place on a
+        terminal, a line now and then in a log) and the rows kept at the end.
 
     Returns
     -------
@@ -387,13 +416,16 @@ def prepare(
     Raises
     ------
     InputError
-        Bad rows (with ``on_bad="error"``), an empty input, a truncated or corrupt ``.gz``, or
-        unknown table columns; the message names ``file:line`` and the offending value.
+        Bad rows (with ``on_bad="error"``), an empty or header-only input, a truncated or corrupt
+        ``.gz``, unknown table columns, a table whose sequence or target columns cannot be told
+        apart; the message names ``file:line``, the offending value and the flag to pass.
+    ValueError
+        Arguments that do not fit together or the input (named by flag and by argument).
     """
     if format not in ("auto", "dream", "fasta", "table"):
-        raise ValueError(f"format must be 'auto', 'dream', 'fasta' or 'table', got {format!r}")
+        raise ValueError(f"--format (format=) must be 'auto', 'dream', 'fasta' or 'table', got {format!r}")
     if on_bad not in ("error", "skip"):
-        raise ValueError(f"on_bad must be 'error' or 'skip', got {on_bad!r}")
+        raise ValueError(f"--on-bad (on_bad=) must be 'error' or 'skip', got {on_bad!r}")
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
     if isinstance(target_cols, str):
@@ -402,22 +434,39 @@ def prepare(
     display = os.fspath(input)
     path = Path(input).resolve()
     check_input(path, display)
+
+    given = format
+    sniff = None
     if format == "auto":
         format = detect_format(path, seq_col)
-    if format == "table" and seq_col is None:
-        raise ValueError("a table needs seq_col (the column holding the sequence; --seq-col)")
+        if format == "dream":
+            sniff = sniff_table(path, display)  # None: line 1 is data, the file is DREAM TSV
+            if sniff is not None:
+                format = "table"
     if format != "table" and (seq_col is not None or target_cols):
-        raise ValueError(f"seq_col/target_cols apply to tables only, but the input is read as {format}")
+        raise ValueError(_not_a_table(display, format, given, seq_col, target_cols))
+    choice = None
+    if format == "table":
+        if sniff is None:
+            sniff = sniff_table(path, display, "required" if seq_col is None else "given")
+        if seq_col is None and sniff.rows == 0:
+            raise InputError(
+                f"{display}:1: only a header line ({', '.join(sniff.names)}) and no data rows; nothing to prepare"
+            )
+        choice = choose_columns(sniff, display, seq_col, target_cols)
+        seq_col, target_cols = choice.seq_col, choice.target_cols
+        if choice.detected or (not target_cols and len(sniff.names) > 1):
+            print(f"prepare: {choice.message}", file=sys.stderr, flush=True)
 
     dream = format == "dream"
     head, tail = trim if trim is not None else ((len(DREAM_HEAD), len(DREAM_TAIL)) if dream else (0, 0))
     head, tail = int(head), int(tail)
     if head < 0 or tail < 0:
-        raise ValueError(f"trim values must be >= 0, got {(head, tail)}")
+        raise ValueError(f"--trim (trim=) values must be >= 0, got {head},{tail}")
     if length is None and dream:
         length = DREAM_LENGTH
     if length is not None and length < 1:
-        raise ValueError(f"length must be >= 1, got {length}")
+        raise ValueError(f"--length (length=) must be >= 1, got {length}")
 
     out = Path(out)
     created_out = not out.exists()
@@ -426,65 +475,142 @@ def prepare(
     with _cleanup_on_signal():
         return _prepare_into(
             out, created_out, path, display, format, seq_col, target_cols, on_bad, head, tail, length,
-            chunk_rows, progress,
+            chunk_rows, progress, sniff, choice,
         )
 
 
+def _not_a_table(display: str, format: str, given: str, seq_col: str | None, target_cols: list[str]) -> str:
+    """Why --seq-col/--target-col do not apply to this input, and what to do."""
+    flags = " and ".join(
+        flag for flag, used in (("--seq-col (seq_col=)", seq_col is not None), ("--target-col (target_cols=)", target_cols))
+        if used
+    )
+    if format == "fasta":
+        return (
+            f"{flags} can only name columns of a table, but {display} is FASTA (its first character is '>'); leave them "
+            "out (a FASTA file's targets are the numeric last word of every header)"
+        )
+    if given == "dream":
+        return f"{flags} can only name columns of a table, but --format dream (format='dream') reads {display} as DREAM TSV; pass --format table or auto"
+    return (
+        f"{flags} can only name columns of a table, but line 1 of {display} is not a header naming columns (names, "
+        "over a line with DNA in one of them), so it is read as DREAM TSV (sequence<TAB>value, no header); "
+        "add a header line naming the columns, or leave the flag out"
+    )
+
+
+def _advice(format: str, parser: Delimited | Fasta | None, choice: TableChoice | None) -> Callable[[int, int, bool], str]:
+    """What an error about a bad row tells the user to do (see :func:`_process`).
+
+    ``--on-bad skip`` is suggested only where some row read so far is good: when every row is
+    bad the file is misread (a header, a wrong column, a wrong delimiter), and skipping would
+    drop them all.
+    """
+
+    def advise(reason: int, line: int, some_kept: bool) -> str:
+        if some_kept:
+            return _ADVICE
+        if format == "dream":
+            what = {
+                WRONG_COLUMNS: "DREAM TSV, read when line 1 is not a table's header, has one or two tab-separated "
+                "columns (sequence<TAB>value) and no header",
+                INVALID_SYMBOL: "DREAM TSV holds the sequence, DNA over A C G T N, in the first field of each line",
+                EMPTY_SEQUENCE: "DREAM TSV holds the sequence in the first field of each line",
+                BAD_TARGET: "DREAM TSV holds the value, a number, in the second field of each line",
+            }[reason]
+            fix = (
+                "a table needs a header line naming its columns on line 1: prepare then finds the sequence "
+                "and target columns itself, or name them with --seq-col NAME and --target-col NAME "
+                "(seq_col=, target_cols=)"
+            )
+            if line == 1 and reason == WRONG_COLUMNS:
+                # The row's text already says what to do if line 1 is a header (Delimited.locate).
+                fix = (
+                    "if line 1 is data, add a header line naming the columns: prepare then finds the "
+                    "sequence and target columns itself"
+                )
+            elif line == 1 and reason != EMPTY_SEQUENCE:
+                fix = ""
+        elif format == "table":
+            if reason == WRONG_COLUMNS:
+                what = (
+                    f"the header has {parser.n_columns} {_delimiter_word(parser.delimiter)}-separated columns, "
+                    "and no row read so far has as many fields"
+                )
+                fix = "check the delimiter (it comes from the suffix .csv/.tsv/.tab, else from the header line)"
+            elif reason == BAD_TARGET:
+                names = [parser.column_names[c] for c in parser.target_columns]
+                what = f"the target column(s) {', '.join(map(repr, names))} hold no number in any row read so far"
+                fix = "name the target columns with --target-col NAME (target_cols=)"
+            else:
+                seq = parser.column_names[parser.seq_column]
+                what = f"the sequence column {seq!r} holds no DNA (A C G T N) in any row read so far"
+                fix = "name the sequence column with --seq-col NAME (seq_col=)"
+            if choice is not None and choice.detected:
+                what += " (the columns were chosen by prepare)"
+        else:
+            what = "a FASTA file starts with a '>' header line and holds DNA over A C G T N"
+            fix = "check that the file is FASTA, or pass --format (format=) to read it as something else"
+        fix = f"; {fix}" if fix else ""
+        return f"{what[0].upper()}{what[1:]}{fix}. No row read so far can be kept, so skipping bad rows would not help"
+
+    return advise
+
+
+def _delimiter_word(delimiter: str) -> str:
+    return {"\t": "tab", ",": "comma", ";": "semicolon"}.get(delimiter, repr(delimiter))
+
+
 def _prepare_into(out, created_out, path, display, format, seq_col, target_cols, on_bad, head, tail, length,
-                  chunk_rows, progress) -> dict:
+                  chunk_rows, progress, sniff: TableSniff | None, choice: TableChoice | None) -> dict:
     """:func:`prepare` after its arguments are checked: read, stage, publish."""
     from .. import __version__
 
     tmp_dir = _make_staging(out)
     stats = _Stats()
     began = time.perf_counter()
-
-    def report_progress() -> None:
-        if progress:
-            print(
-                f"prepare {display}: {stats.rows_read:,} rows read ({time.perf_counter() - began:.1f} s)",
-                file=sys.stderr,
-                flush=True,
-            )
-
     process = dict(display=display, on_bad=on_bad, head=head, tail=tail, limit=length, tmp_dir=tmp_dir)
     source = None
     finished = False
     try:
-        if format == "fasta":
-            with_targets, sha256 = _fasta_has_targets(path, display)
-            target_names = ["target"] if with_targets else []
-            parser = Fasta(display, with_targets)
-            source = Source(path, display, hash_it=False)
-            for records in parser.records(line_chunks(source, chunk_rows, 1), chunk_rows):
-                _process(parser.parse(records), stats, **process)
-                report_progress()
-            empty_line = source.lines_read + 1
-        else:
-            source = Source(path, display)
-            if format == "table":
-                parser = table_parser(source, display, seq_col, target_cols)
-                first_line = 2
+        with Progress(f"prepare {display}", unit="rows read", enabled=progress) as meter:
+            if format == "fasta":
+                with_targets, sha256 = _fasta_has_targets(path, display)
+                target_names = ["target"] if with_targets else []
+                parser = Fasta(display, with_targets)
+                advise = _advice(format, parser, choice)
+                source = Source(path, display, hash_it=False)
+                for records in parser.records(line_chunks(source, chunk_rows, 1), chunk_rows):
+                    _process(parser.parse(records), stats, advise=advise, **process)
+                    meter.update(stats.rows_read)
+                empty_line = source.lines_read + 1
             else:
-                parser = None  # DREAM: one or two columns, decided by the first data line
-                first_line = 1
-            for line_no, lines in line_chunks(source, chunk_rows, first_line):
-                if parser is None:
-                    two = b"\t" in next(line for line in lines if not is_blank(line))
-                    parser = Delimited(
-                        display=display,
-                        delimiter="\t",
-                        column_names=["sequence", "expression"] if two else ["sequence"],
-                        seq_column=0,
-                        target_columns=[1] if two else [],
-                        quoting=False,
-                        header_hint=True,
-                    )
-                _process(parser.parse(lines, line_no), stats, **process)
-                report_progress()
-            target_names = [parser.column_names[c] for c in parser.target_columns] if parser else ["expression"]
-            empty_line = source.lines_read + 1
-            sha256 = source.sha256()
+                source = Source(path, display)
+                if format == "table":
+                    parser = table_parser(source, display, seq_col, target_cols)
+                    first_line = 2
+                else:
+                    parser = None  # DREAM: one or two columns, decided by the first data line
+                    first_line = 1
+                advise = _advice(format, parser, choice)
+                for line_no, lines in line_chunks(source, chunk_rows, first_line):
+                    if parser is None:
+                        two = b"\t" in next(line for line in lines if not is_blank(line))
+                        parser = Delimited(
+                            display=display,
+                            delimiter="\t",
+                            column_names=["sequence", "expression"] if two else ["sequence"],
+                            seq_column=0,
+                            target_columns=[1] if two else [],
+                            quoting=False,
+                            header_hint=True,
+                        )
+                        advise = _advice(format, parser, choice)
+                    _process(parser.parse(lines, line_no), stats, advise=advise, **process)
+                    meter.update(stats.rows_read)
+                target_names = [parser.column_names[c] for c in parser.target_columns] if parser else ["expression"]
+                empty_line = source.lines_read + 1
+                sha256 = source.sha256()
 
         if stats.rows_read == 0:
             what = "after the header" if format == "table" else "(the file is empty or holds only blank lines)"
@@ -494,7 +620,7 @@ def _prepare_into(out, created_out, path, display, format, seq_col, target_cols,
         if rows_kept == 0:
             raise InputError(
                 f"{display}: none of the {stats.rows_read:,} rows was kept (dropped: "
-                f"{_counts_text(stats.dropped)}); nothing to prepare"
+                f"{_counts_text(stats.dropped)}); nothing to prepare. {_nothing_kept_advice(stats, head, tail, length)}"
             )
 
         lengths = np.concatenate(stats.lengths)
@@ -530,9 +656,21 @@ def _prepare_into(out, created_out, path, display, format, seq_col, target_cols,
                 "tail": tail,
                 "length": length if length is not None else max(width - head - tail, 0),
             },
-            "proformer_version": __version__,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
+        if choice is not None:
+            # How the table was read: which columns, which were found rather than given, and why
+            # the others were left out (the line prepare printed).
+            meta["table"] = {
+                "delimiter": sniff.delimiter,
+                "columns": sniff.names,
+                "seq_col": choice.seq_col,
+                "target_cols": choice.target_cols,
+                "ignored": choice.ignored,
+                "detected": choice.detected,
+                "message": choice.message,
+            }
+        meta["proformer_version"] = __version__
+        meta["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         meta = write_meta(tmp_dir, meta)
         # Move into place only once everything is written: a failed run leaves no half dataset.
         publish(tmp_dir, out)
@@ -552,6 +690,20 @@ def _prepare_into(out, created_out, path, display, format, seq_col, target_cols,
         _OWN_STAGING.discard(tmp_dir)
         if not finished and created_out and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # do not leave an empty dataset directory behind a failed run
+
+
+def _nothing_kept_advice(stats: _Stats, head: int, tail: int, length: int | None) -> str:
+    """What to do when ``on_bad="skip"`` kept no row: the length filter, or a misread file."""
+    dropped = stats.dropped
+    if dropped["too_long"] and dropped["too_long"] >= max(v for k, v in dropped.items() if k != "too_long"):
+        return (
+            f"Rows longer than --length {length} after --trim {head},{tail} are dropped: pass a larger --length "
+            "(length=), or a --trim (trim=) that removes the flanks"
+        )
+    return (
+        "Check that the file is read as intended: --format (format=), and for a table --seq-col and "
+        "--target-col (seq_col=, target_cols=)"
+    )
 
 
 def _counts_text(dropped: dict[str, int]) -> str:
