@@ -118,14 +118,14 @@ def test_cli_writes_ism_npz_and_logos_in_training_units(run_dir, tmp_path, capsy
     fasta.write_text("".join(f">s{i} note\n{s}\n" for i, s in enumerate(SEQUENCES)))
     out = tmp_path / "ism"
     assert main(["ism", "--model", str(run_dir), "--input", str(fasta), "--out", str(out), "--top", "2",
-                 "--destandardize", "--no-progress"]) == 0
+                 "--no-progress"]) == 0  # training units are the default
     saved = np.load(out / "ism.npz")
     assert saved["effects"].shape == (4, 4, max(map(len, SEQUENCES)))
     assert saved["ids"].tolist() == ["s0", "s1", "s2", "s3"] and str(saved["units"]) == "training units"
     assert saved["one_hot"][0, :, 0].tolist() == [1, 0, 0, 0]
     predictions = tmp_path / "p.tsv"
     assert main(["predict", "--model", str(run_dir), "--input", str(fasta), "--out", str(predictions),
-                 "--destandardize", "--no-progress"]) == 0
+                 "--no-progress"]) == 0
     np.testing.assert_allclose(saved["reference"], read_predictions(predictions, column=2), rtol=1e-4)
     logos = sorted((out / "logos").iterdir())
     assert len(logos) == 2 and all(p.stat().st_size > 1000 for p in logos)

@@ -184,12 +184,12 @@ def test_predict_writes_every_row_and_can_destandardise(trained_run, dataset_dir
     run_dir, _ = trained_run
     source = dataset_dir.parent / "planted.tsv"
     out = tmp_path / "pred.tsv"
-    predict(run_dir, source, out, progress=False)
+    predict(run_dir, source, out, standardized=True, progress=False)
     header, *lines = out.read_text().splitlines()  # predict's TSV: a header line, then a row each
     assert header.split("\t")[0] == "sequence" and len(lines) == 2000
     assert [line.split("\t")[0] for line in lines] == [line.split("\t")[0] for line in source.read_text().splitlines()]
     z = read_predictions(out)
-    predict(run_dir, source, tmp_path / "raw.tsv", destandardize=True, progress=False)
+    predict(run_dir, source, tmp_path / "raw.tsv", progress=False)  # training units, the default
     raw = read_predictions(tmp_path / "raw.tsv")
     info = json.loads((run_dir / "config.json").read_text())
     np.testing.assert_allclose(raw, z * info["target"]["std"][0] + info["target"]["mean"][0], rtol=1e-4, atol=1e-4)

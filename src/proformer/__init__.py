@@ -6,10 +6,60 @@ The package follows the way a sequence travels, each step a function the CLI cal
     from proformer.config import load_run_config    # preset/YAML + overrides -> RunConfig
     from proformer.train import train               # RunConfig -> run directory (best model)
     from proformer.predict import predict           # run directory + sequences -> predictions
+    from proformer.evaluate import evaluate         # run directory + labelled rows -> metrics
     from proformer.score import score               # predictions -> official DREAM 2022 score
 
+A trained run as a function of sequence strings::
+
+    import proformer
+    model = proformer.load("runs/grid")             # device="auto": CUDA if present
+    model.predict(["TGCATTTTTTTCACATC...", ...])    # (n,) or (n, n_targets), training units
+
 :mod:`proformer.sequence` holds the encoding and the DREAM layout, :mod:`proformer.model` the
-network (torch only). ``import proformer`` itself loads nothing heavy.
+network (torch only). ``import proformer`` itself loads nothing heavy: :func:`load` imports
+torch when it is called.
 """
 
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .predict import TrainedModel
+
 __version__ = "0.1.0"
+
+__all__ = ["__version__", "load"]
+
+
+def load(run_dir: str | os.PathLike, device: str = "auto", *, standardized: bool = False, batch_size: int = 256,
+         precision: str = "32", rc_average: bool | None = None) -> TrainedModel:
+    """Load a trained run for prediction: ``proformer.load(run).predict(["ACGT...", ...])``.
+
+    Parameters
+    ----------
+    run_dir : path
+        A run directory (``config.json`` + ``weights.pt``, as ``proformer train`` writes it).
+    device : str
+        ``auto`` (CUDA if present, then MPS, else CPU), ``cpu``, ``cuda``, ``cuda:1``, ...
+    standardized : bool
+        False (default): predictions in training units; True: z-scores of the training targets.
+    batch_size : int
+        Sequences per forward pass.
+    precision : "32" or "bf16"
+        bf16 autocast for the forward pass (a GPU that supports it).
+    rc_average : bool, optional
+        Average each sequence's prediction with its reverse complement's; None: the run's setting.
+
+    Returns
+    -------
+    proformer.predict.TrainedModel
+        ``.predict(sequences)`` -> float64 ``(n,)`` for a one-target run, ``(n, n_targets)``
+        otherwise (columns: ``.target_names``). Sequences are given whole, flanks included, and
+        laid out with the run's own layout, exactly as ``proformer predict`` does.
+    """
+    from .predict import load as _load  # torch is imported here, not at ``import proformer``
+
+    return _load(run_dir, device, standardized=standardized, batch_size=batch_size, precision=precision,
+                 rc_average=rc_average)

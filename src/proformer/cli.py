@@ -92,14 +92,45 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"model written to {args.out} (config.json + weights.pt)")
 
 
+def _units_note(args: argparse.Namespace) -> None:
+    """``--destandardize`` asked for what is the default now: say so on stderr, once."""
+    if getattr(args, "destandardize", False):
+        print(f"proformer {args.command}: note: --destandardize is the default now (training units) and will be "
+              f"removed; drop it (--standardized gives z-scores)", file=sys.stderr)
+
+
+def _add_units_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--standardized``, and the deprecated ``--destandardize`` (a no-op: its units are the default)."""
+    units = parser.add_mutually_exclusive_group()
+    units.add_argument("--standardized", action="store_true",
+                       help=f"{what} as z-scores of the training targets (the model's own output) instead of "
+                            f"training units (the default)")
+    units.add_argument("--destandardize", action="store_true",
+                       help="deprecated, does nothing: training units are the default now")
+
+
 def cmd_predict(args: argparse.Namespace) -> None:
     from .predict import predict
 
+    _units_note(args)
     result = predict(args.model, args.input, args.out, format=args.format, data_dir=args.data_dir,
-                     destandardize=args.destandardize, batch_size=args.batch_size, device=args.device,
-                     precision=args.precision, progress=not args.no_progress, rc_average=args.rc_average)
-    print(f"wrote {'stdout' if result['out'] == '-' else result['out']} ({result['format']}, {result['rows']:,} input rows)",
-          file=sys.stderr if result["out"] == "-" else sys.stdout)
+                     standardized=args.standardized, seq_col=args.seq_col, id_col=args.id_col,
+                     batch_size=args.batch_size, device=args.device, precision=args.precision,
+                     progress=not args.no_progress, rc_average=args.rc_average)
+    print(f"wrote {'stdout' if result['out'] == '-' else result['out']} ({result['format']}, {result['rows']:,} input rows, "
+          f"{result['units']})", file=sys.stderr if result["out"] == "-" else sys.stdout)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    """Predict labelled rows and compare: per target n, Pearson, Spearman, MSE, R^2."""
+    import json
+
+    from .evaluate import evaluate
+
+    result = evaluate(args.model, args.data, seq_col=args.seq_col, target_cols=args.target_col or (),
+                      out_dir=args.out_dir, batch_size=args.batch_size, device=args.device, precision=args.precision,
+                      rc_average=args.rc_average, progress=not args.no_progress)
+    print(json.dumps(result.to_dict(), indent=2) if args.json else result.to_table())
 
 
 def cmd_score(args: argparse.Namespace) -> None:
@@ -112,8 +143,10 @@ def cmd_score(args: argparse.Namespace) -> None:
 
 
 def _interpret_options(args: argparse.Namespace) -> dict:
-    """The options every interpretation command passes to its Predictor."""
-    return {"target": args.target_name, "destandardize": args.destandardize, "batch_size": args.batch_size,
+    """The options every interpretation command passes to its Predictor (training units unless
+    ``--standardized``)."""
+    _units_note(args)
+    return {"target": args.target_name, "destandardize": not args.standardized, "batch_size": args.batch_size,
             "device": args.device, "precision": args.precision, "progress": not args.no_progress}
 
 
@@ -267,8 +300,7 @@ def _add_interpret_commands(commands) -> None:
             parser.add_argument("--input", required=True, help=input_help)
         parser.add_argument("--seq-col", help="the sequence column of a table input with a header")
         parser.add_argument("--target-name", help="which target of a multi-target run (default: the first)")
-        parser.add_argument("--destandardize", action="store_true",
-                            help="predictions and effects in training units instead of z-scores")
+        _add_units_arguments(parser, "predictions and effects")
         parser.add_argument("--batch-size", type=_positive_int, default=256, help="sequences per forward pass (default: %(default)s)")
         parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
         parser.add_argument("--precision", choices=["32", "bf16"], default="32")
@@ -310,7 +342,7 @@ def _add_interpret_commands(commands) -> None:
     design = commands.add_parser("design", help="edit sequences towards a wanted prediction (greedy or beam substitution)")
     common(design)
     design.add_argument("--target", dest="goal", required=True,
-                        help="high, low, or a number to approach (in the units of --destandardize)")
+                        help="high, low, or a number to approach (in training units; z-scores with --standardized)")
     design.add_argument("--max-edits", type=_positive_int, required=True, help="substitutions per sequence at most")
     design.add_argument("--beam", type=_positive_int, default=1, help="beam width (1: greedy; default: %(default)s)")
     design.add_argument("--oracle", help="a second, independently trained run that scores every design too")
@@ -396,11 +428,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser("predict", help="predict sequences with a trained model")
     predict.add_argument("--model", required=True, help="run directory (config.json + weights.pt)")
-    predict.add_argument("--input", required=True, help="FASTA, one sequence per line, or TSV with the sequence first (plain or .gz)")
+    predict.add_argument("--input", required=True,
+                         help="FASTA, one sequence per line, DREAM TSV (sequence first), a CSV/TSV table with a header "
+                              "(with --seq-col), plain or .gz; or a prepared dataset directory (ids: its row numbers)")
     predict.add_argument("--out", required=True, help="output file (written atomically), or - for stdout")
+    predict.add_argument("--seq-col", help="the sequence column of a table input with a header")
+    predict.add_argument("--id-col", help="a table's id column, written as the first output column id (FASTA ids are "
+                                          "kept without it)")
     predict.add_argument("--format", choices=["tsv", "dream-json"], default="tsv")
     predict.add_argument("--data-dir", help="DREAM 2022 folder (for --format dream-json: public_leaderboard/sample_submission.json)")
-    predict.add_argument("--destandardize", action="store_true", help="predictions in training units instead of z-scores")
+    _add_units_arguments(predict, "predictions")
     predict.add_argument("--batch-size", type=_positive_int, default=256, help="sequences per forward pass (default: %(default)s; larger batches are slower on CPUs)")
     predict.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     predict.add_argument("--precision", choices=["32", "bf16"], default="32")
@@ -408,6 +445,25 @@ def build_parser() -> argparse.ArgumentParser:
                          help="average each sequence's prediction with its reverse complement's (default: the run's data.rc_average)")
     predict.add_argument("--no-progress", action="store_true")
     predict.set_defaults(func=cmd_predict)
+
+    evaluate = commands.add_parser("evaluate", help="a trained model against measured values: Pearson, Spearman, MSE, R^2")
+    evaluate.add_argument("--model", required=True, help="run directory (config.json + weights.pt)")
+    evaluate.add_argument("--data", required=True,
+                          help="labelled rows: a CSV/TSV table with a header (--seq-col, --target-col), a DREAM TSV "
+                               "(sequence<TAB>value), plain or .gz, or a prepared dataset directory with targets")
+    evaluate.add_argument("--seq-col", help="the sequence column of a table")
+    evaluate.add_argument("--target-col", action="append", metavar="NAME",
+                          help="a measured column of a table (repeat for several; default: the columns named after the "
+                               "run's targets, or the one value column of a one-target run)")
+    evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    evaluate.add_argument("--out-dir", help="also write metrics.json and a hexbin scatter PNG per target here")
+    evaluate.add_argument("--batch-size", type=_positive_int, default=256, help="sequences per forward pass (default: %(default)s)")
+    evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    evaluate.add_argument("--precision", choices=["32", "bf16"], default="32")
+    evaluate.add_argument("--rc-average", action=argparse.BooleanOptionalAction, default=None,
+                          help="average each sequence's prediction with its reverse complement's (default: the run's data.rc_average)")
+    evaluate.add_argument("--no-progress", action="store_true")
+    evaluate.set_defaults(func=cmd_evaluate)
 
     score = commands.add_parser("score", help="the official DREAM 2022 score of a submission")
     score.add_argument("predictions", help="JSON {index: value}, a 71,103-row TSV sequence<TAB>prediction, or one value per line")

@@ -1,9 +1,11 @@
 """A run's model as one batched function of sequences: the base of every analysis here.
 
 :class:`Predictor` loads a run directory once and predicts model-ready codes in batches, in the
-units asked for (the run's standardised units, or training units with ``destandardize``), for one
-target, with the run's reverse-complement averaging. ISM, attribution, variant effects and design
-all predict through it, so each of them predicts exactly as ``proformer predict`` does.
+units asked for (training units with ``destandardize=True``, which the command line passes unless
+``--standardized``; else the run's standardised units), for one target, with the run's
+reverse-complement averaging. ISM, attribution, variant effects and design all predict through
+it, and it through :func:`proformer.predict.predict_batch`, so each of them predicts exactly as
+``proformer predict`` does. For every target at once, use :func:`proformer.load`.
 
 :meth:`Predictor.lay_out` turns sequence strings into :class:`LaidOut`: the model codes plus, for
 every input position, the forward-strand window index that shows it to the model (or -1). That
@@ -96,7 +98,9 @@ class Predictor:
     target : str or int, optional
         Which target of a multi-target run (its name or index); the first by default.
     destandardize : bool
-        Values in training units (``y * std + mean``) instead of the standardised units.
+        Values in training units (``y * std + mean``, as ``proformer predict`` writes by default)
+        instead of the standardised units (z-scores of the training targets). The Python default
+        stays False; the command line passes True unless ``--standardized``.
     batch_size : int
         Sequences per forward pass.
     precision : "32" or "bf16"
@@ -196,7 +200,7 @@ class Predictor:
         return y.double().cpu().numpy() * self.scale + self.shift
 
     def predict(self, sequences: Sequence[str]) -> np.ndarray:
-        """float64 ``(n,)`` predictions for sequence strings."""
+        """float64 ``(n,)`` predictions of this predictor's target for sequence strings, in its units."""
         return self(self.lay_out(sequences).codes)
 
     def one_hot_model(self) -> torch.nn.Module:

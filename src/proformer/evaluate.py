@@ -1,0 +1,343 @@
+"""``proformer evaluate``: a trained run against measured values, per target.
+
+The labelled rows are predicted exactly as ``proformer predict`` predicts them (the same reader,
+layout and :func:`proformer.predict.predict_batch`), in training units, and compared with the
+measured values: n, Pearson r and Spearman rho (:mod:`proformer.metrics`, the package's one
+definition), the mean squared error and the coefficient of determination R^2.
+
+Labelled rows
+    A CSV/TSV table with a header (``seq_col`` and the measured columns), a DREAM TSV
+    (``sequence<TAB>value``), plain or gzip, or a prepared dataset directory with targets.
+Matching the run's targets to measured columns
+    By name: the run's target names against the table's columns or the dataset's
+    ``target_names`` (``target_cols`` narrows the table's columns to those named). A run with
+    one target and data with one measured column match whatever their names. Anything else is an
+    error naming both sides.
+Missing values
+    An empty, ``NA`` or ``NaN`` field of a table leaves that row out of that target's metrics
+    (``missing`` counts them); any other non-number is an error naming ``file:line``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .io.atomic import atomic_path, atomic_write
+from .io.dataset import read_meta
+from .io.run import read_run_info
+from .io.sequences import InputError, Source, is_header_line
+from .metrics import pearson, spearman
+from .predict import (
+    TRAINING_UNITS,
+    TrainedModel,
+    check_input_options,
+    input_chunks,
+    table_header,
+    target_names,
+)
+
+__all__ = ["Evaluation", "TargetMetrics", "evaluate", "match_targets", "regression_metrics"]
+
+
+@dataclass
+class TargetMetrics:
+    """One target's agreement with its measured column, in training units.
+
+    Attributes
+    ----------
+    target, column : str
+        The run's target and the data's measured column it was compared with.
+    n : int
+        Rows with a measured value (the rows the metrics use).
+    missing : int
+        Rows left out because the value was missing (empty, NA, NaN).
+    pearson, spearman, mse, r2 : float
+        NaN where undefined (fewer than two rows, a constant column).
+    scatter : str or None
+        The hexbin scatter PNG, when an output directory was given.
+    """
+
+    target: str
+    column: str
+    n: int
+    missing: int
+    pearson: float
+    spearman: float
+    mse: float
+    r2: float
+    scatter: str | None = None
+
+
+@dataclass
+class Evaluation:
+    """What :func:`evaluate` measured: one :class:`TargetMetrics` per matched target."""
+
+    model: str
+    data: str
+    rows: int
+    units: str
+    targets: list[TargetMetrics] = field(default_factory=list)
+    too_long: int = 0
+
+    def to_dict(self) -> dict:
+        """JSON-ready: ``{"model", "data", "rows", "units", "too_long", "targets": {name: {"column",
+        "n", "missing", "pearson", "spearman", "mse", "r2", "scatter"}}}``; NaN becomes null
+        (JSON has no NaN)."""
+        def clean(value):
+            return None if isinstance(value, float) and not math.isfinite(value) else value
+
+        targets = {}
+        for metrics in self.targets:
+            values = asdict(metrics)
+            name = values.pop("target")
+            targets[name] = {key: clean(value) for key, value in values.items()}
+        return {"model": self.model, "data": self.data, "rows": self.rows, "units": self.units,
+                "too_long": self.too_long, "targets": targets}
+
+    def to_table(self) -> str:
+        """A fixed-width table, one line per target, under a line naming the model and the data."""
+        rows = [(m.target, m.column, f"{m.n:,}", f"{m.pearson:.4f}", f"{m.spearman:.4f}", f"{m.mse:.4g}",
+                 f"{m.r2:.4f}") for m in self.targets]
+        header = ("target", "column", "n", "pearson", "spearman", "mse", "r2")
+        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+        lines = [f"{self.model} on {self.data}: {self.rows:,} rows, metrics in {self.units}"]
+        for row in [header, *rows]:
+            lines.append("  ".join(value.ljust(w) if i < 2 else value.rjust(w) for i, (value, w) in enumerate(zip(row, widths))))
+        missing = [f"{m.target} {m.missing:,}" for m in self.targets if m.missing]
+        if missing:
+            lines.append(f"rows without a measured value, left out: {', '.join(missing)}")
+        scatters = [m.scatter for m in self.targets if m.scatter]
+        if scatters:
+            lines.append(f"scatter plots: {', '.join(scatters)}")
+        return "\n".join(lines)
+
+
+def regression_metrics(predicted: np.ndarray, measured: np.ndarray) -> dict[str, float]:
+    """Pearson r, Spearman rho, MSE and R^2 of ``(n,)`` predictions against ``(n,)`` measurements.
+
+    R^2 is the coefficient of determination, ``1 - sum((y - p)^2) / sum((y - mean(y))^2)``: 1 for
+    a perfect prediction, 0 for predicting the mean, negative for worse (unlike r^2 it sees a
+    wrong scale or offset). NaN where undefined (no rows; a constant measurement for R^2).
+    """
+    predicted = np.asarray(predicted, dtype=np.float64)
+    measured = np.asarray(measured, dtype=np.float64)
+    if len(measured) == 0:
+        return {"pearson": math.nan, "spearman": math.nan, "mse": math.nan, "r2": math.nan}
+    residual = float(np.sum((measured - predicted) ** 2))
+    total = float(np.sum((measured - measured.mean()) ** 2))
+    return {"pearson": pearson(predicted, measured), "spearman": spearman(predicted, measured),
+            "mse": residual / len(measured), "r2": 1.0 - residual / total if total > 0 else math.nan}
+
+
+def match_targets(run_names: Sequence[str], columns: Sequence[str], data: str, chosen: bool,
+                  hint: str = "name the measured columns after the run's targets") -> list[tuple[int, str]]:
+    """Pair the run's targets with measured columns: ``[(target index, column), ...]``.
+
+    Parameters
+    ----------
+    run_names : list of str
+        The run's target names, in its output order.
+    columns : list of str
+        The data's measured columns (a table's candidate columns, a dataset's ``target_names``,
+        ``["value"]`` for a DREAM TSV).
+    data : str
+        Names the data in errors.
+    chosen : bool
+        ``columns`` were named with ``--target-col``: every one must match.
+    hint : str
+        What to do when nothing matches (it depends on the kind of data).
+
+    By name first; a one-target run and one column match whatever their names. Raises
+    ValueError naming both sides when that leaves nothing, or a chosen column, unmatched.
+    """
+    run_names, columns = list(run_names), list(columns)
+    run_text = f"{len(run_names)} target(s) ({', '.join(run_names)})"
+    column_text = f"{len(columns)} measured column(s) ({', '.join(columns) or 'none'})"
+    if len(run_names) == 1 and len(columns) == 1:
+        return [(0, columns[0])]
+    matched = [(run_names.index(column), column) for column in columns if column in run_names]
+    unmatched = [column for column in columns if column not in run_names]
+    if chosen and unmatched:
+        raise ValueError(f"--target-col {unmatched[0]!r} is not a target of the run, which predicts {run_text}; "
+                         f"{data} gives {column_text}. Give --target-col the columns named after the run's targets "
+                         f"(one column for a one-target run may have any name)")
+    if not matched:
+        raise ValueError(f"cannot match the run's {run_text} to {data}'s {column_text}: {hint}")
+    return sorted(matched)
+
+
+def _first_data_fields(path: Path) -> int | None:
+    """How many tab-separated fields the first data line of a headerless file has (None: no data
+    line near the top; the reader then says what is wrong)."""
+    source = Source(path, os.fspath(path), hash_it=False)
+    try:
+        for line in source.read_lines(100):
+            text = line.rstrip(b"\r\n")
+            if not text.strip() or is_header_line(text):
+                continue
+            return len(text.split(b"\t"))
+    finally:
+        source.close()
+    return None
+
+
+def _measured_columns(data: str, kind: str, seq_col: str | None, target_cols: Sequence[str]) -> list[str]:
+    """The data's measured columns (before matching), or an error saying why there are none."""
+    if kind == "fasta":
+        raise InputError(f"--data {data} is FASTA: sequences without measured values. Give a table with a header "
+                         f"(--seq-col, --target-col), a DREAM TSV (sequence<TAB>value) or a prepared dataset directory")
+    if kind == "dataset":
+        names = list(read_meta(data).get("target_names") or [])
+        if not names:
+            raise InputError(f"--data {data}: the dataset has no targets (meta.json target_names is empty: it was "
+                             f"prepared from sequences alone); evaluate needs measured values. Prepare it from a file "
+                             f"with values, or give that file with --data")
+        return names
+    if kind == "dream":
+        if _first_data_fields(Path(data)) == 1:
+            raise InputError(f"--data {data} has one sequence per line and no values; evaluate needs measured values: "
+                             f"sequence<TAB>value lines, or a table with a header (--seq-col, --target-col)")
+        return ["value"]
+    if target_cols:
+        return list(target_cols)
+    names, _ = table_header(data)
+    columns = [name for name in names if name != seq_col]
+    if not columns:
+        raise InputError(f"--data {data} has no column besides --seq-col {seq_col!r}: no measured values to compare "
+                         f"with. Give a table with a value column (--target-col NAME)")
+    return columns
+
+
+def _file_name(name: str) -> str:
+    """A target name as a safe file-name part."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "target"
+
+
+def _scatter(predicted: np.ndarray, measured: np.ndarray, out: Path, target: str, metrics: dict) -> None:
+    """A hexbin of predicted against measured (log-count colour bar, the identity line), written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.2, 4.5))
+    try:
+        low, high = min(measured.min(), predicted.min()), max(measured.max(), predicted.max())
+        if high == low:  # one value everywhere: give the axes some width
+            low, high = low - 0.5, high + 0.5
+        # One extent for both axes: regular hexagons on a square plot, the identity line its diagonal.
+        hexes = ax.hexbin(measured, predicted, gridsize=40, mincnt=1, cmap="viridis", bins="log",
+                          extent=(low, high, low, high))
+        fig.colorbar(hexes, ax=ax, label="rows per hexagon (log scale)", fraction=0.046, pad=0.04)
+        ax.plot([low, high], [low, high], color="grey", lw=0.8, ls="--")
+        ax.set_xlim(low, high)
+        ax.set_ylim(low, high)
+        ax.set_aspect("equal")
+        ax.set_xlabel(f"measured {target}")
+        ax.set_ylabel(f"predicted {target}")
+        ax.set_title(f"n {len(measured):,}, Pearson r {metrics['pearson']:.3f}, Spearman {metrics['spearman']:.3f}, "
+                     f"R$^2$ {metrics['r2']:.3f}", fontsize=8)
+        fig.tight_layout()
+        with atomic_path(out, suffix=".png") as temporary:
+            fig.savefig(temporary, dpi=110, format="png")
+    finally:
+        plt.close(fig)
+
+
+def evaluate(model_dir: str | os.PathLike, data: str | os.PathLike, *, seq_col: str | None = None,
+             target_cols: Sequence[str] = (), out_dir: str | os.PathLike | None = None, batch_size: int = 256,
+             device: str = "auto", precision: str = "32", rc_average: bool | None = None,
+             progress: bool = True) -> Evaluation:
+    """Predict the labelled rows of ``data`` with ``model_dir`` and compare, target by target.
+
+    Parameters
+    ----------
+    model_dir : path
+        A run directory (``config.json`` + ``weights.pt``).
+    data : path
+        A table with a header (``seq_col``; measured columns by name or ``target_cols``), a DREAM
+        TSV ``sequence<TAB>value``, plain or gzip, or a prepared dataset directory with targets.
+    seq_col : str, optional
+        The table's sequence column (a table needs it).
+    target_cols : list of str
+        The table's measured columns; default: those named after the run's targets, or the one
+        column besides ``seq_col`` for a one-target run.
+    out_dir : path, optional
+        Also write ``metrics.json`` (:meth:`Evaluation.to_dict`) and ``scatter_TARGET.png`` (a
+        hexbin of predicted against measured, with a colour bar) per target, each atomically.
+    batch_size, device, precision, rc_average
+        As ``proformer predict``.
+    progress : bool
+        A progress line on stderr.
+
+    Returns
+    -------
+    Evaluation
+        Per target: n, missing, Pearson, Spearman, MSE, R^2 (training units).
+    """
+    data = os.fspath(data)
+    target_cols = list(target_cols)
+    kind = check_input_options(data, seq_col, None, target_cols, input_flag="--data")
+    run_names = target_names(read_run_info(model_dir))  # config.json only: the model loads once the data is known good
+    columns = _measured_columns(data, kind, seq_col, target_cols)
+    hint = {"table": "pick the measured columns with --target-col NAME: any one column for a one-target run, "
+                     "columns named after the run's targets otherwise",
+            "dream": "a DREAM TSV holds one value column, which fits a one-target run; give a table whose header "
+                     "names the run's targets (--seq-col, --target-col)",
+            "dataset": "its meta.json target_names must name the run's targets (any one column fits a one-target "
+                       "run); prepare it from a table whose columns are named so"}[kind]
+    pairs = match_targets(run_names, columns, f"--data {data}", chosen=bool(target_cols), hint=hint)
+    if kind == "table":
+        chunks = input_chunks(data, seq_col=seq_col, target_cols=[column for _, column in pairs], input_flag="--data")
+        picked = list(range(len(pairs)))
+    else:
+        chunks = input_chunks(data, values=True, input_flag="--data")
+        picked = [columns.index(column) for _, column in pairs]
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        if out_dir.exists() and not out_dir.is_dir():
+            raise NotADirectoryError(20, "is a file (--out-dir takes a folder)", str(out_dir))
+        out_dir.mkdir(parents=True, exist_ok=True)  # before minutes of prediction, not after
+    runner = TrainedModel.from_run(model_dir, device, batch_size=batch_size, precision=precision,
+                                   rc_average=rc_average)
+    predicted, measured = [np.zeros((0, runner.n_targets))], [np.zeros((0, len(pairs)))]
+    for chunk, values in runner.predict_chunks(chunks, progress):
+        predicted.append(values)
+        measured.append(chunk.targets[:, picked])
+    if progress:
+        print(file=sys.stderr)
+    warning = runner.too_long_warning(data)
+    if warning:
+        print(warning, file=sys.stderr)
+    predictions, truth = np.concatenate(predicted), np.concatenate(measured)
+    if len(predictions) == 0:
+        raise InputError(f"--data {data}: no rows (the file is empty, blank or only a header)")
+    result = Evaluation(model=os.fspath(model_dir), data=data, rows=len(predictions), units=TRAINING_UNITS,
+                        too_long=runner.too_long)
+    for j, (index, column) in enumerate(pairs):
+        known = np.isfinite(truth[:, j])
+        metrics = regression_metrics(predictions[known, index], truth[known, j])
+        entry = TargetMetrics(target=run_names[index], column=column, n=int(known.sum()),
+                              missing=int((~known).sum()), **metrics)
+        if out_dir is not None and entry.n:
+            stem = _file_name(entry.target)
+            if any(m.scatter and Path(m.scatter).name == f"scatter_{stem}.png" for m in result.targets):
+                stem = f"{stem}_{index}"  # two names that differ only in unsafe characters
+            path = out_dir / f"scatter_{stem}.png"
+            _scatter(predictions[known, index], truth[known, j], path, entry.target, metrics)
+            entry.scatter = str(path)
+        result.targets.append(entry)
+    if out_dir is not None:
+        with atomic_write(out_dir / "metrics.json") as handle:
+            json.dump(result.to_dict(), handle, indent=2)
+            handle.write("\n")
+    return result
