@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pytest
@@ -9,8 +10,15 @@ from proformer.quickstart import quickstart
 FAST = ["train.epochs=1", "train.batch_size=64", "model.dim=16"]
 
 
-def test_quickstart_writes_a_complete_report(tmp_path):
-    metrics = quickstart(tmp_path / "qs", n_train=600, n_test=200, overrides=FAST, progress=False)
+def test_quickstart_writes_a_complete_report(tmp_path, capsys, one_thread):
+    metrics = quickstart(tmp_path / "qs", n_train=600, n_test=200, overrides=FAST, progress=True)
+    # Each step says what it does on stderr when it starts (a quiet minute reads as a hang), and its time.
+    steps = [line for line in capsys.readouterr().err.splitlines() if line.startswith("quickstart: ")]
+    assert re.fullmatch(r"quickstart: simulating 600 training and 200 held-out sequences\.\.\. \d+\.\d s", steps[0])
+    assert re.fullmatch(r"quickstart: preparing the training set\.\.\. \d+\.\d s", steps[1])
+    assert steps[2].startswith("quickstart: training on 600 sequences for 1 epoch(s)")
+    assert re.fullmatch(r"quickstart: predicting the held-out set\.\.\. \d+\.\d s", steps[3])
+    assert re.fullmatch(rf"quickstart: writing {re.escape(str(tmp_path / 'qs' / 'report'))}\.\.\. \d+\.\d s", steps[4])
     report = tmp_path / "qs" / "report"
     for name in ("metrics.json", "learning_curve.png", "scatter.png", "report.md"):
         assert (report / name).stat().st_size > 0, name
@@ -27,11 +35,51 @@ def test_quickstart_writes_a_complete_report(tmp_path):
     assert 0 < predictions.mean() < 17
     text = (report / "report.md").read_text()
     assert f"{saved['noise_ceiling']:.4f}" in text and f"{saved['test_pearson']:.4f}" in text
+    # The advice to close the gap is a command that runs (tests/test_docs.py parses it too).
+    assert "`proformer quickstart --set train.epochs=20 --n 100000`" in text
 
 
-def test_quickstart_on_a_user_file_holds_out_a_stable_tenth(tmp_path):
+def test_a_failing_step_ends_its_progress_line_before_the_error(tmp_path, capsys):
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("")
+    with pytest.raises(ValueError, match="empty"):
+        quickstart(tmp_path / "qs", data=empty, progress=True)
+    assert capsys.readouterr().err.endswith("by sequence hash...\n")
+
+
+def test_report_figures_have_whole_epoch_ticks_a_colour_bar_and_the_run_name(tmp_path):
+    from proformer.experiments.report import (
+        learning_curve_figure,
+        predicted_vs_measured_figure,
+    )
+
+    metrics = tmp_path / "metrics.csv"
+    metrics.write_text("epoch,train_mse,val_mse,train_reconstruction,val_pearson,val_spearman\n"
+                       "0,1.0,0.9,1.4,0.3,0.25\n1,0.8,0.7,1.3,0.5,0.45\n2,0.7,0.65,1.2,0.6,0.55\n")
+    figure = learning_curve_figure(metrics, "my-run")
+    try:
+        assert "my-run" in figure._suptitle.get_text()
+        for ax in figure.axes:
+            ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+            assert ticks == [1, 2, 3]  # epochs counted from 1, no 1.5
+    finally:
+        figure.clf()
+
+    rng = np.random.default_rng(0)
+    measured = rng.normal(8, 3, 500)
+    figure = predicted_vs_measured_figure(measured + rng.normal(0, 1, 500), measured, "my-run")
+    try:
+        main, colour_bar = figure.axes  # the hexbin and its colour bar
+        assert main.get_title().startswith("my-run: held-out set, n = 500")
+        assert colour_bar.get_ylabel() == "sequences per hexagon (log scale)"
+    finally:
+        figure.clf()
+
+
+def test_quickstart_on_a_user_file_holds_out_a_stable_tenth(tmp_path, capsys, one_thread):
     source = write_tsv(simulate_library(800, seed=5), tmp_path / "mine.tsv")
     metrics = quickstart(tmp_path / "qs", data=source, overrides=FAST, progress=False)
+    assert "quickstart:" not in capsys.readouterr().err  # progress=False (--no-progress): no step lines
     assert metrics["noise_ceiling"] is None and "unknown" in (tmp_path / "qs" / "report" / "report.md").read_text()
     train_lines = (tmp_path / "qs" / "data" / "train.tsv").read_text().splitlines()
     test_lines = (tmp_path / "qs" / "data" / "test.tsv").read_text().splitlines()
