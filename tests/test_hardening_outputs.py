@@ -78,13 +78,13 @@ def test_learning_curve_is_still_a_png(tmp_path):
 def test_failed_quickstart_scatter_keeps_the_previous_png(tmp_path, monkeypatch):
     import numpy as np
 
-    from proformer.quickstart import _scatter
+    from proformer.experiments.report import plot_predicted_vs_measured
 
     png = tmp_path / "scatter.png"
     png.write_bytes(OLD)
     monkeypatch.setattr(Figure, "savefig", _half_written_savefig)
     with pytest.raises(OSError):
-        _scatter(np.arange(10.0), np.arange(10.0), png, "title")
+        plot_predicted_vs_measured(np.arange(10.0), np.arange(10.0), png, "run")
     _intact(png)
 
 

@@ -34,6 +34,11 @@ def cmd_model(args: argparse.Namespace) -> None:
     print(f"Proformer (preset {args.preset}): {fields}")
     print(f"tokens: {config.n_expression_heads} expression heads + {2 * config.length} sequence positions; "
           f"attention key_dim {config.key_dim}")
+    from .config import run_preset
+    from .train.memory import estimate_training_memory
+
+    batch = run_preset(args.preset).train.batch_size
+    print(f"training memory at train.batch_size={batch}: {estimate_training_memory(config, batch).describe()}")
     rows = parameter_counts(model)
     width = max(len(name) for name, _ in rows) + 2
     print(f"{'module':<{width}}{'parameters':>14}")
@@ -85,10 +90,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.data:
         overrides.append(f"data.path={args.data}")
     config = load_run_config(args.config, args.preset if args.preset or args.config else "grid", overrides)
+    from .train.run import best_summary
+
     result = train(config, args.out, resume=args.resume, progress=not args.no_progress)
-    best = result["best"]
-    print(f"best epoch {best['epoch'] + 1}: validation Pearson {best['val_pearson']:.4f}, "
-          f"Spearman {best['val_spearman']:.4f} ({result['n_train']:,} training / {result['n_valid']:,} validation rows)")
+    print(best_summary(result))
     print(f"model written to {args.out} (config.json + weights.pt)")
 
 

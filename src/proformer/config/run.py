@@ -2,6 +2,11 @@
 
 A run YAML has the three sections (and optionally ``preset``); :func:`load_run_config` resolves
 a preset or a file, then the ``--set`` overrides of :mod:`proformer.config.overrides`.
+
+The model's ``length`` and ``n_targets`` describe the data, not the recipe: the presets (and a
+config without a preset) leave them as :class:`FromData` placeholders, which ``train`` replaces
+by the dataset's values. A value set in a config file or with ``--set`` is a plain int and is
+kept (and checked against the data).
 """
 
 from __future__ import annotations
@@ -18,14 +23,47 @@ from .overrides import apply_overrides
 from .yaml import load_yaml
 
 __all__ = [
-    "CLIPPING", "OPTIMIZERS", "PRECISIONS", "RUN_PRESETS", "SCHEDULES", "DataConfig", "RunConfig", "TrainConfig",
-    "load_run_config", "run_preset", "save_run_config",
+    "CLIPPING", "MEMORY_MODES", "OPTIMIZERS", "PRECISIONS", "RUN_PRESETS", "SCHEDULES", "DataConfig", "FromData",
+    "RunConfig", "TrainConfig", "load_run_config", "run_preset", "save_run_config",
 ]
 
 SCHEDULES = ("warmup_cosine", "noam", "constant", "one_cycle")
 OPTIMIZERS = ("adam", "adamw", "lion")
 CLIPPING = ("original", "global_norm", "none")
 PRECISIONS = ("32", "bf16")
+MEMORY_MODES = ("auto", "check", "off")
+
+#: The model fields a preset leaves to the dataset (train() fills them in).
+DATA_SHAPED = ("length", "n_targets")
+
+
+class FromData(int):
+    """A model field's placeholder value, to be replaced by the dataset's (``length``, ``n_targets``).
+
+    It is an ``int`` (the DREAM shape: 100 positions, one target), so a preset's model can be
+    built, printed and counted (``proformer model``) before any data is known; ``train`` sees
+    the type and takes the dataset's value instead. Any value a user sets, in a config file or
+    with ``--set``, is parsed as a plain ``int`` and so is kept: that is how "set explicitly" is
+    told from "left to the data", through every ``apply_overrides`` (which keeps untouched
+    fields as they are). It is written to YAML and JSON as its number.
+    """
+
+    def __repr__(self) -> str:
+        return int.__repr__(self)
+
+
+def from_data(model: ModelConfig) -> ModelConfig:
+    """``model`` with its :data:`DATA_SHAPED` fields marked as placeholders (:class:`FromData`)."""
+    return dataclasses.replace(model, **{name: FromData(getattr(model, name)) for name in DATA_SHAPED})
+
+
+def is_from_data(value) -> bool:
+    """True for a placeholder left to the data (a preset's value), False for a value someone set."""
+    return isinstance(value, FromData)
+
+
+# A run config holding a placeholder (one never trained) is saved with the number itself.
+yaml.SafeDumper.add_representer(FromData, lambda dumper, value: dumper.represent_int(int(value)))
 
 
 @dataclass
@@ -123,7 +161,20 @@ class TrainConfig:
         gradient to norm ``clip_norm`` (Keras clipvalue + clipnorm); ``global_norm``: one norm
         over all gradients; ``none``.
     batch_size : int
-        Global batch size (split across devices).
+        Global batch size (split across devices): the sequences per optimizer step.
+    accumulate : int
+        Gradient accumulation: each global batch is run as ``accumulate`` smaller steps whose
+        gradients add up before one optimizer step, the same rows and (up to rounding) the same
+        update as one step of ``batch_size``, with about 1/``accumulate`` of the activation
+        memory. 1: off. ``memory=auto`` raises it when the batch does not fit.
+    memory : str
+        What ``train`` does with its estimate of a training step's memory
+        (:func:`proformer.train.memory.estimate_training_memory`) against the memory available
+        (RAM on a CPU, the free GPU memory on CUDA), before it starts: ``auto`` (default) trains
+        with gradient accumulation when the batch does not fit (the smallest ``accumulate``
+        that fits, said in one line) and stops with the estimate and the settings to change
+        when one sequence per step does not fit either; ``check`` stops instead of
+        accumulating; ``off`` does not check.
     epochs : int
         Maximum number of epochs.
     early_stopping : int
@@ -162,6 +213,8 @@ class TrainConfig:
     clip_value: float = 0.5
     clip_norm: float = 1.0
     batch_size: int = 512
+    accumulate: int = 1
+    memory: str = "auto"
     epochs: int = 20
     early_stopping: int = 0
     max_time: float | None = None
@@ -181,10 +234,13 @@ class TrainConfig:
             raise ValueError(f"optimizer={self.optimizer!r}: valid values are {', '.join(OPTIMIZERS)}")
         if self.clip not in CLIPPING:
             raise ValueError(f"clip={self.clip!r}: valid values are {', '.join(CLIPPING)}")
+        if self.memory not in MEMORY_MODES:
+            raise ValueError(f"memory={self.memory!r}: valid values are {', '.join(MEMORY_MODES)} (auto: accumulate "
+                             f"gradients when a batch does not fit; check: stop instead; off: do not check)")
         if str(self.precision) not in PRECISIONS:
             raise ValueError(f"precision={self.precision!r}: valid values are {', '.join(PRECISIONS)}")
         self.precision = str(self.precision)
-        for name in ("batch_size", "epochs", "num_nodes"):
+        for name in ("batch_size", "accumulate", "epochs", "num_nodes"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}={value!r}: must be an integer >= 1")
@@ -242,7 +298,7 @@ def _valid_devices(value) -> bool:
 class RunConfig:
     """A whole run: ``model``, ``data`` and ``train`` sections (a run YAML has these three keys)."""
 
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelConfig = field(default_factory=lambda: from_data(ModelConfig()))
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -282,13 +338,13 @@ def _run_presets() -> dict[str, RunConfig]:
     return {
         # The submitted model: Noam schedule with 12,500 warmup steps, 20 epochs, 95/5 split.
         "dream2022": RunConfig(
-            model=model_preset("dream2022"),
+            model=from_data(model_preset("dream2022")),
             data=DataConfig(split="random:0.95"),
             train=TrainConfig(schedule="noam", warmup_steps=12_500, epochs=20),
         ),
         # The talk's grids: Adam 1e-3, one epoch of linear warmup, cosine decay, 20 epochs.
         "grid": RunConfig(
-            model=model_preset("grid"),
+            model=from_data(model_preset("grid")),
             data=DataConfig(split="random:0.95"),
             train=TrainConfig(schedule="warmup_cosine", lr=1e-3, epochs=20),
         ),
@@ -297,13 +353,13 @@ def _run_presets() -> dict[str, RunConfig]:
         # within the seed spread of 0.02); soft bins, the singleton flag, RC averaging, plasmid
         # padding, shifts and Lion did not help at that budget, so they stay off.
         "proformer-plus": RunConfig(
-            model=model_preset("grid"),
+            model=from_data(model_preset("grid")),
             data=DataConfig(split="random:0.95"),
             train=TrainConfig(optimizer="adamw", weight_decay=0.01, schedule="one_cycle", lr=1e-3, epochs=20),
         ),
         # The talk's ATAC-seq task (docs/model.md section 7): the grid's recipe on 100-nt windows, 80/20 split.
         "atac": RunConfig(
-            model=model_preset("grid"),
+            model=from_data(model_preset("grid")),
             data=DataConfig(split="random:0.8", head=0, tail=0),
             train=TrainConfig(schedule="warmup_cosine", lr=1e-3, epochs=20, batch_size=512),
         ),

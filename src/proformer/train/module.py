@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
 import lightning as L
@@ -82,6 +83,28 @@ def make_optimizer(parameters, config: TrainConfig, lr: float, device: torch.dev
     return Lion(parameters, lr=lr, betas=betas, weight_decay=config.weight_decay)
 
 
+def target_keys(names: list[str]) -> list[str]:
+    """Column-safe suffixes of per-target metric names: ``val_pearson_{key}`` for each target.
+
+    Characters other than letters, digits, ``.`` and ``-`` become ``_`` (a name is used as a
+    CSV column and a Lightning metric key); a name that would repeat gets its column index.
+    """
+    keys = []
+    for index, name in enumerate(names):
+        key = re.sub(r"[^A-Za-z0-9.-]+", "_", str(name)).strip("_") or f"target_{index}"
+        keys.append(f"{key}_{index}" if key in keys else key)
+    return keys
+
+
+def per_target_metric_names(names: list[str]) -> list[str]:
+    """The per-target validation metrics of a run with targets ``names`` (none for one target),
+    in the order of metrics.csv's columns: each target's Pearson, then each target's Spearman."""
+    if len(names) < 2:
+        return []
+    keys = target_keys(names)
+    return [f"val_pearson_{k}" for k in keys] + [f"val_spearman_{k}" for k in keys]
+
+
 class ProformerModule(L.LightningModule):
     """Proformer + its training recipe.
 
@@ -96,9 +119,14 @@ class ProformerModule(L.LightningModule):
     rc_average : bool
         Validate on the mean of the predictions for each sequence and its reverse complement
         (``data.rc_average``), as predict will.
+    target_names : list of str, optional
+        The targets' names (the dataset's); with several targets, validation also reports a
+        Pearson and a Spearman per target, ``val_pearson_{name}`` (see :func:`target_keys`).
+        Default: ``target_0``, ``target_1``, ...
     """
 
-    def __init__(self, model: dict, train: dict, steps_per_epoch: int, rc_average: bool = False):
+    def __init__(self, model: dict, train: dict, steps_per_epoch: int, rc_average: bool = False,
+                 target_names: list[str] | None = None):
         super().__init__()
         self.save_hyperparameters()
         self.model_config = ModelConfig.from_dict(model)
@@ -109,6 +137,11 @@ class ProformerModule(L.LightningModule):
         self.training_loss = torch.compile(self.model.loss) if self.train_config.compile else self.model.loss
         self.steps_per_epoch = steps_per_epoch
         self.rc_average = rc_average
+        n = self.model_config.n_targets
+        names = list(target_names) if target_names is not None else [f"target_{i}" for i in range(n)]
+        if len(names) != n:
+            raise ValueError(f"target_names has {len(names)} name(s) {names} but the model predicts n_targets={n}")
+        self.target_names = names
         # Validation outputs of every process, gathered by torchmetrics (rows of unequal count
         # per rank included), so the metrics are over the whole validation set.
         # NaN predictions are kept (a diverged model must show as one, not be filtered out).
@@ -189,16 +222,25 @@ class ProformerModule(L.LightningModule):
         self.val_targets.update(batch["targets"].float().reshape(len(prediction), -1))
 
     def on_validation_epoch_end(self) -> None:
-        """Pearson and Spearman over the whole validation set (all ranks), not a mean of batches;
-        with several targets, the mean over targets."""
+        """Pearson and Spearman over the whole validation set (all ranks), not a mean of batches.
+
+        With several targets ``val_pearson`` and ``val_spearman`` are the means over the targets
+        (``val_pearson`` picks the best epoch), and each target's own are logged beside them as
+        ``val_pearson_{name}`` and ``val_spearman_{name}``.
+        """
         width = self.model_config.n_targets
         p, t = (self._gathered(metric, width) for metric in (self.val_predictions, self.val_targets))
+        pearsons, spearmans = per_target(pearson, p, t), per_target(spearman, p, t)
         metrics = {
-            "val_pearson": float(np.mean(per_target(pearson, p, t))),
-            "val_spearman": float(np.mean(per_target(spearman, p, t))),
+            "val_pearson": float(np.mean(pearsons)),
+            "val_spearman": float(np.mean(spearmans)),
             "val_mse": float(np.mean((p - t) ** 2)),
             "val_prediction_std": float(p.std(axis=0).mean()),
         }
+        if width > 1:
+            keys = target_keys(self.target_names)
+            metrics.update({f"val_pearson_{k}": float(r) for k, r in zip(keys, pearsons)})
+            metrics.update({f"val_spearman_{k}": float(r) for k, r in zip(keys, spearmans)})
         if self.trainer.sanity_checking:
             return
         # A collapsed predictor has no Pearson; rank it below every real one for checkpointing.
@@ -206,6 +248,8 @@ class ProformerModule(L.LightningModule):
         self.log("val_pearson", monitored, prog_bar=True, sync_dist=False)
         self.log("val_spearman", metrics["val_spearman"] if math.isfinite(metrics["val_spearman"]) else -1.0, prog_bar=True)
         self.log("val_mse", metrics["val_mse"])
+        for name in per_target_metric_names(self.target_names):
+            self.log(name, metrics[name])
         self.val_history.append({"epoch": self.current_epoch, **metrics})
 
     @staticmethod

@@ -2,10 +2,10 @@
 
 Run directory::
 
-    RUN_DIR/config.yaml           the resolved run config
+    RUN_DIR/config.yaml           the resolved run config (model length and n_targets as taken from the data)
     RUN_DIR/config.json           what predict needs: model shape, layout, target mean/std, best epoch
     RUN_DIR/weights.pt            the best model's state_dict (torch.load(weights_only=True))
-    RUN_DIR/metrics.csv           one row per epoch
+    RUN_DIR/metrics.csv           one row per epoch (with several targets, a Pearson and Spearman per target)
     RUN_DIR/learning_curve.png
     RUN_DIR/checkpoints/last.ckpt Lightning's full state, for --resume
     RUN_DIR/.train.lock           while a train writes the directory: its PID (removed at exit)
@@ -20,6 +20,7 @@ import logging
 import math
 import os
 import signal
+import sys
 import threading
 import time
 import warnings
@@ -31,16 +32,27 @@ import torch
 
 from .. import __version__
 from ..config import RunConfig, save_run_config
+from ..config.run import is_from_data
 from ..data.dataset import (BatchBuilder, Dataset, ShardedBatchSampler, check_layout, check_targets, loader,
                             target_statistics)
 from ..data.splits import split_indices
 from ..device import check_bf16
 from ..io.atomic import atomic_path, atomic_write, process_alive
 from ..io.run import CONFIG, RunInfo, TargetInfo, read_run_info, write_run_model
-from .module import ProformerModule, TrainingDiverged, TrainingFailed
+from ..model.config import ModelConfig
+from ..sequence import Layout
+from . import memory as memory_model
+from .memory import BatchPlan, NotEnoughMemory
+from .module import (
+    ProformerModule,
+    TrainingDiverged,
+    TrainingFailed,
+    per_target_metric_names,
+    target_keys,
+)
 
-__all__ = ["LOCK", "ResumeMismatch", "RunLocked", "TrainingDiverged", "TrainingFailed", "TrainingStopped",
-           "plot_learning_curve", "train"]
+__all__ = ["LOCK", "NotEnoughMemory", "ResumeMismatch", "RunLocked", "TrainingDiverged", "TrainingFailed",
+           "TrainingStopped", "best_summary", "plot_learning_curve", "resolve_shape", "train"]
 
 LOCK = ".train.lock"
 
@@ -100,6 +112,13 @@ METRIC_COLUMNS = (
 )
 
 
+def metric_columns(target_names: list[str]) -> tuple[str, ...]:
+    """metrics.csv's columns: :data:`METRIC_COLUMNS`, with several targets each target's Pearson
+    and Spearman after ``val_prediction_std`` (``val_pearson_{name}``, see ``target_keys``)."""
+    at = METRIC_COLUMNS.index("seconds")
+    return METRIC_COLUMNS[:at] + tuple(per_target_metric_names(target_names)) + METRIC_COLUMNS[at:]
+
+
 class RunDirectory(L.Callback):
     """Writes metrics.csv and the learning curve every epoch, and exports the best model."""
 
@@ -107,6 +126,7 @@ class RunDirectory(L.Callback):
         self.run_dir = run_dir
         self.info = info
         self.identity = identity or {}
+        self.columns = metric_columns(info.target.names)
         self.best = -math.inf
         #: A config to write to config.yaml once training has started (on --resume: after the
         #: checkpoint was restored, so a resume that fails leaves the run's own config.yaml).
@@ -140,7 +160,7 @@ class RunDirectory(L.Callback):
             self.pending_config = None
         if trainer.is_global_zero and path.exists():
             rows = [row for row in _read_metrics(path) if int(row["epoch"]) < trainer.current_epoch]
-            _write_metrics(path, rows)
+            _write_metrics(path, rows, self.columns)
 
     def on_validation_end(self, trainer: L.Trainer, module: ProformerModule) -> None:
         if trainer.sanity_checking or not module.val_history:
@@ -156,13 +176,13 @@ class RunDirectory(L.Callback):
             "step": trainer.global_step,
             "lr": trainer.optimizers[0].param_groups[0]["lr"],
             **means,
-            **{k: latest[k] for k in ("val_mse", "val_pearson", "val_spearman", "val_prediction_std")},
+            **{k: latest[k] for k in self.columns if k.startswith("val_")},
             "seconds": round(time.time() - self.started, 1),
         }
         path = self.run_dir / "metrics.csv"
         rows = _read_metrics(path) if path.exists() else []
-        _write_metrics(path, [r for r in rows if int(r["epoch"]) != row["epoch"]] + [row])
-        plot_learning_curve(path, self.run_dir / "learning_curve.png")
+        _write_metrics(path, [r for r in rows if int(r["epoch"]) != row["epoch"]] + [row], self.columns)
+        plot_learning_curve(path, self.run_dir / "learning_curve.png", title=self.run_dir.name)
         # An epoch without a Pearson (constant or non-finite predictions) is never the best model.
         score = latest["val_pearson"]
         if math.isfinite(score) and score > self.best:
@@ -175,39 +195,33 @@ def _read_metrics(path: Path) -> list[dict]:
         return list(csv.DictReader(handle))
 
 
-def _write_metrics(path: Path, rows: list[dict]) -> None:
+def _write_metrics(path: Path, rows: list[dict], columns: tuple[str, ...] = METRIC_COLUMNS) -> None:
+    # restval/ignore: rows of a metrics.csv written before per-target columns existed (--resume).
     with atomic_write(path, newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=METRIC_COLUMNS)
+        writer = csv.DictWriter(handle, fieldnames=columns, restval="", extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
 
 
-def plot_learning_curve(metrics_csv: Path, out: Path) -> None:
-    """Training/validation loss and validation correlations per epoch."""
+def plot_learning_curve(metrics_csv: Path, out: Path, title: str | None = None) -> None:
+    """Training/validation loss and validation correlations per epoch (metrics.csv -> PNG).
+
+    Parameters
+    ----------
+    metrics_csv : path
+        A run's metrics.csv; with several targets, its ``val_pearson_{name}`` columns are drawn
+        one line per target beside the mean.
+    out : path
+        The PNG written.
+    title : str, optional
+        Default: the run's name, the directory that holds ``metrics_csv``.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = _read_metrics(metrics_csv)
-    epochs = [int(r["epoch"]) + 1 for r in rows]
-
-    def column(name: str) -> list[float]:
-        return [float(r[name]) if r[name] not in ("", None) else float("nan") for r in rows]
-
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
-    left.plot(epochs, column("train_mse"), "o-", label="train MSE")
-    left.plot(epochs, column("val_mse"), "o-", label="validation MSE")
-    left.plot(epochs, column("train_reconstruction"), "o--", label="train mask filling")
-    left.set_xlabel("epoch")
-    left.set_ylabel("loss")
-    left.legend()
-    right.plot(epochs, column("val_pearson"), "o-", label="Pearson r")
-    right.plot(epochs, column("val_spearman"), "o-", label="Spearman rho")
-    right.set_xlabel("epoch")
-    right.set_ylabel("validation correlation")
-    right.legend()
-    fig.tight_layout()
+    fig = learning_curve_figure(_read_metrics(metrics_csv), Path(metrics_csv).resolve().parent.name if title is None else title)
     try:
         with atomic_path(out, suffix=".png") as temporary:
             fig.savefig(temporary, dpi=100, format="png")
@@ -215,8 +229,71 @@ def plot_learning_curve(metrics_csv: Path, out: Path) -> None:
         plt.close(fig)
 
 
+#: With more targets than this, the per-target lines share one legend entry.
+LEGEND_TARGETS = 6
+
+
+def learning_curve_figure(rows: list[dict], title: str):
+    """The learning curve of metrics.csv's ``rows`` as a matplotlib figure (two panels).
+
+    Left: training and validation MSE and the mask-filling loss. Right: validation Pearson and
+    Spearman; with several targets these are the means over targets (labelled "Pearson r (mean
+    of 2 targets)") and each target's Pearson is a thinner line. Epochs are counted from 1,
+    with whole-number ticks; the title is the run's name.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    epochs = [int(r["epoch"]) + 1 for r in rows]
+
+    def column(name: str) -> list[float]:
+        return [float(r[name]) if r.get(name) not in ("", None) else float("nan") for r in rows]
+
+    per_target = [name for name in (rows[0] if rows else {}) if name.startswith("val_pearson_")]
+    mean = f" (mean of {len(per_target)} targets)" if per_target else ""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    left.plot(epochs, column("train_mse"), "o-", label="train MSE")
+    left.plot(epochs, column("val_mse"), "o-", label="validation MSE")
+    left.plot(epochs, column("train_reconstruction"), "o--", label="train mask filling")
+    left.set_ylabel("loss")
+    right.plot(epochs, column("val_pearson"), "o-", linewidth=2, color="C0", label=f"Pearson r{mean}")
+    right.plot(epochs, column("val_spearman"), "o-", linewidth=2, color="C1", label=f"Spearman rho{mean}")
+    for index, name in enumerate(per_target):
+        many = len(per_target) > LEGEND_TARGETS
+        label = ("Pearson r per target" if index == 0 else None) if many else f"r {name[len('val_pearson_'):]}"
+        right.plot(epochs, column(name), ".--", linewidth=1, color="0.6" if many else f"C{index + 2}", label=label)
+    right.set_ylabel("validation correlation")
+    for axis in (left, right):
+        axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axis.legend(fontsize="small")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def best_summary(result: dict) -> str:
+    """The end-of-training summary of :func:`train`'s result: the best epoch's validation
+    correlations (with several targets, the mean and each target's) and the row counts."""
+    best, names = result["best"], result.get("target_names") or []
+    line = (f"best epoch {best['epoch'] + 1}: validation Pearson {best['val_pearson']:.4f}, Spearman "
+            f"{best['val_spearman']:.4f}")
+    keys = target_keys(names)
+    if len(names) > 1 and all(f"val_pearson_{k}" in best for k in keys):
+        each = ", ".join(f"{name} {best[f'val_pearson_{k}']:.4f} / {best[f'val_spearman_{k}']:.4f}"
+                         for name, k in zip(names, keys))
+        line += f" (means of {len(names)} targets; Pearson / Spearman per target: {each})"
+    return line + f" ({result['n_train']:,} training / {result['n_valid']:,} validation rows)"
+
+
 def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict:
     """Train a Proformer on a prepared dataset and keep the best model by validation Pearson.
+
+    The model's ``length`` and ``n_targets`` are the dataset's unless the config sets them
+    (:func:`resolve_shape`). Before the first step, the memory of a training step is estimated
+    and compared with what the machine has (``train.memory``; :func:`proformer.train.memory.plan_batches`):
+    a batch that does not fit is run with gradient accumulation, a model that does not fit at
+    all stops the run before it starts. Both are said in one line each on stderr.
 
     Parameters
     ----------
@@ -226,15 +303,108 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
         Output directory; with ``resume=True`` training continues from
         ``run_dir/checkpoints/last.ckpt``.
     progress : bool
-        Show Lightning's progress bar.
+        Show progress on stderr: Lightning's bar on a terminal; elsewhere (a log file, a pipe)
+        plain lines instead, one per epoch with its metrics and one at most every minute
+        within an epoch.
 
     Returns
     -------
     dict
-        The best epoch's validation metrics and the paths written.
+        ``best``: the best epoch's validation metrics (with several targets, the means and each
+        target's ``val_pearson_{name}`` / ``val_spearman_{name}``); ``target_names``;
+        ``length`` and ``n_targets`` (the model's, as resolved); ``accumulate`` (the gradient
+        accumulation used); ``run_dir``, ``n_train``, ``n_valid``, ``epochs_run``.
+        :func:`best_summary` makes the end-of-training line from it.
+
+    Raises
+    ------
+    NotEnoughMemory
+        With ``train.memory=auto``: one sequence per step does not fit; with ``check``: the
+        batch does not fit as configured. Raised before anything is written.
     """
     with _sigterm_until_fit() as hand_over_sigterm:
         return _checked_train(config, Path(run_dir), resume, progress, hand_over_sigterm)
+
+
+def _say(line: str) -> None:
+    """One line for the person running train (stderr; the launching process only under DDP)."""
+    if not _is_secondary_process():
+        print(line, file=sys.stderr, flush=True)
+
+
+def resolve_shape(dataset: Dataset, model: ModelConfig, layout: Layout) -> tuple[ModelConfig, Layout, str | None]:
+    """The model's ``length`` and ``n_targets`` for ``dataset``, and the layout its rows take.
+
+    A field left to the data (a preset's placeholder, :class:`proformer.config.run.FromData`)
+    becomes the dataset's: ``length`` = its longest row after trimming ``layout.head`` +
+    ``layout.tail``, or meta.json's ``transforms.length`` when that is longer (DREAM files keep
+    their 100 positions); ``n_targets`` = its target columns. A field set explicitly (``--set``,
+    a config file) is checked instead: a ``length`` shorter than the longest trimmed row, or a
+    target count other than the dataset's, is refused naming what to set; a longer ``length``
+    pads more.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        Training rows; ``dataset.n_targets`` must be >= 1.
+    model : ModelConfig
+    layout : Layout
+        ``dataset.layout(head, tail, pad=pad)``: the trimming and padding of the run.
+
+    Returns
+    -------
+    model : ModelConfig
+        With plain-int ``length`` and ``n_targets``.
+    layout : Layout
+        ``layout`` with ``length == model.length``.
+    note : str or None
+        One line saying what was taken from the data; None when nothing was.
+    """
+    trimmed = np.maximum(np.asarray(dataset.lengths, dtype=np.int64) - layout.head - layout.tail, 0)
+    longest = int(trimmed.max(initial=0))
+    names = list(dataset.meta.get("target_names") or [f"target_{i}" for i in range(dataset.n_targets)])
+    taken = []
+    if is_from_data(model.length):
+        length = max(layout.length, longest)
+        source = "meta.json transforms.length" if layout.length > longest else "its longest row"
+        taken.append(f"length={length} ({source} after trimming {layout.head} + {layout.tail} nt)")
+    else:
+        length = int(model.length)
+        if length < longest:
+            raise ValueError(_length_advice(dataset, layout, length, longest, trimmed))
+    if is_from_data(model.n_targets):
+        n_targets = dataset.n_targets
+        taken.append(f"n_targets={n_targets} ({', '.join(names)})")
+    else:
+        n_targets = int(model.n_targets)
+        if n_targets != dataset.n_targets:
+            raise ValueError(
+                f"{dataset.directory} has {dataset.n_targets} target column(s) {names} but model.n_targets={n_targets}; "
+                f"leave n_targets unset to take it from the data (remove it from --set or the config file), or set "
+                f"--set n_targets={dataset.n_targets}"
+            )
+    try:
+        model = dataclasses.replace(model, length=int(length), n_targets=int(n_targets))
+    except ValueError as error:  # e.g. loss=soft_bins, which predicts one target, on a two-target dataset
+        raise ValueError(f"{dataset.directory} has {dataset.n_targets} target column(s) {names}: {error}") from None
+    note = f"model shape from the data ({dataset.directory}): {', '.join(taken)}" if taken else None
+    return model, dataclasses.replace(layout, length=int(length)), note
+
+
+def _length_advice(dataset: Dataset, layout: Layout, length: int, longest: int, trimmed: np.ndarray) -> str:
+    """The error for a model.length shorter than the data's rows, with the fixes that work."""
+    message = (f"{dataset.directory}: rows are up to {longest} nt after trimming {layout.head} + {layout.tail} nt of "
+               f"flanks, longer than model.length={length}; leave length unset to take it from the data (remove it "
+               f"from --set or the config file), or set --set length={longest}")
+    too_long = int((trimmed > length).sum())
+    if 0 < too_long < len(trimmed):
+        # Only where it keeps some rows: preparing with a length below every row drops them all.
+        stored = dataset.meta.get("transforms", {})
+        trim = ("" if (stored.get("head", 0), stored.get("tail", 0)) == (layout.head, layout.tail)
+                else f" --trim {layout.head},{layout.tail}")
+        message += (f"; or, to train on {length}-nt windows, prepare the data again with --length {length}{trim}, "
+                    f"which drops the {too_long:,} of {len(trimmed):,} rows longer than that")
+    return message
 
 
 def _checked_train(config: RunConfig, run_dir: Path, resume: bool, progress: bool, hand_over_sigterm) -> dict:
@@ -257,11 +427,6 @@ def _checked_train(config: RunConfig, run_dir: Path, resume: bool, progress: boo
         model_cfg = dataclasses.replace(model_cfg, singleton_flag=config.data.singleton_flag)
     layout = dataset.layout(config.data.head, config.data.tail, pad=config.data.pad)
     check_layout(dataset, layout, model_cfg.kmer)
-    if layout.length != model_cfg.length:
-        raise ValueError(
-            f"{dataset.directory}: rows are up to {layout.length} nt after trimming (meta.json transforms) but "
-            f"model.length={model_cfg.length}; set --set length={layout.length} (or prepare with --length {model_cfg.length})"
-        )
     if dataset.n_targets == 0:
         raise ValueError(
             f"{dataset.directory} has no targets (it was prepared from sequences alone) and training needs a "
@@ -269,15 +434,19 @@ def _checked_train(config: RunConfig, run_dir: Path, resume: bool, progress: boo
             f"TABLE.tsv --seq-col sequence --target-col expression --out {dataset.directory} (a DREAM file "
             f"carries them in its second column)"
         )
-    if dataset.n_targets != model_cfg.n_targets:
-        raise ValueError(
-            f"{dataset.directory} has {dataset.n_targets} target column(s) {dataset.meta.get('target_names')} "
-            f"but model.n_targets={model_cfg.n_targets}; set --set n_targets={dataset.n_targets}"
-        )
+    model_cfg, layout, note = resolve_shape(dataset, model_cfg, layout)
+    # The resolved config is the run's: config.yaml records the shape taken from the data.
+    config = dataclasses.replace(config, model=model_cfg)
 
     if config.data.valid:
         valid_set = Dataset(config.data.valid)
         check_layout(valid_set, layout, model_cfg.kmer)
+        if valid_set.n_targets != dataset.n_targets:
+            raise ValueError(
+                f"data.valid={config.data.valid} has {valid_set.n_targets} target column(s) "
+                f"{valid_set.meta.get('target_names')} but data.path={config.data.path} has {dataset.n_targets} "
+                f"{dataset.meta.get('target_names')}; prepare both from the same target columns"
+            )
         train_rows, valid_rows = np.arange(len(dataset)), np.arange(len(valid_set))
     else:
         valid_set = dataset
@@ -293,6 +462,18 @@ def _checked_train(config: RunConfig, run_dir: Path, resume: bool, progress: boo
         mean, std = np.zeros(dataset.n_targets), np.ones(dataset.n_targets)
 
     identity = {"train": dataset_identity(dataset), "valid": dataset_identity(valid_set) if config.data.valid else None}
+    if note:
+        _say(note)
+
+    # The device and the number of processes decide the memory plan; a trainer writes nothing
+    # until fit.
+    L.seed_everything(train_cfg.seed, workers=True, verbose=False)
+    trainer = _trainer(config, run_dir, progress)
+    check_bf16(trainer.strategy.root_device, train_cfg.precision)
+    batch_size = min(train_cfg.batch_size, len(train_rows))
+    batch_size -= batch_size % trainer.world_size
+    plan = _batch_plan(model_cfg, train_cfg, batch_size, trainer)
+    _say(plan.describe())
 
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -301,45 +482,97 @@ def _checked_train(config: RunConfig, run_dir: Path, resume: bool, progress: boo
     with run_lock(run_dir):
         if resume:
             check_resume(run_dir, checkpoint, config, model_cfg, identity)
-        return _fit(config, run_dir, resume, progress, dataset, valid_set, model_cfg, layout, train_rows, valid_rows,
-                    mean, std, identity, checkpoint, hand_over_sigterm)
+        return _fit(config, run_dir, resume, trainer, plan, dataset, valid_set, model_cfg, layout, train_rows,
+                    valid_rows, mean, std, identity, checkpoint, hand_over_sigterm)
 
 
 class RunDirectoryError(RuntimeError):
     """The run directory cannot be written."""
 
 
-def _fit(config, run_dir, resume, progress, dataset, valid_set, model_cfg, layout, train_rows, valid_rows, mean, std,
-         identity, checkpoint, hand_over_sigterm) -> dict:
+#: Under DDP the launching process's gradient accumulation, for the processes it starts (they
+#: inherit its environment): every process must run the same number of steps, and each would
+#: otherwise see another amount of free memory.
+ACCUMULATE_ENV = "PROFORMER_ACCUMULATE"
+
+
+def _batch_plan(model_cfg, train_cfg, batch_size: int, trainer: L.Trainer) -> BatchPlan:
+    """How each batch is run: the memory estimate against what this device has (``train.memory``)."""
+    world = trainer.world_size
+    inherited = os.environ.get(ACCUMULATE_ENV)
+    if world > 1 and inherited and _is_secondary_process():
+        steps = int(inherited)
+        return BatchPlan(batch_size, steps, math.ceil(batch_size // world / steps))
+    device = trainer.strategy.root_device
+    available = memory_model.available_memory(device) if train_cfg.memory != "off" else None
+    plan = memory_model.plan_batches(
+        model_cfg, batch_size, precision=train_cfg.precision, optimizer=train_cfg.optimizer,
+        accumulate=train_cfg.accumulate, mode=train_cfg.memory, world=world, available=available,
+        # CPU processes of one machine share its RAM; each GPU has its own memory.
+        processes_here=trainer.num_devices if device.type == "cpu" else 1,
+    )
+    if world > 1:
+        os.environ[ACCUMULATE_ENV] = str(plan.accumulate)
+    return plan
+
+
+class AccumulationSteps(torch.utils.data.Sampler):
+    """Each batch of ``sampler`` as ``steps`` consecutive smaller batches (gradient accumulation).
+
+    A process's rows of each global batch are cut, in order, into ``steps`` parts whose sizes
+    differ by at most one (``np.array_split``), so the optimizer steps see exactly the rows of
+    the run without accumulation: the same global batches, wrap-around and DDP shards. Lightning
+    scales each part's loss by 1 / ``steps``: the mean over the batch up to parts of unequal size.
+    """
+
+    def __init__(self, sampler: ShardedBatchSampler, steps: int):
+        self.sampler, self.steps = sampler, steps
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.sampler) * self.steps
+
+    def __iter__(self):
+        for epoch, rows in self.sampler:
+            for part in np.array_split(rows, self.steps):
+                yield epoch, part
+
+
+def _fit(config, run_dir, resume, trainer, plan, dataset, valid_set, model_cfg, layout, train_rows, valid_rows, mean,
+         std, identity, checkpoint, hand_over_sigterm) -> dict:
     train_cfg = config.train
     if not resume:
         save_run_config(config, run_dir / "config.yaml")
-    L.seed_everything(train_cfg.seed, workers=True, verbose=False)
-    trainer = _trainer(config, run_dir, progress)
-    check_bf16(trainer.strategy.root_device, train_cfg.precision)
-    world = trainer.world_size
-    batch_size = min(train_cfg.batch_size, len(train_rows))
-    batch_size -= batch_size % world
+    target_names = list(dataset.meta.get("target_names") or [f"target_{i}" for i in range(dataset.n_targets)])
+    train_sampler = ShardedBatchSampler(train_rows, plan.batch_size, shuffle=True, seed=train_cfg.seed)
+    steps_per_epoch = len(train_sampler)  # optimizer steps: one per global batch
+    if plan.accumulate > 1:
+        train_sampler = AccumulationSteps(train_sampler, plan.accumulate)
+        trainer.accumulate_grad_batches = plan.accumulate
     train_loader = loader(
         BatchBuilder(dataset, layout, mean, std, mask_ratio=model_cfg.mask_ratio, seed=train_cfg.seed,
                      shift=config.data.shift, singleton_flag="measured" if config.data.singleton_flag else "off"),
-        ShardedBatchSampler(train_rows, batch_size, shuffle=True, seed=train_cfg.seed),
+        train_sampler,
         train_cfg.num_workers,
     )
+    # Validation keeps no activations for a backward pass, so a batch of a training step's size fits.
+    valid_batch = plan.step_batch if plan.accumulate > 1 else train_cfg.batch_size
     valid_loader = loader(
         BatchBuilder(valid_set, layout, mean, std, singleton_flag="zero" if config.data.singleton_flag else "off"),
-        ShardedBatchSampler(valid_rows, train_cfg.batch_size, shuffle=False),
+        ShardedBatchSampler(valid_rows, valid_batch, shuffle=False),
         train_cfg.num_workers,
     )
-    module = ProformerModule(model_cfg.to_dict(), dataclasses.asdict(train_cfg), steps_per_epoch=len(train_loader),
-                             rc_average=config.data.rc_average)
+    module = ProformerModule(model_cfg.to_dict(), dataclasses.asdict(train_cfg), steps_per_epoch=steps_per_epoch,
+                             rc_average=config.data.rc_average, target_names=target_names)
     info = RunInfo(
         proformer_version=__version__,
         model=model_cfg,
         layout=layout,
         rc_average=bool(config.data.rc_average),
         target=TargetInfo(
-            names=dataset.meta.get("target_names", [f"target_{i}" for i in range(dataset.n_targets)]),
+            names=target_names,
             mean=[float(x) for x in np.atleast_1d(mean)],
             std=[float(x) for x in np.atleast_1d(std)],
             standardized=bool(config.data.standardize and model_cfg.loss != "soft_bins"),
@@ -371,7 +604,8 @@ def _fit(config, run_dir, resume, progress, dataset, valid_set, model_cfg, layou
                 if (run_dir / CONFIG).exists() else f"; no model was written to {run_dir}")
         raise TrainingDiverged(f"{error}{kept}") from None
 
-    if directory.best == -math.inf:
+    # Only the launching process (rank 0) keeps the best score; the others find its config.json.
+    if directory.best == -math.inf and trainer.is_global_zero:
         if module.val_history:
             raise TrainingFailed(
                 f"every validation epoch ({len(module.val_history)}) gave a NaN Pearson correlation (the model predicts "
@@ -383,7 +617,8 @@ def _fit(config, run_dir, resume, progress, dataset, valid_set, model_cfg, layou
         raise TrainingFailed(f"training finished without a validation epoch; no model was written to {run_dir}")
     best = read_run_info(run_dir).best
     return {"run_dir": str(run_dir), "best": best, "n_train": len(train_rows), "n_valid": len(valid_rows),
-            "epochs_run": trainer.current_epoch}
+            "epochs_run": trainer.current_epoch, "target_names": target_names, "length": model_cfg.length,
+            "n_targets": model_cfg.n_targets, "accumulate": plan.accumulate}
 
 
 def check_bin_targets(dataset: Dataset, rows: np.ndarray) -> None:
@@ -400,6 +635,46 @@ def check_bin_targets(dataset: Dataset, rows: np.ndarray) -> None:
         )
 
 
+class EpochLines(L.Callback):
+    """Progress for a log file: plain lines on stderr instead of Lightning's bar, whose thousands
+    of ``\\r`` updates a log file keeps.
+
+    Within an epoch, a :class:`proformer.progress.Progress` line at most every ``every``
+    seconds; after each validation, one line with the epoch's training loss and validation
+    metrics (with several targets, each target's Pearson too).
+    """
+
+    def __init__(self, every: float = 60.0):
+        self.every = every
+        self.progress = None
+        self.started = time.monotonic()
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: ProformerModule) -> None:
+        from ..progress import Progress
+
+        if trainer.is_global_zero:
+            total = trainer.num_training_batches
+            self.progress = Progress(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}",
+                                     total=total if math.isfinite(total) else None, unit="steps", every=self.every)
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: ProformerModule, outputs, batch, batch_idx: int) -> None:
+        if self.progress is not None:
+            self.progress.update(batch_idx + 1)
+
+    def on_validation_end(self, trainer: L.Trainer, module: ProformerModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero or not module.val_history:
+            return
+        latest, train_loss = module.val_history[-1], module.train_means()["train_loss"]
+        keys = target_keys(module.target_names)
+        each = ""
+        if len(keys) > 1:
+            each = " (mean; " + ", ".join(f"{name} {latest[f'val_pearson_{k}']:.4f}"
+                                          for name, k in zip(module.target_names, keys)) + ")"
+        print(f"epoch {latest['epoch'] + 1}/{trainer.max_epochs}: train loss {train_loss:.4f}, validation MSE "
+              f"{latest['val_mse']:.4f}, Pearson {latest['val_pearson']:.4f}{each}, Spearman "
+              f"{latest['val_spearman']:.4f} ({time.monotonic() - self.started:.0f} s)", file=sys.stderr, flush=True)
+
+
 def _trainer(config: RunConfig, run_dir: Path, progress: bool) -> L.Trainer:
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
@@ -409,6 +684,10 @@ def _trainer(config: RunConfig, run_dir: Path, progress: bool) -> L.Trainer:
     callbacks = [ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", save_top_k=1, enable_version_counter=False)]
     if train_cfg.early_stopping:
         callbacks.append(EarlyStopping(monitor="val_pearson", mode="max", patience=train_cfg.early_stopping))
+    # The bar rewrites its line with \r: right on a terminal, thousands of lines in a log file.
+    bar = progress and sys.stderr.isatty()
+    if progress and not bar:
+        callbacks.append(EpochLines())
     return L.Trainer(
         default_root_dir=run_dir,
         max_epochs=train_cfg.epochs,
@@ -419,7 +698,7 @@ def _trainer(config: RunConfig, run_dir: Path, progress: bool) -> L.Trainer:
         precision="bf16-mixed" if train_cfg.precision == "bf16" else "32-true",
         callbacks=callbacks,
         logger=False,
-        enable_progress_bar=progress,
+        enable_progress_bar=bar,
         enable_model_summary=False,
         # Clipping is done in ProformerModule.configure_gradient_clipping (the original's scheme).
         gradient_clip_val=None,
