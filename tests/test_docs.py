@@ -650,6 +650,9 @@ NOT_RUN: dict[str, str] = {
         "test_ci_runs_the_readme_install_and_test_commands checks that .ci/run installs the same",
     "README.md: pip install torch==2.13.0 --index-url": "a download from PyTorch's wheel index",
     "README.md: python -m pytest": "the test suite itself",
+    "README.md: proformer prepare human_lentimpra_sample_train.txt": "the MPRA sample of ../shared and minutes of "
+        "training; each step runs on small tables in test_prepare_tables, test_train_shapes and test_evaluate",
+    "README.md: import proformer": "needs a trained run directory (tests/test_predict_tables.py runs load().predict)",
     "README.md: proformer atac prepare":
         "needs hg38 and a GM12878 bigWig (downloads); docs/atac.md's simulated example runs the same code",
     "README.md: proformer sweep --grid poster-yeast":
