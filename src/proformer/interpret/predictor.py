@@ -27,7 +27,7 @@ import torch
 from ..device import check_bf16, resolve_device
 from ..io.run import RunInfo
 from ..io.sequences import InputError, first_invalid, invalid_message
-from ..predict import check_not_only_flanks, load_model, predict_batch, read_chunks
+from ..predict import _check_batch_size, check_not_only_flanks, load_model, predict_batch, read_chunks
 from ..sequence import Layout, encode_padded
 
 __all__ = ["LaidOut", "Predictor", "read_input"]
@@ -112,8 +112,7 @@ class Predictor:
     def __init__(self, model: torch.nn.Module, info: RunInfo, *, target: str | int | None = None,
                  destandardize: bool = False, batch_size: int = 256, precision: str = "32",
                  rc_average: bool | None = None):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size={batch_size!r}: give a whole number of sequences per forward pass, at least 1")
+        _check_batch_size(batch_size)
         if precision not in ("32", "bf16"):
             raise ValueError(f"precision={precision!r}: use 32 or bf16")
         self.model, self.info = model, info
