@@ -313,8 +313,6 @@ def evaluate(model_dir: str | os.PathLike, data: str | os.PathLike, *, seq_col: 
     for chunk, values in runner.predict_chunks(chunks, progress):
         predicted.append(values)
         measured.append(chunk.targets[:, picked])
-    if progress:
-        print(file=sys.stderr)
     warning = runner.too_long_warning(data)
     if warning:
         print(warning, file=sys.stderr)

@@ -48,6 +48,7 @@ from .io.atomic import atomic_write, same_file
 from .io.dataset import CODES, META, read_dataset
 from .io.run import RunInfo, read_run_info, read_weights
 from .model import Proformer, swap_strands
+from .progress import Progress
 from .sequence import Layout, decode, encode_padded
 
 __all__ = ["InputChunk", "TrainedModel", "check_input_options", "check_output", "input_chunks", "load", "load_model",
@@ -521,13 +522,7 @@ class TrainedModel:
         for start in range(0, len(sequences), 1 << 16):  # bounded memory for long lists
             part = sequences[start : start + (1 << 16)]
             name = (lambda i, start=start: f"sequence {start + i}")
-            for i, sequence in enumerate(part):
-                if not isinstance(sequence, str):
-                    raise TypeError(f"{name(i)} is a {type(sequence).__name__}; give sequences as str")
-                raw = sequence.encode("utf-8")
-                position = sequence_io.first_invalid(raw)
-                if position is not None:
-                    raise sequence_io.InputError(f"{name(i)}: {sequence_io.invalid_message(raw, position)}")
+            check_symbols(part, name)
             codes, lengths = encode_padded(part)
             model_codes, cut = self.model_codes(codes, lengths, name)
             too_long += int(cut.sum())
@@ -546,15 +541,15 @@ class TrainedModel:
         Rows cut to the window are counted in :attr:`too_long` (rows) and :attr:`longest`.
         """
         self.too_long, self.longest, done = 0, 0, 0
-        for chunk in chunks:
-            model_codes, cut = self.model_codes(chunk.codes, chunk.lengths, chunk.where)
-            if cut.any():
-                self.too_long += int(cut.sum())
-                self.longest = max(self.longest, int(chunk.lengths[cut].max()))
-            yield chunk, self.predict_model_codes(model_codes)
-            done += len(chunk)
-            if progress:
-                print(f"\rpredicted {done:,} sequences", end="", file=sys.stderr, flush=True)
+        with Progress("predicted", unit="sequences", enabled=progress) as line:
+            for chunk in chunks:
+                model_codes, cut = self.model_codes(chunk.codes, chunk.lengths, chunk.where)
+                if cut.any():
+                    self.too_long += int(cut.sum())
+                    self.longest = max(self.longest, int(chunk.lengths[cut].max()))
+                yield chunk, self.predict_model_codes(model_codes)
+                done += len(chunk)
+                line.update(done)
 
     def too_long_warning(self, input: str | os.PathLike) -> str | None:
         """The one-line warning about rows of ``input`` cut to the window by :meth:`predict_chunks`."""
@@ -714,8 +709,6 @@ def predict(
             json.dump({k: kept[int(k)] for k in wanted}, handle)
         if to_stdout:
             handle.flush()
-    if progress:
-        print(file=sys.stderr)
     warning = runner.too_long_warning(input)
     if warning:
         print(warning, file=sys.stderr)
@@ -733,6 +726,18 @@ def check_not_only_flanks(lengths: np.ndarray, layout: Layout, where: Callable[[
             f"({layout.head} + {layout.tail} nt trimmed): nothing would be left to predict. Give the whole "
             f"sequence, flanks included"
         )
+
+
+def check_symbols(sequences: Sequence[str], where: Callable[[int], str]) -> None:
+    """Refuse a sequence that is not a str or holds a symbol outside ``A C G T N`` (either case),
+    the input rule of prepare; ``where(i)`` names sequence i (``file:line`` or ``sequence i``)."""
+    for i, sequence in enumerate(sequences):
+        if not isinstance(sequence, str):
+            raise TypeError(f"{where(i)} is a {type(sequence).__name__}; give sequences as str")
+        raw = sequence.encode("utf-8")
+        position = sequence_io.first_invalid(raw)
+        if position is not None:
+            raise sequence_io.InputError(f"{where(i)}: {sequence_io.invalid_message(raw, position)}")
 
 
 def check_output(out: str | Path, *inputs: str | Path) -> None:

@@ -19,15 +19,13 @@ import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..device import check_bf16, resolve_device
 from ..io.run import RunInfo
-from ..io.sequences import InputError, first_invalid, invalid_message
-from ..predict import _check_batch_size, check_not_only_flanks, load_model, predict_batch, read_chunks
+from ..io.sequences import InputError
+from ..predict import TrainedModel, check_not_only_flanks, check_symbols, predict_batch, read_chunks
 from ..sequence import Layout, encode_padded
 
 __all__ = ["LaidOut", "Predictor", "read_input"]
@@ -88,8 +86,9 @@ def read_input(path: str | os.PathLike, seq_col: str | None = None,
     return ids, sequences, where
 
 
-class Predictor:
-    """One value per sequence from a trained run, batched.
+class Predictor(TrainedModel):
+    """One value per sequence from a trained run, batched: a :class:`~proformer.predict.TrainedModel`
+    (the run's layout, RC averaging, precision and batching) narrowed to one target.
 
     Parameters
     ----------
@@ -112,31 +111,16 @@ class Predictor:
     def __init__(self, model: torch.nn.Module, info: RunInfo, *, target: str | int | None = None,
                  destandardize: bool = False, batch_size: int = 256, precision: str = "32",
                  rc_average: bool | None = None):
-        _check_batch_size(batch_size)
-        if precision not in ("32", "bf16"):
-            raise ValueError(f"precision={precision!r}: use 32 or bf16")
-        self.model, self.info = model, info
-        self.device = next(model.parameters()).device
-        check_bf16(self.device, precision)
-        self.layout: Layout = info.layout
-        self.batch_size, self.precision = int(batch_size), precision
-        self.rc_average = info.rc_average if rc_average is None else bool(rc_average)
-        names = list(info.target.names) or ["prediction"]
-        self.target_index = self._target_index(target, names)
-        self.target_name = names[self.target_index] if self.target_index < len(names) else "prediction"
+        super().__init__(model, info, standardized=not destandardize, batch_size=batch_size, precision=precision,
+                         rc_average=rc_average)
+        self.target_index = self._target_index(target, self.target_names)
+        self.target_name = self.target_names[self.target_index]
         self.destandardize = bool(destandardize)
         self.scale = float(info.target.std[self.target_index]) if destandardize else 1.0
         self.shift = float(info.target.mean[self.target_index]) if destandardize else 0.0
-        self.units = "training units" if destandardize else "standardised units (z-scores of the training targets)"
-
-    @classmethod
-    def from_run(cls, run_dir: str | Path, device: str = "auto", **options) -> Predictor:
-        """Load the best model of ``run_dir`` on ``device`` (``auto``: CUDA if present)."""
-        model, info = load_model(run_dir, resolve_device(device))
-        return cls(model, info, **options)
 
     def _target_index(self, target: str | int | None, names: list[str]) -> int:
-        n_targets = self.info.model.n_targets
+        n_targets = self.n_targets
         if target is None:
             return 0
         if isinstance(target, str) and target in names:
@@ -160,11 +144,7 @@ class Predictor:
         if not sequences:
             raise InputError("no sequences to analyse")
         name = (lambda i: where[i]) if where is not None else (lambda i: f"sequence {i}")
-        for i, sequence in enumerate(sequences):
-            raw = sequence.encode("utf-8")
-            position = first_invalid(raw)
-            if position is not None:
-                raise InputError(f"{name(i)}: {invalid_message(raw, position)}")
+        check_symbols(sequences, name)
         codes, lengths = encode_padded(sequences)
         check_not_only_flanks(lengths, self.layout, name)
         too_long = ~self.layout.fits(lengths)

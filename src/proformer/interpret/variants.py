@@ -41,7 +41,7 @@ from ..io.sequences import (
     show_value,
 )
 from ..io.vcf import Variant, read_vcf
-from ..predict import check_output, read_chunks
+from ..predict import check_output
 from ..sequence import CODE_LETTERS, GENOME_CODES, INVALID
 from .ism import substitution_predictions
 from .predictor import Predictor, progress_line, read_input
