@@ -226,7 +226,7 @@ def pyproject_extras() -> set[str]:
 
 
 def pytest_markers() -> str:
-    return re.search(r"^markers\s*=\s*\[(.*)\]", (ROOT / "pyproject.toml").read_text(), re.MULTILINE).group(1)
+    return re.search(r"^markers\s*=\s*\[(.*?)\]$", (ROOT / "pyproject.toml").read_text(), re.MULTILINE | re.DOTALL).group(1)
 
 
 def check_pip(words: list[str]) -> None:
@@ -650,6 +650,8 @@ NOT_RUN: dict[str, str] = {
         "test_ci_runs_the_readme_install_and_test_commands checks that .ci/run installs the same",
     "README.md: pip install torch==2.13.0 --index-url": "a download from PyTorch's wheel index",
     "README.md: python -m pytest": "the test suite itself",
+    "README.md: python benchmarks/gpu_check.py --out gpu_results": "needs a GPU; tests/test_gpu_check.py runs its "
+        "machinery (arguments, dependency check, step limits, reports) and a --smoke run on the CPU",
     "README.md: proformer prepare human_lentimpra_sample_train.txt": "the MPRA sample of ../shared and minutes of "
         "training; each step runs on small tables in test_prepare_tables, test_train_shapes and test_evaluate",
     "README.md: import proformer": "needs a trained run directory (tests/test_predict_tables.py runs load().predict)",

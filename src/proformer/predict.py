@@ -379,7 +379,10 @@ def predict_codes(model: Proformer, codes: np.ndarray, batch_size: int = 256, pr
     out = []
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
     for start in range(0, len(codes), batch_size):
-        batch = torch.from_numpy(np.ascontiguousarray(codes[start : start + batch_size])).to(device)
+        batch = torch.from_numpy(np.ascontiguousarray(codes[start : start + batch_size]))
+        if device.type == "cuda":
+            batch = batch.pin_memory()
+        batch = batch.to(device, non_blocking=True)
         with autocast:
             out.append(predict_batch(model, batch, rc_average=rc_average).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0,), dtype=np.float32)

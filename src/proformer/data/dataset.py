@@ -216,10 +216,18 @@ class ShardedBatchSampler(torch.utils.data.Sampler):
             yield self.epoch, batch[rank::world]
 
 
-def loader(builder: BatchBuilder, sampler: ShardedBatchSampler, num_workers: int = 0) -> torch.utils.data.DataLoader:
-    """A DataLoader over whole batches (no per-sample collation)."""
+def loader(builder: BatchBuilder, sampler: ShardedBatchSampler, num_workers: int = 0,
+           pin_memory: bool | None = None) -> torch.utils.data.DataLoader:
+    """A DataLoader over whole batches (no per-sample collation).
+
+    ``pin_memory`` (default: whether CUDA is available) puts each batch in page-locked memory, so
+    Lightning's copy to the GPU (``non_blocking=True``) overlaps with the step still running.
+    """
+    if pin_memory is None:
+        pin_memory = torch.cuda.is_available()
     return torch.utils.data.DataLoader(
-        builder, sampler=sampler, batch_size=None, num_workers=num_workers, persistent_workers=num_workers > 0
+        builder, sampler=sampler, batch_size=None, num_workers=num_workers, persistent_workers=num_workers > 0,
+        pin_memory=pin_memory,
     )
 
 

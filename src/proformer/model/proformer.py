@@ -177,6 +177,34 @@ class ConvModule(nn.Module):
         return h.squeeze(2).transpose(1, 2)
 
 
+#: Largest head size that PyTorch's fused CUDA attention kernels (flash, cuDNN) take; the submitted
+#: model's heads have key_dim = dim = 512. Beyond it SDPA falls back to the memory-efficient kernel
+#: (slow at this head size, above all its backward) or to its unfused math path.
+FUSED_HEAD_DIM_LIMIT = 256
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``softmax(q k^T / sqrt(key_dim)) v`` for ``(batch, heads, tokens, key_dim)`` tensors.
+
+    SDPA, except for heads wider than the fused CUDA kernels take: there :func:`matmul_attention`
+    (two batched GEMMs that run on the tensor cores at any head size). On a CPU SDPA is always used
+    (its flash kernel takes any head size there). ``benchmarks/gpu_check.py`` times both paths.
+    """
+    if q.is_cuda and q.shape[-1] > FUSED_HEAD_DIM_LIMIT:
+        return matmul_attention(q, k, v)
+    return F.scaled_dot_product_attention(q, k, v)
+
+
+def matmul_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """The same attention as SDPA (no mask, no dropout) as GEMM, softmax, GEMM.
+
+    The scores are few (tokens x tokens per head; 230 x 230 for DREAM's 2 x 110 + 10 tokens) and
+    the softmax runs in float32 whatever the input dtype, as SDPA's kernels do.
+    """
+    scores = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-2, -1))
+    return torch.matmul(torch.softmax(scores.float(), dim=-1).to(v.dtype), v)
+
+
 class Attention(nn.Module):
     """Multi-head self-attention through SDPA; no mask, no attention dropout.
 
@@ -199,7 +227,7 @@ class Attention(nn.Module):
         weights, biases = self.qkv.weight.chunk(3), self.qkv.bias.chunk(3)
         q, k, v = (F.linear(x, w, b).view(batch, tokens, self.heads, self.key_dim).transpose(1, 2)
                    for w, b in zip(weights, biases))
-        y = F.scaled_dot_product_attention(q, k, v)
+        y = attention(q, k, v)
         return self.out(y.transpose(1, 2).reshape(batch, tokens, self.heads * self.key_dim))
 
 
