@@ -650,6 +650,8 @@ NOT_RUN: dict[str, str] = {
         "test_ci_runs_the_readme_install_and_test_commands checks that .ci/run installs the same",
     "README.md: pip install torch==2.13.0 --index-url": "a download from PyTorch's wheel index",
     "README.md: python -m pytest": "the test suite itself",
+    "docs/sweep.md: proformer sweep --grid cv.yaml": "trains 5 folds on a real dataset; tests/test_ensemble.py runs "
+        "ensembles of tiny runs and tests/test_sweep.py runs fold sweeps",
     "README.md: python benchmarks/gpu_check.py --out gpu_results": "needs a GPU; tests/test_gpu_check.py runs its "
         "machinery (arguments, dependency check, step limits, reports) and a --smoke run on the CPU",
     "README.md: proformer prepare human_lentimpra_sample_train.txt": "the MPRA sample of ../shared and minutes of "

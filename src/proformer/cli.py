@@ -114,16 +114,31 @@ def _add_units_arguments(parser: argparse.ArgumentParser, what: str) -> None:
                        help="deprecated, does nothing: training units are the default now")
 
 
+def _models(args: argparse.Namespace):
+    """``--model``: one run directory as given (the single-run path, unchanged), or the list of
+    several, which predict and evaluate average as an ensemble."""
+    return args.model[0] if len(args.model) == 1 else args.model
+
+
+def _add_model_argument(parser: argparse.ArgumentParser) -> None:
+    # extend + nargs: "--model A --model B" and "--model A B" (a shell glob such as
+    # OUT/cells/ID/fold-*) both give the list [A, B].
+    parser.add_argument("--model", required=True, action="extend", nargs="+", metavar="RUN_DIR",
+                        help="run directory (config.json + weights.pt); several (repeat --model, or list them, e.g. "
+                             "a shell glob over a sweep's fold-* directories) give the mean of their predictions")
+
+
 def cmd_predict(args: argparse.Namespace) -> None:
     from .predict import predict
 
     _units_note(args)
-    result = predict(args.model, args.input, args.out, format=args.format, data_dir=args.data_dir,
+    result = predict(_models(args), args.input, args.out, format=args.format, data_dir=args.data_dir,
                      standardized=args.standardized, seq_col=args.seq_col, id_col=args.id_col,
                      batch_size=args.batch_size, device=args.device, precision=args.precision,
                      progress=not args.no_progress, rc_average=args.rc_average)
+    ensemble = f", the mean of {result['runs']} runs" if result["runs"] > 1 else ""
     print(f"wrote {'stdout' if result['out'] == '-' else result['out']} ({result['format']}, {result['rows']:,} input rows, "
-          f"{result['units']})", file=sys.stderr if result["out"] == "-" else sys.stdout)
+          f"{result['units']}{ensemble})", file=sys.stderr if result["out"] == "-" else sys.stdout)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -132,7 +147,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
     from .evaluate import evaluate
 
-    result = evaluate(args.model, args.data, seq_col=args.seq_col, target_cols=args.target_col or (),
+    result = evaluate(_models(args), args.data, seq_col=args.seq_col, target_cols=args.target_col or (),
                       out_dir=args.out_dir, batch_size=args.batch_size, device=args.device, precision=args.precision,
                       rc_average=args.rc_average, progress=not args.no_progress)
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.to_table())
@@ -431,8 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_preset_arguments(train, required=False)
     train.set_defaults(func=cmd_train)
 
-    predict = commands.add_parser("predict", help="predict sequences with a trained model")
-    predict.add_argument("--model", required=True, help="run directory (config.json + weights.pt)")
+    predict = commands.add_parser("predict", help="predict sequences with a trained model (or the mean of several)")
+    _add_model_argument(predict)
     predict.add_argument("--input", required=True,
                          help="FASTA, one sequence per line, DREAM TSV (sequence first), a CSV/TSV table with a header "
                               "(with --seq-col), plain or .gz; or a prepared dataset directory (ids: its row numbers)")
@@ -452,7 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(func=cmd_predict)
 
     evaluate = commands.add_parser("evaluate", help="a trained model against measured values: Pearson, Spearman, MSE, R^2")
-    evaluate.add_argument("--model", required=True, help="run directory (config.json + weights.pt)")
+    _add_model_argument(evaluate)
     evaluate.add_argument("--data", required=True,
                           help="labelled rows: a CSV/TSV table with a header (--seq-col, --target-col), a DREAM TSV "
                                "(sequence<TAB>value), plain or .gz, or a prepared dataset directory with targets")

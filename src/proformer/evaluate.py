@@ -16,6 +16,10 @@ Matching the run's targets to measured columns
 Missing values
     An empty, ``NA`` or ``NaN`` field of a table leaves that row out of that target's metrics
     (``missing`` counts them); any other non-number is an error naming ``file:line``.
+Ensembles
+    Several run directories are evaluated as one model: the metrics are those of the mean of the
+    runs' predictions (:class:`proformer.predict.Ensemble`, as ``proformer predict --model A
+    --model B`` writes it), not the mean of each run's metrics.
 """
 
 from __future__ import annotations
@@ -25,24 +29,23 @@ import math
 import os
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from .io.atomic import atomic_path, atomic_write
 from .io.dataset import read_meta
-from .io.run import read_run_info
 from .io.sequences import InputError, Source, is_header_line
 from .metrics import pearson, spearman
 from .predict import (
     TRAINING_UNITS,
-    TrainedModel,
     check_input_options,
     input_chunks,
+    load_runs,
+    run_target_names,
     table_header,
-    target_names,
 )
 
 __all__ = ["Evaluation", "TargetMetrics", "evaluate", "match_targets", "regression_metrics"]
@@ -79,9 +82,12 @@ class TargetMetrics:
 
 @dataclass
 class Evaluation:
-    """What :func:`evaluate` measured: one :class:`TargetMetrics` per matched target."""
+    """What :func:`evaluate` measured: one :class:`TargetMetrics` per matched target.
 
-    model: str
+    ``model`` is the run directory, or the list of an ensemble's run directories.
+    """
+
+    model: str | list[str]
     data: str
     rows: int
     units: str
@@ -90,8 +96,8 @@ class Evaluation:
 
     def to_dict(self) -> dict:
         """JSON-ready: ``{"model", "data", "rows", "units", "too_long", "targets": {name: {"column",
-        "n", "missing", "pearson", "spearman", "mse", "r2", "scatter"}}}``; NaN becomes null
-        (JSON has no NaN)."""
+        "n", "missing", "pearson", "spearman", "mse", "r2", "scatter"}}}`` (``model``: a list of
+        run directories for an ensemble); NaN becomes null (JSON has no NaN)."""
         def clean(value):
             return None if isinstance(value, float) and not math.isfinite(value) else value
 
@@ -103,13 +109,19 @@ class Evaluation:
         return {"model": self.model, "data": self.data, "rows": self.rows, "units": self.units,
                 "too_long": self.too_long, "targets": targets}
 
+    def model_text(self) -> str:
+        """The run directory, or ``the mean of K runs (A, B, ...)`` for an ensemble."""
+        if isinstance(self.model, str):
+            return self.model
+        return f"the mean of {len(self.model)} runs ({', '.join(self.model)})"
+
     def to_table(self) -> str:
         """A fixed-width table, one line per target, under a line naming the model and the data."""
         rows = [(m.target, m.column, f"{m.n:,}", f"{m.pearson:.4f}", f"{m.spearman:.4f}", f"{m.mse:.4g}",
                  f"{m.r2:.4f}") for m in self.targets]
         header = ("target", "column", "n", "pearson", "spearman", "mse", "r2")
         widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-        lines = [f"{self.model} on {self.data}: {self.rows:,} rows, metrics in {self.units}"]
+        lines = [f"{self.model_text()} on {self.data}: {self.rows:,} rows, metrics in {self.units}"]
         for row in [header, *rows]:
             lines.append("  ".join(value.ljust(w) if i < 2 else value.rjust(w) for i, (value, w) in enumerate(zip(row, widths))))
         missing = [f"{m.target} {m.missing:,}" for m in self.targets if m.missing]
@@ -253,7 +265,7 @@ def _scatter(predicted: np.ndarray, measured: np.ndarray, out: Path, target: str
         plt.close(fig)
 
 
-def evaluate(model_dir: str | os.PathLike, data: str | os.PathLike, *, seq_col: str | None = None,
+def evaluate(model_dir: str | os.PathLike | Sequence[str | os.PathLike], data: str | os.PathLike, *, seq_col: str | None = None,
              target_cols: Sequence[str] = (), out_dir: str | os.PathLike | None = None, batch_size: int = 256,
              device: str = "auto", precision: str = "32", rc_average: bool | None = None,
              progress: bool = True) -> Evaluation:
@@ -261,8 +273,9 @@ def evaluate(model_dir: str | os.PathLike, data: str | os.PathLike, *, seq_col: 
 
     Parameters
     ----------
-    model_dir : path
-        A run directory (``config.json`` + ``weights.pt``).
+    model_dir : path, or list of paths
+        A run directory (``config.json`` + ``weights.pt``); a list or tuple of them is evaluated
+        as one ensemble: the mean of the runs' predictions (which must be of the same targets).
     data : path
         A table with a header (``seq_col``; measured columns by name or ``target_cols``), a DREAM
         TSV ``sequence<TAB>value``, plain or gzip, or a prepared dataset directory with targets.
@@ -287,7 +300,9 @@ def evaluate(model_dir: str | os.PathLike, data: str | os.PathLike, *, seq_col: 
     data = os.fspath(data)
     target_cols = list(target_cols)
     kind = check_input_options(data, seq_col, None, target_cols, input_flag="--data")
-    run_names = target_names(read_run_info(model_dir))  # config.json only: the model loads once the data is known good
+    # config.json only (an ensemble's runs are checked against each other): the weights load
+    # once the data is known good.
+    run_names = run_target_names(model_dir)
     columns = _measured_columns(data, kind, seq_col, target_cols)
     hint = {"table": "pick the measured columns with --target-col NAME: any one column for a one-target run, "
                      "columns named after the run's targets otherwise",
@@ -307,8 +322,7 @@ def evaluate(model_dir: str | os.PathLike, data: str | os.PathLike, *, seq_col: 
         if out_dir.exists() and not out_dir.is_dir():
             raise NotADirectoryError(20, "is a file (--out-dir takes a folder)", str(out_dir))
         out_dir.mkdir(parents=True, exist_ok=True)  # before minutes of prediction, not after
-    runner = TrainedModel.from_run(model_dir, device, batch_size=batch_size, precision=precision,
-                                   rc_average=rc_average)
+    runner = load_runs(model_dir, device, batch_size=batch_size, precision=precision, rc_average=rc_average)
     predicted, measured = [np.zeros((0, runner.n_targets))], [np.zeros((0, len(pairs)))]
     for chunk, values in runner.predict_chunks(chunks, progress):
         predicted.append(values)
@@ -319,7 +333,8 @@ def evaluate(model_dir: str | os.PathLike, data: str | os.PathLike, *, seq_col: 
     predictions, truth = np.concatenate(predicted), np.concatenate(measured)
     if len(predictions) == 0:
         raise InputError(f"--data {data}: no rows (the file is empty, blank or only a header)")
-    result = Evaluation(model=os.fspath(model_dir), data=data, rows=len(predictions), units=TRAINING_UNITS,
+    model = os.fspath(model_dir) if isinstance(model_dir, (str, os.PathLike)) else [os.fspath(m) for m in model_dir]
+    result = Evaluation(model=model, data=data, rows=len(predictions), units=TRAINING_UNITS,
                         too_long=runner.too_long)
     for j, (index, column) in enumerate(pairs):
         known = np.isfinite(truth[:, j])

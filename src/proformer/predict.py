@@ -23,8 +23,17 @@ renamed into place (:mod:`proformer.io.atomic`), so a failed or killed predict l
 existing ``out`` untouched and never a complete-looking partial file; ``out`` may not be the
 input file.
 
-Python: :func:`load` (also ``proformer.load``) gives a :class:`TrainedModel` that predicts a
-list of sequence strings.
+Ensembles
+    Several run directories (``proformer predict --model A --model B``, ``load([A, B])``) make
+    an :class:`Ensemble`: every run predicts each chunk in its own way (its layout, its
+    ``rc_average``) and the output is the mean of their predictions, target by target, in
+    training units. The runs must predict the same targets in the same order. ``standardized``
+    needs runs with the same target statistics: fold models (trained on different rows) each
+    standardise by their own mean and std, so their z-scores are not in one unit
+    (:func:`check_ensemble`).
+
+Python: :func:`load` (also ``proformer.load``) gives a :class:`TrainedModel` (one run) or an
+:class:`Ensemble` (a list of runs) that predicts a list of sequence strings.
 """
 
 from __future__ import annotations
@@ -35,9 +44,9 @@ import json
 import os
 import sys
 import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -51,8 +60,9 @@ from .model import Proformer, swap_strands
 from .progress import Progress
 from .sequence import Layout, decode, encode_padded
 
-__all__ = ["InputChunk", "TrainedModel", "check_input_options", "check_output", "input_chunks", "load", "load_model",
-           "predict", "predict_batch", "predict_codes", "read_chunks", "read_sequences", "table_header", "target_names"]
+__all__ = ["Ensemble", "InputChunk", "TrainedModel", "check_ensemble", "check_input_options", "check_output",
+           "input_chunks", "load", "load_model", "load_runs", "predict", "predict_batch", "predict_codes", "read_chunks",
+           "read_sequences", "run_target_names", "table_header", "target_names"]
 
 TRAINING_UNITS = "training units"
 STANDARDIZED_UNITS = "standardised units (z-scores of the training targets)"
@@ -564,14 +574,231 @@ class TrainedModel:
                 f"each was cut to its centre, as Layout.apply does")
 
 
-def load(run_dir: str | os.PathLike, device: str = "auto", *, standardized: bool = False, batch_size: int = 256,
-         precision: str = "32", rc_average: bool | None = None) -> TrainedModel:
+def _window(layout: Layout) -> str:
+    return f"{layout.length} nt after trimming {layout.head} + {layout.tail} nt"
+
+
+def check_ensemble(runs: Sequence[str], infos: Sequence[RunInfo], standardized: bool = False) -> None:
+    """Refuse runs that cannot be averaged into one prediction, before any weights load.
+
+    Parameters
+    ----------
+    runs : list of str
+        The run directories, as given (they name the runs in errors).
+    infos : list of RunInfo
+        Their ``config.json``, in the same order.
+    standardized : bool
+        z-scores were asked for: every run must then share the target statistics.
+
+    Every run must predict the same targets (the same names in the same order), since the
+    ensemble averages column j of every member's prediction. z-scores are averaged only when
+    the runs share the target mean and std: a z-score is ``(y - mean) / std`` with the run's own
+    statistics, so z-scores of runs trained on different rows (the folds of ``proformer sweep
+    --folds K``) are in different units, and their mean is no z-score of anything. In training
+    units the mean is always well defined. A run given twice is refused (it would count twice).
+    """
+    if not runs:
+        raise ValueError("no run directories: an ensemble needs at least one run (give --model RUN_DIR)")
+    seen: dict[Path, str] = {}
+    for run in runs:
+        key = Path(run).resolve()
+        if key in seen:
+            raise ValueError(f"run {run} is given twice (as {seen[key]} and {run}); each run counts once in the "
+                             f"mean: give every run directory once")
+        seen[key] = run
+    first, first_names = runs[0], target_names(infos[0])
+    for run, info in zip(runs[1:], infos[1:]):
+        names = target_names(info)
+        if names != first_names:
+            raise ValueError(
+                f"run {first} predicts {len(first_names)} target(s) ({', '.join(first_names)}) but run {run} "
+                f"predicts {len(names)} ({', '.join(names)}): an ensemble averages each target over its runs, so "
+                f"every run must predict the same targets in the same order; give runs trained on the same targets"
+            )
+    if standardized:
+        statistics = [(list(info.target.mean), list(info.target.std)) for info in infos]
+        for run, (mean, std) in zip(runs[1:], statistics[1:]):
+            if (mean, std) != statistics[0]:
+                raise ValueError(
+                    f"standardized (z-score) predictions of an ensemble need runs with the same target statistics; "
+                    f"run {first} has mean {statistics[0][0]} and std {statistics[0][1]}, run {run} has mean {mean} "
+                    f"and std {std} (runs trained on different rows, such as the folds of a sweep, standardise "
+                    f"differently, and their z-scores are not comparable): drop --standardized (training units)"
+                )
+
+
+class Ensemble:
+    """Several trained runs as one model: the mean of their predictions, target by target.
+
+    Each member predicts as it would alone (:class:`TrainedModel`: its own layout, its own
+    ``rc_average`` unless overridden, the precision asked for) in the units asked for; the
+    ensemble's prediction is the mean over members, in float64. It has
+    :class:`TrainedModel`'s prediction surface (:attr:`target_names`, :attr:`n_targets`,
+    :attr:`units`, :meth:`predict`, :meth:`predict_chunks`, :meth:`too_long_warning`,
+    :attr:`too_long`), so ``proformer predict`` and ``proformer evaluate`` use either one.
+
+    Parameters
+    ----------
+    members : list of TrainedModel
+        At least one, checked with :func:`check_ensemble` (same targets; same statistics for
+        z-scores), all in the same units.
+    runs : list of str, optional
+        The members' run directories, for messages; default ``run 0``, ``run 1``, ...
+
+    Examples
+    --------
+    >>> ensemble = proformer.load(["runs/cv/fold-0", "runs/cv/fold-1"])  # doctest: +SKIP
+    >>> ensemble.predict(["TGCATTTTTTTCACATC...", ...])                  # doctest: +SKIP
+    array([11.0, 9.9, ...])
+    """
+
+    def __init__(self, members: Sequence[TrainedModel], runs: Sequence[str] | None = None):
+        members = list(members)
+        runs = [f"run {i}" for i in range(len(members))] if runs is None else [os.fspath(r) for r in runs]
+        if len(runs) != len(members):
+            raise ValueError(f"{len(members)} members but {len(runs)} run names: give one name per member")
+        if len({member.standardized for member in members}) > 1:
+            raise ValueError("the members predict in different units (some standardized, some not): load every "
+                             "member with the same standardized=")
+        self.standardized = bool(members) and members[0].standardized
+        check_ensemble(runs, [member.info for member in members], self.standardized)
+        self.members, self.runs = members, runs
+        self.too_long, self.longest = 0, 0  # rows cut to the window of any member by predict_chunks, the longest
+
+    @classmethod
+    def from_runs(cls, run_dirs: Sequence[str | os.PathLike], device: str | torch.device = "auto", *,
+                  standardized: bool = False, **options) -> Ensemble:
+        """Load every run of ``run_dirs`` on ``device``; the runs are checked (:func:`check_ensemble`,
+        ``config.json`` only) before any weights load. ``options``: as :class:`TrainedModel`."""
+        runs = [os.fspath(run) for run in run_dirs]
+        check_ensemble(runs, [read_run_info(run) for run in runs], standardized)
+        device = resolve_device(device) if isinstance(device, str) else device
+        return cls([TrainedModel.from_run(run, device, standardized=standardized, **options) for run in runs], runs)
+
+    @property
+    def n_targets(self) -> int:
+        return self.members[0].n_targets
+
+    @property
+    def target_names(self) -> list[str]:
+        """One name per target, the same for every member (:func:`check_ensemble`)."""
+        return self.members[0].target_names
+
+    @property
+    def units(self) -> str:
+        return self.members[0].units
+
+    def _predict_stored(self, codes: np.ndarray, lengths: np.ndarray,
+                        where: Callable[[int], str]) -> tuple[np.ndarray, np.ndarray]:
+        """Stored codes ``(n, width)`` and lengths ``(n,)`` -> the mean of the members' float64
+        ``(n, n_targets)`` predictions, and the bool ``(n,)`` mask of rows cut to the window of
+        at least one member (each member lays the rows out with its own layout)."""
+        total = np.zeros((len(lengths), self.n_targets))
+        cut = np.zeros(len(lengths), dtype=bool)
+        for member in self.members:
+            model_codes, member_cut = member.model_codes(codes, lengths, where)
+            total += member.predict_model_codes(model_codes)
+            cut |= member_cut
+        return total / len(self.members), cut
+
+    def _windows(self) -> str:
+        """The members' windows: one, or each run's when their layouts differ."""
+        layouts = [member.layout for member in self.members]
+        if all(layout == layouts[0] for layout in layouts):
+            return f"the runs' window ({_window(layouts[0])}"
+        each = "; ".join(f"{run}: {_window(layout)}" for run, layout in zip(self.runs, layouts))
+        return f"the window of at least one run ({each}"
+
+    def predict(self, sequences: Sequence[str] | str) -> np.ndarray:
+        """The mean of the members' predictions for sequence strings (see :meth:`TrainedModel.predict`).
+
+        Parameters
+        ----------
+        sequences : list of str, or one str
+            DNA over ``A C G T N``, each given whole (flanks included); each member trims and
+            pads it with its own layout.
+
+        Returns
+        -------
+        np.ndarray
+            float64 ``(n,)`` for one target, ``(n, n_targets)`` otherwise (columns in the order
+            of :attr:`target_names`), in :attr:`units`.
+        """
+        if isinstance(sequences, str):
+            sequences = [sequences]
+        sequences = list(sequences)
+        out = [np.zeros((0, self.n_targets))]
+        too_long = 0
+        for start in range(0, len(sequences), 1 << 16):  # bounded memory for long lists
+            part = sequences[start : start + (1 << 16)]
+            name = (lambda i, start=start: f"sequence {start + i}")
+            check_symbols(part, name)
+            codes, lengths = encode_padded(part)
+            values, cut = self._predict_stored(codes, lengths, name)
+            too_long += int(cut.sum())
+            out.append(values)
+        if too_long:
+            warnings.warn(f"{too_long:,} sequence(s) are longer than {self._windows()}): each member cut them to "
+                          f"the centre of its window, as predict does", RuntimeWarning, stacklevel=2)
+        values = np.concatenate(out)
+        return values[:, 0] if self.n_targets == 1 else values
+
+    def predict_chunks(self, chunks: Iterator[InputChunk], progress: bool = False) -> Iterator[tuple[InputChunk, np.ndarray]]:
+        """``(chunk, float64 (n, n_targets) mean prediction)`` for each chunk of :func:`input_chunks`.
+
+        Every member predicts each chunk in turn, so the input is read once and memory stays that
+        of one chunk. Rows cut to the window of any member are counted in :attr:`too_long`.
+        """
+        self.too_long, self.longest, done = 0, 0, 0
+        with Progress("predicted", unit="sequences", enabled=progress) as line:
+            for chunk in chunks:
+                values, cut = self._predict_stored(chunk.codes, chunk.lengths, chunk.where)
+                if cut.any():
+                    self.too_long += int(cut.sum())
+                    self.longest = max(self.longest, int(chunk.lengths[cut].max()))
+                yield chunk, values
+                done += len(chunk)
+                line.update(done)
+
+    def too_long_warning(self, input: str | os.PathLike) -> str | None:
+        """The one-line warning about rows of ``input`` cut to a member's window by :meth:`predict_chunks`."""
+        if not self.too_long:
+            return None
+        return (f"warning: {self.too_long:,} sequence(s) of {input} are longer than {self._windows()}; longest "
+                f"{self.longest:,} nt): each member cut them to the centre of its window, as Layout.apply does")
+
+
+def load_runs(model_dir: str | os.PathLike | Sequence[str | os.PathLike], device: str = "auto",
+              **options) -> TrainedModel | Ensemble:
+    """One run directory -> :class:`TrainedModel`; a list or tuple of them -> :class:`Ensemble`
+    (even of one run). ``options``: ``standardized``, ``batch_size``, ``precision``, ``rc_average``."""
+    if isinstance(model_dir, (str, os.PathLike)):
+        return TrainedModel.from_run(model_dir, device, **options)
+    return Ensemble.from_runs(list(model_dir), device, **options)
+
+
+def run_target_names(model_dir: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
+    """The target names of a run, or of an ensemble's runs after :func:`check_ensemble`;
+    ``config.json`` only (no weights load)."""
+    if isinstance(model_dir, (str, os.PathLike)):
+        return target_names(read_run_info(model_dir))
+    runs = [os.fspath(run) for run in model_dir]
+    infos = [read_run_info(run) for run in runs]
+    check_ensemble(runs, infos)
+    return target_names(infos[0])
+
+
+def load(run_dir: str | os.PathLike | Sequence[str | os.PathLike], device: str = "auto", *,
+         standardized: bool = False, batch_size: int = 256, precision: str = "32",
+         rc_average: bool | None = None) -> TrainedModel | Ensemble:
     """A trained run as a function of sequence strings: ``load(run).predict(["ACGT...", ...])``.
 
     Parameters
     ----------
-    run_dir : path
-        A run directory (``config.json`` + ``weights.pt``).
+    run_dir : path, or list of paths
+        A run directory (``config.json`` + ``weights.pt``); a list or tuple of them loads an
+        :class:`Ensemble` that predicts the mean of the runs' predictions (e.g. the fold models
+        of ``proformer sweep --folds K``).
     device : str
         ``auto`` (CUDA if present, then MPS, else CPU), ``cpu``, ``cuda``, ``cuda:1``, ...
     standardized : bool
@@ -581,11 +808,11 @@ def load(run_dir: str | os.PathLike, device: str = "auto", *, standardized: bool
 
     Returns
     -------
-    TrainedModel
+    TrainedModel or Ensemble
         ``.predict(sequences)`` -> float64 ``(n,)`` (one target) or ``(n, n_targets)``.
     """
-    return TrainedModel.from_run(run_dir, device, standardized=standardized, batch_size=batch_size,
-                                 precision=precision, rc_average=rc_average)
+    return load_runs(run_dir, device, standardized=standardized, batch_size=batch_size, precision=precision,
+                     rc_average=rc_average)
 
 
 def standardized_option(standardized: bool, destandardize: bool | None, stacklevel: int = 3) -> bool:
@@ -602,7 +829,7 @@ def standardized_option(standardized: bool, destandardize: bool | None, stacklev
 
 
 def predict(
-    model_dir: str | Path,
+    model_dir: str | Path | Sequence[str | Path],
     input: str | Path,
     out: str | Path,
     format: str = "tsv",
@@ -622,6 +849,10 @@ def predict(
 
     Parameters
     ----------
+    model_dir : path, or list of paths
+        A run directory; a list or tuple of them predicts the mean of the runs' predictions
+        (:class:`Ensemble`: each run with its own layout and ``rc_average``; the runs must
+        predict the same targets, and ``standardized`` needs the same target statistics).
     input : path
         FASTA, one sequence per line, DREAM TSV, a CSV/TSV table with a header (``seq_col``),
         plain or gzip; or a prepared dataset directory (its rows; ids are the 0-based row numbers).
@@ -652,8 +883,8 @@ def predict(
     Returns
     -------
     dict
-        Rows predicted, the output path, the format, the units and ``too_long`` (rows cut to
-        the window).
+        Rows predicted, the output path, the format, the units, ``too_long`` (rows cut to the
+        window; of any run's window for an ensemble) and ``runs`` (how many runs were averaged).
 
     Input rules are prepare's (see the module docstring): ``M``, an empty FASTA record, a header-only
     FASTA, an empty file and a sequence no longer than the run's flanks are errors naming
@@ -678,8 +909,8 @@ def predict(
         needed = {int(k) for k in wanted}
         kept: dict[int, float] = {}
     chunks = input_chunks(input, seq_col=seq_col, id_col=id_col)  # checks the options before the model loads
-    runner = TrainedModel.from_run(model_dir, device, standardized=standardized, batch_size=batch_size,
-                                   precision=precision, rc_average=rc_average)
+    runner = load_runs(model_dir, device, standardized=standardized, batch_size=batch_size, precision=precision,
+                       rc_average=rc_average)
     n = 0
     opened = contextlib.nullcontext(sys.stdout) if to_stdout else atomic_write(out)
     with opened as handle:
@@ -716,7 +947,7 @@ def predict(
     if warning:
         print(warning, file=sys.stderr)
     return {"rows": n, "out": "-" if to_stdout else str(out), "format": format, "units": runner.units,
-            "too_long": runner.too_long}
+            "too_long": runner.too_long, "runs": len(runner.members) if isinstance(runner, Ensemble) else 1}
 
 
 def check_not_only_flanks(lengths: np.ndarray, layout: Layout, where: Callable[[int], str]) -> None:
