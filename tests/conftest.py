@@ -1,7 +1,9 @@
 """Fixtures shared by the test modules (plain helper functions are in helpers.py)."""
 
+import logging
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -75,3 +77,18 @@ def unreadable(monkeypatch):
     monkeypatch.setattr(builtins, "open", guarded_open)
     monkeypatch.setattr(io, "open", guarded_open)
     return lambda path: blocked.add(os.path.abspath(os.fspath(path)))
+
+
+@pytest.fixture(autouse=True)
+def lightning_logs_to_this_tests_stderr():
+    """Point Lightning's console handler at the stderr of the test about to run.
+
+    Lightning adds a StreamHandler bound to whatever ``sys.stderr`` was when it was first imported;
+    when that was a finished test's captured stream (closed by then), every later Lightning log
+    line ends in a logging traceback on stderr, and tests that read stderr fail by test order.
+    """
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        for handler in logging.getLogger(name).handlers:
+            if type(handler) is logging.StreamHandler:
+                handler.stream = sys.stderr  # not setStream(): it flushes the old, maybe closed, stream
+    yield

@@ -97,6 +97,17 @@ class DataConfig:
     rc_average : bool
         Predict (and validate) with the mean of the predictions for the sequence and its reverse
         complement (the forward and RC halves swapped).
+    rc_rows : bool
+        Training augmentation (LegNet's): each training sequence's reverse complement is one more
+        training row, with the sequence's target, so an epoch has twice the rows and, at the same
+        batch size, twice the optimizer steps (the learning-rate schedule and its one epoch of
+        warmup count them). Validation rows are not doubled. This is not the model's strand
+        concatenation, which gives every row both strands in one fixed arrangement (the forward
+        half, then the reverse-complement half, each with its strand embedding): an RC row is that
+        input with the two halves swapped (:func:`proformer.model.swap_strands`), an arrangement the
+        model otherwise never trains on. Nor is it ``rc_average``, which trains nothing
+        differently and averages the two arrangements' predictions at validation and prediction.
+        With ``shift``, an RC row is the reverse complement of its sequence as shifted that epoch.
     """
 
     path: str | None = None
@@ -109,6 +120,7 @@ class DataConfig:
     shift: int = 0
     singleton_flag: bool = False
     rc_average: bool = False
+    rc_rows: bool = False
 
     def __post_init__(self) -> None:
         from ..sequence import PAD_MODES
@@ -199,6 +211,16 @@ class TrainConfig:
         Run the training loss through ``torch.compile`` (Inductor). Meant for GPUs: on the
         project's 2-core CPU it made training slower (docs/benchmarks.md). The first steps pay
         the compilation.
+    ema : float
+        Exponential moving average of the weights with this decay; 0 (default) is off, else a
+        number in (0, 1) such as 0.999. After every optimizer step the average becomes
+        ``ema * average + (1 - ema) * weights`` (the first step's weights start it), so it spans
+        about ``1 / (1 - ema)`` steps. Validation runs on the average: the validation metrics,
+        the best epoch and early stopping judge it, and the saved model (weights.pt, what
+        ``proformer predict`` and ``proformer.load`` use) is the average of the best epoch;
+        training goes on from the raw weights. ``checkpoints/last.ckpt`` holds both (the
+        average as its ``state_dict``, the raw weights as ``current_model_state``), so
+        ``--resume`` continues the same average. Costs one more copy of the weights in memory.
     """
 
     lr: float = 1e-3
@@ -226,6 +248,7 @@ class TrainConfig:
     seed: int = 0
     num_workers: int = 0
     compile: bool = False
+    ema: float = 0.0
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -277,6 +300,11 @@ class TrainConfig:
             raise ValueError(f"warmup_steps={self.warmup_steps!r}: must be >= 1 (or null for the default)")
         if self.early_stopping < 0:
             raise ValueError(f"early_stopping={self.early_stopping!r}: must be >= 0 (0 = off)")
+        # A decay of 1 would never move from the first step's weights; a negative one or one
+        # above 1 is not an average. NaN fails both comparisons.
+        if isinstance(self.ema, bool) or not isinstance(self.ema, (int, float)) or not (self.ema == 0 or 0 < self.ema < 1):
+            raise ValueError(f"train.ema={self.ema!r}: must be 0 (off) or a decay in (0, 1), e.g. 0.999")
+        self.ema = float(self.ema)
 
 
 def _valid_devices(value) -> bool:

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from ..io.dataset import INTEGER_TARGET, is_integer_target, read_dataset
-from ..sequence import N, Layout
+from ..model.proformer import swap_strands
+from ..sequence import Layout, N
 
 
 class Dataset:
@@ -90,6 +91,27 @@ def mask_draws(rows: np.ndarray, epoch: int, seed: int, positions: int) -> np.nd
 SINGLETON_FLAGS = ("off", "measured", "zero")
 
 
+def with_rc_rows(rows: np.ndarray, n: int) -> np.ndarray:
+    """The training ids of ``data.rc_rows``: ``rows``, then the ids of their reverse complements.
+
+    Parameters
+    ----------
+    rows : np.ndarray
+        ``(m,)`` row indices into a dataset of ``n`` rows.
+    n : int
+        The dataset's number of rows.
+
+    Returns
+    -------
+    np.ndarray
+        int64 ``(2 * m,)``: ``rows`` followed by ``rows + n``. A ``BatchBuilder(rc_rows=True)``
+        gives id ``row + n`` as the reverse complement of ``row``; a :class:`ShardedBatchSampler`
+        over these ids shuffles, batches and shards both kinds of rows like any others.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    return np.concatenate([rows, rows + n])
+
+
 class BatchBuilder(torch.utils.data.Dataset):
     """Map-style dataset whose items are whole batches: ``builder[(epoch, rows)] -> dict``.
 
@@ -111,14 +133,27 @@ class BatchBuilder(torch.utils.data.Dataset):
         ``(batch,)``), 1 where the row's target is an integer (measured once, see
         :meth:`Dataset.integer_target`); ``zero`` adds it as all zeros, which is how validation
         builders judge the model: as it predicts. ``off`` adds nothing.
+    rc_rows : bool
+        The training augmentation ``data.rc_rows``: ids ``n .. 2n - 1`` (``n = len(dataset)``,
+        see :func:`with_rc_rows`) are the reverse complements of rows ``0 .. n - 1``: the codes of
+        row ``i`` with the two strand halves swapped (:func:`proformer.model.swap_strands`), and
+        row ``i``'s target and singleton flag. Each id draws its own mask, keyed by the id
+        (``n + i`` for an RC row), so masks stay a function of (seed, epoch, id). The shift is
+        keyed by the sequence (``i`` for both), so an RC row is exactly the reverse complement of
+        its forward row as laid out that epoch, shift included.
+
+    Items are ``(epoch, ids)`` with ``ids`` ``(batch,)``; a batch holds ``codes`` uint8
+    ``(batch, 2 * length)``, ``rows`` int64 ``(batch,)`` (the ids as given), ``targets``
+    float32 ``(batch, n_targets)`` when the dataset has targets, and ``mask`` bool
+    ``(batch, 2 * length)`` and ``singleton`` float ``(batch,)`` as described above.
     """
 
     def __init__(self, dataset: Dataset, layout: Layout, target_mean=None, target_std=None, mask_ratio: float = 0.0,
-                 seed: int = 0, shift: int = 0, singleton_flag: str = "off"):
+                 seed: int = 0, shift: int = 0, singleton_flag: str = "off", rc_rows: bool = False):
         self.dataset, self.layout = dataset, layout
         self.mean = None if target_mean is None else np.asarray(target_mean, dtype=np.float32)
         self.std = None if target_std is None else np.asarray(target_std, dtype=np.float32)
-        self.mask_ratio, self.seed, self.shift = mask_ratio, seed, shift
+        self.mask_ratio, self.seed, self.shift, self.rc_rows = mask_ratio, seed, shift, rc_rows
         if singleton_flag not in SINGLETON_FLAGS:
             raise ValueError(f"singleton_flag={singleton_flag!r}: valid values are {', '.join(SINGLETON_FLAGS)}")
         self.singleton_flag = singleton_flag
@@ -130,21 +165,33 @@ class BatchBuilder(torch.utils.data.Dataset):
     def __getitem__(self, item: tuple[int, np.ndarray]) -> dict[str, torch.Tensor]:
         epoch, rows = item
         rows = np.asarray(rows)
+        # rows: the sampler's ids; source: the stored row each one reads (its own, or with
+        # rc_rows the row an id >= n is the reverse complement of).
+        reverse = rows >= len(self.dataset) if self.rc_rows else np.zeros(len(rows), dtype=bool)
+        source = np.where(reverse, rows - len(self.dataset), rows)
         # Memmaps read fastest in sorted order; restore the sampler's order afterwards.
-        order = np.argsort(rows, kind="stable")
-        sorted_rows = rows[order]
+        order = np.argsort(source, kind="stable")
+        sorted_rows = source[order]
         inverse = np.empty_like(order)
         inverse[order] = np.arange(len(order))
         shifts = None
         if self.shift:
             # Column 0 of the draws, with the epoch offset so shifts are independent of the masks.
-            draw = mask_draws(rows, epoch + (1 << 20), self.seed, 1)[:, 0]
+            # Keyed by the stored row, so an RC row is the reverse complement of the very sequence
+            # its forward row shows, shift included: a shift s right in the forward half is a
+            # shift s left in the swapped one, and the draws are symmetric, so RC rows see the
+            # same spread of shifts.
+            draw = mask_draws(source, epoch + (1 << 20), self.seed, 1)[:, 0]
             shifts = (np.floor(draw * (2 * self.shift + 1)).astype(np.int64) - self.shift)[order]
         stored = np.asarray(self.dataset.codes[sorted_rows])
-        codes = self.layout.apply(stored, self.dataset.lengths[sorted_rows], shifts)[inverse]
-        batch = {"codes": torch.from_numpy(codes), "rows": torch.from_numpy(rows.astype(np.int64))}
+        codes = torch.from_numpy(self.layout.apply(stored, self.dataset.lengths[sorted_rows], shifts)[inverse])
+        if reverse.any():
+            # One home for "the reverse complement of a laid-out row": the model's swap_strands.
+            flip = torch.from_numpy(reverse)
+            codes[flip] = swap_strands(codes[flip])
+        batch = {"codes": codes, "rows": torch.from_numpy(rows.astype(np.int64))}
         if self.singleton_flag == "measured":
-            batch["singleton"] = torch.from_numpy(self.measured_once[rows])
+            batch["singleton"] = torch.from_numpy(self.measured_once[source])
         elif self.singleton_flag == "zero":
             batch["singleton"] = torch.zeros(len(rows))
         if self.dataset.n_targets:
@@ -153,8 +200,9 @@ class BatchBuilder(torch.utils.data.Dataset):
                 targets = (targets - self.mean) / self.std
             batch["targets"] = torch.from_numpy(targets)
         if self.mask_ratio > 0:
+            # Keyed by the id, not the stored row: an RC row masks independently of its forward row.
             draws = mask_draws(rows, epoch, self.seed, codes.shape[1])
-            batch["mask"] = torch.from_numpy((draws < self.mask_ratio) & (codes != N))
+            batch["mask"] = torch.from_numpy((draws < self.mask_ratio) & (codes.numpy() != N))
         return batch
 
 

@@ -1,4 +1,5 @@
-"""The LightningModule: losses, the two schedules, the original's clipping, global validation metrics."""
+"""The LightningModule: losses, the two schedules, the original's clipping, global validation metrics;
+the ``train.ema`` weight average."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import warnings
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import WeightAveraging
+from torch.optim.swa_utils import get_ema_multi_avg_fn
 from torchmetrics.aggregation import CatMetric
 
 from ..config import TrainConfig
@@ -288,3 +291,59 @@ class ProformerModule(L.LightningModule):
         elif config.clip == "global_norm":
             # (Not self.clip_gradients: this also runs without a Trainer, in proformer bench.)
             torch.nn.utils.clip_grad_norm_(self.parameters(), config.clip_norm)
+
+
+
+class EMAWeights(WeightAveraging):
+    """``train.ema``: an exponential moving average of the weights, for validation and the saved model.
+
+    Lightning's :class:`~lightning.pytorch.callbacks.WeightAveraging` does the work. It keeps a
+    :class:`torch.optim.swa_utils.AveragedModel` (a copy of the module) and after every
+    optimizer step sets ``average = decay * average + (1 - decay) * weights`` (the first step
+    copies the weights). For each validation epoch it swaps the average into the module and
+    swaps it back afterwards, so the validation metrics, the best epoch and early stopping judge
+    the average while training goes on from the raw weights. A checkpoint holds the average as
+    its ``state_dict`` and the raw weights as ``current_model_state`` (the update count in
+    ``averaging_state``); loading one (``--resume``) restores both. When ``fit`` ends the
+    module is left holding the average.
+
+    Two choices differ from Lightning's ``EMAWeightAveraging``: only parameters are averaged
+    (``use_buffers=False``), because the Proformer's buffers are integer constants (the strand
+    ids, the k-mer offsets) that an average computed in floating point could round down; they
+    are copied instead. And the update is ``get_ema_multi_avg_fn``'s, one fused lerp per device
+    and dtype, rather than a few kernels per weight tensor.
+
+    Parameters
+    ----------
+    decay : float
+        In (0, 1); the average spans about ``1 / (1 - decay)`` optimizer steps.
+    """
+
+    def __init__(self, decay: float):
+        super().__init__(use_buffers=False, multi_avg_fn=get_ema_multi_avg_fn(decay))
+        self.decay = decay
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # A callback's setup runs before the strategy moves the module to its device, so
+        # WeightAveraging's default (the module's device at that time, the CPU) would keep the
+        # average in host memory and copy every weight there after each GPU step.
+        if self._device is None:
+            self._device = trainer.strategy.root_device
+        super().setup(trainer, pl_module, stage)
+
+    def averaged_state(self) -> dict[str, torch.Tensor]:
+        """The Proformer weights that validation judges: the average's ``state_dict``, with
+        :class:`~proformer.model.Proformer`'s keys (as weights.pt holds them)."""
+        if self._average_model is None:
+            raise RuntimeError("EMAWeights.averaged_state() before fit set the average up")
+        return self._average_model.module.model.state_dict()
+
+
+def validated_weights(trainer: L.Trainer, module: ProformerModule) -> dict[str, torch.Tensor]:
+    """The Proformer weights the latest validation judged: the ``train.ema`` average when the
+    trainer keeps one (:class:`EMAWeights`, which has swapped the raw weights back by the time
+    ``on_validation_end`` runs), else the module's own."""
+    for callback in trainer.callbacks:
+        if isinstance(callback, EMAWeights):
+            return callback.averaged_state()
+    return module.model.state_dict()

@@ -4,7 +4,7 @@ Run directory::
 
     RUN_DIR/config.yaml           the resolved run config (model length and n_targets as taken from the data)
     RUN_DIR/config.json           what predict needs: model shape, layout, target mean/std, best epoch
-    RUN_DIR/weights.pt            the best model's state_dict (torch.load(weights_only=True))
+    RUN_DIR/weights.pt            the best model's state_dict (torch.load(weights_only=True); with train.ema, the average's)
     RUN_DIR/metrics.csv           one row per epoch (with several targets, a Pearson and Spearman per target)
     RUN_DIR/learning_curve.png
     RUN_DIR/checkpoints/last.ckpt Lightning's full state, for --resume
@@ -33,8 +33,16 @@ import torch
 from .. import __version__
 from ..config import RunConfig, save_run_config
 from ..config.run import is_from_data
-from ..data.dataset import (BatchBuilder, Dataset, ShardedBatchSampler, check_layout, check_targets, loader,
-                            target_statistics)
+from ..data.dataset import (
+    BatchBuilder,
+    Dataset,
+    ShardedBatchSampler,
+    check_layout,
+    check_targets,
+    loader,
+    target_statistics,
+    with_rc_rows,
+)
 from ..data.splits import split_indices
 from ..device import check_bf16
 from ..io.atomic import atomic_path, atomic_write, process_alive
@@ -44,11 +52,13 @@ from ..sequence import Layout
 from . import memory as memory_model
 from .memory import BatchPlan, NotEnoughMemory
 from .module import (
+    EMAWeights,
     ProformerModule,
     TrainingDiverged,
     TrainingFailed,
     per_target_metric_names,
     target_keys,
+    validated_weights,
 )
 
 __all__ = ["LOCK", "NotEnoughMemory", "ResumeMismatch", "RunLocked", "TrainingDiverged", "TrainingFailed",
@@ -120,7 +130,8 @@ def metric_columns(target_names: list[str]) -> tuple[str, ...]:
 
 
 class RunDirectory(L.Callback):
-    """Writes metrics.csv and the learning curve every epoch, and exports the best model."""
+    """Writes metrics.csv and the learning curve every epoch, and exports the best model: the
+    weights validation judged (with ``train.ema``, the average; :func:`validated_weights`)."""
 
     def __init__(self, run_dir: Path, info: RunInfo, identity: dict | None = None):
         self.run_dir = run_dir
@@ -187,7 +198,7 @@ class RunDirectory(L.Callback):
         score = latest["val_pearson"]
         if math.isfinite(score) and score > self.best:
             self.best = score
-            write_run_model(self.run_dir, module.model.state_dict(), self.info.with_best(latest))
+            write_run_model(self.run_dir, validated_weights(trainer, module), self.info.with_best(latest))
 
 
 def _read_metrics(path: Path) -> list[dict]:
@@ -470,7 +481,8 @@ def _checked_train(config: RunConfig, run_dir: Path, resume: bool, progress: boo
     L.seed_everything(train_cfg.seed, workers=True, verbose=False)
     trainer = _trainer(config, run_dir, progress)
     check_bf16(trainer.strategy.root_device, train_cfg.precision)
-    batch_size = min(train_cfg.batch_size, len(train_rows))
+    # data.rc_rows doubles the rows of an epoch (see _fit), which a batch may span.
+    batch_size = min(train_cfg.batch_size, len(train_rows) * (2 if config.data.rc_rows else 1))
     batch_size -= batch_size % trainer.world_size
     plan = _batch_plan(model_cfg, train_cfg, batch_size, trainer)
     _say(plan.describe())
@@ -546,14 +558,19 @@ def _fit(config, run_dir, resume, trainer, plan, dataset, valid_set, model_cfg, 
     if not resume:
         save_run_config(config, run_dir / "config.yaml")
     target_names = list(dataset.meta.get("target_names") or [f"target_{i}" for i in range(dataset.n_targets)])
-    train_sampler = ShardedBatchSampler(train_rows, plan.batch_size, shuffle=True, seed=train_cfg.seed)
+    # data.rc_rows: each training row's reverse complement is one more id (row + n, which the
+    # builder lays out as the row with its strands swapped), shuffled, batched and sharded with
+    # the others; so the epoch, its steps and the schedule below count twice the rows.
+    train_ids = with_rc_rows(train_rows, len(dataset)) if config.data.rc_rows else train_rows
+    train_sampler = ShardedBatchSampler(train_ids, plan.batch_size, shuffle=True, seed=train_cfg.seed)
     steps_per_epoch = len(train_sampler)  # optimizer steps: one per global batch
     if plan.accumulate > 1:
         train_sampler = AccumulationSteps(train_sampler, plan.accumulate)
         trainer.accumulate_grad_batches = plan.accumulate
     train_loader = loader(
         BatchBuilder(dataset, layout, mean, std, mask_ratio=model_cfg.mask_ratio, seed=train_cfg.seed,
-                     shift=config.data.shift, singleton_flag="measured" if config.data.singleton_flag else "off"),
+                     shift=config.data.shift, singleton_flag="measured" if config.data.singleton_flag else "off",
+                     rc_rows=config.data.rc_rows),
         train_sampler,
         train_cfg.num_workers,
     )
@@ -684,6 +701,9 @@ def _trainer(config: RunConfig, run_dir: Path, progress: bool) -> L.Trainer:
     callbacks = [ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", save_top_k=1, enable_version_counter=False)]
     if train_cfg.early_stopping:
         callbacks.append(EarlyStopping(monitor="val_pearson", mode="max", patience=train_cfg.early_stopping))
+    if train_cfg.ema:
+        # Validation (so val_pearson, the best model and early stopping) sees the average.
+        callbacks.append(EMAWeights(train_cfg.ema))
     # The bar rewrites its line with \r: right on a terminal, thousands of lines in a log file.
     bar = progress and sys.stderr.isatty()
     if progress and not bar:
@@ -711,8 +731,11 @@ def _trainer(config: RunConfig, run_dir: Path, progress: bool) -> L.Trainer:
 # -- resume ----------------------------------------------------------------------------------
 
 #: Run settings a resumed run must keep: they fix the data, its split and layout, and the model.
+#: data.rc_rows changes the steps of an epoch, which the schedule has counted; train.ema changes
+#: what last.ckpt's state_dict holds (the average, with the raw weights beside it), so a run
+#: resumed without it would train on from the average.
 RESUME_FIXED = ("data.split", "data.head", "data.tail", "data.pad", "data.standardize", "data.singleton_flag",
-                "train.seed")
+                "data.rc_rows", "train.seed", "train.ema")
 
 
 def dataset_identity(dataset: Dataset) -> dict:
