@@ -189,6 +189,11 @@ class TrainConfig:
         accumulating; ``off`` does not check.
     epochs : int
         Maximum number of epochs.
+    steps : int or None
+        A budget in optimizer steps instead of epochs: the run trains ``steps / steps per epoch``
+        epochs, rounded to whole epochs (at least one) so that every epoch is validated;
+        ``epochs`` is then not used. None (default): ``epochs`` decides. With ``data.rc_rows`` an
+        epoch has twice the steps, so the same ``steps`` is the same number of sequence passes.
     early_stopping : int
         Stop after this many epochs without a better validation Pearson (0: off).
     max_time : float or None
@@ -238,6 +243,7 @@ class TrainConfig:
     accumulate: int = 1
     memory: str = "auto"
     epochs: int = 20
+    steps: int | None = None
     early_stopping: int = 0
     max_time: float | None = None
     mask_loss_weight: float = 1.0
@@ -296,6 +302,9 @@ class TrainConfig:
                              "or GPU indices such as '0,1'")
         if isinstance(self.num_workers, bool) or not isinstance(self.num_workers, int) or self.num_workers < 0:
             raise ValueError(f"num_workers={self.num_workers!r}: must be an integer >= 0 (0: load in the main process)")
+        if self.steps is not None and (isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1):
+            raise ValueError(f"steps={self.steps!r}: must be an integer >= 1 (a budget in optimizer steps), or null "
+                             f"to train train.epochs epochs")
         if self.warmup_steps is not None and self.warmup_steps < 1:
             raise ValueError(f"warmup_steps={self.warmup_steps!r}: must be >= 1 (or null for the default)")
         if self.early_stopping < 0:

@@ -33,6 +33,7 @@ import torch
 from .. import __version__
 from ..config import RunConfig, save_run_config
 from ..config.run import is_from_data
+from .recipe import budget_epochs
 from ..data.dataset import (
     BatchBuilder,
     Dataset,
@@ -475,6 +476,10 @@ def _checked_train(config: RunConfig, run_dir: Path, resume: bool, progress: boo
     identity = {"train": dataset_identity(dataset), "valid": dataset_identity(valid_set) if config.data.valid else None}
     if note:
         _say(note)
+    train_cfg, budget = budget_epochs(train_cfg, len(train_rows), config.data.rc_rows)
+    if budget:
+        _say(budget)
+        config = dataclasses.replace(config, train=train_cfg)
 
     # The device and the number of processes decide the memory plan; a trainer writes nothing
     # until fit.

@@ -1,0 +1,43 @@
+"""Training budgets: a budget in optimizer steps becomes whole epochs."""
+
+import dataclasses
+
+import pytest
+from helpers import TINY_MODEL, as_overrides, planted_tsv
+
+from proformer.config import TrainConfig, load_run_config
+from proformer.data.prepare import prepare
+from proformer.train import train
+from proformer.train.recipe import budget_epochs, steps_per_epoch
+
+LENGTH = 20
+
+
+def test_a_step_budget_is_rounded_to_whole_epochs_and_counts_reverse_complement_rows():
+    assert steps_per_epoch(1000, 64) == 16 and steps_per_epoch(1000, 64, rc_rows=True) == 32
+    config = TrainConfig(batch_size=64, steps=100, epochs=99)
+    budgeted, note = budget_epochs(config, 1000)
+    assert budgeted.epochs == 6 and "6 epoch(s) of 16 steps (96 steps" in note  # 100 / 16 = 6.25
+    assert budget_epochs(config, 1000, rc_rows=True)[0].epochs == 3  # 100 / 32 = 3.1: the same passes
+    assert budget_epochs(dataclasses.replace(config, steps=3), 1000)[0].epochs == 1  # at least one epoch
+    assert budget_epochs(dataclasses.replace(config, steps=None), 1000) == (dataclasses.replace(config, steps=None), None)
+
+
+@pytest.mark.parametrize("value", [0, -5, True, 2.5, "many"])
+def test_a_bad_step_budget_names_the_key(value):
+    with pytest.raises(ValueError, match="steps=.*must be an integer >= 1"):
+        TrainConfig(steps=value)
+
+
+def test_a_run_with_a_step_budget_trains_that_many_epochs_and_schedules_them(tmp_path, capsys):
+    table = planted_tsv(tmp_path / "t.tsv", 400, LENGTH, rule=lambda s: s.count("G"), noise=0.1, seed=0, digits=4)
+    prepare(table, tmp_path / "data", trim=(0, 0), length=LENGTH, progress=False)
+    overrides = [f"data.path={tmp_path / 'data'}", *as_overrides(TINY_MODEL), "data.split=hash:0.8",
+                 "train.batch_size=80", "train.steps=9", "train.epochs=50"]
+    result = train(load_run_config(preset="grid", overrides=overrides), tmp_path / "run", progress=False)
+    # ~320 training rows / 80 = 4 or 5 steps an epoch; 9 steps -> 2 epochs, not 50.
+    per_epoch = steps_per_epoch(result["n_train"], 80)
+    assert per_epoch in (4, 5) and result["epochs_run"] == 2
+    assert f"budget of 9 optimizer steps: 2 epoch(s) of {per_epoch} steps" in capsys.readouterr().err
+    saved = (tmp_path / "run" / "config.yaml").read_text()
+    assert "epochs: 2" in saved and "steps: 9" in saved
