@@ -394,6 +394,13 @@ def _run_presets() -> dict[str, RunConfig]:
             data=DataConfig(split="random:0.95"),
             train=TrainConfig(optimizer="adamw", weight_decay=0.01, schedule="one_cycle", lr=1e-3, epochs=20),
         ),
+        # The organisers' hybrid (Prix Fixe DREAM-Attn, docs/model.md section 8) with their recipe:
+        # AdamW + one-cycle, batch 512, 80 epochs, the singleton channel on.
+        "dream_attn": RunConfig(
+            model=from_data(model_preset("dream_attn")),
+            data=DataConfig(split="random:0.95", singleton_flag=True),
+            train=TrainConfig(optimizer="adamw", weight_decay=0.01, schedule="one_cycle", lr=1e-3, epochs=80, batch_size=512),
+        ),
         # The talk's ATAC-seq task (docs/model.md section 7): the grid's recipe on 100-nt windows, 80/20 split.
         "atac": RunConfig(
             model=from_data(model_preset("grid")),

@@ -17,6 +17,13 @@ ACTIVATIONS = ("swiglu", "glu")
 BLOCK_ORDERS = ("macaron", "conformer")
 HEAD_DIMS = ("full", "split")
 LOSSES = ("mse", "soft_bins")
+#: How the one-hot sequence becomes d-vectors: the k-mer embedding (original), convolution blocks,
+#: or the DREAM 2022 winner's first block (autosome.org's LegNet stem, as used by DREAM-Attn).
+STEMS = ("kmer", "conv", "legnet")
+#: ``standard``: ``x + Conv(x)``; ``prixfixe``: ``x + LN(x) + Conv'(LN(x))``, the organisers' port.
+CONV_RESIDUALS = ("standard", "prixfixe")
+#: ``joint``: one token sequence of both strands (original); ``separate``: each strand its own example.
+STRANDS = ("joint", "separate")
 #: DREAM 2022's expression is a mean over 18 FACS sort bins, 0..17.
 N_BINS = 18
 
@@ -63,8 +70,31 @@ class ModelConfig:
         normal around the row's mean bin; the prediction is the expected bin index (0..17).
     singleton_flag : bool
         The model takes a per-sequence flag (1: a training row measured once, its target an
-        integer; 0 at prediction), added to every token through a learned vector. Set by
-        ``train`` from ``data.singleton_flag``.
+        integer; 0 at prediction), added to every token through a learned vector (the
+        ``legnet`` stem: through its singleton input channel instead). Set by ``train`` from
+        ``data.singleton_flag``.
+    stem : "kmer", "conv" or "legnet"
+        What turns the one-hot sequence into d-vectors (docs/model.md section 8). ``kmer``: the
+        k-mer embedding (original). ``conv``: ``stem_blocks`` convolution blocks (Conv1d of
+        width ``stem_kernel``, LayerNorm, SiLU; residual after the first) on the one-hot of
+        ``A C G T N M``, instead of the k-mer embedding. ``legnet``: the DREAM 2022 winner's first
+        block (Conv1d(6, d, ``stem_kernel``) without bias, BatchNorm, SiLU) on its six channels
+        ``A C G T``, reverse-strand flag, singleton flag; it replaces the strand embedding and
+        the singleton vector. ``kmer`` is only read by the ``kmer`` stem.
+    stem_kernel : int
+        Width of the convolutions of the ``conv`` and ``legnet`` stems (7, as the winner's).
+    stem_blocks : int
+        Number of blocks of the ``conv`` stem.
+    conv_residual : "standard" or "prixfixe"
+        ``standard``: the block's conv step is ``x + Conv(x)`` (original). ``prixfixe``: ``x +
+        LN(x) + Conv'(LN(x))`` (Conv' the conv module after its LayerNorm), as the organisers'
+        port of the Proformer block computes it (DREAM-Attn).
+    strands : "joint" or "separate"
+        ``joint``: the forward strand and its reverse complement are one sequence of
+        ``2 * length`` tokens (original). ``separate``: each strand is its own example of
+        ``length`` tokens (its strand given by the strand embedding, or the ``legnet`` stem's
+        reverse flag); the loss treats the two as two training examples with the row's target,
+        and the prediction is their mean (DREAM-Attn's reverse-complement rows and averaging).
     """
 
     #: Fields renamed since an earlier release (old -> new): still read, with a FutureWarning,
@@ -87,6 +117,11 @@ class ModelConfig:
     n_targets: int = 1
     loss: str = "mse"
     singleton_flag: bool = False
+    stem: str = "kmer"
+    stem_kernel: int = 7
+    stem_blocks: int = 2
+    conv_residual: str = "standard"
+    strands: str = "joint"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -101,6 +136,17 @@ class ModelConfig:
         """Size of each attention head."""
         return self.dim if self.head_dim == "full" else self.dim // self.heads
 
+    @property
+    def sequence_tokens(self) -> int:
+        """Sequence tokens of one example of the core: ``2 * length`` (joint strands) or ``length``."""
+        return 2 * self.length if self.strands == "joint" else self.length
+
+    @property
+    def has_reconstruction(self) -> bool:
+        """Whether the model has the mask-filling layer: always with the k-mer stem (the
+        published parameter count includes it), otherwise only when mask filling is on."""
+        return self.stem == "kmer" or self.mask_ratio > 0
+
     def validate(self) -> None:
         """Raise ValueError naming the field, its value and what is allowed."""
         if isinstance(self.readout, str) and self.readout != "pool":
@@ -108,7 +154,8 @@ class ModelConfig:
                 self.readout = int(self.readout)
             else:
                 raise ValueError(f"readout={self.readout!r}: use 'pool' or a number of expression heads >= 1")
-        positive = ["kmer", "dim", "heads", "blocks", "kernel_size", "ffn_mult", "length", "n_targets"]
+        positive = ["kmer", "dim", "heads", "blocks", "kernel_size", "ffn_mult", "length", "n_targets",
+                    "stem_kernel", "stem_blocks"]
         for name in positive:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -131,6 +178,9 @@ class ModelConfig:
             raise ValueError(f"loss={self.loss!r}: valid values are {', '.join(LOSSES)}")
         if self.loss == "soft_bins" and self.n_targets != 1:
             raise ValueError(f"loss='soft_bins' predicts one bin-valued target, got n_targets={self.n_targets}")
+        for name, allowed in (("stem", STEMS), ("conv_residual", CONV_RESIDUALS), ("strands", STRANDS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}={getattr(self, name)!r}: valid values are {', '.join(allowed)}")
         if (self.ffn_mult * self.dim) % 2:
             raise ValueError(f"ffn_mult * dim must be even for the gated FFN, got {self.ffn_mult} * {self.dim}")
 
@@ -138,7 +188,7 @@ class ModelConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict) -> "ModelConfig":
+    def from_dict(cls, values: dict) -> ModelConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         for old in set(values) & set(cls.RENAMED):
             warnings.warn(f"the model field {old!r} is now called {cls.RENAMED[old]!r}; the old name will stop "
@@ -155,6 +205,14 @@ MODEL_PRESETS: dict[str, ModelConfig] = {
     "dream2022": ModelConfig(kmer=10, dim=512, heads=8, blocks=4, readout=32),
     # The smallest cell of the talk's ablation grid; the other cells override dim/heads/blocks/readout.
     "grid": ModelConfig(kmer=5, dim=64, heads=2, blocks=1, readout=8),
+    # DREAM-Attn of the organisers' follow-up (Prix Fixe): the winner's first block, 4 Proformer
+    # blocks as the organisers ported them (256 wide, 4 heads of 64), the winner's final block
+    # (a pointwise map to 18 bins, averaged over positions = pooling then Linear(d, 18), soft
+    # bins); one strand per example. 4,539,410 parameters at the organisers' 150 positions,
+    # 4,526,610 at DREAM's 100 (docs/model.md section 8).
+    "dream_attn": ModelConfig(stem="legnet", stem_kernel=7, dim=256, heads=4, head_dim="split", blocks=4,
+                              kernel_size=15, dropout=0.1, readout="pool", loss="soft_bins", mask_ratio=0.0,
+                              conv_residual="prixfixe", strands="separate"),
 }
 
 

@@ -6,6 +6,11 @@ tokens, runs the Macaron blocks (:class:`MacaronBlock`), and reads the heads out
 mask filling replaces 5 % of the non-N positions by the mask token ``M`` and a linear layer
 reconstructs them. Section numbers refer to ``docs/model.md``.
 
+Options (section 8): the k-mer embedding can be replaced by convolution blocks (:class:`ConvStem`)
+or by the DREAM 2022 winner's first block (:class:`LegNetStem`), and each strand can be its own
+example (``strands="separate"``); with the ``dream_attn`` preset these give the organisers'
+DREAM-Attn hybrid.
+
 Input layout (docs/model.md section 2): a batch of codes of shape ``(batch, 2 * length)`` holding the
 padded forward strand followed by its reverse complement (:class:`proformer.sequence.Layout`, the
 layout of training and predict; :func:`proformer.sequence.dream_layout` for DREAM promoters),
@@ -117,6 +122,86 @@ class KmerEmbedding(nn.Module):
         return summed.view(batch, positions, dim) + self.linear.bias
 
 
+def symbol_one_hot(codes: torch.Tensor) -> torch.Tensor:
+    """``(batch, positions)`` integer codes -> ``(batch, 6, positions)`` float one-hot of ``A C G T N M``."""
+    # An identity-table lookup rather than F.one_hot: the same values, and it exports to ONNX.
+    table = torch.eye(N_SYMBOLS, device=codes.device)
+    return F.embedding(codes.long(), table).transpose(1, 2)
+
+
+class StemBlock(nn.Module):
+    """Conv1d ('same', no bias) -> LayerNorm over channels -> SiLU: ``(n, c, T)`` -> ``(n, T, d)``.
+
+    The zero padding is ``(k - 1) // 2`` left and ``k // 2`` right, the k-mer window's (and what
+    ``padding="same"`` does, without its warning for even widths).
+    """
+
+    def __init__(self, in_channels: int, dim: int, kernel_size: int):
+        super().__init__()
+        self.conv = nn.Conv1d(in_channels, dim, kernel_size, bias=False)
+        self.norm = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
+        self.padding = ((kernel_size - 1) // 2, kernel_size // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.silu(self.norm(self.conv(F.pad(x, self.padding)).transpose(1, 2)))
+
+
+class ConvStem(nn.Module):
+    """``stem="conv"``: convolution blocks on the one-hot symbols, instead of the k-mer embedding.
+
+    Block 1 maps the six one-hot channels (``A C G T N M``: N and the mask token each have their
+    own channel, as in the k-mer embedding) to d; each further block adds its output to its input
+    (a residual). A block is Conv1d (width ``kernel_size``, 'same', zero padding past the ends, no
+    bias: a norm follows) -> LayerNorm -> SiLU. LayerNorm, not BatchNorm: every other norm of the
+    model is per token, and a prediction should not depend on the other rows of its batch.
+    The k-mer embedding is block 1 without its norm and activation (docs/model.md section 8).
+    """
+
+    def __init__(self, dim: int, kernel_size: int, blocks: int):
+        super().__init__()
+        self.blocks = nn.ModuleList(StemBlock(N_SYMBOLS if i == 0 else dim, dim, kernel_size) for i in range(blocks))
+
+    def forward(self, symbols: torch.Tensor) -> torch.Tensor:
+        """``(n, 6, T)`` float one-hot -> ``(n, T, dim)``."""
+        h = self.blocks[0](symbols)
+        for block in self.blocks[1:]:
+            h = h + block(h.transpose(1, 2))
+        return h
+
+
+class LegNetStem(nn.Module):
+    """``stem="legnet"``: the DREAM 2022 winner's first block (autosome.org's LegNet), as DREAM-Attn uses it.
+
+    Conv1d(6, d, ``kernel_size``, 'same', no bias) -> BatchNorm1d(d, momentum 0.1) -> SiLU on the
+    winner's six input channels, in this order: ``A C G T`` (the winner's order is A G C T; the
+    weights of the two differ by that permutation), a reverse-strand flag (1 on the reverse
+    complement) and a singleton flag (1 for a training row measured once; 0 otherwise and at
+    prediction). Codes: N -> all four letters 0 (the winner's training encoding); the mask token
+    M -> 0.25 each (so a masked position differs from N); the zero padding of the conv past the
+    ends is 0 in all six channels. Conv weights start as the winner's: normal, sd sqrt(2 / (k d)).
+    See docs/model.md section 8 (prixfixe/autosome/first_layers_block.py of the organisers).
+    """
+
+    def __init__(self, dim: int, kernel_size: int):
+        super().__init__()
+        self.conv = nn.Conv1d(6, dim, kernel_size, padding="same", bias=False)
+        self.norm = nn.BatchNorm1d(dim, momentum=0.1)
+        nn.init.normal_(self.conv.weight, std=(2.0 / (kernel_size * dim)) ** 0.5)
+
+    def forward(self, symbols: torch.Tensor, reverse: torch.Tensor, singleton: torch.Tensor | None) -> torch.Tensor:
+        """``(n, 6, T)`` one-hot symbols, ``reverse`` flags broadcastable to ``(n, 1, T)``,
+        ``singleton`` ``(n,)`` or None (0) -> ``(n, T, dim)``."""
+        n, _, positions = symbols.shape
+        letters = symbols[:, :4] + 0.25 * symbols[:, M : M + 1]
+        reverse = reverse.to(letters.dtype).expand(n, 1, positions)
+        if singleton is None:
+            single = letters.new_zeros(n, 1, positions)
+        else:
+            single = singleton.to(letters.dtype).view(n, 1, 1).expand(n, 1, positions)
+        x = torch.cat([letters, reverse, single], dim=1)
+        return F.silu(self.norm(self.conv(x))).transpose(1, 2)
+
+
 class FeedForward(nn.Module):
     """LayerNorm -> Linear(d, m d) -> gate (a * swish(b) or a * sigmoid(b)) -> Linear(m d / 2, d)."""
 
@@ -148,15 +233,18 @@ class ConvModule(nn.Module):
     that can tell the H identical head tokens apart (docs/model.md section 3).
     """
 
-    def __init__(self, dim: int, kernel_size: int, dropout: float):
+    def __init__(self, dim: int, kernel_size: int, dropout: float, add_normed: bool = False):
         super().__init__()
         self.norm = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
         self.depthwise = nn.Conv1d(dim, dim, kernel_size, padding="same", groups=dim, bias=False)
         self.pointwise = nn.Linear(dim, dim)
         self.dropout = Dropout(dropout)
+        # conv_residual="prixfixe": the output also holds the LayerNorm's output (the organisers'
+        # port adds the normalised input back before the block's residual, docs/model.md section 8).
+        self.add_normed = add_normed
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.norm(x)
+        normed = h = self.norm(x)
         if h.device.type == "cpu" and (h.dtype != torch.float32 or _cpu_autocast_enabled()):
             # On CPUs with AVX-512 BF16, oneDNN's bf16 depthwise kernel on the channels-last view
             # never finishes building for some shapes (dim 8 or 16 with kernel 15 spun for hours
@@ -166,7 +254,8 @@ class ConvModule(nn.Module):
                 h = self._depthwise(h.float(), self.depthwise.weight.float()).to(h.dtype)
         else:
             h = self._depthwise(h, self.depthwise.weight)
-        return self.dropout(F.relu(self.pointwise(h)))
+        out = self.dropout(F.relu(self.pointwise(h)))
+        return out + normed if self.add_normed else out
 
     def _depthwise(self, h: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         """``(batch, tokens, dim)`` -> ``(batch, tokens, dim)``: the depthwise conv along tokens."""
@@ -242,7 +331,7 @@ class MacaronBlock(nn.Module):
         d = config.dim
         self.order = config.block_order
         self.ffn1 = FeedForward(d, config.ffn_mult, config.dropout, config.activation)
-        self.conv = ConvModule(d, config.kernel_size, config.dropout)
+        self.conv = ConvModule(d, config.kernel_size, config.dropout, add_normed=config.conv_residual == "prixfixe")
         self.attention_norm = nn.LayerNorm(d, eps=LAYER_NORM_EPS)
         self.attention = Attention(d, config.heads, config.key_dim)
         self.ffn2 = FeedForward(d, config.ffn_mult, config.dropout, config.activation)
@@ -331,10 +420,15 @@ class Proformer(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        d, positions = config.dim, 2 * config.length
-        self.kmer_embedding = KmerEmbedding(config.kmer, d)
+        d, positions = config.dim, config.sequence_tokens
+        # The stem: the k-mer embedding (original, under its own name so saved runs load), or
+        # convolution blocks, or the winner's first block (docs/model.md section 8).
+        self.kmer_embedding = KmerEmbedding(config.kmer, d) if config.stem == "kmer" else None
+        self.stem = (ConvStem(d, config.stem_kernel, config.stem_blocks) if config.stem == "conv"
+                     else LegNetStem(d, config.stem_kernel) if config.stem == "legnet" else None)
         self.position_embedding = nn.Embedding(positions, d)
-        self.strand_embedding = nn.Embedding(2, d)
+        # The legnet stem reads the strand (and the singleton flag) as input channels instead.
+        self.strand_embedding = nn.Embedding(2, d) if config.stem != "legnet" else None
         # The H head tokens are the bias of a Linear(1, d) applied to zeros: the layout of the
         # original, whose (dead) weight is part of the published parameter count.
         self.expression_heads = nn.Linear(1, d) if config.readout != "pool" else None
@@ -342,10 +436,12 @@ class Proformer(nn.Module):
         self.readout_dropout = Dropout(config.dropout)
         self.readout = nn.Linear(d, N_BINS if config.loss == "soft_bins" else config.n_targets)
         # Optional per-sequence input (LegNet's singleton channel): flag * vector, added everywhere.
-        self.singleton_embedding = nn.Linear(1, d, bias=False) if config.singleton_flag else None
-        self.reconstruction = nn.Linear(d, N_SYMBOLS)
+        self.singleton_embedding = (nn.Linear(1, d, bias=False) if config.singleton_flag and config.stem != "legnet"
+                                    else None)
+        self.reconstruction = nn.Linear(d, N_SYMBOLS) if config.has_reconstruction else None
         nn.init.normal_(self.position_embedding.weight, std=0.02)
-        nn.init.normal_(self.strand_embedding.weight, std=0.02)
+        if self.strand_embedding is not None:
+            nn.init.normal_(self.strand_embedding.weight, std=0.02)
         strand = torch.cat([torch.zeros(config.length), torch.ones(config.length)]).long()
         self.register_buffer("strand", strand, persistent=False)
 
@@ -383,18 +479,47 @@ class Proformer(nn.Module):
 
     # -- network -------------------------------------------------------------------------
 
+    @property
+    def separate_strands(self) -> bool:
+        return self.config.strands == "separate"
+
     def encode(self, x: torch.Tensor, singleton: torch.Tensor | None = None) -> torch.Tensor:
         """Hidden states ``(batch, H + 2L, dim)``: H expression-head tokens, then the sequence.
 
+        With ``strands="separate"`` each strand is an example: ``(2 * batch, H + L, dim)``, the
+        forward strand of row i at ``2i``, its reverse complement at ``2i + 1``.
         ``singleton`` ``(batch,)``: the per-sequence flag of a model with ``singleton_flag``
         (None: 0, as at prediction); ignored by other models.
         """
         if x.is_floating_point():
-            h = self.kmer_embedding(self._one_hot_symbols(x))
+            codes, symbols = None, self._one_hot_symbols(x)
         else:
             self._check_codes(x)
-            h = self.kmer_embedding.from_codes(x)
-        h = h + self.position_embedding.weight + self.strand_embedding(self.strand)
+            codes, symbols = x, None
+        if self.separate_strands:
+            # (batch, 2L) -> (2 batch, L): row 2i is the forward strand of i, 2i + 1 its reverse complement.
+            length = self.config.length
+            if codes is not None:
+                codes = codes.reshape(-1, length)
+            else:
+                symbols = symbols.unflatten(2, (2, length)).transpose(1, 2).flatten(0, 1)
+            if singleton is not None:
+                singleton = singleton.repeat_interleave(2)
+        examples = (codes if codes is not None else symbols).shape[0]
+        strand = torch.arange(examples, device=x.device) % 2 if self.separate_strands else self.strand
+        if self.kmer_embedding is not None:
+            h = self.kmer_embedding(symbols) if codes is None else self.kmer_embedding.from_codes(codes)
+        else:
+            if symbols is None:
+                symbols = symbol_one_hot(codes)
+            if self.config.stem == "conv":
+                h = self.stem(symbols)
+            else:
+                reverse = strand.view(-1, 1, 1) if self.separate_strands else strand.view(1, 1, -1)
+                h = self.stem(symbols, reverse, singleton if self.config.singleton_flag else None)
+        h = h + self.position_embedding.weight
+        if self.strand_embedding is not None:
+            h = h + (self.strand_embedding(strand)[:, None] if self.separate_strands else self.strand_embedding(strand))
         if self.singleton_embedding is not None and singleton is not None:
             h = h + self.singleton_embedding(singleton.to(h.dtype).view(-1, 1, 1))
         if self.expression_heads is not None:
@@ -408,18 +533,29 @@ class Proformer(nn.Module):
 
     def readout_outputs(self, hidden: torch.Tensor) -> torch.Tensor:
         """Mean over the expression heads of a shared linear readout, or pooling then the readout:
-        ``(batch, n_targets)``, or ``(batch, 18)`` bin logits with ``loss="soft_bins"``."""
+        ``(batch, n_targets)``, or ``(batch, 18)`` bin logits with ``loss="soft_bins"``; one row per
+        example of :meth:`encode` (per strand with ``strands="separate"``).
+
+        Pooling then ``Linear(d, 18)`` is the winner's final block (a pointwise Conv1d(d, 18) then
+        the average over positions: the mean commutes with the linear map).
+        """
         heads = self.config.n_expression_heads
         if heads:
             return self.readout(self.readout_dropout(hidden[:, :heads])).mean(dim=1)
         return self.readout(hidden.mean(dim=1))
 
+    def _strand_mean(self, y: torch.Tensor) -> torch.Tensor:
+        """Per-example values -> per-row values: the mean of the two strands with ``strands="separate"``."""
+        return y.unflatten(0, (-1, 2)).mean(dim=1) if self.separate_strands else y
+
     def predict_from_hidden(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Prediction ``(batch,)`` or ``(batch, n_targets)``; the expected bin with soft bins."""
+        """Prediction ``(batch,)`` or ``(batch, n_targets)``; the expected bin with soft bins (with
+        separate strands: the mean of the two strands' predictions, as DREAM-Attn predicted)."""
         y = self.readout_outputs(hidden)
         if self.config.loss == "soft_bins":
             bins = torch.arange(N_BINS, dtype=torch.float32, device=y.device)
-            return torch.softmax(y.float(), dim=-1) @ bins
+            return self._strand_mean(torch.softmax(y.float(), dim=-1) @ bins)
+        y = self._strand_mean(y)
         return y.squeeze(-1) if self.config.n_targets == 1 else y
 
     def forward(self, x: torch.Tensor, singleton: torch.Tensor | None = None) -> torch.Tensor:
@@ -460,7 +596,10 @@ class Proformer(nn.Module):
         parts : dict
             ``target`` (the MSE, or the KL divergence of the soft bins), ``mse`` (of the
             prediction, for logging), ``reconstruction`` (cross-entropy summed over masked
-            positions divided by the number masked + 1), ``n_masked`` and ``prediction``.
+            positions divided by the number masked + 1; 0 for a model without the
+            reconstruction layer), ``n_masked`` and ``prediction``. With ``strands="separate"``
+            ``target`` is over the two strands as two examples, ``mse`` and ``prediction`` are of
+            their mean.
         """
         if mask is None:
             inputs, mask = self.mask(codes, generator)
@@ -469,19 +608,33 @@ class Proformer(nn.Module):
             inputs = codes.masked_fill(mask, M)
         hidden = self.encode(inputs, singleton)
         outputs = self.readout_outputs(hidden)
+        # With separate strands each strand is a training example with its row's target.
+        example_targets = targets.repeat_interleave(2, dim=0) if self.separate_strands else targets
         if self.config.loss == "soft_bins":
             log_q = torch.log_softmax(outputs.float(), dim=-1)
             prediction = log_q.exp() @ torch.arange(N_BINS, dtype=torch.float32, device=log_q.device)
-            target_loss = F.kl_div(log_q, soft_bin_targets(targets.reshape(-1)), reduction="batchmean")
+            target_loss = F.kl_div(log_q, soft_bin_targets(example_targets.reshape(-1)), reduction="batchmean")
+            prediction = self._strand_mean(prediction)
             mse = F.mse_loss(prediction, targets.float().view_as(prediction))
+        elif self.separate_strands:
+            per_example = outputs.squeeze(-1) if self.config.n_targets == 1 else outputs
+            target_loss = F.mse_loss(per_example.float(), example_targets.float().view_as(per_example))
+            prediction = self._strand_mean(per_example)
+            mse = F.mse_loss(prediction.float(), targets.float().view_as(prediction))
         else:
             prediction = outputs.squeeze(-1) if self.config.n_targets == 1 else outputs
             mse = target_loss = F.mse_loss(prediction.float(), targets.float().view_as(prediction))
         heads = self.config.n_expression_heads
-        # Only the masked positions go through the reconstruction layer.
-        logits = self.reconstruction(hidden[:, heads:][mask])
         n_masked = mask.sum()
-        reconstruction = F.cross_entropy(logits.float(), codes[mask].long(), reduction="sum") / (n_masked + 1)
+        if self.reconstruction is None:  # a model without mask filling (docs/model.md section 8)
+            reconstruction = target_loss.new_zeros(())
+        else:
+            sequence = hidden[:, heads:]
+            if self.separate_strands:
+                sequence = sequence.reshape(codes.shape[0], -1, sequence.shape[-1])  # back to (batch, 2L, dim)
+            # Only the masked positions go through the reconstruction layer.
+            logits = self.reconstruction(sequence[mask])
+            reconstruction = F.cross_entropy(logits.float(), codes[mask].long(), reduction="sum") / (n_masked + 1)
         parts = {"target": target_loss, "mse": mse, "reconstruction": reconstruction, "n_masked": n_masked,
                  "prediction": prediction}
         return target_loss + reconstruction, parts
