@@ -187,3 +187,25 @@ def test_matmul_attention_equals_sdpa_forward_and_backward(dtype):
     torch.testing.assert_close(out, reference, **tolerance)
     for mine, theirs in zip(inputs, sdpa_inputs):
         torch.testing.assert_close(mine.grad, theirs.grad, **tolerance)
+
+
+def test_the_dense_reconstruction_loss_equals_the_masked_positions_one():
+    # The GPU's form (every position, unmasked ones weighted 0: no boolean index, no sync) and
+    # the CPU's (only the masked positions) are the same loss, value and gradients.
+    from proformer.model.proformer import reconstruction_loss
+
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(16, 6)
+    sequence = torch.randn(4, 30, 16, requires_grad=True)
+    codes = torch.randint(0, 5, (4, 30))
+    mask = torch.rand(4, 30) < 0.2
+    results = []
+    for dense in (False, True):
+        layer.zero_grad()
+        sequence.grad = None
+        loss = reconstruction_loss(layer, sequence, codes, mask, dense=dense)
+        loss.backward()
+        results.append((loss.detach(), sequence.grad.clone(), layer.weight.grad.clone()))
+    assert results[0][0] > 0
+    for sparse_value, dense_value in zip(*results):
+        torch.testing.assert_close(dense_value, sparse_value, rtol=1e-5, atol=1e-6)

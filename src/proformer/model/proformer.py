@@ -632,12 +632,29 @@ class Proformer(nn.Module):
             sequence = hidden[:, heads:]
             if self.separate_strands:
                 sequence = sequence.reshape(codes.shape[0], -1, sequence.shape[-1])  # back to (batch, 2L, dim)
-            # Only the masked positions go through the reconstruction layer.
-            logits = self.reconstruction(sequence[mask])
-            reconstruction = F.cross_entropy(logits.float(), codes[mask].long(), reduction="sum") / (n_masked + 1)
+            reconstruction = reconstruction_loss(self.reconstruction, sequence, codes, mask, dense=not sequence.is_cpu)
         parts = {"target": target_loss, "mse": mse, "reconstruction": reconstruction, "n_masked": n_masked,
                  "prediction": prediction}
         return target_loss + reconstruction, parts
+
+
+def reconstruction_loss(layer: nn.Module, sequence: torch.Tensor, codes: torch.Tensor, mask: torch.Tensor,
+                        dense: bool) -> torch.Tensor:
+    """Mask filling's cross-entropy, summed over the masked positions, divided by their number + 1.
+
+    ``sequence`` ``(batch, 2L, dim)`` hidden states, ``codes`` ``(batch, 2L)`` the unmasked symbols,
+    ``mask`` bool ``(batch, 2L)``. ``dense=False`` puts only the masked positions through ``layer``
+    (less work: the CPU's choice); a boolean index needs their count on the host, though, which on
+    a GPU is a synchronisation every step. ``dense=True`` runs every position and weights the
+    unmasked ones by 0: the same value without leaving the device.
+    """
+    if dense:
+        logits = layer(sequence).float().flatten(0, 1)
+        per_position = F.cross_entropy(logits, codes.flatten().long(), reduction="none")
+        total = (per_position * mask.flatten()).sum()
+    else:
+        total = F.cross_entropy(layer(sequence[mask]).float(), codes[mask].long(), reduction="sum")
+    return total / (mask.sum() + 1)
 
 
 def parameter_counts(model: nn.Module) -> list[tuple[str, int]]:
