@@ -428,7 +428,81 @@ def _check_batch_size(batch_size) -> None:
         raise ValueError(f"batch_size={batch_size!r}: give a whole number of sequences per forward pass, at least 1")
 
 
-class TrainedModel:
+class _Predicting:
+    """What a run and an ensemble of runs share: predictions for sequence strings and for the
+    chunks of :func:`input_chunks`, both over one :meth:`predict_stored`, and the note on rows
+    cut to the window. A subclass gives ``n_targets``, ``predict_stored``, ``_window_text`` and
+    ``_cut_text``."""
+
+    too_long: int = 0  # rows cut to the window by the last predict_chunks
+    longest: int = 0  # and the longest of them, in nt
+
+    def predict_stored(self, codes: np.ndarray, lengths: np.ndarray,
+                       where: Callable[[int], str]) -> tuple[np.ndarray, np.ndarray]:
+        """Stored codes ``(n, width)`` and lengths ``(n,)`` -> float64 ``(n, n_targets)``
+        predictions and the bool ``(n,)`` mask of rows cut to the window."""
+        raise NotImplementedError
+
+    def predict(self, sequences: Sequence[str] | str) -> np.ndarray:
+        """Predictions for sequence strings, laid out as in training (the run's flanks trimmed).
+
+        Parameters
+        ----------
+        sequences : list of str, or one str
+            DNA over ``A C G T N``, either case, each given whole (flanks included, as the
+            training file held it). A sequence longer than the window after trimming is cut to
+            its centre (one RuntimeWarning says how many).
+
+        Returns
+        -------
+        np.ndarray
+            float64 ``(n,)`` for one target, ``(n, n_targets)`` otherwise (columns in the
+            order of :attr:`target_names`), in :attr:`units`.
+        """
+        if isinstance(sequences, str):
+            sequences = [sequences]
+        sequences = list(sequences)
+        out = [np.zeros((0, self.n_targets))]
+        too_long = 0
+        for start in range(0, len(sequences), 1 << 16):  # bounded memory for long lists
+            part = sequences[start : start + (1 << 16)]
+            name = (lambda i, start=start: f"sequence {start + i}")
+            check_symbols(part, name)
+            codes, lengths = encode_padded(part)
+            values, cut = self.predict_stored(codes, lengths, name)
+            too_long += int(cut.sum())
+            out.append(values)
+        if too_long:
+            warnings.warn(f"{too_long:,} sequence(s) are longer than {self._window_text()}): {self._cut_text()}, as "
+                          f"predict does", RuntimeWarning, stacklevel=2)
+        values = np.concatenate(out)
+        return values[:, 0] if self.n_targets == 1 else values
+
+    def predict_chunks(self, chunks: Iterator[InputChunk], progress: bool = False) -> Iterator[tuple[InputChunk, np.ndarray]]:
+        """``(chunk, float64 (n, n_targets) predictions)`` for each chunk of :func:`input_chunks`.
+
+        Rows cut to the window are counted in :attr:`too_long` (rows) and :attr:`longest`.
+        """
+        self.too_long, self.longest, done = 0, 0, 0
+        with Progress("predicted", unit="sequences", enabled=progress) as line:
+            for chunk in chunks:
+                values, cut = self.predict_stored(chunk.codes, chunk.lengths, chunk.where)
+                if cut.any():
+                    self.too_long += int(cut.sum())
+                    self.longest = max(self.longest, int(chunk.lengths[cut].max()))
+                yield chunk, values
+                done += len(chunk)
+                line.update(done)
+
+    def too_long_warning(self, input: str | os.PathLike) -> str | None:
+        """The one-line warning about rows of ``input`` cut to the window by :meth:`predict_chunks`."""
+        if not self.too_long:
+            return None
+        return (f"warning: {self.too_long:,} sequence(s) of {input} are longer than {self._window_text()}; longest "
+                f"{self.longest:,} nt): {self._cut_text()}, as Layout.apply does")
+
+
+class TrainedModel(_Predicting):
     """A trained run loaded once: sequences in, predictions of every target out, batched.
 
     Parameters
@@ -511,68 +585,16 @@ class TrainedModel:
         output = predict_codes(self.model, codes, self.batch_size, self.precision, self.rc_average)
         return self.to_units(output.reshape(len(codes), -1))
 
-    def predict(self, sequences: Sequence[str] | str) -> np.ndarray:
-        """Predictions for sequence strings, laid out as in training (the run's flanks trimmed).
+    def predict_stored(self, codes: np.ndarray, lengths: np.ndarray,
+                       where: Callable[[int], str]) -> tuple[np.ndarray, np.ndarray]:
+        model_codes, cut = self.model_codes(codes, lengths, where)
+        return self.predict_model_codes(model_codes), cut
 
-        Parameters
-        ----------
-        sequences : list of str, or one str
-            DNA over ``A C G T N``, either case, each given whole (flanks included, as the
-            training file held it). A sequence longer than the window after trimming is cut to
-            its centre (one RuntimeWarning says how many).
+    def _window_text(self) -> str:
+        return f"the model's window ({_window(self.layout)}"
 
-        Returns
-        -------
-        np.ndarray
-            float64 ``(n,)`` for a one-target run, ``(n, n_targets)`` otherwise (columns in the
-            order of :attr:`target_names`), in :attr:`units`.
-        """
-        if isinstance(sequences, str):
-            sequences = [sequences]
-        sequences = list(sequences)
-        out = [np.zeros((0, self.n_targets))]
-        too_long = 0
-        for start in range(0, len(sequences), 1 << 16):  # bounded memory for long lists
-            part = sequences[start : start + (1 << 16)]
-            name = (lambda i, start=start: f"sequence {start + i}")
-            check_symbols(part, name)
-            codes, lengths = encode_padded(part)
-            model_codes, cut = self.model_codes(codes, lengths, name)
-            too_long += int(cut.sum())
-            out.append(self.predict_model_codes(model_codes))
-        if too_long:
-            layout = self.layout
-            warnings.warn(f"{too_long:,} sequence(s) are longer than the model's window ({layout.length} nt after "
-                          f"trimming {layout.head} + {layout.tail} nt): each was cut to its centre, as predict does",
-                          RuntimeWarning, stacklevel=2)
-        values = np.concatenate(out)
-        return values[:, 0] if self.n_targets == 1 else values
-
-    def predict_chunks(self, chunks: Iterator[InputChunk], progress: bool = False) -> Iterator[tuple[InputChunk, np.ndarray]]:
-        """``(chunk, float64 (n, n_targets) predictions)`` for each chunk of :func:`input_chunks`.
-
-        Rows cut to the window are counted in :attr:`too_long` (rows) and :attr:`longest`.
-        """
-        self.too_long, self.longest, done = 0, 0, 0
-        with Progress("predicted", unit="sequences", enabled=progress) as line:
-            for chunk in chunks:
-                model_codes, cut = self.model_codes(chunk.codes, chunk.lengths, chunk.where)
-                if cut.any():
-                    self.too_long += int(cut.sum())
-                    self.longest = max(self.longest, int(chunk.lengths[cut].max()))
-                yield chunk, self.predict_model_codes(model_codes)
-                done += len(chunk)
-                line.update(done)
-
-    def too_long_warning(self, input: str | os.PathLike) -> str | None:
-        """The one-line warning about rows of ``input`` cut to the window by :meth:`predict_chunks`."""
-        if not self.too_long:
-            return None
-        layout = self.layout
-        return (f"warning: {self.too_long:,} sequence(s) of {input} are longer than the model's window "
-                f"({layout.length} nt after trimming {layout.head} + {layout.tail} nt; longest {self.longest:,} nt): "
-                f"each was cut to its centre, as Layout.apply does")
-
+    def _cut_text(self) -> str:
+        return "each was cut to its centre"
 
 def _window(layout: Layout) -> str:
     return f"{layout.length} nt after trimming {layout.head} + {layout.tail} nt"
@@ -627,7 +649,7 @@ def check_ensemble(runs: Sequence[str], infos: Sequence[RunInfo], standardized: 
                 )
 
 
-class Ensemble:
+class Ensemble(_Predicting):
     """Several trained runs as one model: the mean of their predictions, target by target.
 
     Each member predicts as it would alone (:class:`TrainedModel`: its own layout, its own
@@ -688,7 +710,7 @@ class Ensemble:
     def units(self) -> str:
         return self.members[0].units
 
-    def _predict_stored(self, codes: np.ndarray, lengths: np.ndarray,
+    def predict_stored(self, codes: np.ndarray, lengths: np.ndarray,
                         where: Callable[[int], str]) -> tuple[np.ndarray, np.ndarray]:
         """Stored codes ``(n, width)`` and lengths ``(n,)`` -> the mean of the members' float64
         ``(n, n_targets)`` predictions, and the bool ``(n,)`` mask of rows cut to the window of
@@ -696,77 +718,21 @@ class Ensemble:
         total = np.zeros((len(lengths), self.n_targets))
         cut = np.zeros(len(lengths), dtype=bool)
         for member in self.members:
-            model_codes, member_cut = member.model_codes(codes, lengths, where)
-            total += member.predict_model_codes(model_codes)
+            values, member_cut = member.predict_stored(codes, lengths, where)
+            total += values
             cut |= member_cut
         return total / len(self.members), cut
 
-    def _windows(self) -> str:
+    def _cut_text(self) -> str:
+        return "each member cut them to the centre of its window"
+
+    def _window_text(self) -> str:
         """The members' windows: one, or each run's when their layouts differ."""
         layouts = [member.layout for member in self.members]
         if all(layout == layouts[0] for layout in layouts):
             return f"the runs' window ({_window(layouts[0])}"
         each = "; ".join(f"{run}: {_window(layout)}" for run, layout in zip(self.runs, layouts))
         return f"the window of at least one run ({each}"
-
-    def predict(self, sequences: Sequence[str] | str) -> np.ndarray:
-        """The mean of the members' predictions for sequence strings (see :meth:`TrainedModel.predict`).
-
-        Parameters
-        ----------
-        sequences : list of str, or one str
-            DNA over ``A C G T N``, each given whole (flanks included); each member trims and
-            pads it with its own layout.
-
-        Returns
-        -------
-        np.ndarray
-            float64 ``(n,)`` for one target, ``(n, n_targets)`` otherwise (columns in the order
-            of :attr:`target_names`), in :attr:`units`.
-        """
-        if isinstance(sequences, str):
-            sequences = [sequences]
-        sequences = list(sequences)
-        out = [np.zeros((0, self.n_targets))]
-        too_long = 0
-        for start in range(0, len(sequences), 1 << 16):  # bounded memory for long lists
-            part = sequences[start : start + (1 << 16)]
-            name = (lambda i, start=start: f"sequence {start + i}")
-            check_symbols(part, name)
-            codes, lengths = encode_padded(part)
-            values, cut = self._predict_stored(codes, lengths, name)
-            too_long += int(cut.sum())
-            out.append(values)
-        if too_long:
-            warnings.warn(f"{too_long:,} sequence(s) are longer than {self._windows()}): each member cut them to "
-                          f"the centre of its window, as predict does", RuntimeWarning, stacklevel=2)
-        values = np.concatenate(out)
-        return values[:, 0] if self.n_targets == 1 else values
-
-    def predict_chunks(self, chunks: Iterator[InputChunk], progress: bool = False) -> Iterator[tuple[InputChunk, np.ndarray]]:
-        """``(chunk, float64 (n, n_targets) mean prediction)`` for each chunk of :func:`input_chunks`.
-
-        Every member predicts each chunk in turn, so the input is read once and memory stays that
-        of one chunk. Rows cut to the window of any member are counted in :attr:`too_long`.
-        """
-        self.too_long, self.longest, done = 0, 0, 0
-        with Progress("predicted", unit="sequences", enabled=progress) as line:
-            for chunk in chunks:
-                values, cut = self._predict_stored(chunk.codes, chunk.lengths, chunk.where)
-                if cut.any():
-                    self.too_long += int(cut.sum())
-                    self.longest = max(self.longest, int(chunk.lengths[cut].max()))
-                yield chunk, values
-                done += len(chunk)
-                line.update(done)
-
-    def too_long_warning(self, input: str | os.PathLike) -> str | None:
-        """The one-line warning about rows of ``input`` cut to a member's window by :meth:`predict_chunks`."""
-        if not self.too_long:
-            return None
-        return (f"warning: {self.too_long:,} sequence(s) of {input} are longer than {self._windows()}; longest "
-                f"{self.longest:,} nt): each member cut them to the centre of its window, as Layout.apply does")
-
 
 def load_runs(model_dir: str | os.PathLike | Sequence[str | os.PathLike], device: str = "auto",
               **options) -> TrainedModel | Ensemble:
