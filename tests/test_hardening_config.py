@@ -67,7 +67,7 @@ def test_a_preset_that_is_not_a_name_names_the_file(tmp_path):
     with pytest.raises(ValueError, match=r"bad\.yaml: preset must be a preset name"):
         load_run_config(path)
     path.write_text("preset: nope\n")
-    with pytest.raises(ValueError, match=r"bad\.yaml: unknown preset 'nope'; available presets: dream2022"):
+    with pytest.raises(ValueError, match=r"bad\.yaml: unknown preset 'nope'; available presets: auto, dream2022"):
         load_run_config(path)
 
 

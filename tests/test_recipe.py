@@ -8,7 +8,7 @@ from helpers import TINY_MODEL, as_overrides, planted_tsv
 from proformer.config import TrainConfig, load_run_config
 from proformer.data.prepare import prepare
 from proformer.train import train
-from proformer.train.recipe import budget_epochs, steps_per_epoch
+from proformer.train.recipe import auto_recipe, budget_epochs, resolve_recipe, steps_per_epoch
 
 LENGTH = 20
 
@@ -41,3 +41,32 @@ def test_a_run_with_a_step_budget_trains_that_many_epochs_and_schedules_them(tmp
     assert f"budget of 9 optimizer steps: 2 epoch(s) of {per_epoch} steps" in capsys.readouterr().err
     saved = (tmp_path / "run" / "config.yaml").read_text()
     assert "epochs: 2" in saved and "steps: 9" in saved
+
+
+@pytest.mark.parametrize("rows, batch_size, epochs, steps", [
+    (7_000, 64, 20, 2_200),             # the DREAM sample: 110 steps an epoch, 20 epochs
+    (4_000, 64, 24, 1_512),             # fewer rows: more epochs, to reach 1,500 steps
+    (700_000, 256, 20, 54_700),         # a large MPRA library
+    (6_400_000, 512, 20, 250_000),      # the DREAM training split: the original's batch and epochs
+    (300, 64, 100, 500),                # tiny: the epoch cap, not the step floor
+])
+def test_the_auto_rule_scales_batch_and_epochs_with_the_rows(rows, batch_size, epochs, steps):
+    chosen = auto_recipe(rows)
+    assert chosen == {"batch_size": batch_size, "epochs": epochs}
+    assert epochs * steps_per_epoch(rows, batch_size) == steps
+
+
+def test_reverse_complement_rows_count_towards_the_step_floor():
+    assert auto_recipe(4_000, rc_rows=True) == {"batch_size": 64, "epochs": 20}  # 126 steps an epoch already
+
+
+def test_only_the_fields_left_to_the_data_are_chosen():
+    default = load_run_config(overrides=[]).train  # no preset: the auto recipe
+    resolved, note = resolve_recipe(default, 7_000)
+    assert (resolved.batch_size, resolved.epochs) == (64, 20) and "2,200 optimizer steps" in note
+    mine = load_run_config(overrides=["train.batch_size=128"]).train
+    resolved, _ = resolve_recipe(mine, 700_000)
+    assert (resolved.batch_size, resolved.epochs) == (128, 20)  # set by the user, kept; epochs still the rule's
+    grid = load_run_config(preset="grid").train
+    assert resolve_recipe(grid, 7_000) == (grid, None)  # the faithful presets are not touched
+    assert (grid.batch_size, grid.epochs) == (512, 20)

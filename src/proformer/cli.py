@@ -12,7 +12,8 @@ import sys
 
 def _add_preset_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
     parser.add_argument("--preset", required=required,
-                        help="named configuration (dream2022, grid, proformer-plus, atac); a run's default is grid")
+                        help="named configuration (auto, dream2022, grid, proformer-plus, dream_attn, atac); a run's "
+                             "default is auto: the grid model with batch size and epochs scaled to the training rows")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                         help="override a field, e.g. --set dim=256 --set readout=pool (repeatable)")
 

@@ -6,7 +6,9 @@ a preset or a file, then the ``--set`` overrides of :mod:`proformer.config.overr
 The model's ``length`` and ``n_targets`` describe the data, not the recipe: the presets (and a
 config without a preset) leave them as :class:`FromData` placeholders, which ``train`` replaces
 by the dataset's values. A value set in a config file or with ``--set`` is a plain int and is
-kept (and checked against the data).
+kept (and checked against the data). The ``auto`` recipe (the default without a preset) leaves
+``train.batch_size`` and ``train.epochs`` to the number of training rows the same way
+(:func:`proformer.train.recipe.auto_recipe`).
 """
 
 from __future__ import annotations
@@ -55,6 +57,15 @@ class FromData(int):
 def from_data(model: ModelConfig) -> ModelConfig:
     """``model`` with its :data:`DATA_SHAPED` fields marked as placeholders (:class:`FromData`)."""
     return dataclasses.replace(model, **{name: FromData(getattr(model, name)) for name in DATA_SHAPED})
+
+
+def auto_train(**settings) -> TrainConfig:
+    """The ``auto`` recipe's train section: batch size and epochs left to the data (:class:`FromData`).
+
+    The placeholders hold the rule's choice for a few thousand rows (batch 64, 20 epochs), which
+    is what a config printed before any data is known shows. ``settings`` are fixed fields.
+    """
+    return TrainConfig(**{"batch_size": FromData(64), "epochs": FromData(20), **settings})
 
 
 def is_from_data(value) -> bool:
@@ -337,7 +348,7 @@ class RunConfig:
 
     model: ModelConfig = field(default_factory=lambda: from_data(ModelConfig()))
     data: DataConfig = field(default_factory=DataConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
+    train: TrainConfig = field(default_factory=lambda: auto_train())
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -371,8 +382,19 @@ def _example_key(section: str) -> str:
     return {"model": "dim: 64", "data": "split: random:0.9", "train": "lr: 0.001"}.get(section, "key: value")
 
 
+#: What ``proformer train`` runs without --preset or --config.
+DEFAULT_PRESET = "auto"
+
+
 def _run_presets() -> dict[str, RunConfig]:
     return {
+        # The default: the grid's model with batch size and epochs scaled to the data
+        # (proformer.train.recipe.auto_recipe; docs/recipes.md).
+        "auto": RunConfig(
+            model=from_data(model_preset("grid")),
+            data=DataConfig(split="random:0.95"),
+            train=auto_train(),
+        ),
         # The submitted model: Noam schedule with 12,500 warmup steps, 20 epochs, 95/5 split.
         "dream2022": RunConfig(
             model=from_data(model_preset("dream2022")),
@@ -438,7 +460,7 @@ def load_run_config(path: str | None = None, preset: str | None = None, override
             values.setdefault("preset", preset)
         config = RunConfig.from_dict(values, source=str(path))
     else:
-        config = run_preset(preset or "grid")
+        config = run_preset(preset or DEFAULT_PRESET)
     return apply_overrides(config, list(overrides))
 
 

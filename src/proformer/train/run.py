@@ -33,7 +33,7 @@ import torch
 from .. import __version__
 from ..config import RunConfig, save_run_config
 from ..config.run import is_from_data
-from .recipe import budget_epochs
+from .recipe import budget_epochs, resolve_recipe
 from ..data.dataset import (
     BatchBuilder,
     Dataset,
@@ -476,10 +476,12 @@ def _checked_train(config: RunConfig, run_dir: Path, resume: bool, progress: boo
     identity = {"train": dataset_identity(dataset), "valid": dataset_identity(valid_set) if config.data.valid else None}
     if note:
         _say(note)
+    train_cfg, recipe = resolve_recipe(train_cfg, len(train_rows), config.data.rc_rows)
     train_cfg, budget = budget_epochs(train_cfg, len(train_rows), config.data.rc_rows)
-    if budget:
-        _say(budget)
-        config = dataclasses.replace(config, train=train_cfg)
+    for line in filter(None, (recipe, budget)):
+        _say(line)
+    # The run's config.yaml records the recipe as trained.
+    config = dataclasses.replace(config, train=train_cfg)
 
     # The device and the number of processes decide the memory plan; a trainer writes nothing
     # until fit.
