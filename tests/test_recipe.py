@@ -47,7 +47,7 @@ def test_a_run_with_a_step_budget_trains_that_many_epochs_and_schedules_them(tmp
     (7_000, 64, 20, 2_200),             # the DREAM sample: 110 steps an epoch, 20 epochs
     (4_000, 64, 24, 1_512),             # fewer rows: more epochs, to reach 1,500 steps
     (700_000, 256, 20, 54_700),         # a large MPRA library
-    (6_400_000, 512, 20, 250_000),      # the DREAM training split: the original's batch and epochs
+    (6_739_258, 512, 20, 263_260),      # all DREAM training rows: the original's batch and epochs
     (300, 64, 100, 500),                # tiny: the epoch cap, not the step floor
 ])
 def test_the_auto_rule_scales_batch_and_epochs_with_the_rows(rows, batch_size, epochs, steps):
