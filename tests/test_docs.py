@@ -650,6 +650,11 @@ NOT_RUN: dict[str, str] = {
         "test_ci_runs_the_readme_install_and_test_commands checks that .ci/run installs the same",
     "README.md: pip install torch==2.13.0 --index-url": "a download from PyTorch's wheel index",
     "README.md: python -m pytest": "the test suite itself",
+    "docs/recipes.md: python benchmarks/recipe_study.py --out runs/recipes": "the study: 18 training runs of "
+        "7-14 minutes; tests/test_recipe.py checks the rule, tests/test_sweep.py fold sweeps",
+    "docs/recipes.md: proformer prepare ../shared/data/dream2022/train_sample.txt --out data/sample": "the "
+        "recipe trained on the DREAM sample and scored (10 minutes of training); each command runs on tiny data "
+        "in test_end_to_end",
     "docs/sweep.md: proformer sweep --grid cv.yaml": "trains 5 folds on a real dataset; tests/test_ensemble.py runs "
         "ensembles of tiny runs and tests/test_sweep.py runs fold sweeps",
     "README.md: python benchmarks/gpu_check.py --out gpu_results": "needs a GPU; tests/test_gpu_check.py runs its "

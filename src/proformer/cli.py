@@ -90,7 +90,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     overrides = list(args.overrides)
     if args.data:
         overrides.append(f"data.path={args.data}")
-    config = load_run_config(args.config, args.preset if args.preset or args.config else "grid", overrides)
+    config = load_run_config(args.config, args.preset, overrides)  # neither: the default preset, auto
     from .train.run import best_summary
 
     result = train(config, args.out, resume=args.resume, progress=not args.no_progress)

@@ -368,7 +368,7 @@ class RunConfig:
         if preset is not None and not isinstance(preset, str):
             raise ValueError(f"{source}: preset must be a preset name ({', '.join(RUN_PRESETS)}), got {preset!r}")
         try:
-            base = run_preset(preset) if preset is not None else cls()
+            base = run_preset(preset if preset is not None else DEFAULT_PRESET)
         except ValueError as error:
             raise ValueError(f"{source}: {error}") from None
         flat = {f"{section}.{key}": value for section, items in values.items() for key, value in (items or {}).items()}
@@ -388,10 +388,10 @@ DEFAULT_PRESET = "auto"
 
 def _run_presets() -> dict[str, RunConfig]:
     return {
-        # The default: the grid's model with batch size and epochs scaled to the data
-        # (proformer.train.recipe.auto_recipe; docs/recipes.md).
+        # The default: the grid's model with the convolutional stem, batch size and epochs scaled
+        # to the data (proformer.train.recipe.auto_recipe); the recipe study's best (docs/recipes.md).
         "auto": RunConfig(
-            model=from_data(model_preset("grid")),
+            model=from_data(dataclasses.replace(model_preset("grid"), stem="conv")),
             data=DataConfig(split="random:0.95"),
             train=auto_train(),
         ),

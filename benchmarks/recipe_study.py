@@ -1,0 +1,80 @@
+"""The recipe study (docs/recipes.md): recipes at the DREAM sample's size, 3-fold cross-validation.
+
+    python benchmarks/recipe_study.py --out runs/recipes            # prepare, then train every cell
+    python benchmarks/recipe_study.py --out runs/recipes --report   # the table of docs/recipes.md
+
+The cells are benchmarks/recipe_study.yaml: one `proformer sweep` over the prepared
+../shared/data/dream2022/train_sample.txt with `--folds 3` (folds by sequence hash, the same in
+every run) and a budget of about 98,000 sequence passes per run (20 epochs of batch 512, or
+1,540 optimizer steps of batch 64). `--workers 2` runs two sweep workers on one thread each.
+Nothing here reads the public leaderboard.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+GRID = ROOT / "benchmarks" / "recipe_study.yaml"
+SAMPLE = ROOT.parent / "shared" / "data" / "dream2022" / "train_sample.txt"
+FOLDS = 3
+
+
+def run(out: Path, workers: int) -> None:
+    data = out / "dream_train"
+    proformer = [sys.executable, "-m", "proformer.cli"]
+    if not data.exists():
+        subprocess.run([*proformer, "prepare", str(SAMPLE), "--out", str(data)], check=True)
+    sweep = [*proformer, "sweep", "--grid", str(GRID), "--data", str(data), "--out", str(out / "sweep"),
+             "--folds", str(FOLDS), "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"} if workers > 1 else dict(os.environ)
+    children = [subprocess.Popen([*sweep, "--shard", f"{k}/{workers}"], env=env) for k in range(1, workers + 1)]
+    if any(child.wait() for child in children):
+        sys.exit("a sweep worker failed; rerun the same command to resume")
+
+
+def report(out: Path) -> str:
+    """Markdown: per cell the mean and standard deviation over folds, then each fold's figures."""
+    rows = list(csv.DictReader(open(out / "sweep" / "results.csv")))
+    cells: dict[str, list[dict]] = {}
+    for row in rows:
+        if row["status"] == "done":
+            cells.setdefault(row["cell"], []).append(row)
+    baseline = statistics.mean(float(r["val_pearson"]) for r in cells.get("faithful", [])) if "faithful" in cells else None
+    lines = ["| cell | folds | val Pearson, mean ± sd | Δ vs faithful | per fold (best epoch) | val Spearman, mean | "
+             "minutes per run |", "|---|---|---|---|---|---|---|"]
+    order = sorted(cells, key=lambda c: -statistics.mean(float(r["val_pearson"]) for r in cells[c]))
+    for cell in order:
+        folds = sorted(cells[cell], key=lambda r: int(r["fold"]))
+        pearson = [float(r["val_pearson"]) for r in folds]
+        spread = statistics.stdev(pearson) if len(pearson) > 1 else float("nan")
+        delta = f"{statistics.mean(pearson) - baseline:+.4f}" if baseline is not None else ""
+        each = ", ".join(f"{p:.4f} ({r['best_epoch']}/{r['epochs_run']})" for p, r in zip(pearson, folds))
+        spearman = statistics.mean(float(r["val_spearman"]) for r in folds)
+        minutes = statistics.mean(float(r["seconds"]) for r in folds) / 60
+        lines.append(f"| {cell} | {len(folds)} | {statistics.mean(pearson):.4f} ± {spread:.4f} | {delta} | {each} | "
+                     f"{spearman:.4f} | {minutes:.1f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True, help="study folder (the prepared data and the sweep)")
+    parser.add_argument("--workers", type=int, default=2, help="sweep workers, one thread each (default 2)")
+    parser.add_argument("--report", action="store_true", help="print the table and train nothing")
+    args = parser.parse_args(argv)
+    if not args.report:
+        if not SAMPLE.is_file():
+            sys.exit(f"{SAMPLE} not found: this study needs ../shared beside the repository")
+        run(args.out, args.workers)
+    print(report(args.out))
+
+
+if __name__ == "__main__":
+    main()
