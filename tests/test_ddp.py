@@ -26,7 +26,8 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path
     train(load_run_config(preset="grid", overrides=overrides + ["devices=1"]), tmp_path / "one", progress=False)
     train(load_run_config(preset="grid", overrides=overrides + ["devices=1", "seed=1"]), tmp_path / "seed1", progress=False)
     # Lightning's DDP launcher re-runs the command line in each process, as on a GPU machine.
-    command = [sys.executable, "-m", "proformer.cli", "train", "--out", str(tmp_path / "two"), "--no-progress"]
+    command = [sys.executable, "-m", "proformer.cli", "train", "--preset", "grid", "--out", str(tmp_path / "two"),
+               "--no-progress"]
     command += [f"--set={o}" for o in overrides + ["devices=2"]]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
