@@ -65,10 +65,11 @@ def test_only_the_fields_left_to_the_data_are_chosen():
     assert auto.model.stem == "conv" and auto.data.split == "random:0.95"
     default = auto.train
     resolved, note = resolve_recipe(default, 7_000)
-    assert (resolved.batch_size, resolved.epochs) == (64, 20) and "2,200 optimizer steps" in note
+    assert (resolved.batch_size, resolved.epochs) == (64, 20) and "batch_size=64, epochs=20 (20 epochs of batch 64: 2,200 optimizer steps" in note
     mine = load_run_config(overrides=["train.batch_size=128"]).train
-    resolved, _ = resolve_recipe(mine, 700_000)
+    resolved, note = resolve_recipe(mine, 700_000)
     assert (resolved.batch_size, resolved.epochs) == (128, 20)  # set by the user, kept; epochs still the rule's
+    assert "rows: epochs=20 (20 epochs of batch 128" in note and "set train.epochs to choose" in note
     grid = load_run_config(preset="grid").train
     assert resolve_recipe(grid, 7_000) == (grid, None)  # the faithful presets are not touched
     assert (grid.batch_size, grid.epochs) == (512, 20)

@@ -47,9 +47,10 @@ def resolve_recipe(train: TrainConfig, n_train: int, rc_rows: bool = False) -> t
         return train, None
     train = dataclasses.replace(train, **chosen)
     per_epoch = steps_per_epoch(n_train, train.batch_size, rc_rows)
-    note = (f"auto recipe for {n_train:,} training rows: batch_size={train.batch_size}, epochs={train.epochs} "
-            f"({train.epochs * per_epoch:,} optimizer steps), lr={train.lr:g}; set train.batch_size / train.epochs "
-            f"to choose them yourself")
+    chosen_text = ", ".join(f"{name}={value}" for name, value in chosen.items())
+    note = (f"auto recipe for {n_train:,} training rows: {chosen_text} ({train.epochs} epochs of batch "
+            f"{train.batch_size}: {train.epochs * per_epoch:,} optimizer steps, lr={train.lr:g}); set "
+            f"{' / '.join(f'train.{name}' for name in chosen)} to choose yourself")
     return train, note
 
 
