@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import importlib.util
 import json
 import os
@@ -259,7 +260,7 @@ def step_cuda_tests(args: argparse.Namespace) -> dict:
     report = args.out / ".cuda-tests.xml"
     command = [sys.executable, "-m", "pytest", "-m", "cuda", "tests/test_cuda.py", "-q", "-p", "no:cacheprovider",
                f"--junitxml={report}", "-o", "addopts="]
-    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     counts = _junit_counts(report)
     report.unlink(missing_ok=True)
     print(completed.stdout[-3000:], completed.stderr[-2000:])
@@ -271,7 +272,7 @@ def step_cuda_tests(args: argparse.Namespace) -> dict:
 
 
 def _junit_counts(path: Path) -> dict:
-    import xml.etree.ElementTree as ElementTree
+    from xml.etree import ElementTree
 
     suite = ElementTree.parse(path).getroot()
     suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
@@ -304,12 +305,13 @@ def step_attention(args: argparse.Namespace) -> dict:
     upstream = torch.randn(shape, device=device, dtype=dtype)
     candidates = {"proformer (attention())": lambda: attention(*inputs), "matmul path": lambda: matmul_attention(*inputs),
                   "SDPA, its own choice": lambda: F.scaled_dot_product_attention(*inputs)}
-    for backend in ("FLASH_ATTENTION", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION", "MATH"):
-        if hasattr(SDPBackend, backend):
-            def forced(backend=getattr(SDPBackend, backend)):
-                with sdpa_kernel(backend):
-                    return F.scaled_dot_product_attention(*inputs)
-            candidates[f"SDPA {backend.lower()}"] = forced
+    def forced(backend: SDPBackend) -> torch.Tensor:
+        with sdpa_kernel(backend):
+            return F.scaled_dot_product_attention(*inputs)
+
+    for name in ("FLASH_ATTENTION", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION", "MATH"):
+        if hasattr(SDPBackend, name):
+            candidates[f"SDPA {name.lower()}"] = functools.partial(forced, getattr(SDPBackend, name))
     rows = []
     for name, run in candidates.items():
         def step(run=run):
@@ -409,7 +411,12 @@ def step_compile(args: argparse.Namespace) -> dict:
 def step_train(args: argparse.Namespace) -> dict:
     import numpy as np
 
-    from proformer.data.dataset import BatchBuilder, Dataset, ShardedBatchSampler, loader
+    from proformer.data.dataset import (
+        BatchBuilder,
+        Dataset,
+        ShardedBatchSampler,
+        loader,
+    )
 
     work = Path(tempfile.mkdtemp(prefix="gpu_check_train_"))
     data = args.data
@@ -449,7 +456,7 @@ def step_train(args: argparse.Namespace) -> dict:
 
 
 def _run(command: list[str]) -> None:
-    completed = subprocess.run(command, capture_output=True, text=True)
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
     print(completed.stdout[-2000:], completed.stderr[-3000:])
     if completed.returncode != 0:
         last = (completed.stderr.strip().splitlines() or ["no output"])[-1]

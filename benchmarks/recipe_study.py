@@ -2,6 +2,7 @@
 
     python benchmarks/recipe_study.py --out runs/recipes            # prepare, then train every cell
     python benchmarks/recipe_study.py --out runs/recipes --report   # the table of docs/recipes.md
+    python benchmarks/recipe_study.py --out runs/recipes --grid benchmarks/recipe_study_followup.yaml
 
 The cells are benchmarks/recipe_study.yaml: one `proformer sweep` over the prepared
 ../shared/data/dream2022/train_sample.txt with `--folds 3` (folds by sequence hash, the same in
@@ -26,12 +27,17 @@ SAMPLE = ROOT.parent / "shared" / "data" / "dream2022" / "train_sample.txt"
 FOLDS = 3
 
 
-def run(out: Path, workers: int) -> None:
+def sweep_dir(out: Path, grid: Path) -> Path:
+    """The study's sweep folder: ``OUT/sweep`` for the main grid, ``OUT/<grid file stem>`` for another."""
+    return out / ("sweep" if grid.resolve() == GRID.resolve() else grid.stem)
+
+
+def run(out: Path, workers: int, grid: Path = GRID) -> None:
     data = out / "dream_train"
     proformer = [sys.executable, "-m", "proformer.cli"]
     if not data.exists():
         subprocess.run([*proformer, "prepare", str(SAMPLE), "--out", str(data)], check=True)
-    sweep = [*proformer, "sweep", "--grid", str(GRID), "--data", str(data), "--out", str(out / "sweep"),
+    sweep = [*proformer, "sweep", "--grid", str(grid), "--data", str(data), "--out", str(sweep_dir(out, grid)),
              "--folds", str(FOLDS), "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"} if workers > 1 else dict(os.environ)
     children = [subprocess.Popen([*sweep, "--shard", f"{k}/{workers}"], env=env) for k in range(1, workers + 1)]
@@ -39,16 +45,22 @@ def run(out: Path, workers: int) -> None:
         sys.exit("a sweep worker failed; rerun the same command to resume")
 
 
-def report(out: Path) -> str:
-    """Markdown: per cell the mean and standard deviation over folds, then each fold's figures."""
-    rows = list(csv.DictReader(open(out / "sweep" / "results.csv")))
+def report(out: Path, grids: list[Path]) -> str:
+    """Markdown: per cell the mean and standard deviation over folds, then each fold's figures
+    (the cells of every grid in ``grids``, one table; Δ is against the main grid's faithful cell)."""
+    rows = []
+    for grid in grids:
+        results = sweep_dir(out, grid) / "results.csv"
+        if results.exists():
+            with open(results) as handle:
+                rows.extend(csv.DictReader(handle))
     cells: dict[str, list[dict]] = {}
     for row in rows:
         if row["status"] == "done":
             cells.setdefault(row["cell"], []).append(row)
     baseline = statistics.mean(float(r["val_pearson"]) for r in cells.get("faithful", [])) if "faithful" in cells else None
-    lines = ["| cell | folds | val Pearson, mean ± sd | Δ vs faithful | per fold (best epoch) | val Spearman, mean | "
-             "minutes per run |", "|---|---|---|---|---|---|---|"]
+    lines = [("| cell | folds | val Pearson, mean ± sd | Δ vs faithful | per fold (best epoch) | val Spearman, mean | "
+              "minutes per run |"), "|---|---|---|---|---|---|---|"]
     order = sorted(cells, key=lambda c: -statistics.mean(float(r["val_pearson"]) for r in cells[c]))
     for cell in order:
         folds = sorted(cells[cell], key=lambda r: int(r["fold"]))
@@ -67,13 +79,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="study folder (the prepared data and the sweep)")
     parser.add_argument("--workers", type=int, default=2, help="sweep workers, one thread each (default 2)")
-    parser.add_argument("--report", action="store_true", help="print the table and train nothing")
+    parser.add_argument("--grid", type=Path, default=GRID, help="the cells to train (default: benchmarks/recipe_study.yaml)")
+    parser.add_argument("--report", action="store_true", help="print the table of every grid run so far and train nothing")
     args = parser.parse_args(argv)
     if not args.report:
         if not SAMPLE.is_file():
             sys.exit(f"{SAMPLE} not found: this study needs ../shared beside the repository")
-        run(args.out, args.workers)
-    print(report(args.out))
+        run(args.out, args.workers, args.grid)
+    print(report(args.out, [GRID, ROOT / "benchmarks" / "recipe_study_followup.yaml"]))
 
 
 if __name__ == "__main__":
