@@ -54,9 +54,14 @@ def resolve_recipe(train: TrainConfig, n_train: int, rc_rows: bool = False) -> t
     return train, note
 
 
+def epoch_rows(n_train: int, rc_rows: bool = False) -> int:
+    """Rows in one epoch of ``n_train`` training sequences: twice as many with ``data.rc_rows``."""
+    return n_train * (2 if rc_rows else 1)
+
+
 def steps_per_epoch(n_train: int, batch_size: int, rc_rows: bool = False) -> int:
     """Optimizer steps in one epoch of ``n_train`` rows (twice the rows with ``rc_rows``)."""
-    return math.ceil(n_train * (2 if rc_rows else 1) / batch_size)
+    return math.ceil(epoch_rows(n_train, rc_rows) / batch_size)
 
 
 def budget_epochs(train: TrainConfig, n_train: int, rc_rows: bool = False) -> tuple[TrainConfig, str | None]:
@@ -68,7 +73,7 @@ def budget_epochs(train: TrainConfig, n_train: int, rc_rows: bool = False) -> tu
     """
     if train.steps is None:
         return train, None
-    per_epoch = steps_per_epoch(n_train, min(train.batch_size, n_train * (2 if rc_rows else 1)), rc_rows)
+    per_epoch = steps_per_epoch(n_train, min(train.batch_size, epoch_rows(n_train, rc_rows)), rc_rows)
     epochs = max(1, round(train.steps / per_epoch))
     note = (f"budget of {train.steps:,} optimizer steps: {epochs} epoch(s) of {per_epoch:,} steps "
             f"({epochs * per_epoch:,} steps, batch {train.batch_size}, {n_train:,} training rows"

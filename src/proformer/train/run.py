@@ -33,7 +33,7 @@ import torch
 from .. import __version__
 from ..config import RunConfig, save_run_config
 from ..config.run import is_from_data
-from .recipe import budget_epochs, resolve_recipe
+from .recipe import budget_epochs, epoch_rows, resolve_recipe
 from ..data.dataset import (
     BatchBuilder,
     Dataset,
@@ -489,7 +489,7 @@ def _checked_train(config: RunConfig, run_dir: Path, resume: bool, progress: boo
     trainer = _trainer(config, run_dir, progress)
     check_bf16(trainer.strategy.root_device, train_cfg.precision)
     # data.rc_rows doubles the rows of an epoch (see _fit), which a batch may span.
-    batch_size = min(train_cfg.batch_size, len(train_rows) * (2 if config.data.rc_rows else 1))
+    batch_size = min(train_cfg.batch_size, epoch_rows(len(train_rows), config.data.rc_rows))
     batch_size -= batch_size % trainer.world_size
     plan = _batch_plan(model_cfg, train_cfg, batch_size, trainer)
     _say(plan.describe())
