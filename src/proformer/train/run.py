@@ -33,7 +33,6 @@ import torch
 from .. import __version__
 from ..config import RunConfig, save_run_config
 from ..config.run import is_from_data
-from .recipe import budget_epochs, epoch_rows, resolve_recipe
 from ..data.dataset import (
     BatchBuilder,
     Dataset,
@@ -61,6 +60,7 @@ from .module import (
     target_keys,
     validated_weights,
 )
+from .recipe import budget_epochs, epoch_rows, resolve_recipe
 
 __all__ = ["LOCK", "NotEnoughMemory", "ResumeMismatch", "RunLocked", "TrainingDiverged", "TrainingFailed",
            "TrainingStopped", "best_summary", "plot_learning_curve", "resolve_shape", "train"]
