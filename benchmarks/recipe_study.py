@@ -3,6 +3,7 @@
     python benchmarks/recipe_study.py --out runs/recipes            # prepare, then train every cell
     python benchmarks/recipe_study.py --out runs/recipes --report   # the table of docs/recipes.md
     python benchmarks/recipe_study.py --out runs/recipes --grid benchmarks/recipe_study_followup.yaml
+    python benchmarks/recipe_study.py --out runs/recipes --ensembles  # averaged cells, per fold
 
 The cells are benchmarks/recipe_study.yaml: one `proformer sweep` over the prepared
 ../shared/data/dream2022/train_sample.txt with `--folds 3` (folds by sequence hash, the same in
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import statistics
 import subprocess
@@ -25,6 +27,16 @@ ROOT = Path(__file__).resolve().parents[1]
 GRID = ROOT / "benchmarks" / "recipe_study.yaml"
 SAMPLE = ROOT.parent / "shared" / "data" / "dream2022" / "train_sample.txt"
 FOLDS = 3
+GRIDS = [GRID, *(ROOT / "benchmarks" / f"recipe_study_{name}.yaml" for name in ("followup", "options"))]
+# Ensembles measured inside the cross-validation: on each fold's validation rows, the mean of the
+# predictions of these cells' models of that fold (all trained on the same rows, none on those).
+# Fixed before their figures were seen: the chosen cell with its two follow-ups, and every
+# batch-64 conv-stem cell.
+ENSEMBLES = {
+    "conv-3": ["b64-conv", "b64-conv-drop0.2", "b64-conv-lr3e-4"],
+    "conv-all": ["b64-conv", "b64-conv-drop0.2", "b64-conv-lr3e-4", "b64-conv-wd0.1", "b64-conv-dim128",
+                 "b64-conv-blocks2", "b64-conv-ema"],
+}
 
 
 def sweep_dir(out: Path, grid: Path) -> Path:
@@ -40,7 +52,8 @@ def run(out: Path, workers: int, grid: Path = GRID) -> None:
     sweep = [*proformer, "sweep", "--grid", str(grid), "--data", str(data), "--out", str(sweep_dir(out, grid)),
              "--folds", str(FOLDS), "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"} if workers > 1 else dict(os.environ)
-    children = [subprocess.Popen([*sweep, "--shard", f"{k}/{workers}"], env=env) for k in range(1, workers + 1)]
+    # Cells differ in cost (width 128 takes longer than width 64): each worker claims the next one.
+    children = [subprocess.Popen([*sweep, "--shard", "auto"], env=env) for _ in range(workers)]
     if any(child.wait() for child in children):
         sys.exit("a sweep worker failed; rerun the same command to resume")
 
@@ -75,18 +88,55 @@ def report(out: Path, grids: list[Path]) -> str:
     return "\n".join(lines)
 
 
+def ensembles(out: Path) -> str:
+    """Markdown: each of ENSEMBLES evaluated on every fold's validation rows, against its best member
+    cell on average and the chosen cell ``b64-conv`` (paired by fold)."""
+    single = {}
+    for grid in GRIDS:
+        results = sweep_dir(out, grid) / "results.csv"
+        if results.exists():
+            with open(results) as handle:
+                for row in csv.DictReader(handle):
+                    if row["status"] == "done":
+                        single[(row["cell"], int(row["fold"]))] = float(row["val_pearson"])
+    lines = ["| ensemble | models | val Pearson, mean ± sd | per fold | Δ vs b64-conv per fold |", "|---|---|---|---|---|"]
+    for name, cells in ENSEMBLES.items():
+        folds = [[sweep_dir(out, grid) / "cells" / cell / f"fold-{fold}" for cell in cells for grid in GRIDS
+                  if (sweep_dir(out, grid) / "cells" / cell / f"fold-{fold}" / "weights.pt").exists()]
+                 for fold in range(FOLDS)]
+        if any(len(members) != len(cells) for members in folds):
+            lines.append(f"| {name} | {len(cells)}: not all trained yet (run the grids first) | | | |")
+            continue
+        pearson = []
+        for fold, members in enumerate(folds):
+            valid = out / "sweep" / "data" / f"fraction-1-fold-{fold}-of-{FOLDS}" / "valid"
+            result = subprocess.run([sys.executable, "-m", "proformer.cli", "evaluate", "--model", *map(str, members),
+                                     "--data", str(valid), "--json", "--no-progress"],
+                                    check=True, capture_output=True, text=True)
+            pearson.append(json.loads(result.stdout)["targets"]["expression"]["pearson"])
+        delta = ", ".join(f"{p - single[('b64-conv', k)]:+.4f}" for k, p in enumerate(pearson))
+        lines.append(f"| {name} | {len(cells)} ({', '.join(cells)}) | {statistics.mean(pearson):.4f} ± "
+                     f"{statistics.stdev(pearson):.4f} | {', '.join(f'{p:.4f}' for p in pearson)} | {delta} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="study folder (the prepared data and the sweep)")
     parser.add_argument("--workers", type=int, default=2, help="sweep workers, one thread each (default 2)")
     parser.add_argument("--grid", type=Path, default=GRID, help="the cells to train (default: benchmarks/recipe_study.yaml)")
     parser.add_argument("--report", action="store_true", help="print the table of every grid run so far and train nothing")
+    parser.add_argument("--ensembles", action="store_true",
+                        help="evaluate the averaged cells of ENSEMBLES on each fold's validation rows; train nothing")
     args = parser.parse_args(argv)
+    if args.ensembles:
+        print(ensembles(args.out))
+        return
     if not args.report:
         if not SAMPLE.is_file():
             sys.exit(f"{SAMPLE} not found: this study needs ../shared beside the repository")
         run(args.out, args.workers, args.grid)
-    print(report(args.out, [GRID, ROOT / "benchmarks" / "recipe_study_followup.yaml"]))
+    print(report(args.out, GRIDS))
 
 
 if __name__ == "__main__":
