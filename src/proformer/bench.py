@@ -29,18 +29,26 @@ def forward_flops(config: ModelConfig, masked_fraction: float = 0.0) -> int:
     element-wise work (norms, gates, residuals, softmax) is left out, as MFU conventions do.
     ``masked_fraction`` adds the reconstruction layer on that share of the sequence positions.
     """
-    d, s = config.dim, 2 * config.length
+    # With strands="separate" each strand is its own example of `length` tokens: twice the work
+    # of one example, each with a shorter attention.
+    examples = 1 if config.strands == "joint" else 2
+    d, s = config.dim, config.sequence_tokens
     t = s + config.n_expression_heads
     inner = config.heads * config.key_dim
     f = config.ffn_mult * d
-    kmer = 2 * s * d * 6 * config.kmer
+    if config.stem == "kmer":
+        stem = 2 * s * d * 6 * config.kmer
+    else:  # the first convolution reads six channels; each further conv-stem block is d -> d
+        stem = 2 * s * d * 6 * config.stem_kernel
+        if config.stem == "conv":
+            stem += (config.stem_blocks - 1) * 2 * s * d * d * config.stem_kernel
     ffn = 2 * t * d * f + 2 * t * (f // 2) * d
     conv = 2 * t * d * config.kernel_size + 2 * t * d * d
     attention = 2 * t * d * 3 * inner + 2 * 2 * t * t * inner + 2 * t * inner * d
     block = 2 * ffn + conv + attention
     readout = 2 * max(config.n_expression_heads, 1) * d * config.n_targets
-    reconstruction = 2 * masked_fraction * s * d * 6
-    return int(kmer + config.blocks * block + readout + reconstruction)
+    reconstruction = 2 * masked_fraction * s * d * 6 if config.has_reconstruction else 0
+    return int(examples * (stem + config.blocks * block + readout + reconstruction))
 
 
 def training_flops(config: ModelConfig) -> int:
