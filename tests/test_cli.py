@@ -21,6 +21,12 @@ def test_model_command_applies_overrides(capsys):
     assert main(["model", "--preset", "grid", "--set", "readout=pool", "--set", "model.dim=32"]) == 0
     out = capsys.readouterr().out
     assert "dim=32" in out and "readout=pool" in out and "expression_heads" not in out
+    assert "0 expression heads + 200 sequence positions (both strands)" in out
+
+
+def test_model_command_counts_tokens_per_strand_when_strands_are_separate(capsys):
+    assert main(["model", "--preset", "dream_attn"]) == 0
+    assert "0 expression heads + 100 sequence positions (one strand: each strand is its own example)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

@@ -33,8 +33,9 @@ def cmd_model(args: argparse.Namespace) -> None:
     model = Proformer(config)
     fields = ", ".join(f"{k}={v}" for k, v in config.to_dict().items())
     print(f"Proformer (preset {args.preset}): {fields}")
-    print(f"tokens: {config.n_expression_heads} expression heads + {2 * config.length} sequence positions; "
-          f"attention key_dim {config.key_dim}")
+    strands = "both strands" if config.strands == "joint" else "one strand: each strand is its own example"
+    print(f"tokens per example: {config.n_expression_heads} expression heads + {config.sequence_tokens} sequence "
+          f"positions ({strands}); attention key_dim {config.key_dim}")
     from .config import run_preset
     from .train.memory import estimate_training_memory
 
