@@ -1,6 +1,7 @@
 """The training-memory estimate against measured peaks, the batch plan that fits a budget, and
 train()'s use of it (issue 14: dream2022 on a 24 GiB CPU was OOM-killed without a word)."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -88,6 +89,13 @@ def test_the_estimate_grows_with_the_batch_and_counts_the_optimizer_and_precisio
     n = small.parameters // 4
     assert small.optimizer == 8 * n and estimate_training_memory(model, 32, optimizer="lion").optimizer == 4 * n
     assert estimate_training_memory(model, 32, precision="bf16").activations < 0.7 * small.activations
+    # The moving average of train.ema is one more float32 copy of the weights, named in the line.
+    averaged = estimate_training_memory(model, 32, ema=True)
+    assert small.averaged == 0 and averaged.averaged == 4 * n and averaged.total == small.total + 4 * n
+    assert "weight average" in averaged.describe() and "weight average" not in small.describe()
+    # strands="separate": two examples of H + L tokens instead of one of H + 2L.
+    separate = estimate_training_memory(dataclasses.replace(model, strands="separate"), 32)
+    assert separate.activations / small.activations == pytest.approx((2 * (8 + 100)) / (8 + 200), rel=0.01)
     # The submitted model at its batch of 512 cannot train in 24 GiB: the estimate says so.
     dream = load_run_config(preset="dream2022").model
     assert estimate_training_memory(dream, 512).total > 24 * 2**30

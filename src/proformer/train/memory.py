@@ -11,7 +11,7 @@
   ``torch.autograd.graph.saved_tensors_hooks``: each FFN keeps its input, its LayerNorm's
   output, the 2x-wide gate input, the gate and dropout outputs and the dropout masks; the conv
   module its four intermediates; attention Q, K, V and its output), each ``batch x tokens x
-  width`` (``tokens = H + 2L``), times ``blocks + BACKWARD_WORKSPACE`` (the gradients and
+  width`` (``tokens = H + 2L``; ``2 (H + L)`` with separate strands), times ``blocks + BACKWARD_WORKSPACE`` (the gradients and
   temporaries of the block being differentiated). A tensor smaller than ``MMAP_THRESHOLD``
   counts ``HEAP_OVERHEAD`` times: the C allocator serves it from its heap, which after a few
   steps holds that much more than is live (freed blocks it cannot return); a larger one is
@@ -120,6 +120,8 @@ class MemoryEstimate:
     ----------
     parameters, gradients, optimizer : int
         The weights (with their bf16 copy under bf16-mixed), their gradients, the optimizer state.
+    averaged : int
+        The moving average of the weights (``train.ema``), 0 when it is off.
     activations : int
         What the step's batch of ``batch_size`` sequences needs while it is differentiated.
     batch_size : int
@@ -131,22 +133,24 @@ class MemoryEstimate:
     optimizer: int
     activations: int
     batch_size: int
+    averaged: int = 0
 
     @property
     def total(self) -> int:
-        return self.parameters + self.gradients + self.optimizer + self.activations
+        return self.parameters + self.gradients + self.optimizer + self.averaged + self.activations
 
     def describe(self) -> str:
         """``"11.5 GiB (weights 181 MiB, gradients 181 MiB, optimizer state 362 MiB, activations
         10.8 GiB for 64 sequences per step)"``."""
         sequences = f"{self.batch_size:,} sequence{'s' if self.batch_size != 1 else ''}"
+        average = f", weight average {size_text(self.averaged)}" if self.averaged else ""
         return (f"{size_text(self.total)} (weights {size_text(self.parameters)}, gradients "
-                f"{size_text(self.gradients)}, optimizer state {size_text(self.optimizer)}, activations "
+                f"{size_text(self.gradients)}, optimizer state {size_text(self.optimizer)}{average}, activations "
                 f"{size_text(self.activations)} for {sequences} per step)")
 
 
 def estimate_training_memory(config: ModelConfig, batch_size: int, precision: str = "32", optimizer: str = "adam",
-                             n_parameters: int | None = None) -> MemoryEstimate:
+                             n_parameters: int | None = None, ema: bool = False) -> MemoryEstimate:
     """Estimate the peak memory of a training step (forward, backward, optimizer step).
 
     Parameters
@@ -161,6 +165,8 @@ def estimate_training_memory(config: ModelConfig, batch_size: int, precision: st
         ``train.optimizer``: two moments per parameter, or one (Lion).
     n_parameters : int, optional
         The model's parameter count, when known (computed from ``config`` otherwise).
+    ema : bool
+        ``train.ema`` is on: a float32 copy of the weights (the moving average) is held too.
 
     Returns
     -------
@@ -171,7 +177,8 @@ def estimate_training_memory(config: ModelConfig, batch_size: int, precision: st
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 0:
         raise ValueError(f"batch_size={batch_size!r}: must be an integer >= 0")
     n = parameter_count(config) if n_parameters is None else n_parameters
-    tokens = config.n_expression_heads + 2 * config.length
+    # strands="separate": each sequence is two examples of H + L tokens
+    tokens = (1 if config.strands == "joint" else 2) * (config.n_expression_heads + config.sequence_tokens)
     scale = BYTES_PER_VALUE[precision] / 4  # float tensors under bf16-mixed
     held = 0.0  # what one block's saved tensors hold, allocator overhead included
     for width, size in saved_tensors(config):
@@ -182,6 +189,7 @@ def estimate_training_memory(config: ModelConfig, batch_size: int, precision: st
         parameters=n * (4 + (2 if precision == "bf16" else 0)),
         gradients=n * 4,
         optimizer=n * 4 * moments,
+        averaged=n * 4 if ema else 0,
         activations=math.ceil(held * (config.blocks + BACKWARD_WORKSPACE)),
         batch_size=batch_size,
     )
@@ -316,7 +324,7 @@ class BatchPlan:
 
 def plan_batches(config: ModelConfig, batch_size: int, *, precision: str = "32", optimizer: str = "adam",
                  accumulate: int = 1, mode: str = "auto", world: int = 1, processes_here: int = 1,
-                 available: int | None = None, n_parameters: int | None = None) -> BatchPlan:
+                 available: int | None = None, n_parameters: int | None = None, ema: bool = False) -> BatchPlan:
     """The gradient accumulation with which a training step fits in ``available`` bytes.
 
     Parameters
@@ -324,7 +332,7 @@ def plan_batches(config: ModelConfig, batch_size: int, *, precision: str = "32",
     config : ModelConfig
     batch_size : int
         Global sequences per optimizer step; each of ``world`` processes takes ``batch_size / world``.
-    precision, optimizer : str
+    precision, optimizer, ema
         As in :func:`estimate_training_memory`.
     accumulate : int
         The accumulation asked for (``train.accumulate``); ``auto`` only ever raises it.
@@ -361,7 +369,7 @@ def plan_batches(config: ModelConfig, batch_size: int, *, precision: str = "32",
     budget = available * HEADROOM / max(processes_here, 1)
 
     def estimate(k: int) -> MemoryEstimate:
-        return estimate_training_memory(config, step_batch(k), precision, optimizer, n_parameters=n)
+        return estimate_training_memory(config, step_batch(k), precision, optimizer, n_parameters=n, ema=ema)
 
     asked = estimate(accumulate)
     if asked.total <= budget:

@@ -525,7 +525,7 @@ def _batch_plan(model_cfg, train_cfg, batch_size: int, trainer: L.Trainer) -> Ba
     device = trainer.strategy.root_device
     available = memory_model.available_memory(device) if train_cfg.memory != "off" else None
     plan = memory_model.plan_batches(
-        model_cfg, batch_size, precision=train_cfg.precision, optimizer=train_cfg.optimizer,
+        model_cfg, batch_size, precision=train_cfg.precision, optimizer=train_cfg.optimizer, ema=train_cfg.ema > 0,
         accumulate=train_cfg.accumulate, mode=train_cfg.memory, world=world, available=available,
         # CPU processes of one machine share its RAM; each GPU has its own memory.
         processes_here=trainer.num_devices if device.type == "cpu" else 1,
