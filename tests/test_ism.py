@@ -1,5 +1,7 @@
 """In-silico saturation mutagenesis (proformer.interpret.ism, `proformer ism`)."""
 
+import re
+
 import numpy as np
 import pytest
 from helpers import TINY_RUN_HEAD, TINY_RUN_TAIL, planted_motif_model, read_predictions, tiny_run_info, write_tiny_run
@@ -34,6 +36,24 @@ def test_ism_finds_the_planted_motif_and_nothing_else():
         others = np.setdiff1d(np.flatnonzero(~np.isnan(lowest)), motif)
         assert len(others) >= 8
         assert (lowest[others] == 0).all()
+
+
+def test_progress_reaches_a_log_file_and_is_silent_when_disabled(capsys):
+    """Progress goes through proformer.progress.Progress: stderr that is not a terminal (a log
+    file; here pytest's capture) gets a plain final line with the count, not nothing."""
+    predictor = Predictor(planted_motif_model("GATA"), tiny_run_info())
+    sequences = ["CCCCCGATACCCCCCCCCCCC", "TTTTTTTTTGATATTTT"]  # no N: 3 substitutions per seen position
+    result = ism(predictor, sequences, progress=True)
+    seen = int((~np.isnan(result.effects).all(axis=1)).sum())
+    total = len(sequences) + 3 * seen
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and "\r" not in captured.err
+    assert re.fullmatch(rf"ISM forward passes: {total:,} of {total:,} \(\d+ s\)", lines[0]), lines
+
+    ism(predictor, sequences, progress=False)
+    assert capsys.readouterr().err == ""
 
 
 def test_effects_equal_predictions_of_the_mutated_strings(run_dir):

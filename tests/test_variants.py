@@ -74,6 +74,16 @@ def test_pair_effects_known_answers_on_planted_model(planted):
     assert list(effects["id"]) == ["creates", "destroys", "same", "indel"]
 
 
+def test_pair_effects_progress_is_one_plain_line_in_a_log(planted, capsys):
+    """stderr not a terminal: one final line with the count of distinct sequences; none when disabled."""
+    refs, alts = [NO_GATA, WITH_GATA, NO_GATA], [WITH_GATA, NO_GATA, "TT" + "C" * 5 + "GATA" + "C" * 10 + "T"]
+    pair_effects(planted, ["a", "b", "c"], refs, alts, progress=True)
+    err = capsys.readouterr().err
+    assert err.startswith("sequences predicted: 3 of 3 (") and err.count("\n") == 1 and "\r" not in err
+    pair_effects(planted, ["a", "b", "c"], refs, alts, progress=False)
+    assert capsys.readouterr().err == ""
+
+
 def test_pair_effects_equal_predict_difference_on_a_random_run(tiny_run, one_thread):
     predictor = Predictor.from_run(tiny_run, device="cpu")
     rng = np.random.default_rng(1)

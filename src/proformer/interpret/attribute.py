@@ -66,8 +66,9 @@ import numpy as np
 import torch
 
 from ..io.atomic import atomic_path
+from ..progress import Progress
 from ..sequence import one_hot
-from .predictor import LaidOut, Predictor, progress_line, read_input
+from .predictor import LaidOut, Predictor, read_input
 from .shuffle import dinucleotide_shuffles
 
 __all__ = [
@@ -162,7 +163,7 @@ def attribute(predictor: Predictor, sequences: Sequence[str], method: str, hypot
     seed : int
         ``deep_lift_shap``: seed of the shuffles.
     progress : bool
-        A progress line on stderr (when it is a terminal).
+        Progress on stderr (:class:`proformer.progress.Progress`: in place on a terminal, plain lines in a log).
     ids : sequence of str, optional
         Names for the output; default ``"0"``, ``"1"``, ...
 
@@ -269,10 +270,10 @@ def _gradients(model: torch.nn.Module, x: np.ndarray, predictor: Predictor, prog
     from captum.attr import Saliency
 
     saliency, out = Saliency(model), np.empty_like(x)
-    with torch.enable_grad():
+    with torch.enable_grad(), Progress("gradients", total=len(x), enabled=progress) as progress_bar:
         for part in _chunks(len(x), predictor.batch_size):
             out[part] = saliency.attribute(_tensor(x[part], predictor, grad=True), abs=False).detach().cpu().numpy()
-            progress_line(part.stop, len(x), "gradients", progress)
+            progress_bar.update(part.stop)
     return out
 
 
@@ -281,13 +282,13 @@ def _integrated_gradients(model: torch.nn.Module, x: np.ndarray, baseline: np.nd
     from captum.attr import IntegratedGradients
 
     method, out = IntegratedGradients(model), np.empty_like(x)
-    with torch.enable_grad():
+    with torch.enable_grad(), Progress("integrated gradients", total=len(x), enabled=progress) as progress_bar:
         # captum splits the steps x sequences of a chunk into forward passes of batch_size rows.
         for part in _chunks(len(x), predictor.batch_size):
             found = method.attribute(_tensor(x[part], predictor), baselines=_tensor(baseline[part], predictor),
                                      n_steps=steps, internal_batch_size=predictor.batch_size)
             out[part] = found.detach().cpu().numpy()
-            progress_line(part.stop, len(x), "integrated gradients", progress)
+            progress_bar.update(part.stop)
     return out
 
 
@@ -306,14 +307,15 @@ def _deep_lift_shap(model: torch.nn.Module, x: np.ndarray, references: np.ndarra
     method, hyp = DeepLift(model), np.empty_like(x)
     # captum's DeepLiftShap shares one set of references across the batch; each sequence needs its
     # own shuffles, so each input is repeated against its own references and the results averaged.
-    with torch.enable_grad(), warnings.catch_warnings():
+    with (torch.enable_grad(), warnings.catch_warnings(),
+          Progress("DeepLIFT/SHAP", total=n, enabled=progress) as progress_bar):
         warnings.filterwarnings("ignore", message=".*hooks.*", category=UserWarning)  # captum's notice per call
         for part in _chunks(n, max(1, predictor.batch_size // n_shuffles)):
             inputs = _tensor(np.repeat(x[part], n_shuffles, axis=0), predictor, grad=True)
             baselines = _tensor(one_hot(references[part].reshape(-1, length)), predictor)
             found = method.attribute(inputs, baselines=baselines, custom_attribution_func=_hypothetical_deeplift)
             hyp[part] = found.detach().cpu().numpy().reshape(-1, n_shuffles, 4, length).mean(axis=1)
-            progress_line(part.stop, n, "DeepLIFT/SHAP", progress)
+            progress_bar.update(part.stop)
     return hyp * x, hyp
 
 

@@ -29,8 +29,9 @@ import numpy as np
 
 from ..io.atomic import atomic_write
 from ..predict import check_output
+from ..progress import Progress
 from .ism import substitution_predictions
-from .predictor import Predictor, progress_line, read_input
+from .predictor import Predictor, read_input
 
 __all__ = ["Design", "design", "parse_target", "run_design", "write_designs"]
 
@@ -146,7 +147,7 @@ def design(predictor: Predictor, sequences: Sequence[str], target: str | float, 
     where : sequence of str, optional
         ``file:line`` of each sequence, for errors.
     progress : bool
-        A progress line on stderr (when it is a terminal).
+        Progress on stderr (:class:`proformer.progress.Progress`: in place on a terminal, plain lines in a log).
 
     Returns
     -------
@@ -167,12 +168,13 @@ def design(predictor: Predictor, sequences: Sequence[str], target: str | float, 
     best: list[_Candidate] = []
     chunks = range(0, n, CHUNK)
     total = len(chunks) * max_edits
-    for number, start in enumerate(chunks):
-        def report(step: int, done: int = number * max_edits) -> None:
-            progress_line(done + step, total, "design steps", progress)
+    with Progress("design steps", total=total, enabled=progress) as progress_bar:
+        for number, start in enumerate(chunks):
+            def report(step: int, done: int = number * max_edits) -> None:
+                progress_bar.update(done + step)
 
-        part = slice(start, start + CHUNK)
-        best.extend(_search(predictor, laid.sequences[part], loss, max_edits, beam, report))
+            part = slice(start, start + CHUNK)
+            best.extend(_search(predictor, laid.sequences[part], loss, max_edits, beam, report))
 
     designs = [Design(ids[i], laid.sequences[i], list(found.edits), np.array(found.predictions))
                for i, found in enumerate(best)]

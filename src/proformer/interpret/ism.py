@@ -23,8 +23,9 @@ import numpy as np
 import torch
 
 from ..io.atomic import atomic_path
+from ..progress import Progress
 from ..sequence import COMPLEMENT, one_hot
-from .predictor import LaidOut, Predictor, progress_line, read_input
+from .predictor import LaidOut, Predictor, read_input
 
 __all__ = ["IsmResult", "ism", "substitution_predictions", "write_ism"]
 
@@ -53,7 +54,7 @@ def substitution_predictions(predictor: Predictor, laid: LaidOut, mutable: np.nd
         bool ``(n, width)``: the input positions to mutate; default every position the model sees.
         Positions the model does not see are never mutated.
     progress : bool
-        A progress line on stderr (when it is a terminal).
+        Progress on stderr (:class:`proformer.progress.Progress`: in place on a terminal, plain lines in a log).
 
     Returns
     -------
@@ -68,26 +69,27 @@ def substitution_predictions(predictor: Predictor, laid: LaidOut, mutable: np.nd
     n, width = laid.window.shape
     rows, positions, bases = _mutants(laid, mutable)
     total = n + len(rows)
-    reference = predictor(laid.codes)
-    progress_line(n, total, "ISM forward passes", progress)
+    with Progress("ISM forward passes", total=total, enabled=progress) as progress_bar:
+        reference = predictor(laid.codes)
+        progress_bar.update(n)
 
-    device = predictor.device
-    codes = torch.from_numpy(laid.codes).to(device)
-    forward = torch.from_numpy(laid.window[rows, positions]).to(device)
-    reverse = codes.shape[1] - 1 - forward
-    rows_t = torch.from_numpy(rows).to(device)
-    bases_t = torch.from_numpy(bases).to(device)
-    complements = torch.from_numpy(COMPLEMENT[bases]).to(device)
-    predicted = np.empty(len(rows))
-    step = predictor.batch_size
-    for start in range(0, len(rows), step):
-        part = slice(start, start + step)
-        batch = codes[rows_t[part]]  # advanced indexing copies: the reference rows stay as they are
-        column = torch.arange(len(batch), device=device)
-        batch[column, forward[part]] = bases_t[part]
-        batch[column, reverse[part]] = complements[part]
-        predicted[part] = predictor.predict_batch(batch)
-        progress_line(n + min(start + step, len(rows)), total, "ISM forward passes", progress)
+        device = predictor.device
+        codes = torch.from_numpy(laid.codes).to(device)
+        forward = torch.from_numpy(laid.window[rows, positions]).to(device)
+        reverse = codes.shape[1] - 1 - forward
+        rows_t = torch.from_numpy(rows).to(device)
+        bases_t = torch.from_numpy(bases).to(device)
+        complements = torch.from_numpy(COMPLEMENT[bases]).to(device)
+        predicted = np.empty(len(rows))
+        step = predictor.batch_size
+        for start in range(0, len(rows), step):
+            part = slice(start, start + step)
+            batch = codes[rows_t[part]]  # advanced indexing copies: the reference rows stay as they are
+            column = torch.arange(len(batch), device=device)
+            batch[column, forward[part]] = bases_t[part]
+            batch[column, reverse[part]] = complements[part]
+            predicted[part] = predictor.predict_batch(batch)
+            progress_bar.update(n + min(start + step, len(rows)))
 
     values = np.full((n, 4, width), np.nan)
     values[rows, bases, positions] = predicted

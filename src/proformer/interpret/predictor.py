@@ -15,7 +15,6 @@ map is how results are reported over the positions of the sequence as the user g
 from __future__ import annotations
 
 import os
-import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -206,9 +205,3 @@ class _OneHotModel(torch.nn.Module):
     def _one(self, y: torch.Tensor) -> torch.Tensor:
         return (y[:, self.target_index] if y.dim() > 1 else y).float()
 
-
-def progress_line(done: int, total: int, what: str, enabled: bool) -> None:
-    """``\\r``-updated progress on stderr when it is a terminal (a log file gets no such lines)."""
-    if enabled and sys.stderr.isatty():
-        end = "\n" if done >= total else ""
-        print(f"\r{what}: {done:,} of {total:,}", end=end, file=sys.stderr, flush=True)

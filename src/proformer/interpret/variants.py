@@ -42,9 +42,10 @@ from ..io.sequences import (
 )
 from ..io.vcf import Variant, read_vcf
 from ..predict import check_output
+from ..progress import Progress
 from ..sequence import CODE_LETTERS, GENOME_CODES, INVALID
 from .ism import substitution_predictions
-from .predictor import Predictor, progress_line, read_input
+from .predictor import Predictor, read_input
 
 __all__ = [
     "PAIR_COLUMNS", "SKIP_REASONS", "Pairs", "pair_effects", "plan_vcf", "read_pairs", "run_variant_effect",
@@ -186,7 +187,7 @@ def pair_effects(predictor: Predictor, ids: Sequence[str], refs: Sequence[str], 
     where : sequence of str, optional
         ``(n,)``: ``file:line`` of each pair, for errors.
     progress : bool
-        A progress line on stderr (when it is a terminal).
+        Progress on stderr (:class:`proformer.progress.Progress`: in place on a terminal, plain lines in a log).
 
     Returns
     -------
@@ -225,9 +226,10 @@ def _predict(predictor: Predictor, codes: np.ndarray, progress: bool, what: str)
     """``predictor(codes)`` with a progress line; the same batches as one call."""
     out = np.empty(len(codes))
     step = predictor.batch_size * _PROGRESS_BATCHES
-    for start in range(0, len(codes), step):
-        out[start : start + step] = predictor(codes[start : start + step])
-        progress_line(min(start + step, len(codes)), len(codes), what, progress)
+    with Progress(what, total=len(codes), enabled=progress) as progress_bar:
+        for start in range(0, len(codes), step):
+            out[start : start + step] = predictor(codes[start : start + step])
+            progress_bar.update(min(start + step, len(codes)))
     return out
 
 
@@ -257,7 +259,7 @@ def snv_effects(predictor: Predictor, ids: Sequence[str], sequences: Sequence[st
     where : sequence of str, optional
         ``file:line`` of each sequence, for errors.
     progress : bool
-        A progress line on stderr (when it is a terminal).
+        Progress on stderr (:class:`proformer.progress.Progress`: in place on a terminal, plain lines in a log).
 
     Returns
     -------
@@ -411,14 +413,15 @@ def vcf_effects(predictor: Predictor, variants: Sequence[Variant], genome: Genom
     width = layout.head + layout.length + layout.tail
     kept, skipped = plan_vcf(variants, genome, width, on_mismatch)
     ref_prediction, alt_prediction = np.empty(len(kept)), np.empty(len(kept))
-    for start in range(0, len(kept), _VCF_CHUNK):
-        part = kept[start : start + _VCF_CHUNK]
-        refs, alts = vcf_windows(part, genome, width)
-        where = [variant.where for variant in part]
-        predicted = predictor(predictor.lay_out(refs + alts, where + where).codes)
-        ref_prediction[start : start + len(part)] = predicted[: len(part)]
-        alt_prediction[start : start + len(part)] = predicted[len(part) :]
-        progress_line(start + len(part), len(kept), "variants predicted", progress)
+    with Progress("variants predicted", total=len(kept), enabled=progress) as progress_bar:
+        for start in range(0, len(kept), _VCF_CHUNK):
+            part = kept[start : start + _VCF_CHUNK]
+            refs, alts = vcf_windows(part, genome, width)
+            where = [variant.where for variant in part]
+            predicted = predictor(predictor.lay_out(refs + alts, where + where).codes)
+            ref_prediction[start : start + len(part)] = predicted[: len(part)]
+            alt_prediction[start : start + len(part)] = predicted[len(part) :]
+            progress_bar.update(start + len(part))
     columns = {
         "chrom": np.asarray([variant.chrom for variant in kept], dtype=object),
         "pos": np.asarray([variant.pos for variant in kept], dtype=np.int64),
