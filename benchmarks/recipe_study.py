@@ -10,6 +10,12 @@ The cells are benchmarks/recipe_study.yaml: one `proformer sweep` over the prepa
 every run) and a budget of about 98,000 sequence passes per run (20 epochs of batch 512, or
 1,540 optimizer steps of batch 64). `--workers 2` runs two sweep workers on one thread each.
 Nothing here reads the public leaderboard.
+
+Decision rules, fixed before the figures of the options, seeds and ensembles were seen: a cell of
+recipe_study_options.yaml replaces the chosen ``b64-conv`` as the ``auto`` default only if it is
+better in every fold and its mean gain is larger than b64-conv's spread over the folds (0.007);
+if ``seeds-3`` (three seeds of b64-conv averaged) is better than b64-conv in every fold, the docs
+recommend averaging three seeds for the best accuracy and the public check trains that ensemble.
 """
 
 from __future__ import annotations
