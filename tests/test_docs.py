@@ -652,6 +652,10 @@ NOT_RUN: dict[str, str] = {
     "README.md: python -m pytest": "the test suite itself",
     "docs/recipes.md: python benchmarks/recipe_study.py --out runs/recipes": "the study: 18 training runs of "
         "7-14 minutes; tests/test_recipe.py checks the rule, tests/test_sweep.py fold sweeps",
+    "docs/recipes.md: # the second round": "the study's second round: 16 training runs, 20-50 minutes each on "
+        "a shared 2-core CPU; tests/test_sweep.py runs fold sweeps, tests/test_ensemble.py ensembles",
+    "docs/recipes.md: proformer train --preset dream_attn --data data/sample": "the organisers' hybrid trained on "
+        "the DREAM sample (about 20 minutes); tests/test_dream_attn.py builds the preset's model and checks its shapes and gradients",
     "docs/recipes.md: proformer prepare ../shared/data/dream2022/train_sample.txt --out data/sample": "the "
         "recipe trained on the DREAM sample and scored (10 minutes of training); each command runs on tiny data "
         "in test_end_to_end",
