@@ -35,6 +35,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from proformer.experiments.results import read_results
+
 ROOT = Path(__file__).resolve().parents[1]
 GRID = ROOT / "benchmarks" / "recipe_study.yaml"
 SAMPLE = ROOT.parent / "shared" / "data" / "dream2022" / "train_sample.txt"
@@ -76,15 +78,13 @@ def dream_attn(out: Path, folds: list[int]) -> None:
 
 def dream_attn_report(out: Path) -> str:
     """Markdown: DREAM-Attn's best validation r per fold (its metrics.csv), against b64-conv's."""
-    single = {}
-    with open(out / "sweep" / "results.csv") as handle:
-        single = {int(r["fold"]): float(r["val_pearson"]) for r in csv.DictReader(handle) if r["cell"] == "b64-conv"}
+    single = {r["fold"]: r["val_pearson"] for r in read_results(out / "sweep") if r["cell"] == "b64-conv"}
     lines = ["| fold | DREAM-Attn val Pearson (best epoch / epochs) | b64-conv | Δ | minutes |", "|---|---|---|---|---|"]
     for fold in range(FOLDS):
-        metrics = out / "dream_attn" / f"fold-{fold}" / "metrics.csv"
-        if not (out / "dream_attn" / f"fold-{fold}" / "weights.pt").exists():
+        run_dir = out / "dream_attn" / f"fold-{fold}"
+        if not (run_dir / "weights.pt").exists():
             continue
-        with open(metrics) as handle:
+        with open(run_dir / "metrics.csv") as handle:
             epochs = list(csv.DictReader(handle))
         best = max(epochs, key=lambda r: float(r["val_pearson"]))
         r = float(best["val_pearson"])
@@ -112,31 +112,29 @@ def run(out: Path, workers: int, grid: Path = GRID) -> None:
         sys.exit("a sweep worker failed; rerun the same command to resume")
 
 
+def finished(out: Path, grids: list[Path]) -> list[dict]:
+    """The finished (cell, fold) rows of every grid's results.csv (proformer.experiments.results)."""
+    return [row for grid in grids for row in read_results(sweep_dir(out, grid)) if row["status"] == "done"]
+
+
 def report(out: Path, grids: list[Path]) -> str:
     """Markdown: per cell the mean and standard deviation over folds, then each fold's figures
     (the cells of every grid in ``grids``, one table; Δ is against the main grid's faithful cell)."""
-    rows = []
-    for grid in grids:
-        results = sweep_dir(out, grid) / "results.csv"
-        if results.exists():
-            with open(results) as handle:
-                rows.extend(csv.DictReader(handle))
     cells: dict[str, list[dict]] = {}
-    for row in rows:
-        if row["status"] == "done":
-            cells.setdefault(row["cell"], []).append(row)
-    baseline = statistics.mean(float(r["val_pearson"]) for r in cells.get("faithful", [])) if "faithful" in cells else None
+    for row in finished(out, grids):
+        cells.setdefault(row["cell"], []).append(row)
+    baseline = statistics.mean(r["val_pearson"] for r in cells["faithful"]) if "faithful" in cells else None
     lines = [("| cell | folds | val Pearson, mean ± sd | Δ vs faithful | per fold (best epoch) | val Spearman, mean | "
               "minutes per run |"), "|---|---|---|---|---|---|---|"]
-    order = sorted(cells, key=lambda c: -statistics.mean(float(r["val_pearson"]) for r in cells[c]))
+    order = sorted(cells, key=lambda c: -statistics.mean(r["val_pearson"] for r in cells[c]))
     for cell in order:
-        folds = sorted(cells[cell], key=lambda r: int(r["fold"]))
-        pearson = [float(r["val_pearson"]) for r in folds]
+        folds = sorted(cells[cell], key=lambda r: r["fold"])
+        pearson = [r["val_pearson"] for r in folds]
         spread = statistics.stdev(pearson) if len(pearson) > 1 else float("nan")
         delta = f"{statistics.mean(pearson) - baseline:+.4f}" if baseline is not None else ""
         each = ", ".join(f"{p:.4f} ({r['best_epoch']}/{r['epochs_run']})" for p, r in zip(pearson, folds))
-        spearman = statistics.mean(float(r["val_spearman"]) for r in folds)
-        minutes = statistics.mean(float(r["seconds"]) for r in folds) / 60
+        spearman = statistics.mean(r["val_spearman"] for r in folds)
+        minutes = statistics.mean(r["seconds"] for r in folds) / 60
         lines.append(f"| {cell} | {len(folds)} | {statistics.mean(pearson):.4f} ± {spread:.4f} | {delta} | {each} | "
                      f"{spearman:.4f} | {minutes:.1f} |")
     return "\n".join(lines)
@@ -145,19 +143,12 @@ def report(out: Path, grids: list[Path]) -> str:
 def ensembles(out: Path) -> str:
     """Markdown: each of ENSEMBLES evaluated on every fold's validation rows, against its best member
     cell on average and the chosen cell ``b64-conv`` (paired by fold)."""
-    single = {}
-    for grid in GRIDS:
-        results = sweep_dir(out, grid) / "results.csv"
-        if results.exists():
-            with open(results) as handle:
-                for row in csv.DictReader(handle):
-                    if row["status"] == "done":
-                        single[(row["cell"], int(row["fold"]))] = float(row["val_pearson"])
+    single = {(row["cell"], row["fold"]): row["val_pearson"] for row in finished(out, GRIDS)}
     lines = ["| ensemble | models | val Pearson, mean ± sd | per fold | Δ vs b64-conv per fold |", "|---|---|---|---|---|"]
     for name, cells in ENSEMBLES.items():
         # The folds where every member was trained (the slow cells have fewer folds).
-        folds = {fold: [sweep_dir(out, grid) / "cells" / cell / f"fold-{fold}" for cell in cells for grid in GRIDS
-                        if (sweep_dir(out, grid) / "cells" / cell / f"fold-{fold}" / "weights.pt").exists()]
+        folds = {fold: [run for cell in cells for grid in GRIDS
+                        if ((run := sweep_dir(out, grid) / "cells" / cell / f"fold-{fold}") / "weights.pt").exists()]
                  for fold in range(FOLDS)}
         folds = {fold: members for fold, members in folds.items() if len(members) == len(cells)}
         if not folds:
