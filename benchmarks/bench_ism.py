@@ -4,13 +4,14 @@ On the first ``--n`` DREAM test sequences (../shared/data/dream2022/test_sequenc
 ``grid`` model at ``--dim`` (randomly initialised: the speed of a forward pass does not depend on
 the weights), with the DREAM layout and ``--batch-size`` sequences per pass:
 
-1. prediction rate: the Predictor on the same sequences, as ``proformer predict`` runs them
-   (real sequences), and ``proformer bench predict`` (random codes), sequences per second;
-2. ISM: ``proformer.interpret.ism`` on the same sequences: wall time, sequences evaluated per
+1. prediction rate: the run's :class:`~proformer.interpret.scorer.Scorer` (the one-target
+   predictor every analysis uses) on the same sequences, as ``proformer predict`` runs them (real
+   sequences), and ``proformer bench predict`` (random codes), sequences per second;
+2. ISM: ``proformer.ism`` on the same sequences: wall time, sequences evaluated per
    second (references + 3 mutants per seen position) and its ratio to 1 (the issue's bar: the
    bookkeeping costs < 10 %, ratio >= 0.9);
 3. tangermeme's ``saturation_mutagenesis`` on the same model through the one-hot adapter
-   (``Predictor.one_hot_model``), same sequences, batch and threads, run on the same chunks of
+   (``Scorer.one_hot_model``), same sequences, batch and threads, run on the same chunks of
    ``--chunk`` sequences as 2 in alternating order: wall time, and the largest
    difference between its attributions and ours on the positions the model sees (the two
    compute the same quantity: effects centred over the four bases, times the one-hot).
@@ -33,9 +34,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import proformer
 from proformer.bench import benchmark
 from proformer.config import apply_overrides, run_preset
-from proformer.interpret import Predictor, ism
+from proformer.interpret import Scorer
 from proformer.io.run import RunInfo, TargetInfo, write_run_model
 from proformer.model import Proformer
 from proformer.sequence import Layout
@@ -55,15 +57,15 @@ def first_sequences(n: int) -> list[str]:
     return sequences
 
 
-def tangermeme_ism(predictor: Predictor, laid, batch_size: int) -> tuple[float, np.ndarray, str]:
+def tangermeme_ism(scorer: Scorer, laid, batch_size: int) -> tuple[float, np.ndarray, str]:
     """Seconds, attributions ``(n, 4, length)`` on the model window, and how it ran."""
     import warnings
 
     from tangermeme.saturation_mutagenesis import saturation_mutagenesis
 
-    forward = torch.from_numpy(laid.codes[:, : predictor.layout.length].astype(np.int64))
+    forward = torch.from_numpy(laid.codes[:, : scorer.layout.length].astype(np.int64))
     one_hot = torch.nn.functional.one_hot(forward.clamp(max=4), 5)[..., :4].permute(0, 2, 1).float()
-    model = predictor.one_hot_model().eval()
+    model = scorer.one_hot_model().eval()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         start = time.perf_counter()
@@ -94,15 +96,17 @@ def main() -> None:
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         write_run_model(tmp, Proformer(config).state_dict(), info)
-        predictor = Predictor.from_run(tmp, "cpu", batch_size=args.batch_size)
-    laid = predictor.lay_out(sequences)
+        model = proformer.load(tmp, "cpu", batch_size=args.batch_size)  # reads the weights now
+    # Target statistics mean 0, std 1: training units and z-scores are the same numbers.
+    scorer = Scorer(model)
+    laid = scorer.lay_out(sequences)
 
     # 1. The prediction rate on the same sequences, repeated to fill about as many passes.
-    predictor(laid.codes[: args.batch_size])  # warm-up
+    scorer(laid.codes[: args.batch_size])  # warm-up
     repeats = max(1, 20 * args.batch_size // len(sequences))
     codes = np.concatenate([laid.codes] * repeats)
     start = time.perf_counter()
-    predictor(codes)
+    scorer(codes)
     predict_rate = len(codes) / (time.perf_counter() - start)
     # ... and `proformer bench predict` for the same model and batch (random codes).
     bench_rate = benchmark(config, mode="predict", batch_size=args.batch_size, steps=10, device="cpu",
@@ -122,10 +126,10 @@ def main() -> None:
         for turn in ((0, 1) if index % 2 == 0 else (1, 0)):
             if turn == 0:
                 start = time.perf_counter()
-                results.append(ism(predictor, sequences[part]))
+                results.append(proformer.ism(model, sequences[part]))
                 ism_seconds += time.perf_counter() - start
             elif use_tangermeme:
-                seconds, values, how = tangermeme_ism(predictor, predictor.lay_out(sequences[part]), args.batch_size)
+                seconds, values, how = tangermeme_ism(scorer, scorer.lay_out(sequences[part]), args.batch_size)
                 their_seconds += seconds
                 theirs.append(values)
     evaluated = sum(r.evaluated for r in results)
@@ -133,7 +137,7 @@ def main() -> None:
 
     rows = {
         "machine": f"{torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}",
-        "model": f"grid dim {args.dim} ({sum(p.numel() for p in predictor.model.parameters()):,} parameters, random weights)",
+        "model": f"grid dim {args.dim} ({sum(p.numel() for p in model.model.parameters()):,} parameters, random weights)",
         "sequences": len(sequences), "batch_size": args.batch_size,
         "bench_predict_sequences_per_second": bench_rate,
         "predict_sequences_per_second": predict_rate,

@@ -89,17 +89,24 @@ def torch_threads(n: int) -> Iterator[None]:
 TINY_RUN_LENGTH, TINY_RUN_HEAD, TINY_RUN_TAIL = 20, 2, 1
 
 
-def tiny_run_info(n_targets: int = 1, rc_average: bool = False):
-    """The RunInfo of a random 20-position Proformer (dim 8, one block) with flanks 2 + 1."""
+def tiny_run_info(n_targets: int = 1, rc_average: bool = False, mean: list[float] | None = None,
+                  std: list[float] | None = None):
+    """The RunInfo of a random 20-position Proformer (dim 8, one block) with flanks 2 + 1; the
+    target statistics are mean 1, std 2 for every target unless ``mean`` / ``std`` (one value
+    per target) say otherwise."""
     from proformer.io.run import RunInfo, TargetInfo
     from proformer.model import ModelConfig
     from proformer.sequence import Layout
 
     names = ["expr"] if n_targets == 1 else [f"target{i}" for i in range(n_targets)]
+    mean = [1.0] * n_targets if mean is None else [float(value) for value in mean]
+    std = [2.0] * n_targets if std is None else [float(value) for value in std]
+    if len(mean) != n_targets or len(std) != n_targets:
+        raise ValueError(f"give one mean and one std per target ({n_targets})")
     return RunInfo(model=ModelConfig(kmer=3, dim=8, heads=1, blocks=1, readout=2, length=TINY_RUN_LENGTH,
                                      n_targets=n_targets),
                    layout=Layout(head=TINY_RUN_HEAD, tail=TINY_RUN_TAIL, length=TINY_RUN_LENGTH, pad="n"),
-                   target=TargetInfo(names=names, mean=[1.0] * n_targets, std=[2.0] * n_targets, standardized=True),
+                   target=TargetInfo(names=names, mean=mean, std=std, standardized=True),
                    rc_average=rc_average, proformer_version="test")
 
 
@@ -125,7 +132,7 @@ def planted_motif_model(motif: str = "GATA", length: int = TINY_RUN_LENGTH):
 
     It takes what a Proformer takes: codes ``(batch, 2 * length)`` (the forward half is read) or
     a one-hot forward strand ``(batch, 4, length)`` (differentiable, for attribution), and
-    returns ``(batch,)``. Wrap it as ``Predictor(planted_motif_model(), tiny_run_info())``.
+    returns ``(batch,)``. Wrap it as ``proformer.inference.Run(planted_motif_model(), tiny_run_info())``.
     """
     import torch
     import torch.nn.functional as F

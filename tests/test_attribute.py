@@ -24,10 +24,13 @@ from helpers import (
     write_tiny_run,
 )
 
-from proformer.interpret import Predictor
+import proformer
+from proformer.cli import main
+from proformer.inference import Run
 from proformer.interpret.attribute import attribute, run_attribute, write_attributions
+from proformer.interpret.scorer import Scorer
 from proformer.interpret.shuffle import dinucleotide_shuffle
-from proformer.io.sequences import InputError
+from proformer.io.errors import InputError
 from proformer.sequence import encode, one_hot
 
 # The module itself, not the function that proformer.interpret may export under the same name.
@@ -42,8 +45,8 @@ def run_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def predictor(run_dir):
-    return Predictor.from_run(run_dir, "cpu")
+def model(run_dir):
+    return proformer.load(run_dir, "cpu")
 
 
 def dinucleotides(codes: np.ndarray) -> Counter:
@@ -91,13 +94,14 @@ def test_references_shuffle_only_the_seen_region():
 
 # -- what each method finds --------------------------------------------------------------------------
 
-def test_integrated_gradients_sum_to_the_prediction_minus_the_all_n_baseline(predictor):
+def test_integrated_gradients_sum_to_the_prediction_minus_the_all_n_baseline(model):
     # Ragged: a short row, an exact fit, one with an N and one longer than the window (cut).
     rng = np.random.default_rng(0)
     sequences = [random_dna(rng, 1, length)[0] for length in (12, 23, 30)] + ["ACGTNACGTACGGATTACAGG"]
-    result = attribute(predictor, sequences, "integrated_gradients", steps=100)
+    result = attribute(model, sequences, "integrated_gradients", steps=100, standardized=True)
     total = np.nansum(result.attributions.astype(np.float64), axis=(1, 2))
-    expected = predictor.predict(sequences) - predictor.predict(["N" * len(s) for s in sequences])
+    expected = (model.predict(sequences, standardized=True)
+                - model.predict(["N" * len(s) for s in sequences], standardized=True))
     # Gauss-Legendre error on this kinked (ReLU) integrand: ~4e-4 at 100 steps, vs |expected| ~0.1.
     np.testing.assert_allclose(total, expected, atol=1e-3)
     assert np.abs(expected).max() > 0.05  # the check is not 0 == 0
@@ -119,9 +123,9 @@ def planted_sequences(n: int, seed: int = 0) -> tuple[list[str], list[int]]:
 
 @pytest.mark.parametrize("method", ["saliency", "input_x_gradient", "deep_lift_shap", "ism"])
 def test_largest_attributions_are_the_planted_motif(method):
-    predictor = Predictor(planted_motif_model(), tiny_run_info())
+    model = Run(planted_motif_model(), tiny_run_info())
     sequences, starts = planted_sequences(6)
-    result = attribute(predictor, sequences, method, n_shuffles=10)
+    result = attribute(model, sequences, method, n_shuffles=10)
     per_position = np.nan_to_num(result.attributions.sum(axis=1), nan=-np.inf)
     for row, start in enumerate(starts):
         top = sorted(np.argsort(-per_position[row], kind="stable")[:4].tolist())
@@ -132,19 +136,19 @@ def test_largest_attributions_are_the_planted_motif(method):
 @pytest.mark.parametrize("method", ["saliency", "integrated_gradients", "deep_lift_shap"])
 def test_batch_size_does_not_change_the_result(run_dir, method):
     sequences = random_dna(np.random.default_rng(14), 5, 23) + random_dna(np.random.default_rng(15), 2, 19)
-    one, many = (attribute(Predictor.from_run(run_dir, "cpu", batch_size=size), sequences, method, n_shuffles=4,
-                           steps=10) for size in (3, 256))
+    one, many = (attribute(proformer.load(run_dir, "cpu", batch_size=size), sequences, method, n_shuffles=4,
+                           steps=10, standardized=True) for size in (3, 256))
     np.testing.assert_allclose(one.attributions, many.attributions, atol=1e-6)
 
 
-def test_unseen_positions_are_nan_for_ragged_input(predictor):
+def test_unseen_positions_are_nan_for_ragged_input(model):
     # Flanks of 2 + 1; 20 positions per strand. Length 30 keeps 27 after the flanks and the
     # window cuts 3 more on the left and 4 on the right: seen 5..24.
     sequences = random_dna(np.random.default_rng(2), 1, 10) + random_dna(np.random.default_rng(3), 1, 23) \
         + random_dna(np.random.default_rng(4), 1, 30)
     seen = {0: range(2, 9), 1: range(2, 22), 2: range(5, 25)}
     for method in ("saliency", "ism"):
-        result = attribute(predictor, sequences, method, hypothetical=True)
+        result = attribute(model, sequences, method, hypothetical=True)
         for array in (result.attributions, result.hypothetical):
             assert array.shape == (3, 4, 30) and array.dtype == np.float32
             for row, positions in seen.items():
@@ -158,17 +162,17 @@ def test_unseen_positions_are_nan_for_ragged_input(predictor):
 # -- hypothetical contributions ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("method", ["deep_lift_shap", "ism"])
-def test_attributions_are_hypothetical_times_one_hot(predictor, method):
+def test_attributions_are_hypothetical_times_one_hot(model, method):
     sequences = random_dna(np.random.default_rng(5), 3, 23) + ["ACGTNACGTACGGATTACAGG"]
-    result = attribute(predictor, sequences, method, hypothetical=True, n_shuffles=8)
+    result = attribute(model, sequences, method, hypothetical=True, n_shuffles=8, standardized=True)
     np.testing.assert_allclose(result.attributions, result.hypothetical * result.one_hot, atol=1e-6)
     seen = result.seen
     assert (np.abs(result.hypothetical).sum(axis=1)[seen] > 0).mean() > 0.9  # not trivially zero
 
 
-def test_gradient_hypothetical_is_the_centred_gradient(predictor):
+def test_gradient_hypothetical_is_the_centred_gradient(model):
     sequences = random_dna(np.random.default_rng(6), 3, 23)
-    saliency = attribute(predictor, sequences, "saliency", hypothetical=True)
+    saliency = attribute(model, sequences, "saliency", hypothetical=True, standardized=True)
     centred = saliency.attributions - saliency.attributions.mean(axis=1, keepdims=True)
     np.testing.assert_allclose(saliency.hypothetical, centred, atol=1e-6)
     np.testing.assert_allclose(np.nansum(saliency.hypothetical, axis=1), 0, atol=1e-6)
@@ -176,8 +180,9 @@ def test_gradient_hypothetical_is_the_centred_gradient(predictor):
     from captum.attr import InputXGradient
 
     x = torch.from_numpy(saliency.one_hot[:, :, TINY_RUN_HEAD : TINY_RUN_HEAD + TINY_RUN_LENGTH].copy())
-    captum = InputXGradient(predictor.one_hot_model()).attribute(x.requires_grad_()).detach().numpy()
-    ixg = attribute(predictor, sequences, "input_x_gradient", hypothetical=True)
+    one_hot_model = Scorer(model, standardized=True).one_hot_model()
+    captum = InputXGradient(one_hot_model).attribute(x.requires_grad_()).detach().numpy()
+    ixg = attribute(model, sequences, "input_x_gradient", hypothetical=True, standardized=True)
     np.testing.assert_allclose(ixg.attributions[:, :, TINY_RUN_HEAD : TINY_RUN_HEAD + TINY_RUN_LENGTH], captum, atol=1e-6)
     np.testing.assert_allclose(ixg.hypothetical, saliency.hypothetical, atol=1e-6)
 
@@ -197,39 +202,40 @@ class LinearOneHot(torch.nn.Module):
 
 def test_deep_lift_shap_sums_to_the_prediction_minus_the_mean_reference_on_a_linear_model():
     # Without N: an N's own DeepLIFT contribution (-m . r) has no base to go to (the module says so).
-    predictor = Predictor(LinearOneHot().eval(), tiny_run_info())
+    model = Run(LinearOneHot().eval(), tiny_run_info())
     sequences = random_dna(np.random.default_rng(12), 3, 23) + random_dna(np.random.default_rng(13), 1, 17)
-    result = attribute(predictor, sequences, "deep_lift_shap", hypothetical=True, n_shuffles=6, seed=3)
-    laid = predictor.lay_out(sequences)
+    # z-scores: the model's own output, which reference_prediction below computes from its weights
+    result = attribute(model, sequences, "deep_lift_shap", hypothetical=True, n_shuffles=6, seed=3, standardized=True)
+    laid = model.lay_out(sequences)
     forward, seen = laid.codes[:, :TINY_RUN_LENGTH], np.zeros((4, TINY_RUN_LENGTH), dtype=bool)
     rows, positions = np.nonzero(laid.window >= 0)
     seen[rows, laid.window[rows, positions]] = True
     references = attribute_module.shuffled_references(forward, seen, 6, seed=3)
-    weight = predictor.model.weight.detach().numpy()
+    weight = model.model.weight.detach().numpy()
     reference_prediction = np.einsum("bl,nsbl->n", weight, one_hot(references)) / 6
-    expected = predictor.predict(sequences) - reference_prediction
+    expected = model.predict(sequences, standardized=True) - reference_prediction
     np.testing.assert_allclose(np.nansum(result.attributions, axis=(1, 2)), expected, atol=1e-4)
     assert np.abs(expected).max() > 0.5
 
 
-def test_deep_lift_multipliers_are_the_gradient_on_this_architecture(predictor):
+def test_deep_lift_multipliers_are_the_gradient_on_this_architecture(model):
     # The module says captum has no DeepLIFT rule for any Proformer nonlinearity, so the
     # multipliers are the gradient at the input: then DeepLIFT's hypothetical contributions,
     # m_b - m . r, centred over the bases, are the centred gradient whatever the references.
     sequences = random_dna(np.random.default_rng(7), 3, 23)
-    deep_lift = attribute(predictor, sequences, "deep_lift_shap", hypothetical=True, n_shuffles=4)
-    saliency = attribute(predictor, sequences, "saliency", hypothetical=True)
+    deep_lift = attribute(model, sequences, "deep_lift_shap", hypothetical=True, n_shuffles=4, standardized=True)
+    saliency = attribute(model, sequences, "saliency", hypothetical=True, standardized=True)
     centred = deep_lift.hypothetical - deep_lift.hypothetical.mean(axis=1, keepdims=True)
     np.testing.assert_allclose(centred, saliency.hypothetical, atol=1e-5)
 
 
 # -- output ------------------------------------------------------------------------------------------
 
-def test_modisco_export_is_cropped_to_seen_positions(predictor, tmp_path):
+def test_modisco_export_is_cropped_to_seen_positions(model, tmp_path):
     # Seen regions of 20, 20 and 19 positions (lengths 23, 30, 22): one even window of 18.
     sequences = random_dna(np.random.default_rng(8), 1, 23) + random_dna(np.random.default_rng(9), 1, 30) \
         + random_dna(np.random.default_rng(10), 1, 22)
-    result = attribute(predictor, sequences, "saliency", hypothetical=True)
+    result = attribute(model, sequences, "saliency", hypothetical=True)
     written = write_attributions(result, tmp_path / "out")
     assert written["modisco_width"] == 18
     ohe = np.load(written["modisco_ohe_npz"])["arr_0"]
@@ -257,6 +263,32 @@ def test_run_attribute_writes_the_arrays(run_dir, tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["attributions.npz", "modisco_hyp.npz",
                                                                     "modisco_ohe.npz"]
     assert np.load(summary["npz"])["ids"].tolist() == ["seq0", "seq1", "seq2"]
+
+
+def test_cli_ensemble_saliency_is_the_mean_of_the_runs(run_dir, tmp_path):
+    """``proformer attribute --model A --model B``: every array in input coordinates, with the
+    saliency of the mean prediction, i.e. the mean of the two runs' own saliency."""
+    other = write_tiny_run(tmp_path / "other", seed=1, rc_average=True)
+    sequences = random_dna(np.random.default_rng(16), 2, 23) + random_dna(np.random.default_rng(17), 1, 30)
+    fasta = tmp_path / "in.fa"
+    fasta.write_text("".join(f">seq{i}\n{s}\n" for i, s in enumerate(sequences)))
+
+    def cli(runs, out):
+        models = [word for run in runs for word in ("--model", str(run))]
+        assert main(["attribute", *models, "--input", str(fasta), "--out", str(tmp_path / out), "--method",
+                     "saliency", "--no-progress"]) == 0
+        with np.load(tmp_path / out / "attributions.npz") as saved:
+            return {key: saved[key] for key in saved.files}
+
+    single = [cli([run], f"single{i}") for i, run in enumerate((run_dir, other))]
+    both = cli([run_dir, other], "both")
+    assert both["attributions"].shape == both["one_hot"].shape == (3, 4, 30)
+    assert both["ids"].tolist() == ["seq0", "seq1", "seq2"] and both["lengths"].tolist() == [23, 23, 30]
+    assert str(both["method"]) == "saliency" and str(both["units"]) == "training units"
+    assert not np.allclose(np.nan_to_num(single[0]["attributions"]), np.nan_to_num(single[1]["attributions"]))
+    mean = (single[0]["attributions"] + single[1]["attributions"]) / 2
+    np.testing.assert_array_equal(np.isnan(both["attributions"]), np.isnan(mean))
+    np.testing.assert_allclose(both["attributions"], mean, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("method, hypothetical, text, error, match", [
@@ -292,9 +324,9 @@ def test_modisco_reads_the_export(tmp_path):
     torch.manual_seed(0)
     from proformer.model import Proformer
 
-    predictor = Predictor(Proformer(info.model).eval(), info)
+    model = Run(Proformer(info.model).eval(), info)
     sequences = random_dna(np.random.default_rng(0), 300, 103)
-    result = attribute(predictor, sequences, "saliency", hypothetical=True)
+    result = attribute(model, sequences, "saliency", hypothetical=True)
     written = write_attributions(result, tmp_path / "out", modisco=True, max_seqlets=500)
     h5py = pytest.importorskip("h5py", reason="h5py (a modisco-lite dependency) is not importable here")
 

@@ -12,12 +12,12 @@ import pytest
 import torch
 from helpers import TINY_MODEL, as_overrides, planted_tsv
 
+import proformer
 from proformer.config import load_run_config
 from proformer.data.dataset import BatchBuilder, Dataset, ShardedBatchSampler
 from proformer.data.prepare import prepare
 from proformer.model import ModelConfig, Proformer
 from proformer.model.proformer import FUSED_HEAD_DIM_LIMIT, attention, matmul_attention
-from proformer.predict import TrainedModel
 from proformer.train import train
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (benchmarks/gpu_check.py)")
@@ -155,8 +155,8 @@ def test_a_run_trained_on_cuda_predicts_the_same_on_cpu_and_cuda(cuda_run):
     run_dir, _ = cuda_run
     rng = np.random.default_rng(1)
     sequences = ["".join(rng.choice(list("ACGT"), LENGTH)) for _ in range(300)]
-    on_cpu = TrainedModel.from_run(run_dir, device="cpu").predict(sequences)
-    on_cuda = TrainedModel.from_run(run_dir, device="cuda").predict(sequences)
+    on_cpu = proformer.load(run_dir, device="cpu").predict(sequences)
+    on_cuda = proformer.load(run_dir, device="cuda").predict(sequences)
     assert np.isfinite(on_cpu).all() and on_cpu.std() > 0
     np.testing.assert_allclose(on_cuda, on_cpu, rtol=1e-4, atol=1e-4)
 

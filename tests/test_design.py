@@ -22,15 +22,19 @@ from helpers import (
     write_tiny_run,
 )
 
+import proformer
+from proformer.cli import main
+from proformer.inference import Run
 from proformer.interpret.design import design, run_design, write_designs
-from proformer.interpret.predictor import Predictor
-from proformer.io.sequences import InputError
+from proformer.io.errors import InputError
 
 FULL = TINY_RUN_HEAD + TINY_RUN_LENGTH + TINY_RUN_TAIL  # 23 nt: the whole window is seen
 
 
-def planted() -> Predictor:
-    return Predictor(planted_motif_model(), tiny_run_info())
+def planted() -> Run:
+    """The planted model; design it with ``standardized=True`` so that a prediction is the count
+    of GATA matches itself (training units would be ``2 * count + 1``)."""
+    return Run(planted_motif_model(), tiny_run_info())
 
 
 def matches(sequence: str) -> int:
@@ -58,18 +62,18 @@ def runs(tmp_path_factory):
 
 
 def test_high_target_creates_motif_matches_inside_the_window_only():
-    predictor = planted()
+    model = planted()
     # Three one-edit-away GATAs (GATC, GTTA, CATA) and no match; the second input is 2 nt longer
     # than the window, so its layout cuts one more position at each end that must stay as given.
     # The third, longer still and with nothing to gain from one edit, stops first (and its width
     # must not leak into the others' later steps).
     near = "GATCCCGTTACCCATACCCC"
     inputs = ["GG" + near + "G", "AGATA" + "TATCCCGTTACCCATAC" + "GGT", "GGC" + "CCCCGAACCCCCCCCCCCCC" + "GGC"]
-    window = predictor.lay_out(inputs).window
-    assert [matches(s) for s in inputs] == [0, 1, 0] and predictor.predict(inputs).tolist() == [0, 0, 0]
+    window = model.lay_out(inputs).window
+    assert [matches(s) for s in inputs] == [0, 1, 0] and model.predict(inputs, standardized=True).tolist() == [0, 0, 0]
 
     for max_edits in (5, 2):
-        designs = design(predictor, inputs, "high", max_edits)
+        designs = design(model, inputs, "high", max_edits, standardized=True)
         assert designs[2].edits == [] and designs[2].sequence == inputs[2]
         for row, d in enumerate(designs[:2]):
             assert 1 <= len(d.edits) <= max_edits
@@ -90,58 +94,58 @@ def test_high_target_creates_motif_matches_inside_the_window_only():
 
 
 def test_beam_search_is_never_worse_than_greedy_and_can_be_better():
-    predictor = planted()
+    model = planted()
     # Greedy takes the first of the tied +1 edits (position 7: AAAT -> AGAT...GATA), which spoils
     # the two compatible ones (7 A>T, 9 T>G: GATAGATA); a beam of 3 keeps those.
     trap = "TT" + "TTAGAAATATACCCCCCCCC" + "T"
     other = "GG" + "GATCCCGTTACCCATACCCC" + "G"
-    greedy = design(predictor, [trap, other], "high", 2)
-    wide = design(predictor, [trap, other], "high", 2, beam=3)
+    greedy = design(model, [trap, other], "high", 2, standardized=True)
+    wide = design(model, [trap, other], "high", 2, beam=3, standardized=True)
     assert greedy[0].predictions.tolist() == [0, 1] and wide[0].predictions.tolist() == [0, 1, 2]
     assert wide[0].sequence == replay(wide[0]) and matches(wide[0].sequence) == 2
     assert all(w.predictions[-1] >= g.predictions[-1] for w, g in zip(wide, greedy))
 
 
 def test_search_stops_when_no_substitution_improves():
-    class Counting(Predictor):
+    class Counting(Run):
         rows = 0
 
-        def predict_batch(self, codes):
+        def model_output(self, codes):  # every forward pass of the run's scorer goes through it
             Counting.rows += len(codes)
-            return super().predict_batch(codes)
+            return super().model_output(codes)
 
-    predictor = Counting(planted_motif_model(), tiny_run_info())
+    model = Counting(planted_motif_model(), tiny_run_info())
     # GAAC is two edits from GATA and no window is one edit away: no single edit improves, and
     # wandering through neutral edits is not a search step.
-    (d,) = design(predictor, ["GG" + "CCCCGAACCCCCCCCCCCCC" + "G"], "high", 5, beam=3)
+    (d,) = design(model, ["GG" + "CCCCGAACCCCCCCCCCCCC" + "G"], "high", 5, beam=3, standardized=True)
     assert d.edits == [] and d.predictions.tolist() == [0] and d.sequence == d.input
     assert Counting.rows == 1 + 3 * TINY_RUN_LENGTH  # the input and its 60 substitutions, once
 
 
-@pytest.mark.parametrize("target", ["low", "number"])
-def test_low_and_numeric_targets_move_the_prediction_and_record_it(runs, target):
-    predictor = Predictor.from_run(runs[0], device="cpu", batch_size=50)  # several batches per step
+@pytest.mark.parametrize("goal", ["low", "number"])
+def test_low_and_numeric_goals_move_the_prediction_and_record_it(runs, goal):
+    model = proformer.load(runs[0], device="cpu", batch_size=50)  # several batches per step
     inputs = random_dna(np.random.default_rng(3), 3, FULL)
-    before = predictor.predict(inputs)
-    value = float(before.mean() + 0.5) if target == "number" else target
-    designs = design(predictor, inputs, value, 3, beam=2)
+    before = model.predict(inputs, standardized=True)
+    value = float(before.mean() + 0.5) if goal == "number" else goal
+    designs = design(model, inputs, value, 3, beam=2, standardized=True)
     for d, start in zip(designs, before):
-        loss = d.predictions if target == "low" else np.abs(d.predictions - value)
+        loss = d.predictions if goal == "low" else np.abs(d.predictions - value)
         assert len(d.edits) >= 1 and np.all(np.diff(loss) < 0)
-        recomputed = predictor.predict(d.steps())
+        recomputed = model.predict(d.steps(), standardized=True)
         np.testing.assert_allclose(d.predictions, recomputed, rtol=1e-5, atol=1e-6)
         assert d.predictions[0] == pytest.approx(start, abs=1e-6)
         assert d.sequence == replay(d) and d.sequence[:2] == d.input[:2] and d.sequence[-1] == d.input[-1]
 
 
 def test_oracle_predictions_are_the_oracles_own(runs, tmp_path):
-    predictor = Predictor.from_run(runs[0], device="cpu")
-    oracle = Predictor.from_run(runs[1], device="cpu", destandardize=True)
+    model = proformer.load(runs[0], device="cpu")
+    oracle = proformer.load(runs[1], device="cpu")
     inputs = random_dna(np.random.default_rng(4), 2, FULL)
-    designs = design(predictor, inputs, "high", 2, ids=["a", "b"], oracle=oracle)
+    designs = design(model, inputs, "high", 2, ids=["a", "b"], oracle=oracle)  # both in training units
     for d in designs:
         np.testing.assert_allclose(d.oracle_predictions, oracle.predict(d.steps()), rtol=1e-5, atol=1e-6)
-        assert not np.allclose(d.oracle_predictions, d.predictions)  # another model, in other units
+        assert not np.allclose(d.oracle_predictions, d.predictions)  # another model's predictions
 
     rows = read_tsv(write_designs(designs, tmp_path / "designs.tsv"))
     assert list(rows[0]) == ["id", "step", "edit", "prediction", "oracle_prediction", "sequence"]
@@ -151,7 +155,7 @@ def test_oracle_predictions_are_the_oracles_own(runs, tmp_path):
     assert [r["edit"] for r in rows if r["step"] != "0"] == [f"{p}:{a}>{b}" for d in designs for p, a, b in d.edits]
     sequences = [r["sequence"] for r in rows]
     np.testing.assert_allclose([float(r["oracle_prediction"]) for r in rows], oracle.predict(sequences), rtol=1e-5)
-    np.testing.assert_allclose([float(r["prediction"]) for r in rows], predictor.predict(sequences),
+    np.testing.assert_allclose([float(r["prediction"]) for r in rows], model.predict(sequences),
                                rtol=1e-5, atol=1e-6)
 
 
@@ -160,20 +164,50 @@ def test_run_design_reads_a_file_and_summarises(runs, tmp_path):
     fasta = tmp_path / "in.fa"
     fasta.write_text("".join(f">s{i}\n{s.lower()}\n" for i, s in enumerate(inputs)))
     out = tmp_path / "designs.tsv"
-    summary = run_design(runs[0], fasta, out, "low", 2, oracle=runs[1], destandardize=True, device="cpu",
-                         progress=False)
+    summary = run_design(runs[0], fasta, out, "low", 2, oracle=runs[1], device="cpu", progress=False)
     rows = read_tsv(out)
     assert {r["id"] for r in rows} == {"s0", "s1"} and [r["sequence"] for r in rows if r["step"] == "0"] == inputs
     last = [max((r for r in rows if r["id"] == i), key=lambda r: int(r["step"])) for i in ("s0", "s1")]
-    assert summary["designs"] == 2 and summary["units"] == "training units"
+    assert summary["designs"] == 2 and summary["units"] == "training units"  # the default
+    assert summary["goal"] == "low" and summary["target"] == "expr"
     assert summary["prediction_after"] < summary["prediction_before"]
     assert summary["prediction_after"] == pytest.approx(np.mean([float(r["prediction"]) for r in last]), rel=1e-5)
     assert summary["oracle_after"] == pytest.approx(np.mean([float(r["oracle_prediction"]) for r in last]), rel=1e-5)
 
 
+def test_cli_ensemble_designs_on_the_mean_of_the_runs(runs, tmp_path):
+    """``proformer design --model A --model B --oracle C --oracle D``: one row per step of every
+    design, each prediction the mean of A's and B's predictions of that row's sequence, each
+    oracle prediction the mean of C's and D's."""
+    oracles = [write_tiny_run(tmp_path / f"oracle{seed}", seed=seed) for seed in (2, 3)]
+    inputs = random_dna(np.random.default_rng(7), 2, FULL)
+    fasta = tmp_path / "in.fa"
+    fasta.write_text("".join(f">s{i}\n{s}\n" for i, s in enumerate(inputs)))
+    out = tmp_path / "designs.tsv"
+    words = ["design", "--model", str(runs[0]), "--model", str(runs[1]), "--input", str(fasta), "--target", "low",
+             "--max-edits", "2", "--beam", "2", "--out", str(out), "--no-progress"]
+    assert main(words + [word for oracle in oracles for word in ("--oracle", str(oracle))]) == 0
+    rows = read_tsv(out)
+    assert list(rows[0]) == ["id", "step", "edit", "prediction", "oracle_prediction", "sequence"]
+    for i, sequence in enumerate(inputs):
+        path = [r for r in rows if r["id"] == f"s{i}"]
+        assert [int(r["step"]) for r in path] == list(range(len(path))) and 2 <= len(path) <= 3
+        assert path[0]["sequence"] == sequence and path[0]["edit"] == ""
+        assert all(len(r["sequence"]) == FULL for r in path)
+        assert np.all(np.diff([float(r["prediction"]) for r in path]) < 0)  # low: every edit lowers the mean
+    sequences = [r["sequence"] for r in rows]
+
+    def mean_prediction(run_dirs):
+        return np.mean([proformer.load(run, device="cpu").predict(sequences) for run in run_dirs], axis=0)
+
+    np.testing.assert_allclose([float(r["prediction"]) for r in rows], mean_prediction(runs), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose([float(r["oracle_prediction"]) for r in rows], mean_prediction(oracles),
+                               rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("options, symbol, message", [
-    ({"target": "medium"}, "", "'medium'"),
-    ({"target": float("nan")}, "", "target=nan"),
+    ({"goal": "medium"}, "", "'medium'"),
+    ({"goal": float("nan")}, "", "goal=nan"),
     ({"max_edits": 0}, "", "max_edits=0"),
     ({"beam": 0}, "", "beam=0"),
     ({}, "X", "'X'"),
@@ -183,13 +217,13 @@ def test_bad_input_is_refused_and_writes_nothing(runs, tmp_path, options, symbol
     fasta = tmp_path / "in.fa"
     fasta.write_text(f">s0\n{sequence[:9]}{symbol}{sequence[9:]}\n")
     out = tmp_path / "designs.tsv"
-    arguments = {"target": "high", "max_edits": 2, **options}
+    arguments = {"goal": "high", "max_edits": 2, **options}
     with pytest.raises(ValueError, match=message):
         run_design(runs[0], fasta, out, device="cpu", progress=False, **arguments)
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["in.fa"]
     with pytest.raises(ValueError, match=message):  # the Python API refuses it as well
-        design(planted(), [sequence[:9] + symbol + sequence[9:]], arguments["target"], arguments["max_edits"],
-               arguments.get("beam", 1))
+        design(planted(), [sequence[:9] + symbol + sequence[9:]], arguments["goal"], arguments["max_edits"],
+               beam=arguments.get("beam", 1))
 
 
 def test_bad_symbol_error_is_an_input_error_naming_the_sequence():

@@ -14,7 +14,7 @@ Every fenced block is checked by its language:
     ``python -m pytest -m M`` a registered marker. Any other program must be in ``EXTERNAL``.
 ``python``
     Every ``from proformer... import name`` must resolve, and every call of what it imported
-    (``train(...)``, ``Predictor.from_run(...)``) must bind to the real signature: a renamed
+    (``train(...)``, ``proformer.load(...)``) must bind to the real signature: a renamed
     function or keyword fails here.
 ``yaml``
     Run configs load with ``load_run_config``, sweep grids with ``load_grid``.
@@ -434,7 +434,7 @@ def test_the_quickstart_report_suggests_a_command_that_parses():
     ("proformer quickstart --set n=100000", "unknown key 'n'"),
     ("proformer train --data d --out r --set dimm=64", "unknown key 'dimm'"),
     ("proformer train --data d --out r --set dim=wide", "dim"),
-    ("proformer predict --model r --input i --out o --destandardise", "unrecognized arguments: --destandardise"),
+    ("proformer predict --model r --input i --out o --destandardize", "unrecognized arguments: --destandardize"),
     ("proformer train --preset dream2023 --out r", "not a preset"),
     ("proformer sweep --grid poster-yeas --out o", "not a built-in grid"),
     ("pip install -e .[gpu]", "[gpu] is not in pyproject.toml"),
@@ -581,9 +581,11 @@ def check_model_example(ns: dict) -> None:
 def check_whole_path(ns: dict) -> None:
     import torch
 
+    from proformer.inference import Run as LoadedRun  # not this module's Run (how a block runs)
     from proformer.io.run import RunInfo
 
     assert "Score PearsonR^2" in ns["__stdout__"]
+    assert isinstance(ns["run"], LoadedRun)
     assert isinstance(ns["model"], torch.nn.Module) and isinstance(ns["info"], RunInfo)
 
 
@@ -635,7 +637,7 @@ RUN: dict[str, Run] = {
         replace={'seed=0)': "seed=0, chrom_length=300_000)", "n=20_000)": "n=1_000)",
                  '"train.epochs=3"': ", ".join(f'"{s}"' for s in TINY)},
         check=check_atac_example),
-    "docs/interpretation.md: from proformer.interpret import Predictor, ism": Run(
+    "docs/interpretation.md: import proformer": Run(
         after=("README.md: from proformer.data.prepare import prepare",), check=check_ism_example),
     "docs/synthetic-grammar.md: from proformer.data.synthetic import simulate_library, noise_ceiling":
         Run(check=check_library),

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from proformer import download
-from proformer.download import DownloadError, download_dream2022, record_files
+from proformer.download import DownloadError, download_dream2022, record_files, transfer
 
 RECORD = "10633252"
 
@@ -343,9 +342,9 @@ def test_record_files_entries_dict_and_bare_checksum() -> None:
 
 def test_progress_is_throttled(monkeypatch) -> None:
     clock = iter([0.0, 0.1, 0.2, 0.6, 0.7])  # creation, then one reading per update
-    monkeypatch.setattr(download.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(transfer.time, "monotonic", lambda: next(clock))
     out = io.StringIO()
-    meter = download._Progress("f.txt", 4000, 0, out)
+    meter = transfer._Progress("f.txt", 4000, 0, out)
     for _ in range(4):
         meter.update(1000)
     meter.finish()

@@ -20,7 +20,8 @@ from helpers import random_dna, write_tiny_run
 import proformer
 from proformer.cli import main
 from proformer.io.run import RunInfo, read_run_info, write_run_model
-from proformer.predict import Ensemble, TrainedModel, predict
+from proformer.inference import Ensemble, Run
+from proformer.predict import predict
 from proformer.sequence import Layout
 
 RNG = np.random.default_rng(23)
@@ -59,9 +60,9 @@ def cli(*args) -> int:
     return main([str(arg) for arg in args] + ["--no-progress"])
 
 
-def members_mean(runs, sequences=SEQUENCES, **options) -> np.ndarray:
+def members_mean(runs, sequences=SEQUENCES, standardized: bool = False) -> np.ndarray:
     """What an ensemble must give: the mean of each run's own prediction."""
-    return np.mean([proformer.load(run, "cpu", **options).predict(sequences) for run in runs], axis=0)
+    return np.mean([proformer.load(run, "cpu").predict(sequences, standardized=standardized) for run in runs], axis=0)
 
 
 def read_tsv(path) -> tuple[list[str], np.ndarray]:
@@ -82,9 +83,10 @@ def one_line_error(err: str, *fragments: str) -> None:
 def test_an_ensemble_predicts_the_mean_of_its_members_each_in_its_own_way(runs, runs2):
     ensemble = proformer.load(runs, "cpu")
     assert isinstance(ensemble, Ensemble) and ensemble.target_names == ["expr"]
-    assert ensemble.units == "training units" and ensemble.n_targets == 1
+    assert ensemble.n_targets == 1
     values = ensemble.predict(SEQUENCES)
     assert values.shape == (N,) and values.dtype == np.float64
+    np.testing.assert_array_equal(values, ensemble.predict(SEQUENCES, standardized=False))  # training units
     np.testing.assert_allclose(values, members_mean(runs), rtol=1e-12)
     # The members differ (own weights, rc_average, flanks): the mean is not any one of them.
     assert all(not np.allclose(values, proformer.load(run, "cpu").predict(SEQUENCES)) for run in runs)
@@ -96,21 +98,22 @@ def test_an_ensemble_predicts_the_mean_of_its_members_each_in_its_own_way(runs, 
 
 def test_a_list_of_one_run_predicts_exactly_that_run(runs):
     one = proformer.load([runs[0]], "cpu")
-    assert isinstance(one, Ensemble) and isinstance(proformer.load(runs[0], "cpu"), TrainedModel)
+    assert isinstance(one, Ensemble) and isinstance(proformer.load(runs[0], "cpu"), Run)
     np.testing.assert_array_equal(one.predict(SEQUENCES), proformer.load(runs[0], "cpu").predict(SEQUENCES))
 
 
 def test_z_scores_average_only_when_the_runs_share_their_target_statistics(runs, tmp_path):
     # The tiny runs all have mean 1 and std 2: their z-scores are in one unit.
-    ensemble = proformer.load(runs[:2], "cpu", standardized=True)
-    np.testing.assert_allclose(ensemble.predict(SEQUENCES), members_mean(runs[:2], standardized=True), rtol=1e-12)
+    ensemble = proformer.load(runs[:2], "cpu")
+    np.testing.assert_allclose(ensemble.predict(SEQUENCES, standardized=True), members_mean(runs[:2], standardized=True),
+                               rtol=1e-12)
     # A run standardised by other statistics (another fold's rows) is refused, naming both runs.
     other = write_run(tmp_path / "other", 6)
     values = json.loads((other / "config.json").read_text())
     values["target"]["mean"] = [1.5]
     (other / "config.json").write_text(json.dumps(values))
     with pytest.raises(ValueError, match="same target statistics") as error:
-        proformer.load([runs[0], other], "cpu", standardized=True)
+        proformer.load([runs[0], other], "cpu").predict(SEQUENCES[:2], standardized=True)
     assert str(runs[0]) in str(error.value) and str(other) in str(error.value)
     # In training units the same two runs average fine.
     proformer.load([runs[0], other], "cpu").predict(SEQUENCES[:2])

@@ -136,7 +136,7 @@ def test_prepare_refuses_python_number_syntax_naming_file_line_and_value(tmp_pat
 
 
 def test_plain_numbers_still_read_in_bulk_and_one_by_one():
-    from proformer.io.sequences import parse_number, parse_numbers
+    from proformer.io.numbers import parse_number, parse_numbers
 
     texts = [b"12", b" 1.5 ", b"-1.25e-1", b"+.5", b"5.", b"1E3", b"nan", b"-inf"]
     values, bad = parse_numbers(texts)
@@ -339,7 +339,7 @@ from test_download import RECORD as RECORD_ID
 from test_download import FakeZenodo, site  # noqa: F401 - the local Zenodo look-alike
 
 from proformer import download
-from proformer.download import DownloadError, download_dream2022
+from proformer.download import DownloadError, download_dream2022, transfer
 
 
 def _strip(fake: FakeZenodo, key: str, *fields: str) -> None:
@@ -364,11 +364,11 @@ def _fetch(fake: FakeZenodo, out: Path, **kwargs):
 def test_download_without_a_size_is_bounded(site, tmp_path, monkeypatch):  # noqa: F811 - the imported fixture
     key = "train_sequences.txt"  # 5,000 bytes
     _strip(site, key, "size")
-    monkeypatch.setattr(download, "MAX_UNSIZED_BYTES", 1000, raising=False)
+    monkeypatch.setattr(transfer, "MAX_UNSIZED_BYTES", 1000, raising=False)
     with pytest.raises(DownloadError, match=rf"{key}.*gives no size and the server sent more than"):
         _fetch(site, tmp_path, files=[key])
     assert not (tmp_path / key).exists() and not (tmp_path / f"{key}.part").exists()
-    monkeypatch.setattr(download, "MAX_UNSIZED_BYTES", 10_000, raising=False)
+    monkeypatch.setattr(transfer, "MAX_UNSIZED_BYTES", 10_000, raising=False)
     assert _fetch(site, tmp_path, files=[key])[0].read_bytes() == site.files[key]
 
 

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 from proformer.experiments import sweep_report
 from proformer.experiments.results import write_results, write_settings
-from proformer.train import run as train_run
+from proformer.train import history as train_history
 
 OLD = b"the previous, complete file\n"
 
@@ -40,7 +40,7 @@ def _intact(path, old=OLD) -> None:
 
 
 def _metrics_rows() -> list[dict]:
-    row = dict.fromkeys(train_run.METRIC_COLUMNS, "")
+    row = dict.fromkeys(train_history.METRIC_COLUMNS, "")
     row.update(epoch=0, step=1, lr=1e-3, train_mse=1.0, val_mse=1.0, train_reconstruction=1.0, val_pearson=0.1,
                val_spearman=0.1)
     return [row]
@@ -49,28 +49,28 @@ def _metrics_rows() -> list[dict]:
 def test_failed_metrics_csv_write_keeps_the_previous_file(tmp_path, monkeypatch):
     path = tmp_path / "metrics.csv"
     path.write_bytes(OLD)
-    monkeypatch.setattr(train_run.csv.DictWriter, "writerows", _disk_full)
+    monkeypatch.setattr(train_history.csv.DictWriter, "writerows", _disk_full)
     with pytest.raises(OSError):
-        train_run._write_metrics(path, _metrics_rows())
+        train_history.write_metrics(path, _metrics_rows())
     _intact(path)
 
 
 def test_failed_learning_curve_keeps_the_previous_png(tmp_path, monkeypatch):
     metrics = tmp_path / "metrics.csv"
-    train_run._write_metrics(metrics, _metrics_rows())
+    train_history.write_metrics(metrics, _metrics_rows())
     png = tmp_path / "learning_curve.png"
     png.write_bytes(OLD)
     monkeypatch.setattr(Figure, "savefig", _half_written_savefig)
     with pytest.raises(OSError):
-        train_run.plot_learning_curve(metrics, png)
+        train_history.plot_learning_curve(metrics, png)
     assert png.read_bytes() == OLD
     assert sorted(p.name for p in tmp_path.iterdir()) == ["learning_curve.png", "metrics.csv"]
 
 
 def test_learning_curve_is_still_a_png(tmp_path):
     metrics = tmp_path / "metrics.csv"
-    train_run._write_metrics(metrics, _metrics_rows())
-    train_run.plot_learning_curve(metrics, tmp_path / "learning_curve.png")
+    train_history.write_metrics(metrics, _metrics_rows())
+    train_history.plot_learning_curve(metrics, tmp_path / "learning_curve.png")
     assert (tmp_path / "learning_curve.png").read_bytes().startswith(b"\x89PNG")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["learning_curve.png", "metrics.csv"]
 

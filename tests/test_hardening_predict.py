@@ -83,13 +83,14 @@ def test_failed_predict_leaves_an_existing_out_untouched(run_dir, tmp_path, caps
 
 def test_interrupted_predict_leaves_no_complete_looking_file(run_dir, tmp_path, monkeypatch):
     import proformer.predict as predict_module
+    from proformer.inference import Run
 
     (tmp_path / "in.txt").write_text(f"{SEQUENCE}\n" * 5)
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(predict_module, "predict_codes", interrupted)
+    monkeypatch.setattr(Run, "predict_codes", interrupted)  # every prediction of a run goes through it
     with pytest.raises(KeyboardInterrupt):
         predict_module.predict(run_dir, tmp_path / "in.txt", tmp_path / "out.tsv", progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt"]

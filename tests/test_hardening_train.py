@@ -16,7 +16,7 @@ from proformer.data.prepare import prepare
 from proformer.train import train
 
 LENGTH = 24
-LOCK = ".train.lock"  # proformer.train.run.LOCK
+LOCK = ".train.lock"  # proformer.train.rundir.LOCK
 TINY_RUN = {**TINY_MODEL, "data.split": "hash:0.8", "batch_size": 64, "epochs": 1, "lr": 3e-3}
 
 

@@ -1,4 +1,5 @@
-"""proformer.io.sequences: the one reader of sequence files (prepare, predict, quickstart)."""
+"""proformer.io.reader (and its parts: sniff, tables, fasta): the one reader of sequence files
+(prepare, predict, quickstart)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import numpy as np
 import pytest
 
 from proformer.data.prepare import prepare
-from proformer.io.sequences import InputError, is_header_line, read_sequences
+from proformer.io.errors import InputError
+from proformer.io.reader import read_sequences
+from proformer.io.sniff import is_header_line
 from proformer.sequence import decode
 
 RNG = np.random.default_rng(7)
@@ -130,19 +133,19 @@ def test_a_first_line_that_is_not_a_header_is_data(tmp_path):
 def test_predict_reads_a_bom_or_iupac_first_line_as_data(tmp_path):
     """predict used to take any first line that was not pure ACGTN for a header and skip it, which
     shifted every prediction by one row (--format dream-json then scored the wrong sequences)."""
-    from proformer.predict import read_sequences as predict_reader
+    from proformer.io.inputs import read_input
 
     bom = tmp_path / "bom.txt"
     bom.write_bytes(b"\xef\xbb\xbf" + dream_text().encode())
-    assert [s for chunk in predict_reader(bom) for s in chunk] == SEQUENCES
+    assert [s for chunk in read_input(bom) for s in chunk.text()] == SEQUENCES
     iupac = write(tmp_path / "iupac.txt", dream_text(["ACGRT"] + SEQUENCES[1:]))
     with pytest.raises(ValueError, match=r"iupac\.txt:1: invalid symbol 'R'"):
-        list(predict_reader(iupac))
+        list(read_input(iupac))
     header = write(tmp_path / "header.txt", "sequence\tvalue\n" + dream_text())
-    assert [s for chunk in predict_reader(header) for s in chunk] == SEQUENCES
+    assert [s for chunk in read_input(header) for s in chunk.text()] == SEQUENCES
     masked = write(tmp_path / "masked.txt", "ACGTM\n")  # the mask token: refused by predict as by prepare
     with pytest.raises(InputError, match=r"masked\.txt:1: invalid symbol 'M' at position 5"):
-        list(predict_reader(masked))
+        list(read_input(masked))
     with pytest.raises(InputError, match=r"masked\.txt:1: invalid symbol 'M' at position 5"):
         read_all(masked)
 
@@ -194,7 +197,7 @@ def test_empty_inputs_read_as_nothing(tmp_path):
 
 @pytest.mark.parametrize("kind", ["dream.txt", "dream.txt.gz", "one.txt", "x.fa.gz", "t.csv"])
 def test_prepare_and_predict_read_the_same_sequences(tmp_path, kind):
-    from proformer.predict import read_sequences as predict_reader
+    from proformer.io.inputs import read_input
 
     kwargs = {}
     if kind.startswith("dream"):
@@ -209,5 +212,5 @@ def test_prepare_and_predict_read_the_same_sequences(tmp_path, kind):
     meta = prepare(path, tmp_path / "ds", trim=(0, 0), length=1000, progress=False, chunk_rows=5, **kwargs)
     assert meta["rows_kept"] == len(SEQUENCES)
     prepared = decode(np.load(tmp_path / "ds" / "codes.npy"), np.load(tmp_path / "ds" / "lengths.npy"))
-    predicted = [s for chunk in predict_reader(path, chunk_rows=5, **kwargs) for s in chunk]
+    predicted = [s for chunk in read_input(path, chunk_rows=5, **kwargs) for s in chunk.text()]
     assert [s.upper() for s in predicted] == prepared == [s.upper() for s in SEQUENCES]

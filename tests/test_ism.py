@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 from helpers import TINY_RUN_HEAD, TINY_RUN_TAIL, planted_motif_model, read_predictions, tiny_run_info, write_tiny_run
 
+import proformer
 from proformer.cli import main
-from proformer.interpret import Predictor, ism
+from proformer.inference import Run
+from proformer.interpret import ism
 from proformer.sequence import encode_padded
 
 #: Inputs of several lengths: shorter than the window, exactly it (20 + 3 flank nt), longer
@@ -24,10 +26,23 @@ def mutated(sequence: str, position: int, base: int) -> str:
     return sequence[:position] + "ACGT"[base] + sequence[position + 1 :]
 
 
+def fasta_of(path, sequences):
+    path.write_text("".join(f">s{i} note\n{s}\n" for i, s in enumerate(sequences)))
+    return path
+
+
+def cli_ism(runs, fasta, out) -> dict:
+    """``proformer ism`` with every run of ``runs`` as a ``--model``; its ism.npz, loaded."""
+    models = [word for run in runs for word in ("--model", str(run))]
+    assert main(["ism", *models, "--input", str(fasta), "--out", str(out), "--top", "0", "--no-progress"]) == 0
+    with np.load(out / "ism.npz") as saved:
+        return {key: saved[key] for key in saved.files}
+
+
 def test_ism_finds_the_planted_motif_and_nothing_else():
-    predictor = Predictor(planted_motif_model("GATA"), tiny_run_info())
+    model = Run(planted_motif_model("GATA"), tiny_run_info())
     sequences = ["CCCCCGATACCCCCCCCCCCC", "TTTTTTTTTGATATTTT"]
-    result = ism(predictor, sequences)
+    result = ism(model, sequences, standardized=True)  # z-scores: the model's own count of matches
     assert result.reference.tolist() == [1.0, 1.0]
     for row, start in enumerate((5, 9)):
         lowest = np.min(result.effects[row], axis=0)  # NaN where unseen
@@ -41,9 +56,9 @@ def test_ism_finds_the_planted_motif_and_nothing_else():
 def test_progress_reaches_a_log_file_and_is_silent_when_disabled(capsys):
     """Progress goes through proformer.progress.Progress: stderr that is not a terminal (a log
     file; here pytest's capture) gets a plain final line with the count, not nothing."""
-    predictor = Predictor(planted_motif_model("GATA"), tiny_run_info())
+    model = Run(planted_motif_model("GATA"), tiny_run_info())
     sequences = ["CCCCCGATACCCCCCCCCCCC", "TTTTTTTTTGATATTTT"]  # no N: 3 substitutions per seen position
-    result = ism(predictor, sequences, progress=True)
+    result = ism(model, sequences, progress=True)
     seen = int((~np.isnan(result.effects).all(axis=1)).sum())
     total = len(sequences) + 3 * seen
     captured = capsys.readouterr()
@@ -52,20 +67,20 @@ def test_progress_reaches_a_log_file_and_is_silent_when_disabled(capsys):
     assert len(lines) == 1 and "\r" not in captured.err
     assert re.fullmatch(rf"ISM forward passes: {total:,} of {total:,} \(\d+ s\)", lines[0]), lines
 
-    ism(predictor, sequences, progress=False)
+    ism(model, sequences, progress=False)
     assert capsys.readouterr().err == ""
 
 
 def test_effects_equal_predictions_of_the_mutated_strings(run_dir):
     """Every mutant, predicted through the batched path, equals predict() of the mutated string;
     the reference base is 0; positions the layout hides are NaN."""
-    predictor = Predictor.from_run(run_dir, "cpu", batch_size=7)  # batches that split sequences
+    model = proformer.load(run_dir, "cpu", batch_size=7)  # batches that split sequences
     with pytest.warns(RuntimeWarning, match=r"1 sequence\(s\) are longer than the model's window .* sequence 2, 30 nt"):
-        result = ism(predictor, SEQUENCES)
-    reference = predictor.predict(SEQUENCES)
+        result = ism(model, SEQUENCES, standardized=True)
+    reference = model.predict(SEQUENCES, standardized=True)
     np.testing.assert_allclose(result.reference, reference, rtol=1e-5, atol=1e-6)
     codes, lengths = encode_padded(SEQUENCES)
-    window = predictor.layout.window_positions(lengths)
+    window = model.layout.window_positions(lengths)
     rows, bases, positions, expected = [], [], [], []
     for row, sequence in enumerate(SEQUENCES):
         for position in range(len(sequence)):
@@ -74,7 +89,7 @@ def test_effects_equal_predictions_of_the_mutated_strings(run_dir):
                     rows.append(row), bases.append(base), positions.append(position)
                     expected.append(mutated(sequence, position, base))
     got = result.effects[rows, bases, positions]
-    np.testing.assert_allclose(got, predictor.predict(expected) - reference[rows], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got, model.predict(expected, standardized=True) - reference[rows], rtol=1e-4, atol=1e-5)
     seen = window >= 0
     assert result.evaluated == len(SEQUENCES) + len(expected)
     for row, sequence in enumerate(SEQUENCES):
@@ -88,49 +103,51 @@ def test_effects_equal_predictions_of_the_mutated_strings(run_dir):
 
 
 def test_each_mutant_is_the_layout_of_the_mutated_string_on_both_strands(run_dir, monkeypatch):
-    predictor = Predictor.from_run(run_dir, "cpu", batch_size=16)
+    model = proformer.load(run_dir, "cpu", batch_size=16)
     seen_batches = []
-    real = predictor.predict_batch
+    real = model.model_output  # every forward pass of the run's scorer goes through it
 
     def record(codes):
         seen_batches.append(np.asarray(codes.cpu() if hasattr(codes, "cpu") else codes))
         return real(codes)
 
-    monkeypatch.setattr(predictor, "predict_batch", record)
+    monkeypatch.setattr(model, "model_output", record)
     sequences = SEQUENCES[:3]
-    ism(predictor, sequences)
+    ism(model, sequences)
     model_inputs = np.concatenate(seen_batches)[len(sequences):]  # after the reference pass
     codes, lengths = encode_padded(sequences)
-    window = predictor.layout.window_positions(lengths)
+    window = model.layout.window_positions(lengths)
     expected = [mutated(s, p, b) for row, s in enumerate(sequences) for p in range(len(s)) for b in range(4)
                 if window[row, p] >= 0 and codes[row, p] != b]
-    laid = predictor.lay_out(expected)
+    laid = model.lay_out(expected)
     np.testing.assert_array_equal(model_inputs, laid.codes)
 
 
 def test_start_end_limit_the_positions_and_reverse_complement_averaging_is_kept(tmp_path):
     run = write_tiny_run(tmp_path / "rc", seed=1, rc_average=True)
-    predictor = Predictor.from_run(run, "cpu")
-    assert predictor.rc_average
+    model = proformer.load(run, "cpu")
+    assert model.rc_average
     sequence = SEQUENCES[1]
-    result = ism(predictor, [sequence], start=5, end=9)
+    result = ism(model, [sequence], start=5, end=9, standardized=True)
     mutated_at = np.flatnonzero(~np.isnan(result.effects[0]).all(axis=0))
     assert mutated_at.tolist() == [5, 6, 7, 8]
-    expected = predictor.predict([mutated(sequence, 6, 0)])[0] - predictor.predict([sequence])[0]
+    expected = (model.predict([mutated(sequence, 6, 0)], standardized=True)[0]
+                - model.predict([sequence], standardized=True)[0])
     assert result.effects[0, 0, 6] == pytest.approx(expected, abs=1e-5)
     with pytest.raises(ValueError, match="start < end"):
-        ism(predictor, [sequence], start=9, end=5)
+        ism(model, [sequence], start=9, end=5)
     with pytest.raises(ValueError, match="not seen by the model"):
-        ism(predictor, [sequence], start=0, end=2)  # the trimmed flank
+        ism(model, [sequence], start=0, end=2)  # the trimmed flank
 
 
 def test_multi_target_runs_analyse_the_named_target(tmp_path):
     run = write_tiny_run(tmp_path / "two", seed=2, n_targets=2)
-    first = ism(Predictor.from_run(run, "cpu"), SEQUENCES[:1])
-    second = ism(Predictor.from_run(run, "cpu", target="target1"), SEQUENCES[:1])
+    model = proformer.load(run, "cpu")
+    first = ism(model, SEQUENCES[:1])
+    second = ism(model, SEQUENCES[:1], target="target1")
     assert second.target == "target1" and not np.allclose(np.nan_to_num(first.effects), np.nan_to_num(second.effects))
     with pytest.raises(ValueError, match="target0, target1"):
-        Predictor.from_run(run, "cpu", target="expr")
+        ism(model, SEQUENCES[:1], target="expr")
 
 
 def test_cli_writes_ism_npz_and_logos_in_training_units(run_dir, tmp_path, capsys):
@@ -174,3 +191,35 @@ def test_cli_a_run_directory_without_weights_is_named(tmp_path, capsys):
     assert main(["ism", "--model", str(run), "--input", str(source), "--out", str(tmp_path / "o"), "--no-progress"]) != 0
     err = capsys.readouterr().err
     assert "weights.pt" in err and "Traceback" not in err
+
+
+def test_cli_ensemble_effects_are_the_mean_of_the_runs(run_dir, tmp_path):
+    """``--model A --model B``: the effects (and references) of the mean of the two runs'
+    predictions, i.e. the mean of each run's own ism.npz; NaN where the runs do not see."""
+    other = write_tiny_run(tmp_path / "other", seed=4)
+    fasta = fasta_of(tmp_path / "in.fa", SEQUENCES)
+    single = [cli_ism([run], fasta, tmp_path / f"ism{i}") for i, run in enumerate((run_dir, other))]
+    both = cli_ism([run_dir, other], fasta, tmp_path / "both")
+    assert both["effects"].shape == single[0]["effects"].shape == (4, 4, max(map(len, SEQUENCES)))
+    assert both["ids"].tolist() == ["s0", "s1", "s2", "s3"] and str(both["units"]) == "training units"
+    assert not np.allclose(np.nan_to_num(single[0]["effects"]), np.nan_to_num(single[1]["effects"]))  # two models
+    mean = (single[0]["effects"] + single[1]["effects"]) / 2
+    np.testing.assert_array_equal(np.isnan(both["effects"]), np.isnan(mean))
+    np.testing.assert_allclose(both["effects"], mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(both["reference"], (single[0]["reference"] + single[1]["reference"]) / 2,
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_python_api_equals_the_cli(run_dir, tmp_path):
+    """``proformer.ism(proformer.load(RUN, "cpu"), sequences)`` is what ``proformer ism --model RUN``
+    writes for a FASTA of the same sequences (both in training units by default)."""
+    fasta = fasta_of(tmp_path / "in.fa", SEQUENCES)
+    saved = cli_ism([run_dir], fasta, tmp_path / "ism")
+    model = proformer.load(run_dir, "cpu")
+    with pytest.warns(RuntimeWarning, match="longer than the model's window"):
+        result = proformer.ism(model, SEQUENCES)
+    assert result.units == str(saved["units"]) == "training units" and result.target == str(saved["target"])
+    np.testing.assert_array_equal(np.isnan(result.effects), np.isnan(saved["effects"]))
+    np.testing.assert_allclose(result.effects, saved["effects"], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(result.reference, saved["reference"], rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(result.one_hot, saved["one_hot"])

@@ -90,7 +90,7 @@ def test_a_headed_table_gives_ids_named_columns_and_training_units(run, tmp_path
     np.testing.assert_allclose(units, z * STD + MEAN, rtol=1e-5, atol=1e-5)
     assert not np.allclose(units, z, atol=1e-3)  # the two units really differ
     # The z-scores are the model's own output: the Python API's standardized=True agrees.
-    np.testing.assert_allclose(z, proformer.load(run, device="cpu", standardized=True).predict(SEQUENCES),
+    np.testing.assert_allclose(z, proformer.load(run, device="cpu").predict(SEQUENCES, standardized=True),
                                rtol=1e-5, atol=1e-6)
 
 
@@ -130,13 +130,13 @@ def test_a_dataset_directory_is_predicted_row_by_row(run, tmp_path):
 
 def test_python_load_predicts_lists_of_strings_as_predict_writes_them(run, run2, tmp_path):
     (tmp_path / "in.txt").write_text("\n".join(SEQUENCES) + "\n")
-    predict(run, tmp_path / "in.txt", tmp_path / "out.tsv", progress=False)
+    assert predict(run, tmp_path / "in.txt", tmp_path / "out.tsv", progress=False)["units"] == "training units"
     _, rows = read_table(tmp_path / "out.tsv")
     model = proformer.load(run, device="cpu", batch_size=4)  # several batches
     values = model.predict([s.lower() for s in SEQUENCES])  # either case, as the files
     assert values.shape == (len(SEQUENCES),) and values.dtype == np.float64
     np.testing.assert_allclose(values, [float(row[1]) for row in rows], rtol=1e-5, atol=1e-5)
-    assert model.units == "training units" and model.target_names == ["expr"]
+    assert model.target_names == ["expr"]
     assert model.predict(SEQUENCES[0]).shape == (1,) and model.predict([]).shape == (0,)
     assert proformer.load(run2, device="cpu").predict(SEQUENCES[:3]).shape == (3, 2)
     with pytest.raises(ValueError, match=r"sequence 1: .*'X'"):
@@ -150,27 +150,6 @@ def test_import_proformer_stays_light():
     code = "import sys, proformer; proformer.load; print('torch' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
-
-
-def test_destandardize_still_works_for_one_release(run, tmp_path, capsys):
-    (tmp_path / "in.txt").write_text("\n".join(SEQUENCES) + "\n")
-    predict(run, tmp_path / "in.txt", tmp_path / "default.tsv", progress=False)
-    with pytest.warns(DeprecationWarning, match="standardized=True"):
-        predict(run, tmp_path / "in.txt", tmp_path / "old_true.tsv", destandardize=True, progress=False)
-    with pytest.warns(DeprecationWarning):
-        predict(run, tmp_path / "in.txt", tmp_path / "old_false.tsv", destandardize=False, progress=False)
-    predict(run, tmp_path / "in.txt", tmp_path / "z.tsv", standardized=True, progress=False)
-    assert (tmp_path / "old_true.tsv").read_text() == (tmp_path / "default.tsv").read_text()
-    assert (tmp_path / "old_false.tsv").read_text() == (tmp_path / "z.tsv").read_text()
-    capsys.readouterr()
-    assert cli("predict", "--model", run, "--input", tmp_path / "in.txt", "--destandardize",
-               "--out", tmp_path / "flag.tsv") == 0
-    assert "--destandardize is the default now" in capsys.readouterr().err
-    assert (tmp_path / "flag.tsv").read_text() == (tmp_path / "default.tsv").read_text()
-    with pytest.raises(SystemExit):  # contradictory: a usage error
-        cli("predict", "--model", run, "--input", tmp_path / "in.txt", "--destandardize", "--standardized",
-            "--out", tmp_path / "x.tsv")
-    assert "not allowed with" in capsys.readouterr().err
 
 
 def test_dream_json_values_follow_the_units_and_the_score_does_not_move(tmp_path):
@@ -197,7 +176,7 @@ def test_interpretation_commands_use_training_units_unless_standardized(run, tmp
         assert cli("ism", "--model", run, "--input", tmp_path / "in.fa", "--out", out, "--top", "0", *flag) == 0
         saved = np.load(out / "ism.npz")
         assert str(saved["units"]).startswith(units)
-        expected = proformer.load(run, device="cpu", standardized=bool(flag)).predict(SEQUENCES[:2])
+        expected = proformer.load(run, device="cpu").predict(SEQUENCES[:2], standardized=bool(flag))
         np.testing.assert_allclose(saved["reference"], expected, rtol=1e-5, atol=1e-6)
 
 

@@ -1,6 +1,6 @@
 """prepare on tables with a header and no --seq-col/--target-col (issue 14, item 3).
 
-The header and the sequence/target columns are found by proformer.io.sequences.sniff_table and
+The header and the sequence/target columns are found by proformer.io.sniff.sniff_table and
 choose_columns; what was chosen is printed in one line and kept in meta.json "table". Errors
 name the command line's flags, and never suggest --on-bad skip where it would drop every row.
 """

@@ -6,9 +6,9 @@ import pickle
 import pytest
 import torch
 
+import proformer
 from proformer.io.run import RunInfo, TargetInfo, read_run_info, read_weights, write_run_model
 from proformer.model import ModelConfig, Proformer
-from proformer.predict import load_model
 from proformer.sequence import Layout
 
 
@@ -28,7 +28,8 @@ def test_run_directory_round_trips_the_model_and_its_info(tmp_path):
     write_run_model(tmp_path, model.state_dict(), info)
     assert read_run_info(tmp_path) == info
     assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "weights.pt"]  # no temporary left
-    loaded, loaded_info = load_model(tmp_path)
+    run = proformer.load(tmp_path, "cpu")
+    loaded, loaded_info = run.model, run.info
     codes = torch.randint(0, 4, (3, 40))
     torch.testing.assert_close(loaded(codes), model(codes), rtol=0, atol=0)
     assert loaded_info.layout.pad == "plasmid" and loaded_info.target.mean == [1.0, 2.0]

@@ -381,6 +381,10 @@ def test_load_predictions_tsv_and_lines(tmp_path):
     [
         ("bad.tsv", ["A\t1", "C\t2", "G\tabc", "T\t4", "A\t5"], r"line 3: non-numeric .*'abc'"),
         ("nan.txt", ["1", "nan", "3", "4", "5"], r"line 2: prediction 'nan' is not finite"),
+        # The one number parser of data files (io.numbers), not Python's float(): '_' separators
+        # and non-ASCII digits are syntax, not data, here as in prepare.
+        ("underscore.tsv", ["A\t1", "C\t1_000", "G\t3", "T\t4", "A\t5"], r"line 2: non-numeric .*'1_000'"),
+        ("wide.txt", ["1", "2", "\uff13", "4", "5"], r"line 3: non-numeric"),
         ("short.txt", ["1", "2", "3", "4"], r"ends at line 4: found 4 rows but expected 5"),
         ("long.tsv", [f"A\t{i}" for i in range(6)], r"line 6 is an extra row: found 6 rows"),
         ("no_tab.tsv", ["A\t1", "C\t2", "G\t3", "T 4", "A\t5"], r"line 4: expected 2 tab-sep"),

@@ -11,13 +11,14 @@ import torch
 from helpers import TINY_MODEL, as_overrides, planted_tsv, read_csv, read_predictions
 from helpers import weight_distance as distance
 
+import proformer
 from proformer.config import load_run_config
 from proformer.data.dataset import BatchBuilder, Dataset, ShardedBatchSampler, mask_draws
 from proformer.data.splits import split_indices
 from proformer.sequence import Layout
 from proformer.data.prepare import prepare
 from proformer.model import ModelConfig, Proformer
-from proformer.predict import load_model, predict
+from proformer.predict import predict
 from proformer.train import train
 from proformer.train.module import clip_original, lr_factor
 
@@ -170,7 +171,8 @@ def test_run_directory_holds_config_metrics_curve_and_best_model(trained_run):
 
 def test_validation_pearson_is_global_over_the_whole_validation_set(trained_run, dataset_dir):
     run_dir, _ = trained_run
-    model, info = load_model(run_dir)
+    loaded = proformer.load(run_dir, "cpu")
+    model, info = loaded.model, loaded.info
     dataset = Dataset(dataset_dir)
     _, valid_rows = split_indices(dataset, "hash:0.8")
     batch = BatchBuilder(dataset, info.layout)[(0, valid_rows)]

@@ -16,7 +16,9 @@ from proformer.data.prepare import prepare
 from proformer.model.config import ModelConfig
 from proformer.sequence import DREAM_HEAD, DREAM_TAIL, Layout
 from proformer.train import train
-from proformer.train.run import best_summary, learning_curve_figure, resolve_shape
+from proformer.train.history import learning_curve_figure
+from proformer.train.report import best_summary
+from proformer.train.run import resolve_shape
 
 NAMES = ["Dev_log2_enrichment", "Hk_log2_enrichment"]  # DeepSTARR's two targets
 TINY_RUN = {**TINY_MODEL, "data.split": "hash:0.8", "batch_size": 64, "epochs": 2, "lr": 3e-3}

@@ -9,12 +9,15 @@ import pytest
 import torch
 from helpers import read_predictions
 
+import proformer
 from proformer.config import TrainConfig, load_run_config
 from proformer.data.dataset import BatchBuilder, Dataset
 from proformer.sequence import Layout
 from proformer.data.prepare import prepare
+from proformer.inference import Run
+from proformer.io.run import RunInfo, TargetInfo
 from proformer.model import ModelConfig, Proformer, soft_bin_targets, swap_strands
-from proformer.predict import load_model, predict, predict_codes
+from proformer.predict import predict
 from proformer.sequence import (
     DREAM_HEAD,
     DREAM_TAIL,
@@ -143,6 +146,13 @@ def test_singleton_flag_changes_the_prediction_only_when_set():
 
 
 # -- reverse-complement averaging ----------------------------------------------------------
+
+
+def predict_codes(model: Proformer, codes: np.ndarray, rc_average: bool = False) -> np.ndarray:
+    """The model's own output ``(n,)`` for model codes, as a :class:`proformer.inference.Run` predicts them."""
+    info = RunInfo(model=model.config, layout=Layout(head=0, tail=0, length=model.config.length),
+                   target=TargetInfo(names=["y"], mean=[0.0], std=[1.0], standardized=True))
+    return Run(model, info, rc_average=rc_average).predict_codes(codes, standardized=True)[:, 0]
 
 
 def test_rc_averaging_gives_a_sequence_and_its_reverse_complement_one_prediction(tmp_path, dream_data):
@@ -285,7 +295,8 @@ def test_all_options_train_save_and_predict_together(dream_data, tmp_path):
                  "train.schedule=one_cycle"]
     result = train(load_run_config(preset="grid", overrides=overrides), tmp_path / "run", progress=False)
     assert np.isfinite(result["best"]["val_pearson"])
-    model, info = load_model(tmp_path / "run")
+    loaded = proformer.load(tmp_path / "run", "cpu")
+    model, info = loaded.model, loaded.info
     assert model.config.singleton_flag and model.config.loss == "soft_bins"
     assert info.layout.pad == "plasmid" and info.target.standardized is False
     (tmp_path / "in.txt").write_text("".join(DREAM_HEAD + random_dna(80) + DREAM_TAIL + "\n" for _ in range(7)))

@@ -2,7 +2,7 @@
 an SNV scan and a VCF on a genome.
 
 Known answers come from the planted GATA model (its prediction counts forward-strand GATA
-matches); the rest compares with independent code paths: Predictor.predict, the ISM values, the
+matches); the rest compares with independent code paths: Run.predict, the ISM values, the
 official score's own pair differences, and windows built by hand from the genome string.
 """
 
@@ -18,21 +18,24 @@ import pytest
 import torch
 from helpers import planted_motif_model, random_dna, tiny_run_info, write_tiny_run
 
+import proformer
+from proformer.cli import main
+from proformer.inference import Run
 from proformer.interpret.ism import substitution_predictions
-from proformer.interpret.predictor import Predictor
+from proformer.interpret.scorer import Scorer
 from proformer.interpret.variants import (
     SKIP_REASONS,
     pair_effects,
     plan_vcf,
-    read_pairs,
     run_variant_effect,
     snv_effects,
     vcf_windows,
     write_effects,
 )
+from proformer.io.errors import InputError
 from proformer.io.genome import Genome
+from proformer.io.pairs import read_pairs
 from proformer.io.run import RunInfo, TargetInfo, write_run_model
-from proformer.io.sequences import InputError
 from proformer.io.vcf import read_vcf
 from proformer.model import ModelConfig, Proformer
 from proformer.sequence import Layout
@@ -50,8 +53,10 @@ def _read_tsv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 
 
 @pytest.fixture
-def planted() -> Predictor:
-    return Predictor(planted_motif_model(), tiny_run_info())
+def planted() -> Run:
+    """The planted model: with ``standardized=True`` a prediction is the count of GATA matches
+    itself (training units: ``2 * count + 1``, tiny_run_info's statistics)."""
+    return Run(planted_motif_model(), tiny_run_info())
 
 
 @pytest.fixture
@@ -67,8 +72,8 @@ def tiny_run(tmp_path: Path) -> Path:
 def test_pair_effects_known_answers_on_planted_model(planted):
     refs = [NO_GATA, WITH_GATA, WITH_GATA, NO_GATA]
     alts = [WITH_GATA, NO_GATA, WITH_GATA, "TT" + "C" * 5 + "GATA" + "C" * 10 + "T"]  # last: a 1-nt deletion
-    effects = pair_effects(planted, ["creates", "destroys", "same", "indel"], refs, alts)
-    assert list(effects) == ["id", "ref_prediction", "alt_prediction", "effect"]
+    effects = pair_effects(planted, ["creates", "destroys", "same", "indel"], refs, alts, standardized=True)
+    assert list(effects.columns) == ["id", "ref_prediction", "alt_prediction", "effect"]
     np.testing.assert_array_equal(effects["effect"], [1.0, -1.0, 0.0, 1.0])
     np.testing.assert_array_equal(effects["ref_prediction"], [0.0, 1.0, 1.0, 0.0])
     assert list(effects["id"]) == ["creates", "destroys", "same", "indel"]
@@ -85,13 +90,13 @@ def test_pair_effects_progress_is_one_plain_line_in_a_log(planted, capsys):
 
 
 def test_pair_effects_equal_predict_difference_on_a_random_run(tiny_run, one_thread):
-    predictor = Predictor.from_run(tiny_run, device="cpu")
+    model = proformer.load(tiny_run, device="cpu")
     rng = np.random.default_rng(1)
     refs = random_dna(rng, 12, 23)
     alts = [ref[:10] + "ACGT"[("ACGT".index(ref[10]) + 1) % 4] + ref[11:] for ref in refs[:6]]  # SNVs
     alts += [ref[:8] + "GG" + ref[8:] for ref in refs[6:9]] + [ref[:8] + ref[11:] for ref in refs[9:]]  # indels
-    effects = pair_effects(predictor, [str(i) for i in range(12)], refs, alts)
-    expected = predictor.predict(alts) - predictor.predict(refs)
+    effects = pair_effects(model, [str(i) for i in range(12)], refs, alts, standardized=True)
+    expected = model.predict(alts, standardized=True) - model.predict(refs, standardized=True)
     np.testing.assert_allclose(effects["effect"], expected, rtol=1e-6, atol=1e-9)
     assert np.abs(effects["effect"]).min() > 0  # a random model does notice each variant
 
@@ -103,28 +108,56 @@ def test_run_variant_effect_pairs_file_gz_and_log2_rule(tmp_path, tiny_run, one_
     with gzip.open(pairs, "wt") as handle:
         handle.write(PAIR_HEADER + "".join(f"p{i}\t{r.lower()}\t{a}\n" for i, (r, a) in enumerate(zip(refs, alts))))
     out = tmp_path / "effects.tsv"
-    result = run_variant_effect(tiny_run, out, pairs=pairs, device="cpu", progress=False)
+    result = run_variant_effect(tiny_run, out, pairs=pairs, standardized=True, device="cpu", progress=False)
     columns, rows = _read_tsv(out)
     assert columns == ["id", "ref_prediction", "alt_prediction", "effect"]  # standardised units: no ratio
     assert result["rows"] == 5 and result["skipped"] == {} and result["log2_ratio"] is False
-    predictor = Predictor.from_run(tiny_run, device="cpu")
+    model = proformer.load(tiny_run, device="cpu")
     np.testing.assert_allclose([float(row["effect"]) for row in rows],
-                               predictor.predict(alts) - predictor.predict(refs), rtol=1e-6, atol=1e-8)
+                               model.predict(alts, standardized=True) - model.predict(refs, standardized=True),
+                               rtol=1e-6, atol=1e-8)
     assert [row["id"] for row in rows] == [f"p{i}" for i in range(5)]
 
 
-def test_log2_ratio_only_for_positive_destandardized_predictions(tmp_path, planted):
-    destandardized = Predictor(planted_motif_model(), tiny_run_info(), destandardize=True)  # count * 2 + 1 > 0
-    rows = pair_effects(destandardized, ["a", "b"], [NO_GATA, WITH_GATA], [WITH_GATA, WITH_GATA])
-    assert write_effects(rows, tmp_path / "ratio.tsv", destandardized=True)
+def test_cli_pairs_ensemble_effects_are_the_mean_of_the_runs(tmp_path, tiny_run, one_thread):
+    """``proformer variant-effect --model A --model B --pairs``: one row per pair, in file order,
+    with the mean of the two runs' predictions, hence the mean of their effects."""
+    other = write_tiny_run(tmp_path / "other", seed=1)
+    rng = np.random.default_rng(8)
+    refs = random_dna(rng, 6, 23)
+    alts = [ref[:10] + "ACGT"[("ACGT".index(ref[10]) + 1) % 4] + ref[11:] for ref in refs[:4]]  # SNVs
+    alts += [ref[:8] + "GG" + ref[8:] for ref in refs[4:]]  # insertions
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text(PAIR_HEADER + "".join(f"p{i}\t{r}\t{a}\n" for i, (r, a) in enumerate(zip(refs, alts))))
+
+    def cli(runs, name):
+        models = [word for run in runs for word in ("--model", str(run))]
+        out = tmp_path / name
+        assert main(["variant-effect", *models, "--pairs", str(pairs), "--out", str(out), "--no-progress"]) == 0
+        columns, rows = _read_tsv(out)
+        assert columns[:4] == ["id", "ref_prediction", "alt_prediction", "effect"]
+        assert [row["id"] for row in rows] == [f"p{i}" for i in range(6)]
+        return {column: np.array([float(row[column]) for row in rows]) for column in columns[1:4]}
+
+    single = [cli([run], f"single{i}.tsv") for i, run in enumerate((tiny_run, other))]
+    both = cli([tiny_run, other], "both.tsv")
+    assert not np.allclose(single[0]["effect"], single[1]["effect"])  # two different models
+    for column in ("ref_prediction", "alt_prediction", "effect"):
+        np.testing.assert_allclose(both[column], (single[0][column] + single[1][column]) / 2, rtol=1e-6, atol=1e-8)
+
+
+def test_log2_ratio_only_for_positive_training_unit_predictions(tmp_path, planted):
+    rows = pair_effects(planted, ["a", "b"], [NO_GATA, WITH_GATA], [WITH_GATA, WITH_GATA])  # count * 2 + 1 > 0
+    assert not rows.standardized and rows.units == "training units"  # the default
+    assert write_effects(rows, tmp_path / "ratio.tsv")
     columns, written = _read_tsv(tmp_path / "ratio.tsv")
     assert columns[-1] == "log2_ratio"
     np.testing.assert_allclose([float(row["log2_ratio"]) for row in written], [np.log2(3.0), 0.0])
 
-    standardised = pair_effects(planted, ["a"], [NO_GATA], [WITH_GATA])
-    assert not write_effects(standardised, tmp_path / "z.tsv", destandardized=False)
-    rows["ref_prediction"] = np.array([0.0, 3.0])  # a prediction of 0: the ratio has no meaning
-    assert not write_effects(rows, tmp_path / "zero.tsv", destandardized=True)
+    standardised = pair_effects(planted, ["a"], [NO_GATA], [WITH_GATA], standardized=True)
+    assert not write_effects(standardised, tmp_path / "z.tsv")
+    rows.columns["ref_prediction"] = np.array([0.0, 3.0])  # a prediction of 0: the ratio has no meaning
+    assert not write_effects(rows, tmp_path / "zero.tsv")
     for name in ("z.tsv", "zero.tsv"):
         assert "log2_ratio" not in _read_tsv(tmp_path / name)[0]
 
@@ -135,13 +168,13 @@ def test_log2_ratio_only_for_positive_destandardized_predictions(tmp_path, plant
 
 
 def test_snv_scan_rows_are_the_ism_values(tiny_run, one_thread):
-    predictor = Predictor.from_run(tiny_run, device="cpu")
+    model = proformer.load(tiny_run, device="cpu")
     rng = np.random.default_rng(3)
     sequences = [random_dna(rng, 1, 23)[0], random_dna(rng, 1, 15)[0][:7] + "N" + random_dna(rng, 1, 13)[0],
                  random_dna(rng, 1, 30)[0]]  # all seen; with an N; cut to the window's centre
-    table = snv_effects(predictor, ["a", "b", "c"], sequences)
-    laid = predictor.lay_out(sequences)
-    reference, values = substitution_predictions(predictor, laid)
+    table = snv_effects(model, ["a", "b", "c"], sequences, standardized=True)
+    laid = model.lay_out(sequences)
+    reference, values = substitution_predictions(Scorer(model, standardized=True), laid)
 
     seen = laid.window >= 0
     per_position = np.where(laid.input_codes == 4, 4, 3)
@@ -161,7 +194,7 @@ def test_snv_scan_rows_are_the_ism_values(tiny_run, one_thread):
 def test_snv_scan_positions_are_input_positions(planted):
     # Input position 12 is the C of GATC (after the 2-nt head flank): C>A there makes GATA.
     sequence = "TT" + "CCCCCCCGATCCCCCCCCCC" + "T"
-    table = snv_effects(planted, ["s"], [sequence])
+    table = snv_effects(planted, ["s"], [sequence], standardized=True)
     changed = table["effect"] != 0
     assert list(zip(table["position"][changed], table["ref"][changed], table["alt"][changed])) == [(12, "C", "A")]
     assert table["effect"][changed][0] == 1.0
@@ -172,9 +205,9 @@ def test_run_variant_effect_snv_scan_file(tmp_path, tiny_run, one_thread):
     fasta = tmp_path / "in.fa"
     fasta.write_text(">first\n" + "ACGTACGTACGTACGTACGTACG\n>second\nTTGCA\nTTGCATTGCA\n")
     out = tmp_path / "scan.tsv"
-    result = run_variant_effect(tiny_run, out, snv_scan=fasta, device="cpu", progress=False)
+    result = run_variant_effect(tiny_run, out, snv_scan=fasta, standardized=True, device="cpu", progress=False)
     columns, rows = _read_tsv(out)
-    assert columns == ["id", "position", "ref", "alt", "ref_prediction", "alt_prediction", "effect"]
+    assert columns == ["id", "position", "ref", "alt", "ref_prediction", "alt_prediction", "effect"]  # z: no ratio
     assert len(rows) == result["rows"] == 3 * (20 + 12)
     assert result["positions_not_seen"] == 3 + 3  # 2 + 1 flank positions of each sequence
     assert {row["id"] for row in rows} == {"first", "second"}
@@ -273,8 +306,8 @@ def test_run_variant_effect_vcf_skip_counts_and_rc_averaged_predictions(tmp_path
                                                                          one_thread):
     fasta, vcf, chr1 = genome_files
     out = tmp_path / "vcf_effects.tsv"
-    result = run_variant_effect(genomic_run, out, vcf=vcf, fasta=fasta, on_mismatch="skip", device="cpu",
-                                progress=False)
+    result = run_variant_effect(genomic_run, out, vcf=vcf, fasta=fasta, on_mismatch="skip", standardized=True,
+                                device="cpu", progress=False)
     assert result["skipped"] == {"symbolic_alt": 1, "off_chromosome": 2, "ref_mismatch": 1}
     assert set(result["skipped"]) == set(SKIP_REASONS) and result["rc_average"] is True
     columns, rows = _read_tsv(out)
@@ -283,8 +316,8 @@ def test_run_variant_effect_vcf_skip_counts_and_rc_averaged_predictions(tmp_path
 
     g = chr1.upper().replace("R", "N")
     insertion = rows[1]
-    predictor = Predictor.from_run(genomic_run, device="cpu", rc_average=True)
-    expected = predictor.predict([g[69:89], g[69:79] + g[79] + "GGG" + g[80:86]])
+    model = proformer.load(genomic_run, device="cpu", rc_average=True)
+    expected = model.predict([g[69:89], g[69:79] + g[79] + "GGG" + g[80:86]], standardized=True)
     np.testing.assert_allclose([float(insertion["ref_prediction"]), float(insertion["alt_prediction"])], expected,
                                rtol=1e-6, atol=1e-8)
 
@@ -343,14 +376,14 @@ def test_pair_effects_are_the_differences_the_official_score_correlates(dream_di
                    layout=Layout(), target=TargetInfo(names=["expression"], mean=[0.0], std=[1.0], standardized=True),
                    rc_average=True)
     torch.manual_seed(6)
-    predictor = Predictor(Proformer(info.model).eval(), info)
+    model = Run(Proformer(info.model).eval(), info)
 
     used = np.unique(pairs)
     vector = np.full(N_TEST, np.nan)  # the score's prediction vector, row i = test index i
-    vector[used] = predictor.predict([sequences[i] for i in used])
+    vector[used] = model.predict([sequences[i] for i in used])
     expected = subset_values(vector, snvs)
 
-    effects = pair_effects(predictor, [f"{alt},{ref}" for alt, ref in pairs], [sequences[ref] for _, ref in pairs],
+    effects = pair_effects(model, [f"{alt},{ref}" for alt, ref in pairs], [sequences[ref] for _, ref in pairs],
                            [sequences[alt] for alt, _ in pairs])
     np.testing.assert_allclose(effects["effect"], expected, rtol=1e-6, atol=1e-9)
     assert np.std(expected) > 0

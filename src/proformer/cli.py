@@ -92,28 +92,30 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.data:
         overrides.append(f"data.path={args.data}")
     config = load_run_config(args.config, args.preset, overrides)  # neither: the default preset, auto
-    from .train.run import best_summary
+    from .train.report import best_summary
 
     result = train(config, args.out, resume=args.resume, progress=not args.no_progress)
     print(best_summary(result))
     print(f"model written to {args.out} (config.json + weights.pt)")
 
 
-def _units_note(args: argparse.Namespace) -> None:
-    """``--destandardize`` asked for what is the default now: say so on stderr, once."""
-    if getattr(args, "destandardize", False):
-        print(f"proformer {args.command}: note: --destandardize is the default now (training units) and will be "
-              f"removed; drop it (--standardized gives z-scores)", file=sys.stderr)
+def _add_units_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--standardized", action="store_true",
+                        help=f"{what} as z-scores of the training targets (the model's own output) instead of "
+                             f"training units (the default)")
 
 
-def _add_units_arguments(parser: argparse.ArgumentParser, what: str) -> None:
-    """``--standardized``, and the deprecated ``--destandardize`` (a no-op: its units are the default)."""
-    units = parser.add_mutually_exclusive_group()
-    units.add_argument("--standardized", action="store_true",
-                       help=f"{what} as z-scores of the training targets (the model's own output) instead of "
-                            f"training units (the default)")
-    units.add_argument("--destandardize", action="store_true",
-                       help="deprecated, does nothing: training units are the default now")
+def _add_inference_arguments(parser: argparse.ArgumentParser, rc_average: bool = True) -> None:
+    """How a model predicts: the options of every command that loads one."""
+    parser.add_argument("--batch-size", type=_positive_int, default=256,
+                        help="sequences per forward pass (default: %(default)s)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument("--precision", choices=["32", "bf16"], default="32")
+    if rc_average:
+        parser.add_argument("--rc-average", action=argparse.BooleanOptionalAction, default=None,
+                            help="average each sequence's prediction with its reverse complement's (default: the "
+                                 "run's data.rc_average)")
+    parser.add_argument("--no-progress", action="store_true")
 
 
 def _models(args: argparse.Namespace):
@@ -133,7 +135,6 @@ def _add_model_argument(parser: argparse.ArgumentParser) -> None:
 def cmd_predict(args: argparse.Namespace) -> None:
     from .predict import predict
 
-    _units_note(args)
     result = predict(_models(args), args.input, args.out, format=args.format, data_dir=args.data_dir,
                      standardized=args.standardized, seq_col=args.seq_col, id_col=args.id_col,
                      batch_size=args.batch_size, device=args.device, precision=args.precision,
@@ -165,10 +166,8 @@ def cmd_score(args: argparse.Namespace) -> None:
 
 
 def _interpret_options(args: argparse.Namespace) -> dict:
-    """The options every interpretation command passes to its Predictor (training units unless
-    ``--standardized``)."""
-    _units_note(args)
-    return {"target": args.target_name, "destandardize": not args.standardized, "batch_size": args.batch_size,
+    """The options every interpretation command passes on (training units unless ``--standardized``)."""
+    return {"target": args.target_name, "standardized": args.standardized, "batch_size": args.batch_size,
             "device": args.device, "precision": args.precision, "progress": not args.no_progress}
 
 
@@ -176,7 +175,7 @@ def cmd_ism(args: argparse.Namespace) -> None:
     """Saturation mutagenesis of every input sequence."""
     from .interpret.ism import run_ism
 
-    result = run_ism(args.model, args.input, args.out, start=args.start, end=args.end, top=args.top,
+    result = run_ism(_models(args), args.input, args.out, start=args.start, end=args.end, top=args.top,
                      seq_col=args.seq_col, **_interpret_options(args))
     print(f"{args.out}: ISM of {result['sequences']:,} sequences ({result['evaluated']:,} predicted, "
           f"{result['seconds']:.1f} s); {result['npz']}" + (f", {len(result['logos'])} logos" if result["logos"] else ""))
@@ -186,7 +185,7 @@ def cmd_attribute(args: argparse.Namespace) -> None:
     """Per-base attributions (captum, or ISM) and a TF-MoDISco export."""
     from .interpret.attribute import run_attribute
 
-    result = run_attribute(args.model, args.input, args.out, args.method, hypothetical=args.hypothetical,
+    result = run_attribute(_models(args), args.input, args.out, args.method, hypothetical=args.hypothetical,
                            modisco=args.modisco, n_shuffles=args.shuffles, steps=args.steps, seed=args.seed,
                            seq_col=args.seq_col, **_interpret_options(args))
     written = ", ".join(str(v) for k, v in result.items() if k.endswith("npz") or k == "modisco_h5" and v)
@@ -197,7 +196,7 @@ def cmd_variant_effect(args: argparse.Namespace) -> None:
     """Predicted effects of variants: sequence pairs, every SNV of a sequence, or a VCF on a genome."""
     from .interpret.variants import run_variant_effect
 
-    result = run_variant_effect(args.model, args.out, pairs=args.pairs, snv_scan=args.snv_scan, vcf=args.vcf,
+    result = run_variant_effect(_models(args), args.out, pairs=args.pairs, snv_scan=args.snv_scan, vcf=args.vcf,
                                 fasta=args.fasta, on_mismatch=args.on_mismatch, seq_col=args.seq_col,
                                 **_interpret_options(args))
     skipped = ", ".join(f"{k} {v:,}" for k, v in result.get("skipped", {}).items() if v) or "none"
@@ -208,10 +207,9 @@ def cmd_design(args: argparse.Namespace) -> None:
     """Edit sequences towards a wanted prediction, by greedy or beam substitution."""
     from .interpret.design import run_design
 
-    options = _interpret_options(args)
-    options["target_name"] = options.pop("target")  # design's --target is the goal
-    result = run_design(args.model, args.input, args.out, args.goal, args.max_edits, beam=args.beam,
-                        oracle=args.oracle, seq_col=args.seq_col, **options)
+    oracle = None if args.oracle is None else args.oracle[0] if len(args.oracle) == 1 else args.oracle
+    result = run_design(_models(args), args.input, args.out, args.goal, args.max_edits, beam=args.beam,
+                        oracle=oracle, seq_col=args.seq_col, **_interpret_options(args))
     line = (f"{args.out}: {result['designs']:,} designs, {result['mean_edits']:.1f} edits on average; mean prediction "
             f"{result['prediction_before']:.4g} -> {result['prediction_after']:.4g} ({result['units']})")
     if result["oracle_before"] is not None:
@@ -317,16 +315,13 @@ def _positive_int(text: str) -> int:
 def _add_interpret_commands(commands) -> None:
     """ism, attribute, variant-effect and design: a run directory and sequences in, a table or arrays out."""
     def common(parser: argparse.ArgumentParser, input_help: str | None = "FASTA, one sequence per line, or a table (plain or .gz)") -> None:
-        parser.add_argument("--model", required=True, help="run directory (config.json + weights.pt)")
+        _add_model_argument(parser)
         if input_help:
             parser.add_argument("--input", required=True, help=input_help)
         parser.add_argument("--seq-col", help="the sequence column of a table input with a header")
         parser.add_argument("--target-name", help="which target of a multi-target run (default: the first)")
-        _add_units_arguments(parser, "predictions and effects")
-        parser.add_argument("--batch-size", type=_positive_int, default=256, help="sequences per forward pass (default: %(default)s)")
-        parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-        parser.add_argument("--precision", choices=["32", "bf16"], default="32")
-        parser.add_argument("--no-progress", action="store_true")
+        _add_units_argument(parser, "predictions and effects")
+        _add_inference_arguments(parser, rc_average=False)
 
     ism = commands.add_parser("ism", help="in-silico saturation mutagenesis: the effect of every substitution")
     common(ism)
@@ -367,7 +362,8 @@ def _add_interpret_commands(commands) -> None:
                         help="high, low, or a number to approach (in training units; z-scores with --standardized)")
     design.add_argument("--max-edits", type=_positive_int, required=True, help="substitutions per sequence at most")
     design.add_argument("--beam", type=_positive_int, default=1, help="beam width (1: greedy; default: %(default)s)")
-    design.add_argument("--oracle", help="a second, independently trained run that scores every design too")
+    design.add_argument("--oracle", action="extend", nargs="+", metavar="RUN_DIR",
+                        help="a second, independently trained run (or several: their mean) that scores every design too")
     design.add_argument("--out", required=True, help="output TSV: one row per edit (written atomically)")
     design.set_defaults(func=cmd_design)
 
@@ -459,13 +455,8 @@ def build_parser() -> argparse.ArgumentParser:
                                           "kept without it)")
     predict.add_argument("--format", choices=["tsv", "dream-json"], default="tsv")
     predict.add_argument("--data-dir", help="DREAM 2022 folder (for --format dream-json: public_leaderboard/sample_submission.json)")
-    _add_units_arguments(predict, "predictions")
-    predict.add_argument("--batch-size", type=_positive_int, default=256, help="sequences per forward pass (default: %(default)s; larger batches are slower on CPUs)")
-    predict.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    predict.add_argument("--precision", choices=["32", "bf16"], default="32")
-    predict.add_argument("--rc-average", action=argparse.BooleanOptionalAction, default=None,
-                         help="average each sequence's prediction with its reverse complement's (default: the run's data.rc_average)")
-    predict.add_argument("--no-progress", action="store_true")
+    _add_units_argument(predict, "predictions")
+    _add_inference_arguments(predict)
     predict.set_defaults(func=cmd_predict)
 
     evaluate = commands.add_parser("evaluate", help="a trained model against measured values: Pearson, Spearman, MSE, R^2")
@@ -479,12 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "run's targets, or the one value column of a one-target run)")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
     evaluate.add_argument("--out-dir", help="also write metrics.json and a hexbin scatter PNG per target here")
-    evaluate.add_argument("--batch-size", type=_positive_int, default=256, help="sequences per forward pass (default: %(default)s)")
-    evaluate.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    evaluate.add_argument("--precision", choices=["32", "bf16"], default="32")
-    evaluate.add_argument("--rc-average", action=argparse.BooleanOptionalAction, default=None,
-                          help="average each sequence's prediction with its reverse complement's (default: the run's data.rc_average)")
-    evaluate.add_argument("--no-progress", action="store_true")
+    _add_inference_arguments(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
 
     score = commands.add_parser("score", help="the official DREAM 2022 score of a submission")

@@ -1,7 +1,8 @@
 """``proformer evaluate``: a trained run against measured values, per target.
 
 The labelled rows are predicted exactly as ``proformer predict`` predicts them (the same reader,
-layout and :func:`proformer.predict.predict_batch`), in training units, and compared with the
+:func:`proformer.io.inputs.read_input`, and the same model, :func:`proformer.load`), in training
+units, and compared with the
 measured values: n, Pearson r and Spearman rho (:mod:`proformer.metrics`, the package's one
 definition), the mean squared error and the coefficient of determination R^2.
 
@@ -18,7 +19,7 @@ Missing values
     (``missing`` counts them); any other non-number is an error naming ``file:line``.
 Ensembles
     Several run directories are evaluated as one model: the metrics are those of the mean of the
-    runs' predictions (:class:`proformer.predict.Ensemble`, as ``proformer predict --model A
+    runs' predictions (:class:`proformer.inference.Ensemble`, as ``proformer predict --model A
     --model B`` writes it), not the mean of each run's metrics.
 """
 
@@ -35,18 +36,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .inference import load, read_target_names, units_text
 from .io.atomic import atomic_path, atomic_write
-from .io.dataset import read_meta
-from .io.sequences import InputError, Source, is_header_line
+from .io.errors import InputError
+from .io.inputs import check_input_options, measured_columns, read_input
 from .metrics import pearson, spearman
-from .predict import (
-    TRAINING_UNITS,
-    check_input_options,
-    input_chunks,
-    load_runs,
-    run_target_names,
-    table_header,
-)
 
 __all__ = ["Evaluation", "TargetMetrics", "evaluate", "match_targets", "regression_metrics"]
 
@@ -187,48 +181,6 @@ def match_targets(run_names: Sequence[str], columns: Sequence[str], data: str, c
     return sorted(matched)
 
 
-def _first_data_fields(path: Path) -> int | None:
-    """How many tab-separated fields the first data line of a headerless file has (None: no data
-    line near the top; the reader then says what is wrong)."""
-    source = Source(path, os.fspath(path), hash_it=False)
-    try:
-        for line in source.read_lines(100):
-            text = line.rstrip(b"\r\n")
-            if not text.strip() or is_header_line(text):
-                continue
-            return len(text.split(b"\t"))
-    finally:
-        source.close()
-    return None
-
-
-def _measured_columns(data: str, kind: str, seq_col: str | None, target_cols: Sequence[str]) -> list[str]:
-    """The data's measured columns (before matching), or an error saying why there are none."""
-    if kind == "fasta":
-        raise InputError(f"--data {data} is FASTA: sequences without measured values. Give a table with a header "
-                         f"(--seq-col, --target-col), a DREAM TSV (sequence<TAB>value) or a prepared dataset directory")
-    if kind == "dataset":
-        names = list(read_meta(data).get("target_names") or [])
-        if not names:
-            raise InputError(f"--data {data}: the dataset has no targets (meta.json target_names is empty: it was "
-                             f"prepared from sequences alone); evaluate needs measured values. Prepare it from a file "
-                             f"with values, or give that file with --data")
-        return names
-    if kind == "dream":
-        if _first_data_fields(Path(data)) == 1:
-            raise InputError(f"--data {data} has one sequence per line and no values; evaluate needs measured values: "
-                             f"sequence<TAB>value lines, or a table with a header (--seq-col, --target-col)")
-        return ["value"]
-    if target_cols:
-        return list(target_cols)
-    names, _ = table_header(data)
-    columns = [name for name in names if name != seq_col]
-    if not columns:
-        raise InputError(f"--data {data} has no column besides --seq-col {seq_col!r}: no measured values to compare "
-                         f"with. Give a table with a value column (--target-col NAME)")
-    return columns
-
-
 def _file_name(name: str) -> str:
     """A target name as a safe file-name part."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "target"
@@ -302,8 +254,8 @@ def evaluate(model_dir: str | os.PathLike | Sequence[str | os.PathLike], data: s
     kind = check_input_options(data, seq_col, None, target_cols, input_flag="--data")
     # config.json only (an ensemble's runs are checked against each other): the weights load
     # once the data is known good.
-    run_names = run_target_names(model_dir)
-    columns = _measured_columns(data, kind, seq_col, target_cols)
+    run_names = read_target_names(model_dir)
+    columns = measured_columns(data, kind, seq_col, target_cols)
     hint = {"table": "pick the measured columns with --target-col NAME: any one column for a one-target run, "
                      "columns named after the run's targets otherwise",
             "dream": "a DREAM TSV holds one value column, which fits a one-target run; give a table whose header "
@@ -312,17 +264,17 @@ def evaluate(model_dir: str | os.PathLike | Sequence[str | os.PathLike], data: s
                        "run); prepare it from a table whose columns are named so"}[kind]
     pairs = match_targets(run_names, columns, f"--data {data}", chosen=bool(target_cols), hint=hint)
     if kind == "table":
-        chunks = input_chunks(data, seq_col=seq_col, target_cols=[column for _, column in pairs], input_flag="--data")
+        chunks = read_input(data, seq_col=seq_col, target_cols=[column for _, column in pairs], input_flag="--data")
         picked = list(range(len(pairs)))
     else:
-        chunks = input_chunks(data, values=True, input_flag="--data")
+        chunks = read_input(data, values=True, input_flag="--data")
         picked = [columns.index(column) for _, column in pairs]
     if out_dir is not None:
         out_dir = Path(out_dir)
         if out_dir.exists() and not out_dir.is_dir():
             raise NotADirectoryError(20, "is a file (--out-dir takes a folder)", str(out_dir))
         out_dir.mkdir(parents=True, exist_ok=True)  # before minutes of prediction, not after
-    runner = load_runs(model_dir, device, batch_size=batch_size, precision=precision, rc_average=rc_average)
+    runner = load(model_dir, device, batch_size=batch_size, precision=precision, rc_average=rc_average)
     predicted, measured = [np.zeros((0, runner.n_targets))], [np.zeros((0, len(pairs)))]
     for chunk, values in runner.predict_chunks(chunks, progress):
         predicted.append(values)
@@ -334,7 +286,7 @@ def evaluate(model_dir: str | os.PathLike | Sequence[str | os.PathLike], data: s
     if len(predictions) == 0:
         raise InputError(f"--data {data}: no rows (the file is empty, blank or only a header)")
     model = os.fspath(model_dir) if isinstance(model_dir, (str, os.PathLike)) else [os.fspath(m) for m in model_dir]
-    result = Evaluation(model=model, data=data, rows=len(predictions), units=TRAINING_UNITS,
+    result = Evaluation(model=model, data=data, rows=len(predictions), units=units_text(False),
                         too_long=runner.too_long)
     for j, (index, column) in enumerate(pairs):
         known = np.isfinite(truth[:, j])

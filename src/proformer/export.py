@@ -20,7 +20,7 @@ import torch
 
 from .io.atomic import atomic_path, same_file
 from .io.run import CONFIG, WEIGHTS
-from .predict import load_model
+from .inference import load
 from .sequence import N
 
 
@@ -37,7 +37,7 @@ def export_onnx(model_dir: str | Path, out: str | Path, opset: int = 18, check: 
     except ImportError:
         raise ImportError('ONNX export needs the optional extra: pip install "proformer[onnx]"') from None
     check_target(model_dir, out)
-    model, info = load_model(model_dir)
+    model = load(model_dir, "cpu").model
     length = model.config.length
     example = torch.randint(0, N, (2, 2 * length))  # A C G T
     batch = torch.export.Dim("batch", min=1)

@@ -40,7 +40,7 @@ from .data.splits import string_hash
 from .data.synthetic import noise_ceiling, simulate_library, write_tsv
 from .experiments.report import plot_learning_curve, plot_predicted_vs_measured
 from .io.atomic import atomic_path, atomic_write
-from .io.sequences import read_sequences
+from .io.reader import read_sequences
 from .metrics import pearson, spearman
 
 # A small model that learns the synthetic grammar within the time budget on 2 CPU cores.

@@ -7,9 +7,9 @@ with the mean signal over its central ``center`` bp as the target. The result is
 directories in the layout of ``docs/dataset-format.md`` (``out/train`` and ``out/test``), each
 with a ``windows.tsv`` of genomic coordinates, and ``out/meta.json`` describing the whole run.
 The inputs are read by :mod:`proformer.io.genome` (FASTA), :mod:`proformer.io.signal` (bigWig,
-BAM) and :mod:`proformer.io.peaks` (narrowPeak, BED, blacklist); this module draws the windows,
-filters them, computes the targets, splits them and writes the datasets. ``docs/atac.md`` is the
-user's guide; the conventions in short:
+BAM) and :mod:`proformer.io.peaks` (narrowPeak, BED, blacklist); :mod:`proformer.data.atac_windows`
+draws the windows, filters them and computes the targets; this module checks the inputs, splits
+the windows and writes the datasets. ``docs/atac.md`` is the user's guide; the conventions in short:
 
 Coordinates
     0-based, half-open, as in BED. A window is ``[start, start + window)`` with
@@ -53,17 +53,16 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..sequence import GENOME_CODES, INVALID, N
 from ..io.dataset import CODES, FILES, INTEGER_TARGET, LENGTHS, META, TARGETS, WINDOWS, publish, write_meta
+from ..io.errors import InputError
 from ..io.genome import Genome
-from ..io.peaks import Peaks, overlaps, read_blacklist, read_peaks
-from ..io.sequences import InputError
+from ..io.peaks import Peaks, read_blacklist, read_peaks
 from ..io.signal import BAM_SKIP_FLAGS, TN5_MINUS_SHIFT, TN5_PLUS_SHIFT, BamInsertions, BigWigSignal, tn5_insertions
+from .atac_windows import OK, REASONS, Options, Round, count_dropped, counts_text, draw_until
 
 __all__ = ["REASONS", "TN5_MINUS_SHIFT", "TN5_PLUS_SHIFT", "prepare_atac", "read_blacklist", "read_peaks", "tn5_insertions"]
 
@@ -71,10 +70,6 @@ __all__ = ["REASONS", "TN5_MINUS_SHIFT", "TN5_PLUS_SHIFT", "prepare_atac", "read
 #: the target the mean signal over the central 20 bp.
 WINDOW, FLANK, CENTER = 100, 500, 20
 
-REASONS = ("off_chromosome", "blacklist", "too_many_n", "missing_signal")
-_OK, _OFF_CHROMOSOME, _BLACKLIST, _TOO_MANY_N, _MISSING_SIGNAL = range(5)
-
-MAX_ROUNDS = 10
 TRANSFORMS = ("none", "log1p")
 MISSING = ("zero", "skip")
 TARGET_NAME = "atac_signal"
@@ -147,173 +142,6 @@ def _check_summits(peaks: Peaks, lengths: np.ndarray) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Windows: drawing, filtering, gathering.
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Options:
-    window: int
-    flank: int
-    center: int
-    max_n_frac: float
-    missing: str
-    transform: str
-
-    @property
-    def center_offset(self) -> int:
-        """Start of the central region relative to the window start."""
-        return (self.window - self.center) // 2
-
-
-@dataclass
-class _Round:
-    """Candidates of one round, in drawing order.
-
-    Attributes
-    ----------
-    chrom, start, summit : np.ndarray
-        int ``(m,)``: chromosome index, 0-based window start, summit.
-    reason : np.ndarray
-        uint8 ``(m,)``: ``_OK`` or the drop reason.
-    codes : np.ndarray
-        uint8 ``(m, window)``; meaningful where ``reason == _OK``.
-    target : np.ndarray
-        float64 ``(m,)``; meaningful where ``reason == _OK``.
-    """
-
-    chrom: np.ndarray
-    start: np.ndarray
-    summit: np.ndarray
-    reason: np.ndarray
-    codes: np.ndarray
-    target: np.ndarray
-
-    def __getitem__(self, rows) -> _Round:
-        return _Round(self.chrom[rows], self.start[rows], self.summit[rows], self.reason[rows], self.codes[rows], self.target[rows])
-
-
-def _gather(array: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
-    """``(k, width)`` block: row i is ``array[starts[i] : starts[i] + width]`` (all in bounds)."""
-    return array[starts[:, None] + np.arange(width)]
-
-
-def _encode_windows(raw: np.ndarray, starts: np.ndarray, window: int, genome: Genome, name: str) -> np.ndarray:
-    """uint8 ``(k, window)`` codes of the windows, A C G T N = 0..4; IUPAC codes become N."""
-    codes = GENOME_CODES[_gather(raw, starts, window)]
-    bad = np.argwhere(codes == INVALID)
-    if bad.size:
-        row, column = (int(x) for x in bad[0])
-        position = int(starts[row]) + column
-        raise InputError(
-            f"{genome.display}: {name}:{position} (0-based) holds {chr(raw[position])!r}, not a nucleotide or IUPAC "
-            "code; check that the file is a genome FASTA"
-        )
-    return codes
-
-
-def _central_means(values: np.ndarray, starts: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean of ``values`` over ``[start, start + width)`` per window, NaN counted as 0.
-
-    Returns
-    -------
-    mean : np.ndarray
-        float64 ``(k,)``.
-    incomplete : np.ndarray
-        bool ``(k,)``: some value was NaN (no data).
-    """
-    block = _gather(values, starts, width).astype(np.float64)
-    absent = np.isnan(block)
-    block[absent] = 0.0
-    return block.mean(axis=1), absent.any(axis=1)
-
-
-def _draw(rng: np.random.Generator, peaks: Peaks, m: int, options: _Options) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``m`` candidates: a summit uniformly with replacement, then a start inside summit +- flank."""
-    pick = rng.integers(0, len(peaks.summit), size=m)
-    # Starts summit - flank .. summit + flank - window keep [start, start + window) inside.
-    offset = rng.integers(-options.flank, options.flank - options.window + 1, size=m)
-    summit = peaks.summit[pick]
-    return peaks.chrom[pick], summit + offset, summit
-
-
-def _evaluate(chrom, start, summit, lengths, blacklist, genome, signal, peaks, options, progress) -> _Round:
-    """Apply the filters in order and gather codes and targets of the surviving candidates."""
-    m, window = len(start), options.window
-    reason = np.zeros(m, dtype=np.uint8)
-    reason[(start < 0) | (start + window > lengths[chrom])] = _OFF_CHROMOSOME
-    for c, intervals in blacklist.items():
-        rows = np.flatnonzero((chrom == c) & (reason == _OK))
-        reason[rows[overlaps(intervals, start[rows], start[rows] + window)]] = _BLACKLIST
-    codes = np.full((m, window), N, dtype=np.uint8)
-    target = np.full(m, np.nan)
-    for c in np.unique(chrom[reason == _OK]):  # one read of each needed chromosome
-        name = peaks.names[c]
-        began = time.perf_counter()
-        rows = np.flatnonzero((chrom == c) & (reason == _OK))
-        codes[rows] = _encode_windows(genome.chromosome(name), start[rows], window, genome, name)
-        too_many_n = (codes[rows] == N).mean(axis=1) > options.max_n_frac
-        mean, incomplete = _central_means(signal.chromosome(name, int(lengths[c])), start[rows] + options.center_offset, options.center)
-        target[rows] = mean
-        reason[rows[too_many_n]] = _TOO_MANY_N
-        if options.missing == "skip":
-            reason[rows[~too_many_n & incomplete]] = _MISSING_SIGNAL
-        if progress:
-            print(f"prepare-atac: {name}: {len(rows):,} windows ({time.perf_counter() - began:.1f} s)", file=sys.stderr, flush=True)
-    return _Round(chrom, start, summit, reason, codes, target)
-
-
-def _concat(rounds: list[_Round]) -> _Round:
-    return _Round(*(np.concatenate([getattr(r, f) for r in rounds]) for f in ("chrom", "start", "summit", "reason", "codes", "target")))
-
-
-def _draw_until(n, rng, peaks, lengths, blacklist, genome, signal, options, progress) -> tuple[_Round, int]:
-    """The first ``n`` kept candidates of the seeded stream, with every candidate before them.
-
-    Returns
-    -------
-    stream : _Round
-        The stream up to and including the ``n``-th kept candidate.
-    rounds : int
-        Rounds used.
-    """
-    rounds: list[_Round] = []
-    kept = drawn = 0
-    for number in range(1, MAX_ROUNDS + 1):
-        rate = kept / drawn if drawn else 1.0
-        # Enough for the keep rate seen so far, with a margin so that one round usually does.
-        m = min(math.ceil((n - kept) / rate * 1.1) + 64, 50 * n + 1000)
-        chrom, start, summit = _draw(rng, peaks, m, options)
-        current = _evaluate(chrom, start, summit, lengths, blacklist, genome, signal, peaks, options, progress)
-        rounds.append(current)
-        new = int((current.reason == _OK).sum())
-        kept, drawn = kept + new, drawn + m
-        if progress:
-            print(f"prepare-atac: round {number}: {m:,} candidates, {new:,} passed the filters ({min(kept, n):,} of {n:,} kept)", file=sys.stderr, flush=True)
-        if kept >= n:
-            stream = _concat(rounds)
-            last = int(np.flatnonzero(stream.reason == _OK)[n - 1])
-            return stream[: last + 1], number
-        if new == 0:
-            break
-    stream = _concat(rounds)
-    raise InputError(
-        f"{peaks.display}: only {kept:,} of {drawn:,} candidate windows passed the filters after {len(rounds)} "
-        f"round(s) (dropped: {_counts_text(_dropped(stream.reason))}), fewer than n={n:,}; ask for n <= {kept:,} "
-        "or relax the filters (max_n_frac, missing='zero', a smaller blacklist)"
-    )
-
-
-def _dropped(reason: np.ndarray) -> dict[str, int]:
-    counts = np.bincount(reason, minlength=len(REASONS) + 1)
-    return {name: int(counts[code]) for code, name in enumerate(REASONS, start=1)}
-
-
-def _counts_text(dropped: dict[str, int]) -> str:
-    return ", ".join(f"{name} {count:,}" for name, count in dropped.items() if count) or "none"
-
-
-# --------------------------------------------------------------------------------------------
 # Split and output.
 # --------------------------------------------------------------------------------------------
 
@@ -345,7 +173,7 @@ def _parse_split(split: str, peaks: Peaks, genome: Genome) -> tuple[str, object]
     raise ValueError(f"split={split!r}: use random:F (e.g. random:0.8) or chrom:NAME,NAME (e.g. chrom:chr8,chr9)")
 
 
-def _split_rows(kept: _Round, parsed: tuple[str, object], peaks: Peaks, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _split_rows(kept: Round, parsed: tuple[str, object], peaks: Peaks, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Sorted row indices of the training and test parts."""
     strategy, value = parsed
     n = len(kept.start)
@@ -369,7 +197,7 @@ def _fingerprint(path: Path) -> dict:
     return {"path": str(path), "size": stat.st_size, "mtime": mtime.isoformat(timespec="seconds")}
 
 
-def _write_windows(path: Path, part: _Round, names: list[str], window: int, targets: np.ndarray) -> None:
+def _write_windows(path: Path, part: Round, names: list[str], window: int, targets: np.ndarray) -> None:
     """``windows.tsv``: ``chrom start end summit target``, 0-based half-open, row order of the arrays."""
     columns = [
         np.asarray(names, dtype=object)[part.chrom],
@@ -382,7 +210,7 @@ def _write_windows(path: Path, part: _Round, names: list[str], window: int, targ
     path.write_text("chrom\tstart\tend\tsummit\ttarget\n" + body)
 
 
-def _write_part(directory: Path, part: _Round, targets: np.ndarray, names: list[str], common: dict, label: str) -> dict:
+def _write_part(directory: Path, part: Round, targets: np.ndarray, names: list[str], common: dict, label: str) -> dict:
     """One dataset directory (docs/dataset-format.md) plus ``windows.tsv``; returns its meta."""
     directory.mkdir()
     window = part.codes.shape[1]
@@ -422,7 +250,7 @@ def _check_replaceable(directory: Path) -> None:
             )
 
 
-def _write_output(out: Path, kept: _Round, targets: np.ndarray, train: np.ndarray, test: np.ndarray, names: list[str], common: dict, summary: dict) -> dict:
+def _write_output(out: Path, kept: Round, targets: np.ndarray, train: np.ndarray, test: np.ndarray, names: list[str], common: dict, summary: dict) -> dict:
     """Write ``out/train``, ``out/test`` and ``out/meta.json`` in a temporary directory, then move
     them in; returns the summary as written to ``out/meta.json``."""
     for label in ("train", "test"):
@@ -465,7 +293,7 @@ def _check_options(n, window, flank, center, transform, missing, max_n_frac, sig
         raise ValueError(f"max_n_frac={max_n_frac!r}: must be in [0, 1]")
 
 
-def _transform(mean: np.ndarray, transform: str, kept: _Round, names: list[str], source) -> np.ndarray:
+def _transform(mean: np.ndarray, transform: str, kept: Round, names: list[str], source) -> np.ndarray:
     """float32 targets from float64 window means."""
     if transform == "log1p":
         below = np.flatnonzero(mean < -1.0)
@@ -562,7 +390,7 @@ def prepare_atac(
 
     began = time.perf_counter()
     _check_options(n, window, flank, center, transform, missing, max_n_frac, signal, bam)
-    options = _Options(int(window), int(flank), int(center), float(max_n_frac), missing, transform)
+    options = Options(int(window), int(flank), int(center), float(max_n_frac), missing, transform)
     fasta_path = Path(fasta).resolve()
     source_path = Path(signal if signal is not None else bam).resolve()
     for path, given in ((fasta_path, fasta), (source_path, signal if signal is not None else bam)):
@@ -586,16 +414,16 @@ def prepare_atac(
         blacklist_by_index = {index[name]: value for name, value in blacklist_by_name.items() if name in index}
 
         rng = np.random.default_rng(seed)
-        stream, rounds = _draw_until(n, rng, parsed_peaks, lengths, blacklist_by_index, genome, source, options, progress)
+        stream, rounds = draw_until(n, rng, parsed_peaks, lengths, blacklist_by_index, genome, source, options, progress)
     finally:
         genome.close()
         if source is not None:
             source.close()
 
-    kept = stream[stream.reason == _OK]
+    kept = stream[stream.reason == OK]
     targets = _transform(kept.target, transform, kept, parsed_peaks.names, source)
     train, test = _split_rows(kept, parsed_split, parsed_peaks, seed)
-    dropped = _dropped(stream.reason)
+    dropped = count_dropped(stream.reason)
     created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     peaks_path = Path(peaks).resolve()
     common = {
@@ -639,7 +467,7 @@ def prepare_atac(
     summary = _write_output(Path(out), kept, targets, train, test, parsed_peaks.names, common, summary)
     if progress:
         print(
-            f"prepare-atac: {len(kept.start):,} windows kept of {len(stream.start):,} drawn (dropped: {_counts_text(dropped)}); "
+            f"prepare-atac: {len(kept.start):,} windows kept of {len(stream.start):,} drawn (dropped: {counts_text(dropped)}); "
             f"train {len(train):,}, test {len(test):,} -> {out} ({time.perf_counter() - began:.1f} s)",
             file=sys.stderr,
             flush=True,

@@ -1,25 +1,27 @@
 """Read DREAM TSV, FASTA or CSV/TSV tables into a dataset directory (``docs/dataset-format.md``).
 
 :func:`prepare` streams the input ``chunk_rows`` rows at a time, so memory does not grow with the
-file. Opening (gzip by magic bytes), format detection and the row parsers are those of the one
-sequence-file reader, :mod:`proformer.io.sequences`: each chunk is parsed with numpy on one byte
-buffer (line ends and delimiters found with vectorised comparisons, targets converted in bulk);
-here the sequences are gathered into a padded ``(rows, width)`` matrix and translated through a
-lookup table. Per-line Python only runs for FASTA records, quoted CSV, and to describe a bad row
-in an error message.
+file. Opening (gzip by magic bytes, :mod:`proformer.io.sources`), format detection
+(:mod:`proformer.io.sniff`) and the row parsers (:mod:`proformer.io.tables`,
+:mod:`proformer.io.fasta`) are those of the sequence-file reader: each chunk is parsed with
+numpy on one byte buffer (line ends and delimiters found with vectorised comparisons, targets
+converted in bulk); here the sequences are gathered into a padded ``(rows, width)`` matrix and
+translated through a lookup table. Per-line Python only runs for FASTA records, quoted CSV, and to
+describe a bad row in an error message.
 
 A table is read by the columns ``seq_col``/``target_cols`` name; without ``seq_col``, line 1 is
 taken as a table's header when it names the columns over a line of data, and the sequence and
-target columns are chosen by what the first rows hold (:func:`proformer.io.sequences.sniff_table`
-and :func:`~proformer.io.sequences.choose_columns`: the one column of DNA; the columns of real
+target columns are chosen by what the first rows hold (:func:`proformer.io.sniff.sniff_table`
+and :func:`~proformer.io.sniff.choose_columns`: the one column of DNA; the columns of real
 numbers, integer and text columns left out unless named). The choice is printed to stderr in one
 line and kept in ``meta["table"]``. Errors name the command line's flags (``--seq-col``, ...)
 beside the argument names, and suggest ``--on-bad skip`` only where some row read so far is good.
 
 Encoded chunks go to temporary files; ``codes.npy`` is assembled at the end in a memory-mapped
 ``.npy`` of the final shape, one chunk padded to the final width at a time, so the full matrix is
-never held in memory. The directory's files, names and ``meta.json`` writer are those of
-:mod:`proformer.io.dataset`.
+never held in memory (:mod:`proformer.data.chunks`). A run writes into a staging directory and
+publishes it whole (:mod:`proformer.data.staging`). The directory's files, names and
+``meta.json`` writer are those of :mod:`proformer.io.dataset`.
 
 Every input row ends up kept or counted under one reason of ``meta["dropped"]``. Problems are
 checked in this order and the first one found names the reason:
@@ -42,185 +44,36 @@ or corrupt ``.gz`` file are errors in both modes.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import os
-import re
 import shutil
-import signal
 import sys
-import tempfile
-import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
-from ..io.dataset import CODES, FORMAT_VERSION, INTEGER_TARGET, LENGTHS, TARGETS, is_integer_target, publish, write_meta
-from ..io.atomic import process_alive
+from ..io.dataset import CODES, FORMAT_VERSION, INTEGER_TARGET, LENGTHS, TARGETS, publish, write_meta
 from ..io.dataset import read_meta as load_meta  # the checked reader, under the name prepare has always exported
-from ..io.sequences import (
-    BAD_TARGET,
-    EMPTY_SEQUENCE,
-    INVALID_SYMBOL,
-    OK,
-    REASONS,
-    TOO_LONG,
-    WRONG_COLUMNS,
-    Delimited,
-    Fasta,
-    InputError,
-    Rows,
-    Source,
-    TableChoice,
-    TableSniff,
-    check_input,
-    choose_columns,
-    detect_format,
-    header_number,
-    is_blank,
-    line_chunks,
-    show_value,
-    sniff_table,
-    table_parser,
-    target_problem,
-)
+from ..io.errors import InputError, show_value
+from ..io.fasta import Fasta, header_number
+from ..io.numbers import target_problem
+from ..io.rows import BAD_TARGET, EMPTY_SEQUENCE, INVALID_SYMBOL, REASONS, WRONG_COLUMNS
+from ..io.sniff import TableChoice, TableSniff, choose_columns, detect_format, sniff_table
+from ..io.sources import Source, check_input, is_blank, line_chunks
+from ..io.tables import Delimited, table_parser
 from ..progress import Progress
-from ..sequence import DREAM_HEAD, DREAM_LENGTH, DREAM_TAIL, INPUT_CODES_BYTES, INVALID, N, Layout
+from ..sequence import DREAM_HEAD, DREAM_LENGTH, DREAM_TAIL
+from .chunks import _assemble_codes, _process, _Stats
+from .staging import _OWN_STAGING, _cleanup_on_signal, _make_staging, _remove_stale_staging
 
 __all__ = ["InputError", "prepare", "load_meta", "FORMAT_VERSION", "REASONS"]
 
-_ERRORS = (WRONG_COLUMNS, EMPTY_SEQUENCE, INVALID_SYMBOL, BAD_TARGET)  # too_long is a filter
-_EXAMPLES_SHOWN = 5
 _ADVICE = (
     "Fix the input, or pass --on-bad skip (prepare(..., on_bad='skip')) to drop such rows; "
     "they are then counted in meta.json 'dropped'"
 )
-
-
-# --------------------------------------------------------------------------------------------
-# Encoding one chunk.
-# --------------------------------------------------------------------------------------------
-
-
-def _gather_codes(buffer: np.ndarray, start: np.ndarray, length: np.ndarray) -> np.ndarray:
-    """Sequences ``buffer[start:start+length]`` as a padded code matrix.
-
-    Returns
-    -------
-    np.ndarray
-        uint8 ``(m, max(length))``, padded with ``N``; ``INVALID`` marks symbols outside ACGTN.
-    """
-    width = int(length.max(initial=0))
-    if not width:
-        return np.zeros((len(start), 0), dtype=np.uint8)
-    # bytes.translate runs the lookup table at memory speed, several times faster than numpy
-    # fancy indexing with uint8 indices; it also makes the copy that the padding below needs.
-    translated = buffer.tobytes().translate(INPUT_CODES_BYTES)
-    if len(translated) < int(start.max()) + width:
-        translated += bytes(width)
-    # One fixed-width window per row, copied straight out of the buffer (no per-row loop);
-    # positions past a row's end hold the next field's bytes and are overwritten with N.
-    codes = sliding_window_view(np.frombuffer(translated, dtype=np.uint8), width)[start]
-    small = np.int16 if width < 2**15 else np.int64  # a narrower compare is several times faster
-    codes[np.arange(width, dtype=small) >= length.astype(small)[:, None]] = N
-    return codes
-
-
-@dataclass
-class _Stats:
-    rows_read: int = 0
-    dropped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
-    examples: list[str] = field(default_factory=list)
-    lengths: list[np.ndarray] = field(default_factory=list)
-    targets: list[np.ndarray] = field(default_factory=list)
-    integer: list[np.ndarray] = field(default_factory=list)
-    chunk_files: list[tuple[Path, int, int]] = field(default_factory=list)  # (file, rows, width)
-
-
-def _process(
-    rows: Rows,
-    stats: _Stats,
-    *,
-    display: str,
-    on_bad: str,
-    head: int,
-    tail: int,
-    limit: int | None,
-    tmp_dir: Path,
-    advise: Callable[[int, int, bool], str],
-) -> None:
-    """Classify, encode and store one chunk of rows (or raise on the first bad one).
-
-    ``advise(reason, line, some_kept)`` is what the error tells the user to do about a bad row;
-    ``some_kept`` says whether any row read so far is good, i.e. whether skipping bad rows would
-    leave anything.
-    """
-    n = len(rows.line)
-    stats.rows_read += n
-    reason = rows.reason.copy()
-    if limit is not None:
-        # The layout's own rule for rows longer than the window (Layout's docstring).
-        fits = Layout(head=head, tail=tail, length=limit).fits(rows.length)
-        reason[(reason == OK) & ~fits] = TOO_LONG
-    candidates = np.flatnonzero(reason == OK)
-    codes = _gather_codes(rows.buffer, rows.start[candidates], rows.length[candidates])
-    invalid = (codes == INVALID).any(axis=1)
-    reason[candidates[invalid]] = INVALID_SYMBOL
-    reason[(reason == OK) & rows.bad_target] = BAD_TARGET
-
-    bad = np.flatnonzero(np.isin(reason, _ERRORS))
-    if bad.size and on_bad == "error":
-        first = int(bad[0])
-        line, text = rows.describe(first, int(reason[first]))
-        some_kept = bool(stats.chunk_files) or bool((reason == OK).any())
-        raise InputError(f"{display}:{line}: {text}. {advise(int(reason[first]), line, some_kept)}")
-    for row in bad[: max(0, _EXAMPLES_SHOWN - len(stats.examples))]:
-        line, text = rows.describe(int(row), int(reason[row]))
-        stats.examples.append(f"{display}:{line}: {text}")
-    counts = np.bincount(reason, minlength=len(REASONS) + 1)
-    for code, name in enumerate(REASONS, start=1):
-        stats.dropped[name] += int(counts[code])
-
-    kept_in_candidates = reason[candidates] == OK
-    kept = candidates[kept_in_candidates]
-    if not kept.size:
-        return
-    lengths = rows.length[kept]
-    width = int(lengths.max())
-    codes = np.ascontiguousarray(codes[kept_in_candidates, :width])
-    path = tmp_dir / f"codes-{len(stats.chunk_files):05d}.u8"
-    codes.tofile(path)
-    stats.chunk_files.append((path, len(kept), width))
-    stats.lengths.append(lengths.astype(np.int32))
-    values = rows.values[kept]
-    stats.targets.append(values.astype(np.float32))
-    if values.shape[1]:
-        stats.integer.append(is_integer_target(values))
-    else:
-        stats.integer.append(np.zeros(len(kept), dtype=bool))
-
-
-def _assemble_codes(path: Path, chunk_files: list[tuple[Path, int, int]], width: int) -> None:
-    """Write ``codes.npy`` of shape ``(rows, width)`` from the chunk files, one chunk in memory.
-
-    Each chunk file holds uint8 ``(rows, chunk_width)``, ``chunk_width <= width``; the columns
-    beyond a chunk's width are padding (N).
-    """
-    n = sum(rows for _, rows, _ in chunk_files)
-    codes = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(n, width))
-    start = 0
-    for chunk_path, rows, chunk_width in chunk_files:
-        block = codes[start : start + rows]
-        block[:, :chunk_width] = np.fromfile(chunk_path, dtype=np.uint8).reshape(rows, chunk_width)
-        block[:, chunk_width:] = N
-        start += rows
-        chunk_path.unlink()
-    codes.flush()
-    del codes  # close the map before the file is moved into place
 
 
 # --------------------------------------------------------------------------------------------
@@ -270,89 +123,6 @@ def _fasta_has_targets(path: Path, display: str) -> tuple[bool, str]:
 
 
 # --------------------------------------------------------------------------------------------
-# Staging: where a run writes before it publishes, and what a killed run left behind.
-# --------------------------------------------------------------------------------------------
-
-#: ``.prepare-<pid>-<random>``: a staging directory and the process that created it (also the
-#: ``-old`` copy a directory swap leaves for a moment).
-_STAGING = re.compile(r"\.prepare-(\d+)-[a-z0-9_]+(?:-old)?")
-#: The staging directories of earlier versions, inside the dataset directory, without a pid.
-_LEGACY_STAGING = re.compile(r"\.prepare-[a-z0-9_]{8}")
-#: Staging directories of this process's runs in progress.
-_OWN_STAGING: set[Path] = set()
-
-
-def _remove_stale_staging(out: Path, began: float) -> list[Path]:
-    """Remove the staging directories killed runs left beside or inside ``out``: those whose
-    creating process is dead, and, inside ``out`` only, pid-less ones (earlier versions) last
-    changed before this run began. Another run's staging directory, alive, is left alone.
-    Returns what was removed."""
-    removed = []
-    for folder in dict.fromkeys([out.resolve().parent, out]):
-        try:
-            entries = list(folder.iterdir())
-        except OSError:
-            continue
-        for entry in entries:
-            match = _STAGING.fullmatch(entry.name)
-            if match:
-                pid = int(match.group(1))
-                stale = entry not in _OWN_STAGING and (pid == os.getpid() or not process_alive(pid))
-            elif folder == out and _LEGACY_STAGING.fullmatch(entry.name):
-                try:
-                    stale = entry.stat().st_mtime < began
-                except OSError:
-                    continue
-            else:
-                continue
-            if stale and entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
-                removed.append(entry)
-    return removed
-
-
-def _make_staging(out: Path) -> Path:
-    """A fresh staging directory beside ``out`` (so that publishing swaps the directory as a
-    whole), or inside it where ``out``'s parent is not writable."""
-    prefix = f".prepare-{os.getpid()}-"
-    try:
-        staged = Path(tempfile.mkdtemp(prefix=prefix, dir=out.resolve().parent))
-    except OSError:
-        staged = Path(tempfile.mkdtemp(prefix=prefix, dir=out))
-    _OWN_STAGING.add(staged)
-    return staged
-
-
-@contextlib.contextmanager
-def _cleanup_on_signal():
-    """Turn SIGTERM and SIGHUP into an exception while preparing, so that the ``finally``
-    clauses remove the staging directory (SIGINT already raises KeyboardInterrupt)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum, frame):
-        raise SystemExit(128 + signum)
-
-    previous = {}
-    for name in ("SIGTERM", "SIGHUP"):
-        number = getattr(signal, name, None)
-        if number is None:
-            continue
-        try:
-            current = signal.getsignal(number)
-            if current in (signal.SIG_DFL, None):  # leave a handler someone else installed
-                previous[number] = signal.signal(number, stop)
-        except (ValueError, OSError):
-            pass
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-
-
-# --------------------------------------------------------------------------------------------
 # The public functions.
 # --------------------------------------------------------------------------------------------
 
@@ -382,13 +152,13 @@ def prepare(
         Dataset directory; created if needed, dataset files in it are replaced.
     format : {"auto", "dream", "fasta", "table"}
         ``auto``: FASTA if the first non-blank character is ``>``; a table if ``seq_col`` is
-        given or line 1 is a table's header (:func:`proformer.io.sequences.sniff_table`: names
+        given or line 1 is a table's header (:func:`proformer.io.sniff.sniff_table`: names
         over a line of data with DNA in some column); else DREAM TSV. ``table``: line 1 is the
         header.
     seq_col : str, optional
         Table column holding the sequence (``--seq-col``). Without it, the one column of DNA
         (A C G T N), and the targets too unless ``target_cols`` names them
-        (:func:`proformer.io.sequences.choose_columns`); what was chosen is printed to stderr
+        (:func:`proformer.io.sniff.choose_columns`); what was chosen is printed to stderr
         and stored in ``meta["table"]``.
     target_cols : str or list of str, optional
         Table column(s) holding targets, in order (``--target-col``). With ``seq_col`` and

@@ -1,9 +1,10 @@
 """Per-base attributions of a run's predictions (captum, or ISM), and the TF-MoDISco inputs.
 
-Every method explains one number: the prediction of :class:`~proformer.interpret.Predictor`
-(its target, its units, its reverse-complement averaging), as a function of the one-hot forward
-strand that the run's layout shows the model (:meth:`Predictor.one_hot_model`). Gradients run in
-float32 whatever the predictor's ``precision``; ``ism`` predicts through the predictor itself.
+Every method explains one number: the prediction of one target of a loaded model, in the units
+asked for, with each run's reverse-complement averaging, as a function of the one-hot forward
+strand that the run's layout shows the model (:meth:`Scorer.one_hot_model`). An ensemble's
+attributions are the mean of its runs' (every method here is linear in the function explained). Gradients run in
+float32 whatever the run's ``precision``; ``ism`` predicts through the scorer itself.
 
 Methods, and how exact they are for this architecture:
 
@@ -65,10 +66,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..inference import Ensemble, LaidOut, Run
 from ..io.atomic import atomic_path
 from ..progress import Progress
 from ..sequence import one_hot
-from .predictor import LaidOut, Predictor, read_input
+from .scorer import Scorer, mean_over, scorers
 from .shuffle import dinucleotide_shuffles
 
 __all__ = [
@@ -139,21 +141,28 @@ def _check_request(method: str, hypothetical: bool) -> None:
                          f"and TF-MoDISco")
 
 
-def attribute(predictor: Predictor, sequences: Sequence[str], method: str, hypothetical: bool = False,
+def attribute(model: Run | Ensemble, sequences: Sequence[str], method: str, *, target: str | int | None = None,
+              standardized: bool = False, hypothetical: bool = False, ids: Sequence[str] | None = None,
               where: Sequence[str] | None = None, n_shuffles: int = 20, steps: int = 50, seed: int = 0,
-              progress: bool = False, ids: Sequence[str] | None = None) -> AttributionResult:
+              progress: bool = False) -> AttributionResult:
     """Per-base attributions of every sequence's prediction.
 
     Parameters
     ----------
-    predictor : Predictor
-        The run's model, target and units (:meth:`Predictor.from_run`).
+    model : Run or Ensemble
+        What :func:`proformer.load` returns; an ensemble's attributions are the mean of its runs'.
     sequences : sequence of str
         A C G T N, any lengths the run's layout takes.
     method : str
         One of :data:`METHODS` (see the module for what each computes and how exact it is).
+    target : str or int, optional
+        Which target of a multi-target model (name or index); the first by default.
+    standardized : bool
+        False: explain the prediction in training units; True: in z-scores of the training targets.
     hypothetical : bool
         Also hypothetical contributions (methods in :data:`HYPOTHETICAL_METHODS`).
+    ids : sequence of str, optional
+        Names for the output; default ``"0"``, ``"1"``, ...
     where : sequence of str, optional
         ``file:line`` of each sequence, for errors.
     n_shuffles : int
@@ -164,8 +173,6 @@ def attribute(predictor: Predictor, sequences: Sequence[str], method: str, hypot
         ``deep_lift_shap``: seed of the shuffles.
     progress : bool
         Progress on stderr (:class:`proformer.progress.Progress`: in place on a terminal, plain lines in a log).
-    ids : sequence of str, optional
-        Names for the output; default ``"0"``, ``"1"``, ...
 
     Returns
     -------
@@ -182,28 +189,38 @@ def attribute(predictor: Predictor, sequences: Sequence[str], method: str, hypot
     if method == "ism":
         from .ism import ism
 
-        found = ism(predictor, sequences, ids, where=where, progress=progress)
+        found = ism(model, sequences, target=target, standardized=standardized, ids=ids, where=where,
+                    progress=progress)
         return AttributionResult(ids, found.sequences, method, found.importance(),
                                  found.hypothetical() if hypothetical else None, found.one_hot, found.lengths,
                                  found.target, found.units)
+    found = [_attribute(member, sequences, method, where, n_shuffles, steps, seed, progress)
+             for member in scorers(model, target, standardized)]
+    laid, first = found[0][0], found[0][3]
+    return AttributionResult(ids, laid.sequences, method, mean_over([actual for _, actual, _, _ in found]),
+                             mean_over([hyp for _, _, hyp, _ in found]) if hypothetical else None,
+                             one_hot(laid.input_codes), laid.lengths, first.target_name, first.units)
 
-    laid = predictor.lay_out(sequences, where)
-    x = one_hot(laid.codes[:, : predictor.layout.length])  # the forward strand the model reads
+
+def _attribute(scorer: Scorer, sequences: Sequence[str], method: str, where: Sequence[str] | None,
+               n_shuffles: int, steps: int, seed: int, progress: bool):
+    """One run's attributions: ``(laid, attributions, hypothetical or None, scorer)``, the arrays
+    float32 ``(n, 4, width)`` in input coordinates."""
+    laid = scorer.lay_out(sequences, where)
+    x = one_hot(laid.codes[:, : scorer.layout.length])  # the forward strand the model reads
     seen = _seen_window(laid, x.shape[2])
-    model = predictor.one_hot_model()
+    model = scorer.one_hot_model()
     if method == "deep_lift_shap":
-        references = shuffled_references(laid.codes[:, : predictor.layout.length], seen, n_shuffles, seed)
-        actual, hyp = _deep_lift_shap(model, x, references, predictor, progress)
+        references = shuffled_references(laid.codes[:, : scorer.layout.length], seen, n_shuffles, seed)
+        actual, hyp = _deep_lift_shap(model, x, references, scorer, progress)
     elif method == "integrated_gradients":
         baseline = x * ~seen[:, None, :]  # seen positions N, the padding as laid out
-        actual, hyp = _integrated_gradients(model, x, baseline, steps, predictor, progress), None
+        actual, hyp = _integrated_gradients(model, x, baseline, steps, scorer, progress), None
     else:
-        gradient = _gradients(model, x, predictor, progress)
+        gradient = _gradients(model, x, scorer, progress)
         actual = gradient if method == "saliency" else gradient * x
         hyp = gradient - gradient.mean(axis=1, keepdims=True)
-    return AttributionResult(ids, laid.sequences, method, _to_input(actual, laid),
-                             _to_input(hyp, laid) if hypothetical else None, one_hot(laid.input_codes),
-                             laid.lengths, predictor.target_name, predictor.units)
+    return laid, _to_input(actual, laid), None if hyp is None else _to_input(hyp, laid), scorer
 
 
 # -- model window <-> input positions ------------------------------------------------------------
@@ -261,32 +278,32 @@ def _chunks(n: int, size: int):
         yield slice(start, min(start + size, n))
 
 
-def _tensor(array: np.ndarray, predictor: Predictor, grad: bool = False) -> torch.Tensor:
-    """float32 on the predictor's device; ``grad``: an input to differentiate (captum warns otherwise)."""
-    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(predictor.device).requires_grad_(grad)
+def _tensor(array: np.ndarray, scorer: Scorer, grad: bool = False) -> torch.Tensor:
+    """float32 on the scorer's device; ``grad``: an input to differentiate (captum warns otherwise)."""
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(scorer.device).requires_grad_(grad)
 
 
-def _gradients(model: torch.nn.Module, x: np.ndarray, predictor: Predictor, progress: bool) -> np.ndarray:
+def _gradients(model: torch.nn.Module, x: np.ndarray, scorer: Scorer, progress: bool) -> np.ndarray:
     from captum.attr import Saliency
 
     saliency, out = Saliency(model), np.empty_like(x)
     with torch.enable_grad(), Progress("gradients", total=len(x), enabled=progress) as progress_bar:
-        for part in _chunks(len(x), predictor.batch_size):
-            out[part] = saliency.attribute(_tensor(x[part], predictor, grad=True), abs=False).detach().cpu().numpy()
+        for part in _chunks(len(x), scorer.batch_size):
+            out[part] = saliency.attribute(_tensor(x[part], scorer, grad=True), abs=False).detach().cpu().numpy()
             progress_bar.update(part.stop)
     return out
 
 
 def _integrated_gradients(model: torch.nn.Module, x: np.ndarray, baseline: np.ndarray, steps: int,
-                          predictor: Predictor, progress: bool) -> np.ndarray:
+                          scorer: Scorer, progress: bool) -> np.ndarray:
     from captum.attr import IntegratedGradients
 
     method, out = IntegratedGradients(model), np.empty_like(x)
     with torch.enable_grad(), Progress("integrated gradients", total=len(x), enabled=progress) as progress_bar:
         # captum splits the steps x sequences of a chunk into forward passes of batch_size rows.
-        for part in _chunks(len(x), predictor.batch_size):
-            found = method.attribute(_tensor(x[part], predictor), baselines=_tensor(baseline[part], predictor),
-                                     n_steps=steps, internal_batch_size=predictor.batch_size)
+        for part in _chunks(len(x), scorer.batch_size):
+            found = method.attribute(_tensor(x[part], scorer), baselines=_tensor(baseline[part], scorer),
+                                     n_steps=steps, internal_batch_size=scorer.batch_size)
             out[part] = found.detach().cpu().numpy()
             progress_bar.update(part.stop)
     return out
@@ -298,7 +315,7 @@ def _hypothetical_deeplift(multipliers, inputs, baselines):
     return tuple(m - (m * r).sum(dim=1, keepdim=True) for m, r in zip(multipliers, baselines))
 
 
-def _deep_lift_shap(model: torch.nn.Module, x: np.ndarray, references: np.ndarray, predictor: Predictor,
+def _deep_lift_shap(model: torch.nn.Module, x: np.ndarray, references: np.ndarray, scorer: Scorer,
                     progress: bool) -> tuple[np.ndarray, np.ndarray]:
     """Returns ``(attributions, hypothetical)``, each ``(n, 4, length)``, averaged over the references."""
     from captum.attr import DeepLift
@@ -310,9 +327,9 @@ def _deep_lift_shap(model: torch.nn.Module, x: np.ndarray, references: np.ndarra
     with (torch.enable_grad(), warnings.catch_warnings(),
           Progress("DeepLIFT/SHAP", total=n, enabled=progress) as progress_bar):
         warnings.filterwarnings("ignore", message=".*hooks.*", category=UserWarning)  # captum's notice per call
-        for part in _chunks(n, max(1, predictor.batch_size // n_shuffles)):
-            inputs = _tensor(np.repeat(x[part], n_shuffles, axis=0), predictor, grad=True)
-            baselines = _tensor(one_hot(references[part].reshape(-1, length)), predictor)
+        for part in _chunks(n, max(1, scorer.batch_size // n_shuffles)):
+            inputs = _tensor(np.repeat(x[part], n_shuffles, axis=0), scorer, grad=True)
+            baselines = _tensor(one_hot(references[part].reshape(-1, length)), scorer)
             found = method.attribute(inputs, baselines=baselines, custom_attribution_func=_hypothetical_deeplift)
             hyp[part] = found.detach().cpu().numpy().reshape(-1, n_shuffles, 4, length).mean(axis=1)
             progress_bar.update(part.stop)
@@ -418,33 +435,35 @@ def _run_modisco(executable: str, written: dict, width: int, max_seqlets: int, t
     return str(target)
 
 
-def run_attribute(model_dir: str | os.PathLike, input: str | os.PathLike, out: str | os.PathLike, method: str,
-                  hypothetical: bool = False, modisco: bool = False, target: str | int | None = None,
-                  destandardize: bool = False, batch_size: int = 256, device: str = "auto", precision: str = "32",
-                  n_shuffles: int = 20, steps: int = 50, seed: int = 0, seq_col: str | None = None,
-                  progress: bool = True) -> dict:
-    """``proformer attribute``: attributions of every sequence of ``input`` with the best model of
-    ``model_dir``, written to the folder ``out`` (:func:`write_attributions`). ``modisco``
-    implies ``hypothetical``. Everything is computed before anything is written, so bad input
-    leaves no output; only a failing TF-MoDISco run comes after the arrays are written (they
-    stay, and the error names the command to rerun).
+def run_attribute(model: str | os.PathLike | Sequence[str | os.PathLike], input: str | os.PathLike,
+                  out: str | os.PathLike, method: str, *, hypothetical: bool = False, modisco: bool = False,
+                  target: str | int | None = None, standardized: bool = False, batch_size: int = 256,
+                  device: str = "auto", precision: str = "32", n_shuffles: int = 20, steps: int = 50, seed: int = 0,
+                  seq_col: str | None = None, progress: bool = True) -> dict:
+    """``proformer attribute``: attributions of every sequence of ``input`` with the run ``model``
+    (a list of runs: their mean), written to the folder ``out`` (:func:`write_attributions`).
+    ``modisco`` implies ``hypothetical``. Everything is computed before anything is written, so
+    bad input leaves no output; only a failing TF-MoDISco run comes after the arrays are written
+    (they stay, and the error names the command to rerun).
 
     Returns
     -------
     dict
         ``sequences`` (how many), ``method``, ``target``, ``units`` and the paths written.
     """
+    from ..inference import load
+    from ..io.inputs import read_all_sequences
+
     hypothetical = hypothetical or modisco
     _check_request(method, hypothetical)
     if modisco:
         _modisco_executable()  # before the work, not after it
     if Path(out).exists() and not Path(out).is_dir():
         raise FileExistsError(f"--out {out} is a file; attribute writes a folder: choose a folder name")
-    predictor = Predictor.from_run(model_dir, device, target=target, destandardize=destandardize,
-                                   batch_size=batch_size, precision=precision)
-    ids, sequences, where = read_input(input, seq_col, layout=predictor.layout)
-    result = attribute(predictor, sequences, method, hypothetical, where=where, n_shuffles=n_shuffles, steps=steps,
-                       seed=seed, progress=progress, ids=ids)
+    ids, sequences, where = read_all_sequences(input, seq_col)
+    loaded = load(model, device, batch_size=batch_size, precision=precision)
+    result = attribute(loaded, sequences, method, target=target, standardized=standardized, hypothetical=hypothetical,
+                       ids=ids, where=where, n_shuffles=n_shuffles, steps=steps, seed=seed, progress=progress)
     written = write_attributions(result, out, modisco)
     return {"sequences": len(sequences), "method": method, "target": result.target, "units": result.units,
             **written}

@@ -11,10 +11,11 @@ Only positions the model sees are edited (:attr:`LaidOut.window` ``>= 0``): the 
 that the run's layout trims, the ends cut from a sequence longer than the window, stay as given
 (for a DREAM run the 80 random nt are designed, the 17 + 13 nt flanks kept). Lengths never change.
 
-The objective is ``high`` (maximise the prediction), ``low`` (minimise it) or a number ``v``
-(minimise ``|prediction - v|``), in the predictor's units. A design is only as good as the model
-that scores it: an ``oracle`` (an independently trained run) predicts every step's sequence too,
-so that a design that wins by exploiting its own model's errors shows up as a gap between the two.
+The goal is ``high`` (maximise the prediction), ``low`` (minimise it) or a number ``v``
+(minimise ``|prediction - v|``), in the units asked for. An ensemble designs on the mean of its
+runs' predictions. A design is only as good as the model that scores it: an ``oracle`` (an
+independently trained run or ensemble) predicts every step's sequence too, so that a design that
+wins by exploiting its own model's errors shows up as a gap between the two.
 """
 
 from __future__ import annotations
@@ -27,13 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.atomic import atomic_write
-from ..predict import check_output
+from ..inference import Ensemble, Run
+from ..io.atomic import atomic_write, check_output
 from ..progress import Progress
-from .ism import substitution_predictions
-from .predictor import Predictor, read_input
+from .ism import mean_substitutions
+from .scorer import Scorer, mean_over, scorers
 
-__all__ = ["Design", "design", "parse_target", "run_design", "write_designs"]
+__all__ = ["Design", "design", "parse_goal", "run_design", "write_designs"]
 
 BASES = "ACGT"
 #: Input sequences searched together: their candidates share the batches of one step, and the
@@ -91,18 +92,18 @@ class _Candidate:
     greedy: bool = True
 
 
-def parse_target(target: str | float) -> str | float:
+def parse_goal(goal: str | float) -> str | float:
     """``"high"``, ``"low"`` or a finite float; a numeric string (a command line's) is a number."""
-    if isinstance(target, str) and target.strip().lower() in ("high", "low"):
-        return target.strip().lower()
-    if not isinstance(target, bool):
+    if isinstance(goal, str) and goal.strip().lower() in ("high", "low"):
+        return goal.strip().lower()
+    if not isinstance(goal, bool):
         try:
-            value = float(target)
+            value = float(goal)
         except (TypeError, ValueError):
             value = math.nan
         if math.isfinite(value):
             return value
-    raise ValueError(f"target={target!r}: give high (maximise the prediction), low (minimise it) or a finite "
+    raise ValueError(f"goal={goal!r}: give high (maximise the prediction), low (minimise it) or a finite "
                      f"number to aim for, in the model's units")
 
 
@@ -112,38 +113,44 @@ def _whole(name: str, value: int, at_least: int = 1) -> int:
     return int(value)
 
 
-def _loss(target: str | float) -> Callable[[np.ndarray], np.ndarray]:
-    """The objective as a loss to minimise: predictions (any shape) -> same shape; NaN stays NaN."""
-    if target == "high":
+def _loss(goal: str | float) -> Callable[[np.ndarray], np.ndarray]:
+    """The goal as a loss to minimise: predictions (any shape) -> same shape; NaN stays NaN."""
+    if goal == "high":
         return np.negative
-    if target == "low":
+    if goal == "low":
         return np.positive
-    return lambda y: np.abs(y - target)
+    return lambda y: np.abs(y - goal)
 
 
-def design(predictor: Predictor, sequences: Sequence[str], target: str | float, max_edits: int, beam: int = 1,
-           ids: Sequence[str] | None = None, oracle: Predictor | None = None, where: Sequence[str] | None = None,
+def design(model: Run | Ensemble, sequences: Sequence[str], goal: str | float, max_edits: int, *, beam: int = 1,
+           target: str | int | None = None, standardized: bool = False, ids: Sequence[str] | None = None,
+           oracle: Run | Ensemble | None = None, where: Sequence[str] | None = None,
            progress: bool = False) -> list[Design]:
     """Design each sequence by at most ``max_edits`` single-nucleotide substitutions.
 
     Parameters
     ----------
-    predictor : Predictor
-        The model that scores the search (its units and target).
+    model : Run or Ensemble
+        What :func:`proformer.load` returns: the model that scores the search (an ensemble: the
+        mean of its runs).
     sequences : sequence of str
         ``n`` sequences, A C G T N, as the run takes them (flanks included).
-    target : "high", "low" or float
+    goal : "high", "low" or float
         Maximise, minimise, or bring the prediction as close as possible to the number.
     max_edits : int
         At most this many edits per sequence, >= 1.
     beam : int
         Candidates kept per sequence at each step; 1 is greedy. The beam always keeps the greedy
         path's candidate, so a wider beam never ends worse than greedy.
+    target : str or int, optional
+        Which target of a multi-target model (name or index), of the oracle too; the first by default.
+    standardized : bool
+        False: predictions (and a numeric goal) in training units; True: z-scores.
     ids : sequence of str, optional
         Names for the designs; default ``"0"``, ``"1"``, ...
-    oracle : Predictor, optional
-        A second run that predicts every step's sequence too (it lays the strings out itself, so
-        its layout may differ).
+    oracle : Run or Ensemble, optional
+        A second model that predicts every step's sequence too (it lays the strings out itself,
+        so its layout may differ).
     where : sequence of str, optional
         ``file:line`` of each sequence, for errors.
     progress : bool
@@ -154,16 +161,18 @@ def design(predictor: Predictor, sequences: Sequence[str], target: str | float, 
     list of Design
         ``n``, in input order. A sequence that no single substitution improves has no edits.
     """
-    target = parse_target(target)
+    goal = parse_goal(goal)
     max_edits, beam = _whole("max_edits", max_edits), _whole("beam", beam)
-    laid = predictor.lay_out(sequences, where)  # checks every symbol and length up front
-    if oracle is not None:
-        oracle.lay_out(laid.sequences, where)  # the oracle's flanks may refuse a sequence: before the search
+    members = scorers(model, target, standardized)
+    judges = scorers(oracle, target, standardized) if oracle is not None else []
+    laid = members[0].lay_out(sequences, where)  # checks every symbol and length up front
+    for scorer in members[1:] + judges:
+        scorer.lay_out(laid.sequences, where)  # another run's flanks may refuse a sequence: before the search
     n = len(laid.sequences)
     ids = [str(i) for i in range(n)] if ids is None else [str(i) for i in ids]
     if len(ids) != n:
         raise ValueError(f"{len(ids)} ids for {n} sequences; give one id per sequence")
-    loss = _loss(target)
+    loss = _loss(goal)
 
     best: list[_Candidate] = []
     chunks = range(0, n, CHUNK)
@@ -174,20 +183,21 @@ def design(predictor: Predictor, sequences: Sequence[str], target: str | float, 
                 progress_bar.update(done + step)
 
             part = slice(start, start + CHUNK)
-            best.extend(_search(predictor, laid.sequences[part], loss, max_edits, beam, report))
+            best.extend(_search(members, laid.sequences[part], loss, max_edits, beam, report))
 
     designs = [Design(ids[i], laid.sequences[i], list(found.edits), np.array(found.predictions))
                for i, found in enumerate(best)]
-    if oracle is not None:
+    if judges:
         steps = [d.steps() for d in designs]
-        scores = oracle.predict([sequence for path in steps for sequence in path])
+        flat = [sequence for path in steps for sequence in path]
+        scores = mean_over([judge.predict(flat) for judge in judges])
         ends = np.cumsum([len(path) for path in steps])
         for d, values in zip(designs, np.split(scores, ends[:-1])):
             d.oracle_predictions = values
     return designs
 
 
-def _search(predictor: Predictor, sequences: list[str], loss: Callable, max_edits: int, beam: int,
+def _search(members: list[Scorer], sequences: list[str], loss: Callable, max_edits: int, beam: int,
             report: Callable[[int], None]) -> list[_Candidate]:
     """The best candidate found for each of ``sequences``, searched together."""
     beams = [[_Candidate(sequence)] for sequence in sequences]
@@ -198,8 +208,7 @@ def _search(predictor: Predictor, sequences: list[str], loss: Callable, max_edit
             break
         # Edits keep every length, so each candidate's layout shows the model the input's positions
         # (substitution_predictions mutates exactly those): flanks and padding never change.
-        laid = predictor.lay_out([candidate.sequence for _, candidate in flat])
-        reference, values = substitution_predictions(predictor, laid)
+        reference, values = mean_substitutions(members, [candidate.sequence for _, candidate in flat])
         families: list[list] = [[] for _ in beams]
         for k, (row, candidate) in enumerate(flat):
             if step == 0:
@@ -283,40 +292,45 @@ def write_designs(designs: Sequence[Design], out: str | os.PathLike) -> str:
     return str(out)
 
 
-def run_design(model_dir: str | os.PathLike, input: str | os.PathLike, out: str | os.PathLike, target: str | float,
-               max_edits: int, beam: int = 1, oracle: str | os.PathLike | None = None, destandardize: bool = False,
-               batch_size: int = 256, device: str = "auto", precision: str = "32", seq_col: str | None = None,
-               target_name: str | None = None, progress: bool = True) -> dict:
+def run_design(model: str | os.PathLike | Sequence[str | os.PathLike], input: str | os.PathLike,
+               out: str | os.PathLike, goal: str | float, max_edits: int, *, beam: int = 1,
+               oracle: str | os.PathLike | Sequence[str | os.PathLike] | None = None, target: str | int | None = None,
+               standardized: bool = False, batch_size: int = 256, device: str = "auto", precision: str = "32",
+               seq_col: str | None = None, progress: bool = True) -> dict:
     """``proformer design``: design every sequence of ``input`` and write ``out`` (:func:`write_designs`).
 
-    ``oracle`` is a second run directory, predicted with the same units options. ``target_name``
-    picks the target of a multi-target run (both runs; the first by default). Everything is
-    computed before ``out`` is written: bad input or options write nothing.
+    ``model`` and ``oracle`` are run directories (a list: an ensemble), loaded with the same
+    options. ``target`` picks the target of a multi-target run (both models; the first by
+    default). Everything is computed before ``out`` is written: bad input or options write nothing.
 
     Returns
     -------
     dict
-        ``designs`` (how many), ``out``, ``target``, ``units``, ``mean_edits``,
+        ``designs`` (how many), ``out``, ``goal``, ``target``, ``units``, ``mean_edits``,
         ``prediction_before``/``prediction_after`` (means over the designs), and
         ``oracle_before``/``oracle_after`` (None without an oracle).
     """
-    target = parse_target(target)
+    from ..inference import load, units_text
+    from ..io.inputs import read_all_sequences
+
+    goal = parse_goal(goal)
     _whole("max_edits", max_edits)  # checked before the models load
     _whole("beam", beam)
     check_output(out, input)
-    options = {"device": device, "destandardize": destandardize, "batch_size": batch_size, "precision": precision}
-    predictor = Predictor.from_run(model_dir, target=target_name, **options)
-    judge = Predictor.from_run(oracle, target=target_name, **options) if oracle is not None else None
-    ids, sequences, where = read_input(input, seq_col, predictor.layout)
-    designs = design(predictor, sequences, target, max_edits, beam, ids=ids, oracle=judge, where=where,
-                     progress=progress)
+    ids, sequences, where = read_all_sequences(input, seq_col)
+    options = {"batch_size": batch_size, "precision": precision}
+    loaded = load(model, device, **options)
+    judge = load(oracle, device, **options) if oracle is not None else None
+    designs = design(loaded, sequences, goal, max_edits, beam=beam, target=target, standardized=standardized, ids=ids,
+                     oracle=judge, where=where, progress=progress)
     write_designs(designs, out)
 
     def mean(values) -> float:
         return float(np.mean(values))
 
     return {
-        "designs": len(designs), "out": str(Path(out)), "target": target, "units": predictor.units,
+        "designs": len(designs), "out": str(Path(out)), "goal": goal,
+        "target": loaded.target_names[loaded.target_index(target)], "units": units_text(standardized),
         "mean_edits": mean([len(d.edits) for d in designs]),
         "prediction_before": mean([d.predictions[0] for d in designs]),
         "prediction_after": mean([d.predictions[-1] for d in designs]),

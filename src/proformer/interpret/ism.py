@@ -22,12 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..inference import Ensemble, LaidOut, Run
 from ..io.atomic import atomic_path
 from ..progress import Progress
 from ..sequence import COMPLEMENT, one_hot
-from .predictor import LaidOut, Predictor, read_input
+from .scorer import Scorer, mean_over, scorers
 
-__all__ = ["IsmResult", "ism", "substitution_predictions", "write_ism"]
+__all__ = ["IsmResult", "ism", "mean_substitutions", "substitution_predictions", "write_ism"]
 
 
 def _mutants(laid: LaidOut, mutable: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -41,15 +42,15 @@ def _mutants(laid: LaidOut, mutable: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return rows[keep], positions[keep], bases[keep]
 
 
-def substitution_predictions(predictor: Predictor, laid: LaidOut, mutable: np.ndarray | None = None,
+def substitution_predictions(scorer: Scorer, laid: LaidOut, mutable: np.ndarray | None = None,
                              progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Predictions for every single substitution of every sequence.
+    """Predictions of one run for every single substitution of every sequence.
 
     Parameters
     ----------
-    predictor : Predictor
+    scorer : Scorer
     laid : LaidOut
-        From :meth:`Predictor.lay_out`.
+        From :meth:`Scorer.lay_out`.
     mutable : np.ndarray, optional
         bool ``(n, width)``: the input positions to mutate; default every position the model sees.
         Positions the model does not see are never mutated.
@@ -70,10 +71,10 @@ def substitution_predictions(predictor: Predictor, laid: LaidOut, mutable: np.nd
     rows, positions, bases = _mutants(laid, mutable)
     total = n + len(rows)
     with Progress("ISM forward passes", total=total, enabled=progress) as progress_bar:
-        reference = predictor(laid.codes)
+        reference = scorer(laid.codes)
         progress_bar.update(n)
 
-        device = predictor.device
+        device = scorer.device
         codes = torch.from_numpy(laid.codes).to(device)
         forward = torch.from_numpy(laid.window[rows, positions]).to(device)
         reverse = codes.shape[1] - 1 - forward
@@ -81,14 +82,14 @@ def substitution_predictions(predictor: Predictor, laid: LaidOut, mutable: np.nd
         bases_t = torch.from_numpy(bases).to(device)
         complements = torch.from_numpy(COMPLEMENT[bases]).to(device)
         predicted = np.empty(len(rows))
-        step = predictor.batch_size
+        step = scorer.batch_size
         for start in range(0, len(rows), step):
             part = slice(start, start + step)
             batch = codes[rows_t[part]]  # advanced indexing copies: the reference rows stay as they are
             column = torch.arange(len(batch), device=device)
             batch[column, forward[part]] = bases_t[part]
             batch[column, reverse[part]] = complements[part]
-            predicted[part] = predictor.predict_batch(batch)
+            predicted[part] = scorer.predict_batch(batch)
             progress_bar.update(n + min(start + step, len(rows)))
 
     values = np.full((n, 4, width), np.nan)
@@ -98,6 +99,16 @@ def substitution_predictions(predictor: Predictor, laid: LaidOut, mutable: np.nd
     is_base = ref_bases < 4  # an N has no identity substitution
     values[ref_rows[is_base], ref_bases[is_base], ref_positions[is_base]] = reference[ref_rows[is_base]]
     return reference, values
+
+
+def mean_substitutions(members: list[Scorer], sequences: Sequence[str], mutable: np.ndarray | None = None,
+                       where: Sequence[str] | None = None, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`substitution_predictions` of every run (each lays the sequences out its own way),
+    averaged in input coordinates: the ensemble's prediction of every substitution. A position is
+    mutated where every run sees it."""
+    found = [substitution_predictions(member, member.lay_out(sequences, where), mutable, progress)
+             for member in members]
+    return mean_over([reference for reference, _ in found]), mean_over([values for _, values in found])
 
 
 @dataclass
@@ -120,7 +131,8 @@ class IsmResult:
     target, units : str
         The target analysed and the units of ``reference`` and ``effects``.
     evaluated : int
-        Sequences predicted: the references and every mutant (3 per A/C/G/T position, 4 per N).
+        Sequences predicted: the references and every mutant (3 per A/C/G/T position, 4 per N),
+        by every run of an ensemble.
     """
 
     ids: list[str]
@@ -145,17 +157,21 @@ class IsmResult:
         return (self.hypothetical() * self.one_hot).astype(np.float32)
 
 
-def ism(predictor: Predictor, sequences: Sequence[str], ids: Sequence[str] | None = None,
-        start: int | None = None, end: int | None = None, where: Sequence[str] | None = None,
-        progress: bool = False) -> IsmResult:
+def ism(model: Run | Ensemble, sequences: Sequence[str], *, target: str | int | None = None,
+        standardized: bool = False, ids: Sequence[str] | None = None, start: int | None = None,
+        end: int | None = None, where: Sequence[str] | None = None, progress: bool = False) -> IsmResult:
     """Saturation mutagenesis of every sequence.
 
     Parameters
     ----------
-    predictor : Predictor
-        The run's model, units and target (:meth:`Predictor.from_run`).
+    model : Run or Ensemble
+        What :func:`proformer.load` returns; an ensemble's effects are the mean of its runs'.
     sequences : sequence of str
         A C G T N, any lengths the run's layout takes.
+    target : str or int, optional
+        Which target of a multi-target model (name or index); the first by default.
+    standardized : bool
+        False: effects in training units; True: in z-scores of the training targets.
     ids : sequence of str, optional
         Names for the output; default ``"0"``, ``"1"``, ...
     start, end : int, optional
@@ -167,7 +183,8 @@ def ism(predictor: Predictor, sequences: Sequence[str], ids: Sequence[str] | Non
     -------
     IsmResult
     """
-    laid = predictor.lay_out(sequences, where)
+    members = scorers(model, target, standardized)
+    laid = members[0].lay_out(sequences, where)
     n, width = laid.window.shape
     start = 0 if start is None else int(start)
     end = width if end is None else int(end)
@@ -176,18 +193,23 @@ def ism(predictor: Predictor, sequences: Sequence[str], ids: Sequence[str] | Non
     mutable = np.zeros((n, width), dtype=bool)
     mutable[:, start:end] = True
     if not (mutable & (laid.window >= 0)).any():
+        layout = members[0].layout
         raise ValueError(f"positions {start}..{end - 1} are not seen by the model in any sequence (the run's layout "
-                         f"trims {predictor.layout.head} nt at the start and {predictor.layout.tail} at the end); "
+                         f"trims {layout.head} nt at the start and {layout.tail} at the end); "
                          f"choose --start/--end inside the sequences")
-    reference, values = substitution_predictions(predictor, laid, mutable, progress)
+    if len(members) == 1:
+        reference, values = substitution_predictions(members[0], laid, mutable, progress)
+    else:
+        reference, values = mean_substitutions(members, laid.sequences, mutable, where, progress)
     effects = (values - reference[:, None, None]).astype(np.float32)
-    identities = int((mutable & (laid.window >= 0) & (laid.input_codes < 4)).sum())
-    evaluated = n + int((~np.isnan(values)).sum()) - identities
+    mutated = ~np.isnan(values).all(axis=1)  # (n, width): positions mutated (by every run)
+    identities = int((mutated & (laid.input_codes < 4)).sum())
+    evaluated = len(members) * (n + int((~np.isnan(values)).sum()) - identities)
     ids = [str(i) for i in range(n)] if ids is None else [str(i) for i in ids]
     if len(ids) != n:
         raise ValueError(f"{len(ids)} ids for {n} sequences")
     return IsmResult(ids, laid.sequences, effects, one_hot(laid.input_codes), reference.astype(np.float32),
-                     laid.lengths, predictor.target_name, predictor.units, evaluated)
+                     laid.lengths, members[0].target_name, members[0].units, evaluated)
 
 
 def write_ism(result: IsmResult, out: str | os.PathLike, top: int = 0) -> dict:
@@ -229,29 +251,32 @@ def _file_name(name: str, limit: int = 60) -> str:
     return safe.lstrip(".") or "sequence"
 
 
-def run_ism(model_dir: str | os.PathLike, input: str | os.PathLike, out: str | os.PathLike,
-            start: int | None = None, end: int | None = None, top: int = 10, target: str | None = None,
-            destandardize: bool = False, batch_size: int = 256, device: str = "auto", precision: str = "32",
-            seq_col: str | None = None, progress: bool = True) -> dict:
-    """``proformer ism``: ISM of every sequence of ``input`` with the best model of ``model_dir``,
-    written to the folder ``out`` (:func:`write_ism`). Everything is computed before anything
-    is written, so bad input leaves no output.
+def run_ism(model: str | os.PathLike | Sequence[str | os.PathLike], input: str | os.PathLike,
+            out: str | os.PathLike, *, start: int | None = None, end: int | None = None, top: int = 10,
+            target: str | int | None = None, standardized: bool = False, batch_size: int = 256, device: str = "auto",
+            precision: str = "32", seq_col: str | None = None, progress: bool = True) -> dict:
+    """``proformer ism``: ISM of every sequence of ``input`` with the run ``model`` (a list of runs:
+    their mean), written to the folder ``out`` (:func:`write_ism`). Everything is computed before
+    anything is written, so bad input leaves no output.
 
     Returns
     -------
     dict
-        ``sequences``, ``forward_passes``, ``seconds`` and the paths written.
+        ``sequences``, ``evaluated``, ``seconds`` and the paths written.
     """
     import time
+
+    from ..inference import load
+    from ..io.inputs import read_all_sequences
 
     began = time.perf_counter()
     if Path(out).exists() and not Path(out).is_dir():
         raise FileExistsError(f"--out {out} is a file; ism writes a folder (ism.npz, logos/): choose a folder name")
     if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 0:
         raise ValueError(f"top={top!r}: give how many sequences to draw logos for (0 for none)")
-    predictor = Predictor.from_run(model_dir, device, target=target, destandardize=destandardize,
-                                   batch_size=batch_size, precision=precision)
-    ids, sequences, where = read_input(input, seq_col, predictor.layout)
-    result = ism(predictor, sequences, ids, start, end, where=where, progress=progress)
+    ids, sequences, where = read_all_sequences(input, seq_col)
+    loaded = load(model, device, batch_size=batch_size, precision=precision)
+    result = ism(loaded, sequences, target=target, standardized=standardized, ids=ids, start=start, end=end,
+                 where=where, progress=progress)
     written = write_ism(result, out, top)
     return {"sequences": len(sequences), "evaluated": result.evaluated, "seconds": time.perf_counter() - began, **written}

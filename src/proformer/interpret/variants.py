@@ -1,9 +1,10 @@
 """Variant effects: how much a run's prediction changes from a reference to an alternative sequence.
 
-Three kinds of input give one kind of table, ``effect = alt_prediction - ref_prediction`` in the
-predictor's units:
+Three kinds of input give one kind of table, :class:`Effects`, ``effect = alt_prediction -
+ref_prediction`` in the units asked for (an ensemble: the mean of its runs' predictions);
+:func:`variant_effect` takes any of them:
 
-pairs (:func:`read_pairs`, :func:`pair_effects`)
+pairs (:func:`proformer.io.pairs.read_pairs`, :func:`pair_effects`)
     A TSV ``id<TAB>ref_sequence<TAB>alt_sequence``. Each sequence is laid out on its own, as
     ``proformer predict`` lays it out, so ref and alt may differ in length (indels).
 SNV scan (:func:`snv_effects`)
@@ -23,37 +24,27 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..io.atomic import atomic_write
+from ..inference import Ensemble, Run, units_text
+from ..io.atomic import atomic_write, check_output
+from ..io.errors import InputError, show_value
 from ..io.genome import Genome
-from ..io.sequences import (
-    InputError,
-    Source,
-    check_input,
-    first_invalid,
-    invalid_message,
-    line_chunks,
-    show_value,
-)
 from ..io.vcf import Variant, read_vcf
-from ..predict import check_output
 from ..progress import Progress
-from ..sequence import CODE_LETTERS, GENOME_CODES, INVALID
-from .ism import substitution_predictions
-from .predictor import Predictor, read_input
+from ..sequence import CODE_LETTERS, GENOME_CODES, INVALID, encode_padded
+from .ism import mean_substitutions
+from .scorer import Scorer, mean_over, scorers
 
 __all__ = [
-    "PAIR_COLUMNS", "SKIP_REASONS", "Pairs", "pair_effects", "plan_vcf", "read_pairs", "run_variant_effect",
-    "snv_effects", "vcf_effects", "vcf_windows", "write_effects",
+    "SKIP_REASONS", "Effects", "pair_effects", "plan_vcf", "run_variant_effect", "snv_effects", "variant_effect",
+    "vcf_effects", "vcf_windows", "write_effects",
 ]
 
-#: The header of a pairs file (the columns may come in any order, with others beside them).
-PAIR_COLUMNS = ("id", "ref_sequence", "alt_sequence")
 #: Why a VCF variant gets no row (the counts :func:`vcf_effects` returns).
 SKIP_REASONS = ("symbolic_alt", "off_chromosome", "ref_mismatch")
 ON_MISMATCH = ("error", "skip")
@@ -64,126 +55,70 @@ _VCF_CHUNK = 4096
 _LETTERS = np.array(list("ACGTN"), dtype=object)
 
 
+@dataclass
+class Effects(Mapping):
+    """A table of variant effects, one row per variant: a mapping of column names to columns.
+
+    Attributes
+    ----------
+    columns : dict of str to np.ndarray
+        Columns of equal length, in output order: the keys of the variant (``id``; ``position``,
+        ``ref``, ``alt`` for an SNV scan; ``chrom``, ``pos``, ``id``, ``ref``, ``alt`` for a VCF),
+        then ``ref_prediction``, ``alt_prediction`` and ``effect`` (float64).
+    target : str
+        The target predicted.
+    standardized : bool
+        The units: False, training units; True, z-scores of the training targets.
+    skipped : dict of str to int
+        VCF: alleles skipped, by reason (all :data:`SKIP_REASONS`); empty otherwise.
+
+    ``effects["effect"]`` is ``effects.columns["effect"]``; ``list(effects)`` the column names.
+    """
+
+    columns: dict[str, np.ndarray]
+    target: str
+    standardized: bool
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.columns[name]
+
+    def __iter__(self):
+        return iter(self.columns)
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+    @property
+    def rows(self) -> int:
+        return len(self.columns["effect"])
+
+    @property
+    def units(self) -> str:
+        return units_text(self.standardized)
+
+
 # --------------------------------------------------------------------------------------------
 # Pairs of sequences
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Pairs:
-    """The rows of a pairs file.
-
-    Attributes
-    ----------
-    ids, refs, alts : list of str
-        ``(n,)`` each: the id and the two sequences as written (symbols checked).
-    where : list of str
-        ``(n,)``: ``file:line`` of each row, for messages.
-    """
-
-    ids: list[str]
-    refs: list[str]
-    alts: list[str]
-    where: list[str]
-
-
-def read_pairs(path: str | os.PathLike) -> Pairs:
-    """Read a TSV of sequence pairs: a header naming ``id``, ``ref_sequence`` and ``alt_sequence``
-    (tab-separated; any order, other columns ignored), then one pair per line.
-
-    Plain or gzip. Blank lines are skipped. Sequences are A C G T N in either case, of any
-    lengths the run's layout takes; ref and alt need not have the same length.
-
-    Raises
-    ------
-    InputError
-        Naming ``file:line``, the value and what to do: a header without those columns, a row
-        with the wrong number of fields, an empty or repeated id, an empty sequence, a symbol
-        outside A C G T N; a file without pairs.
-    FileNotFoundError
-        When ``path`` does not exist.
-    """
-    display = os.fspath(path)
-    path = Path(path)
-    check_input(path, display)
-    source = Source(path, display, hash_it=False)
-    pairs = Pairs([], [], [], [])
-    first_line: dict[str, int] = {}
-    columns: list[int] | None = None
-    n_fields = 0
-    try:
-        for start, lines in line_chunks(source, 100_000, 1):
-            for offset, raw in enumerate(lines):
-                number = start + offset
-                text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-                if not text.strip():
-                    continue
-                fields = [field.strip() for field in text.split("\t")]
-                if columns is None:
-                    columns, n_fields = _pair_header(fields, f"{display}:{number}", text), len(fields)
-                    continue
-                where = f"{display}:{number}"
-                if len(fields) != n_fields:
-                    raise InputError(f"{where}: expected {n_fields} tab-separated fields as in the header, found "
-                                     f"{len(fields)}: {show_value(text)}. Fix the line")
-                id_, ref, alt = (fields[column] for column in columns)
-                if not id_:
-                    raise InputError(f"{where}: the id field is empty: {show_value(text)}. Give every pair an id")
-                if id_ in first_line:
-                    raise InputError(f"{where}: id {id_!r} already names the pair on line {first_line[id_]}; "
-                                     "give every pair its own id")
-                first_line[id_] = number
-                for name, sequence in (("ref_sequence", ref), ("alt_sequence", alt)):
-                    _check_sequence(sequence, name, where, text)
-                pairs.ids.append(id_)
-                pairs.refs.append(ref)
-                pairs.alts.append(alt)
-                pairs.where.append(where)
-    finally:
-        source.close()
-    if columns is None or not pairs.ids:
-        raise InputError(f"{display}: no pairs; the file needs the header {chr(9).join(PAIR_COLUMNS)!r} and "
-                         "then one tab-separated line per pair")
-    return pairs
-
-
-def _pair_header(fields: list[str], where: str, text: str) -> list[int]:
-    names = [field.removeprefix("\ufeff") for field in fields]
-    missing = [name for name in PAIR_COLUMNS if name not in names]
-    if missing:
-        raise InputError(
-            f"{where}: the header must name the columns {', '.join(PAIR_COLUMNS)} (tab-separated); "
-            f"{', '.join(missing)} missing in {show_value(text)}. Write the header line "
-            f"{chr(9).join(PAIR_COLUMNS)!r} first"
-        )
-    repeated = [name for name in PAIR_COLUMNS if names.count(name) > 1]
-    if repeated:
-        raise InputError(f"{where}: the header names {', '.join(repeated)} more than once: {show_value(text)}")
-    return [names.index(name) for name in PAIR_COLUMNS]
-
-
-def _check_sequence(sequence: str, name: str, where: str, text: str) -> None:
-    if not sequence:
-        raise InputError(f"{where}: {name} is empty: {show_value(text)}. Give both sequences of the pair")
-    raw = sequence.encode("utf-8")
-    position = first_invalid(raw)
-    if position is not None:
-        raise InputError(f"{where}: {name}: {invalid_message(raw, position)}. Fix the line: sequences are DNA "
-                         "over A C G T N")
-
-
-def pair_effects(predictor: Predictor, ids: Sequence[str], refs: Sequence[str], alts: Sequence[str],
-                 where: Sequence[str] | None = None, progress: bool = False) -> dict[str, np.ndarray]:
+def pair_effects(model: Run | Ensemble, ids: Sequence[str], refs: Sequence[str], alts: Sequence[str], *,
+                 target: str | int | None = None, standardized: bool = False, where: Sequence[str] | None = None,
+                 progress: bool = False) -> Effects:
     """Predict both sequences of every pair; ``effect = alt - ref``.
 
-    Each sequence is laid out on its own (``predictor.lay_out``), so ref and alt may differ in
+    Each sequence is laid out on its own (:meth:`Run.lay_out`), so ref and alt may differ in
     length. A sequence given several times (a reference shared by many variants) is predicted once.
 
     Parameters
     ----------
-    predictor : Predictor
+    model : Run or Ensemble
+        What :func:`proformer.load` returns.
     ids, refs, alts : sequence of str
         ``(n,)`` each.
+    target, standardized
+        Which target (name or index; the first by default), and the units (False: training units).
     where : sequence of str, optional
         ``(n,)``: ``file:line`` of each pair, for errors.
     progress : bool
@@ -191,10 +126,10 @@ def pair_effects(predictor: Predictor, ids: Sequence[str], refs: Sequence[str], 
 
     Returns
     -------
-    dict
-        Columns of ``n`` rows: ``id`` (object), ``ref_prediction``, ``alt_prediction``,
-        ``effect`` (float64), in the predictor's units.
+    Effects
+        ``n`` rows: ``id`` (object), ``ref_prediction``, ``alt_prediction``, ``effect`` (float64).
     """
+    members = scorers(model, target, standardized)
     n = len(ids)
     if not len(refs) == len(alts) == n:
         raise ValueError(f"{n} ids, {len(refs)} ref and {len(alts)} alt sequences: give one of each per pair")
@@ -202,11 +137,11 @@ def pair_effects(predictor: Predictor, ids: Sequence[str], refs: Sequence[str], 
         raise InputError("no pairs to predict")
     names = list(where) if where is not None else [f"pair {i} (id {ids[i]!r})" for i in range(n)]
     labels = [f"{name} ref_sequence" for name in names] + [f"{name} alt_sequence" for name in names]
-    predictions = _predict_distinct(predictor, [*refs, *alts], labels, progress)
-    return _table({"id": np.asarray(list(ids), dtype=object)}, predictions[:n], predictions[n:])
+    predictions = mean_over([_predict_distinct(member, [*refs, *alts], labels, progress) for member in members])
+    return _table(members[0], {"id": np.asarray(list(ids), dtype=object)}, predictions[:n], predictions[n:])
 
 
-def _predict_distinct(predictor: Predictor, sequences: list[str], where: list[str], progress: bool) -> np.ndarray:
+def _predict_distinct(scorer: Scorer, sequences: list[str], where: list[str], progress: bool) -> np.ndarray:
     """float64 ``(len(sequences),)``: each distinct sequence laid out and predicted once."""
     index: dict[str, int] = {}
     inverse = np.empty(len(sequences), dtype=np.int64)
@@ -218,23 +153,25 @@ def _predict_distinct(predictor: Predictor, sequences: list[str], where: list[st
             distinct.append(key)
             names.append(where[i])
         inverse[i] = j
-    laid = predictor.lay_out(distinct, names)
-    return _predict(predictor, laid.codes, progress, "sequences predicted")[inverse]
+    laid = scorer.lay_out(distinct, names)
+    return _predict(scorer, laid.codes, progress, "sequences predicted")[inverse]
 
 
-def _predict(predictor: Predictor, codes: np.ndarray, progress: bool, what: str) -> np.ndarray:
-    """``predictor(codes)`` with a progress line; the same batches as one call."""
+def _predict(scorer: Scorer, codes: np.ndarray, progress: bool, what: str) -> np.ndarray:
+    """``scorer(codes)`` with a progress line; the same batches as one call."""
     out = np.empty(len(codes))
-    step = predictor.batch_size * _PROGRESS_BATCHES
+    step = scorer.batch_size * _PROGRESS_BATCHES
     with Progress(what, total=len(codes), enabled=progress) as progress_bar:
         for start in range(0, len(codes), step):
-            out[start : start + step] = predictor(codes[start : start + step])
+            out[start : start + step] = scorer(codes[start : start + step])
             progress_bar.update(min(start + step, len(codes)))
     return out
 
 
-def _table(keys: dict[str, np.ndarray], ref: np.ndarray, alt: np.ndarray) -> dict[str, np.ndarray]:
-    return {**keys, "ref_prediction": ref, "alt_prediction": alt, "effect": alt - ref}
+def _table(scorer: Scorer, keys: dict[str, np.ndarray], ref: np.ndarray, alt: np.ndarray,
+           skipped: dict[str, int] | None = None) -> Effects:
+    columns = {**keys, "ref_prediction": ref, "alt_prediction": alt, "effect": alt - ref}
+    return Effects(columns, scorer.target_name, scorer.standardized, skipped or {})
 
 
 # --------------------------------------------------------------------------------------------
@@ -242,20 +179,24 @@ def _table(keys: dict[str, np.ndarray], ref: np.ndarray, alt: np.ndarray) -> dic
 # --------------------------------------------------------------------------------------------
 
 
-def snv_effects(predictor: Predictor, ids: Sequence[str], sequences: Sequence[str],
-                where: Sequence[str] | None = None, progress: bool = False) -> dict[str, np.ndarray]:
+def snv_effects(model: Run | Ensemble, ids: Sequence[str], sequences: Sequence[str], *,
+                target: str | int | None = None, standardized: bool = False, where: Sequence[str] | None = None,
+                progress: bool = False) -> Effects:
     """Every single-nucleotide variant of each sequence, one row each (ISM as a table).
 
     Rows come from :func:`~proformer.interpret.ism.substitution_predictions`: per sequence, per
     position the model sees, the 3 other bases (all 4 at an N), in A C G T order. Positions the
     model does not see (the flanks the run's layout trims, the ends cut from a sequence longer
-    than the window) are not listed: a variant there cannot change the prediction.
+    than the window; for an ensemble, positions some run does not see) are not listed: a variant
+    there cannot change the prediction.
 
     Parameters
     ----------
-    predictor : Predictor
+    model : Run or Ensemble
     ids, sequences : sequence of str
         ``(n,)`` each.
+    target, standardized
+        Which target (name or index; the first by default), and the units (False: training units).
     where : sequence of str, optional
         ``file:line`` of each sequence, for errors.
     progress : bool
@@ -263,24 +204,25 @@ def snv_effects(predictor: Predictor, ids: Sequence[str], sequences: Sequence[st
 
     Returns
     -------
-    dict
-        Columns of ``m`` rows (``m`` = 3 per seen A/C/G/T position + 4 per seen N): ``id``,
-        ``position`` (int64, 0-based in the sequence as given), ``ref`` and ``alt`` (one letter
-        each), ``ref_prediction``, ``alt_prediction``, ``effect`` (float64).
+    Effects
+        ``m`` rows (``m`` = 3 per seen A/C/G/T position + 4 per seen N): ``id``, ``position``
+        (int64, 0-based in the sequence as given), ``ref`` and ``alt`` (one letter each),
+        ``ref_prediction``, ``alt_prediction``, ``effect`` (float64).
     """
+    members = scorers(model, target, standardized)
     ids = np.asarray([str(i) for i in ids], dtype=object)
     if len(ids) != len(sequences):
         raise ValueError(f"{len(ids)} ids for {len(sequences)} sequences")
-    laid = predictor.lay_out(sequences, where)
-    reference, values = substitution_predictions(predictor, laid, progress=progress)
-    rows, positions = np.nonzero(laid.window >= 0)
-    refs = laid.input_codes[rows, positions]
+    reference, values = mean_substitutions(members, sequences, where=where, progress=progress)
+    input_codes = encode_padded([sequence.upper() for sequence in sequences], values.shape[2])[0]
+    rows, positions = np.nonzero(~np.isnan(values).all(axis=1))  # the positions mutated
+    refs = input_codes[rows, positions]
     rows, positions, refs = (np.repeat(a, 4) for a in (rows, positions, refs))
     alts = np.tile(np.arange(4, dtype=np.uint8), len(rows) // 4)
     keep = alts != refs
     rows, positions, refs, alts = rows[keep], positions[keep], refs[keep], alts[keep]
-    return _table({"id": ids[rows], "position": positions.astype(np.int64), "ref": _LETTERS[refs],
-                   "alt": _LETTERS[alts]}, reference[rows], values[rows, alts, positions])
+    return _table(members[0], {"id": ids[rows], "position": positions.astype(np.int64), "ref": _LETTERS[refs],
+                               "alt": _LETTERS[alts]}, reference[rows], values[rows, alts, positions])
 
 
 # --------------------------------------------------------------------------------------------
@@ -391,26 +333,30 @@ def _model_letters(windows: list[str], variants: Sequence[Variant], genome: Geno
     return [text[i : i + width] for i in range(0, len(text), width)]
 
 
-def vcf_effects(predictor: Predictor, variants: Sequence[Variant], genome: Genome, on_mismatch: str = "error",
-                progress: bool = False) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+def vcf_effects(model: Run | Ensemble, variants: Sequence[Variant], genome: Genome, *,
+                target: str | int | None = None, standardized: bool = False, on_mismatch: str = "error",
+                progress: bool = False) -> Effects:
     """Predict the ref and alt window of every VCF variant (:func:`plan_vcf`, :func:`vcf_windows`).
 
     Windows are the run's whole input, ``layout.head + layout.length + layout.tail`` nt: meant
-    for genomic runs whose layout trims nothing. Build the predictor with ``rc_average=True`` so
-    both strands are averaged (a genome variant has no preferred strand);
-    :func:`run_variant_effect` does.
+    for genomic runs whose layout trims nothing (an ensemble's runs must share that width). Load
+    the model with ``rc_average=True`` so both strands are averaged (a genome variant has no
+    preferred strand); :func:`run_variant_effect` does.
 
     Returns
     -------
-    columns : dict
+    Effects
         ``n`` rows, one per kept ALT allele in VCF order: ``chrom``, ``pos`` (int64, 1-based, as
         in the VCF), ``id`` (the VCF ID, or ``chrom:pos:ref:alt`` where it is ``.``), ``ref``,
-        ``alt``, ``ref_prediction``, ``alt_prediction``, ``effect``.
-    skipped : dict of str to int
-        Skipped alleles by reason (all :data:`SKIP_REASONS`, 0 included).
+        ``alt``, ``ref_prediction``, ``alt_prediction``, ``effect``; ``skipped``: alleles by
+        reason (all :data:`SKIP_REASONS`, 0 included).
     """
-    layout = predictor.layout
-    width = layout.head + layout.length + layout.tail
+    members = scorers(model, target, standardized)
+    widths = {member.layout.head + member.layout.length + member.layout.tail for member in members}
+    if len(widths) > 1:
+        raise ValueError(f"the runs take inputs of different widths ({', '.join(map(str, sorted(widths)))} nt): a VCF "
+                         f"window is one width; give runs trained on the same windows")
+    width = widths.pop()
     kept, skipped = plan_vcf(variants, genome, width, on_mismatch)
     ref_prediction, alt_prediction = np.empty(len(kept)), np.empty(len(kept))
     with Progress("variants predicted", total=len(kept), enabled=progress) as progress_bar:
@@ -418,7 +364,7 @@ def vcf_effects(predictor: Predictor, variants: Sequence[Variant], genome: Genom
             part = kept[start : start + _VCF_CHUNK]
             refs, alts = vcf_windows(part, genome, width)
             where = [variant.where for variant in part]
-            predicted = predictor(predictor.lay_out(refs + alts, where + where).codes)
+            predicted = mean_over([member.predict(refs + alts, where + where) for member in members])
             ref_prediction[start : start + len(part)] = predicted[: len(part)]
             alt_prediction[start : start + len(part)] = predicted[len(part) :]
             progress_bar.update(start + len(part))
@@ -429,7 +375,50 @@ def vcf_effects(predictor: Predictor, variants: Sequence[Variant], genome: Genom
         "ref": np.asarray([variant.ref for variant in kept], dtype=object),
         "alt": np.asarray([variant.alt for variant in kept], dtype=object),
     }
-    return _table(columns, ref_prediction, alt_prediction), skipped
+    return _table(members[0], columns, ref_prediction, alt_prediction, skipped)
+
+
+def variant_effect(model: Run | Ensemble, *, ref: Sequence[str] | None = None, alt: Sequence[str] | None = None,
+                   sequences: Sequence[str] | None = None, vcf: str | os.PathLike | None = None,
+                   fasta: str | os.PathLike | None = None, ids: Sequence[str] | None = None,
+                   target: str | int | None = None, standardized: bool = False, on_mismatch: str = "error",
+                   where: Sequence[str] | None = None, progress: bool = False) -> Effects:
+    """Predicted effects of variants, from one of three inputs.
+
+    - ``ref`` and ``alt``: pairs of whole sequences (:func:`pair_effects`);
+    - ``sequences``: every single-nucleotide variant of each (:func:`snv_effects`);
+    - ``vcf`` and ``fasta``: a VCF's variants in a genome (:func:`vcf_effects`).
+
+    ``ids`` name the pairs or sequences (default ``"0"``, ``"1"``, ...). ``target`` picks the
+    target (the first by default), ``standardized`` the units (default training units).
+
+    Returns
+    -------
+    Effects
+        The table (``effects["effect"]``, ...), its target, units and, for a VCF, skip counts.
+    """
+    given = [name for name, value in (("ref/alt", ref if ref is not None else alt), ("sequences", sequences),
+                                      ("vcf", vcf)) if value is not None]
+    if len(given) != 1:
+        raise ValueError(f"give one input: ref= and alt= (pairs), sequences= (every SNV) or vcf= with fasta= "
+                         f"(got {', '.join(given) or 'none'})")
+    options = {"target": target, "standardized": standardized, "progress": progress}
+    if vcf is not None:
+        if fasta is None:
+            raise ValueError("vcf= needs fasta=: the genome FASTA the VCF was called on")
+        genome = Genome(Path(fasta), os.fspath(fasta))
+        try:
+            return vcf_effects(model, read_vcf(vcf), genome, on_mismatch=on_mismatch, **options)
+        finally:
+            genome.close()
+    if sequences is not None:
+        sequences = list(sequences)
+        ids = [str(i) for i in range(len(sequences))] if ids is None else ids
+        return snv_effects(model, ids, sequences, where=where, **options)
+    if ref is None or alt is None:
+        raise ValueError("pairs need both ref= and alt=, one sequence of each per variant")
+    ids = [str(i) for i in range(len(ref))] if ids is None else ids
+    return pair_effects(model, ids, ref, alt, where=where, **options)
 
 
 # --------------------------------------------------------------------------------------------
@@ -437,23 +426,22 @@ def vcf_effects(predictor: Predictor, variants: Sequence[Variant], genome: Genom
 # --------------------------------------------------------------------------------------------
 
 
-def write_effects(rows: dict[str, np.ndarray], out: str | os.PathLike, destandardized: bool = False) -> bool:
+def write_effects(effects: Effects, out: str | os.PathLike) -> bool:
     """Write an effect table as TSV, atomically (``out`` appears only when complete).
 
-    Columns in the order of ``rows`` (from :func:`pair_effects`, :func:`snv_effects` or
-    :func:`vcf_effects`), numbers to 9 significant digits, then ``log2_ratio`` =
-    ``log2(alt_prediction / ref_prediction)`` only where a ratio has a meaning: when the
-    predictions are destandardized (training units, ``destandardized=True``) and every ref and
-    alt prediction is > 0. Standardised units (z-scores) have no zero, so no ratio.
+    Columns in the order of ``effects.columns``, numbers to 9 significant digits, then
+    ``log2_ratio`` = ``log2(alt_prediction / ref_prediction)`` only where a ratio has a meaning:
+    when the predictions are in training units and every ref and alt prediction is > 0.
+    Standardised units (z-scores) have no zero, so no ratio.
 
     Returns
     -------
     bool
         Whether the ``log2_ratio`` column was written.
     """
-    columns = dict(rows)
+    columns = dict(effects.columns)
     ref, alt = np.asarray(columns["ref_prediction"]), np.asarray(columns["alt_prediction"])
-    log2 = bool(destandardized and len(ref) and (ref > 0).all() and (alt > 0).all())
+    log2 = bool(not effects.standardized and len(ref) and (ref > 0).all() and (alt > 0).all())
     if log2:
         columns["log2_ratio"] = np.log2(alt / ref)
     texts = [_formatted(np.asarray(values)) for values in columns.values()]
@@ -474,18 +462,19 @@ def _formatted(values: np.ndarray) -> list[str]:
 # --------------------------------------------------------------------------------------------
 
 
-def run_variant_effect(model_dir: str | os.PathLike, out: str | os.PathLike, pairs: str | os.PathLike | None = None,
-                       snv_scan: str | os.PathLike | None = None, vcf: str | os.PathLike | None = None,
-                       fasta: str | os.PathLike | None = None, on_mismatch: str = "error",
-                       target: str | int | None = None, destandardize: bool = False, batch_size: int = 256,
-                       device: str = "auto", precision: str = "32", seq_col: str | None = None,
-                       progress: bool = True) -> dict:
+def run_variant_effect(model: str | os.PathLike | Sequence[str | os.PathLike], out: str | os.PathLike, *,
+                       pairs: str | os.PathLike | None = None, snv_scan: str | os.PathLike | None = None,
+                       vcf: str | os.PathLike | None = None, fasta: str | os.PathLike | None = None,
+                       on_mismatch: str = "error", target: str | int | None = None, standardized: bool = False,
+                       batch_size: int = 256, device: str = "auto", precision: str = "32",
+                       seq_col: str | None = None, progress: bool = True) -> dict:
     """``proformer variant-effect``: predict variant effects and write them as a TSV.
 
-    Give exactly one input: ``pairs`` (:func:`read_pairs`), ``snv_scan`` (a sequence file under
-    predict's input rules, FASTA or table with ``seq_col``; :func:`snv_effects`) or ``vcf`` with
-    ``fasta`` (:func:`vcf_effects`; both strands averaged). Everything is computed before
-    ``out`` is written, so bad input leaves no file.
+    ``model`` is a run directory (a list of them: their mean). Give exactly one input: ``pairs``
+    (:func:`proformer.io.pairs.read_pairs`), ``snv_scan`` (a sequence file under predict's input
+    rules, FASTA or table with ``seq_col``; :func:`snv_effects`) or ``vcf`` with ``fasta``
+    (:func:`vcf_effects`; both strands averaged). Everything is computed before ``out`` is
+    written, so bad input leaves no file.
 
     Returns
     -------
@@ -495,6 +484,10 @@ def run_variant_effect(model_dir: str | os.PathLike, out: str | os.PathLike, pai
         does not see, hence not listed), ``log2_ratio`` (whether written), ``target``, ``units``,
         ``rc_average``.
     """
+    from ..inference import load
+    from ..io.pairs import read_pairs
+    from ..io.inputs import read_all_sequences
+
     given = {name: value for name, value in (("pairs", pairs), ("snv_scan", snv_scan), ("vcf", vcf)) if value is not None}
     if len(given) != 1:
         raise ValueError(f"give exactly one input: --pairs FILE, --snv-scan FILE or --vcf FILE --fasta GENOME "
@@ -512,31 +505,30 @@ def run_variant_effect(model_dir: str | os.PathLike, out: str | os.PathLike, pai
     if not Path(out).parent.is_dir():
         raise FileNotFoundError(2, f"the folder {Path(out).parent} does not exist (create it first)", os.fspath(out))
     mode = next(iter(given))
+    options = {"target": target, "standardized": standardized, "progress": progress}
 
     # Inputs are read before the model is loaded: a bad file fails fast.
     genome = None
     if pairs is not None:
         table = read_pairs(pairs)
     elif snv_scan is not None:
-        ids, sequences, where = read_input(snv_scan, seq_col)
+        ids, sequences, where = read_all_sequences(snv_scan, seq_col)
     else:
         variants = read_vcf(vcf)
         genome = Genome(Path(fasta), os.fspath(fasta))
     try:
-        predictor = Predictor.from_run(model_dir, device, target=target, destandardize=destandardize,
-                                       batch_size=batch_size, precision=precision,
-                                       rc_average=True if vcf is not None else None)
-        skipped: dict[str, int] = {}
+        loaded = load(model, device, batch_size=batch_size, precision=precision,
+                      rc_average=True if vcf is not None else None)
         result: dict = {}
         if pairs is not None:
-            rows = pair_effects(predictor, table.ids, table.refs, table.alts, table.where, progress)
+            effects = pair_effects(loaded, table.ids, table.refs, table.alts, where=table.where, **options)
         elif snv_scan is not None:
-            rows = snv_effects(predictor, ids, sequences, where, progress)
+            effects = snv_effects(loaded, ids, sequences, where=where, **options)
             lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
-            seen = np.count_nonzero(predictor.layout.window_positions(lengths) >= 0)
-            result["positions_not_seen"] = int(lengths.sum() - seen)
+            seen = sum(np.count_nonzero(run.layout.window_positions(lengths) >= 0) for run in loaded.members)
+            result["positions_not_seen"] = int(lengths.sum() - seen // len(loaded.members))
         else:
-            layout = predictor.layout
+            layout = loaded.members[0].layout
             if layout.head or layout.tail:
                 warnings.warn(
                     f"--vcf with a run whose layout trims {layout.head} + {layout.tail} nt of flanks (a promoter run, "
@@ -544,11 +536,11 @@ def run_variant_effect(model_dir: str | os.PathLike, out: str | os.PathLike, pai
                     f"variant at its centre, the model sees only the {layout.length} nt between the flanks, and it was "
                     f"trained on constructs, not genomic windows; VCF mode is meant for genomic runs (e.g. --preset atac)",
                     RuntimeWarning, stacklevel=2)
-            rows, skipped = vcf_effects(predictor, variants, genome, on_mismatch, progress)
+            effects = vcf_effects(loaded, variants, genome, on_mismatch=on_mismatch, **options)
     finally:
         if genome is not None:
             genome.close()
-    log2 = write_effects(rows, out, destandardized=predictor.destandardize)
-    return {"out": os.fspath(out), "mode": mode, "rows": len(rows["effect"]), "skipped": skipped, **result,
-            "log2_ratio": log2, "target": predictor.target_name, "units": predictor.units,
-            "rc_average": predictor.rc_average}
+    log2 = write_effects(effects, out)
+    return {"out": os.fspath(out), "mode": mode, "rows": effects.rows, "skipped": effects.skipped, **result,
+            "log2_ratio": log2, "target": effects.target, "units": effects.units,
+            "rc_average": loaded.members[0].rc_average}

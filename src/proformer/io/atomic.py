@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-__all__ = ["atomic_path", "atomic_write", "same_file"]
+__all__ = ["atomic_path", "atomic_write", "check_output", "same_file"]
 
 
 def _temporary(target: Path) -> tuple[int, Path]:
@@ -111,6 +111,17 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
         return os.path.samefile(a, b)
     except OSError:
         return Path(a).resolve() == Path(b).resolve()
+
+
+def check_output(out: str | os.PathLike, *inputs: str | os.PathLike | None) -> None:
+    """Refuse an output path that is a directory or one of ``inputs`` (writing would destroy it),
+    before any work starts."""
+    if Path(out).is_dir():
+        raise IsADirectoryError(21, "is a directory (--out takes a file name)", str(out))
+    for source in inputs:
+        if source is not None and Path(source).exists() and same_file(out, source):
+            raise ValueError(f"--out {out} is the input file {source}: writing it would destroy the input; "
+                             f"choose another output path")
 
 
 def process_alive(pid: int) -> bool:

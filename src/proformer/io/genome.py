@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .sequences import InputError
+from .errors import InputError
 from ._optional import require
 
 __all__ = ["Genome"]

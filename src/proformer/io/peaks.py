@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .sequences import GZIP_MAGIC, InputError
+from .errors import InputError
+from .sources import GZIP_MAGIC
 
 __all__ = ["PEAK_FORMATS", "Peaks", "merge_intervals", "overlaps", "read_blacklist", "read_peaks"]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .sequences import InputError
+from .errors import InputError
 from ._optional import require
 
 __all__ = ["BAM_SKIP_FLAGS", "TN5_MINUS_SHIFT", "TN5_PLUS_SHIFT", "BamInsertions", "BigWigSignal", "tn5_insertions"]

@@ -15,7 +15,8 @@ from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
 
-from .sequences import is_header_line
+from .numbers import parse_number
+from .sniff import is_header_line
 
 #: Number of test sequences (rows of ``test_sequences.txt``; row i is test index i).
 N_TEST = 71_103
@@ -195,14 +196,13 @@ def _load_table_lines(
             column.append(fields[0].strip())
         else:
             raw = line
-        try:
-            value = float(raw)
-        except ValueError:
+        value = parse_number(raw)
+        if value is None:
             hint = " (a header line must name the columns, e.g. sequence<TAB>prediction)" if number == 1 else ""
             raise ValueError(
                 f"{path}: line {number}: non-numeric {what} {raw!r}{hint}; every row must be "
                 f"{layout} with a real number."
-            ) from None
+            )
         if not math.isfinite(value):
             raise ValueError(
                 f"{path}: line {number}: {what} {raw!r} is not finite; replace NaN/inf by a "
@@ -298,3 +298,20 @@ def load_truth(
     return _load_table_lines(
         path, text, n_test, what="expression", tsv_only=True, sequences=sequences
     )
+
+
+def sample_submission(data_dir: PathLike) -> Path:
+    """The public leaderboard's template, ``data_dir/public_leaderboard/sample_submission.json``."""
+    return Path(data_dir) / "public_leaderboard" / "sample_submission.json"
+
+
+def public_indices(data_dir: PathLike) -> list[str]:
+    """The test indices of a public-leaderboard submission, as the template's keys (strings), in
+    its order: the keys ``proformer predict --format dream-json`` writes."""
+    template = sample_submission(data_dir)
+    if not template.is_file():
+        raise FileNotFoundError(f"{template} does not exist; --data-dir must hold public_leaderboard/sample_submission.json")
+    try:
+        return list(json.loads(template.read_text(encoding="utf-8")))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{template} is not valid JSON ({error}); download the DREAM 2022 files again") from None

@@ -13,7 +13,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .sequences import InputError, Source, check_input, line_chunks, show_value
+from .errors import InputError, show_value
+from .sources import Source, check_input, line_chunks
 
 __all__ = ["Variant", "read_vcf"]
 

@@ -17,7 +17,7 @@ from torchmetrics.aggregation import CatMetric
 from ..config import TrainConfig
 from ..metrics import pearson, per_target, spearman
 from ..model import ModelConfig, Proformer
-from ..predict import predict_batch
+from ..inference import predict_batch
 
 
 class TrainingFailed(RuntimeError):

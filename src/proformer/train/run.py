@@ -14,7 +14,6 @@ Run directory::
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import logging
 import math
@@ -22,7 +21,6 @@ import os
 import signal
 import sys
 import threading
-import time
 import warnings
 from pathlib import Path
 
@@ -45,27 +43,20 @@ from ..data.dataset import (
 )
 from ..data.splits import split_indices
 from ..device import check_bf16
-from ..io.atomic import atomic_path, atomic_write, process_alive
-from ..io.run import CONFIG, RunInfo, TargetInfo, read_run_info, write_run_model
+from ..io.run import CONFIG, RunInfo, TargetInfo, read_run_info
 from ..model.config import ModelConfig
 from ..sequence import Layout
 from . import memory as memory_model
 from .memory import BatchPlan, NotEnoughMemory
-from .module import (
-    EMAWeights,
-    ProformerModule,
-    TrainingDiverged,
-    TrainingFailed,
-    per_target_metric_names,
-    target_keys,
-    validated_weights,
-)
+from .module import EMAWeights, ProformerModule, TrainingDiverged, TrainingFailed
 from .recipe import budget_epochs, epoch_rows, resolve_recipe
+from .report import EpochLines
+from .resume import ResumeMismatch, check_resume, dataset_identity
+from .rundir import RunDirectory, RunDirectoryError, RunLocked, is_secondary_process, run_lock
 
-__all__ = ["LOCK", "NotEnoughMemory", "ResumeMismatch", "RunLocked", "TrainingDiverged", "TrainingFailed",
-           "TrainingStopped", "best_summary", "plot_learning_curve", "resolve_shape", "train"]
-
-LOCK = ".train.lock"
+# The errors train() raises are importable from here.
+__all__ = ["NotEnoughMemory", "ResumeMismatch", "RunDirectoryError", "RunLocked", "TrainingDiverged",
+           "TrainingFailed", "TrainingStopped", "resolve_shape", "train"]
 
 
 class TrainingStopped(TrainingFailed):
@@ -101,13 +92,6 @@ def _sigterm_until_fit():
         hand_over()
 
 
-class RunLocked(FileExistsError):
-    """Another ``proformer train`` is writing the run directory."""
-
-
-class ResumeMismatch(ValueError):
-    """``--resume`` with another dataset or model shape than the run was started with."""
-
 class _DropAdvertising(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return "litlogger" not in record.getMessage()
@@ -116,186 +100,6 @@ class _DropAdvertising(logging.Filter):
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropAdvertising())
 # Lightning 2.6 calls a torch pytree API that torch 2.13 deprecates; nothing for users to act on.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
-
-METRIC_COLUMNS = (
-    "epoch", "step", "lr", "train_loss", "train_mse", "train_reconstruction",
-    "val_mse", "val_pearson", "val_spearman", "val_prediction_std", "seconds",
-)
-
-
-def metric_columns(target_names: list[str]) -> tuple[str, ...]:
-    """metrics.csv's columns: :data:`METRIC_COLUMNS`, with several targets each target's Pearson
-    and Spearman after ``val_prediction_std`` (``val_pearson_{name}``, see ``target_keys``)."""
-    at = METRIC_COLUMNS.index("seconds")
-    return METRIC_COLUMNS[:at] + tuple(per_target_metric_names(target_names)) + METRIC_COLUMNS[at:]
-
-
-class RunDirectory(L.Callback):
-    """Writes metrics.csv and the learning curve every epoch, and exports the best model: the
-    weights validation judged (with ``train.ema``, the average; :func:`validated_weights`)."""
-
-    def __init__(self, run_dir: Path, info: RunInfo, identity: dict | None = None):
-        self.run_dir = run_dir
-        self.info = info
-        self.identity = identity or {}
-        self.columns = metric_columns(info.target.names)
-        self.best = -math.inf
-        #: A config to write to config.yaml once training has started (on --resume: after the
-        #: checkpoint was restored, so a resume that fails leaves the run's own config.yaml).
-        self.pending_config: RunConfig | None = None
-        self.started = time.time()
-
-    def state_dict(self) -> dict:
-        # "data": which datasets the run trains on, for --resume to refuse another one.
-        # "rng": torch's random state (dropout) at the end of the epoch, so that a resumed run
-        # draws what the uninterrupted one would have (the masks, shifts and shuffles are keyed
-        # by seed and epoch already). Under DDP every rank has the same state (one seed, the
-        # same number of draws), so rank 0's is every rank's.
-        rng = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available() and torch.cuda.is_initialized():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
-        return {"best": self.best, "data": self.identity, "rng": rng}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.best = state["best"]
-        rng = state.get("rng") or {}
-        if "torch" in rng:
-            torch.set_rng_state(rng["torch"])
-        if "cuda" in rng and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(rng["cuda"])
-
-    def on_train_start(self, trainer: L.Trainer, module: ProformerModule) -> None:
-        # On --resume, forget rows of epochs that will run again.
-        path = self.run_dir / "metrics.csv"
-        if trainer.is_global_zero and self.pending_config is not None:
-            save_run_config(self.pending_config, self.run_dir / "config.yaml")
-            self.pending_config = None
-        if trainer.is_global_zero and path.exists():
-            rows = [row for row in _read_metrics(path) if int(row["epoch"]) < trainer.current_epoch]
-            _write_metrics(path, rows, self.columns)
-
-    def on_validation_end(self, trainer: L.Trainer, module: ProformerModule) -> None:
-        if trainer.sanity_checking or not module.val_history:
-            return
-        means = module.train_means()
-        if trainer.world_size > 1:
-            means = {k: float(trainer.strategy.reduce(torch.tensor(v, device=module.device), reduce_op="mean")) for k, v in means.items()}
-        if not trainer.is_global_zero:
-            return
-        latest = module.val_history[-1]
-        row = {
-            "epoch": latest["epoch"],
-            "step": trainer.global_step,
-            "lr": trainer.optimizers[0].param_groups[0]["lr"],
-            **means,
-            **{k: latest[k] for k in self.columns if k.startswith("val_")},
-            "seconds": round(time.time() - self.started, 1),
-        }
-        path = self.run_dir / "metrics.csv"
-        rows = _read_metrics(path) if path.exists() else []
-        _write_metrics(path, [r for r in rows if int(r["epoch"]) != row["epoch"]] + [row], self.columns)
-        plot_learning_curve(path, self.run_dir / "learning_curve.png", title=self.run_dir.name)
-        # An epoch without a Pearson (constant or non-finite predictions) is never the best model.
-        score = latest["val_pearson"]
-        if math.isfinite(score) and score > self.best:
-            self.best = score
-            write_run_model(self.run_dir, validated_weights(trainer, module), self.info.with_best(latest))
-
-
-def _read_metrics(path: Path) -> list[dict]:
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
-def _write_metrics(path: Path, rows: list[dict], columns: tuple[str, ...] = METRIC_COLUMNS) -> None:
-    # restval/ignore: rows of a metrics.csv written before per-target columns existed (--resume).
-    with atomic_write(path, newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, restval="", extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def plot_learning_curve(metrics_csv: Path, out: Path, title: str | None = None) -> None:
-    """Training/validation loss and validation correlations per epoch (metrics.csv -> PNG).
-
-    Parameters
-    ----------
-    metrics_csv : path
-        A run's metrics.csv; with several targets, its ``val_pearson_{name}`` columns are drawn
-        one line per target beside the mean.
-    out : path
-        The PNG written.
-    title : str, optional
-        Default: the run's name, the directory that holds ``metrics_csv``.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig = learning_curve_figure(_read_metrics(metrics_csv), Path(metrics_csv).resolve().parent.name if title is None else title)
-    try:
-        with atomic_path(out, suffix=".png") as temporary:
-            fig.savefig(temporary, dpi=100, format="png")
-    finally:
-        plt.close(fig)
-
-
-#: With more targets than this, the per-target lines share one legend entry.
-LEGEND_TARGETS = 6
-
-
-def learning_curve_figure(rows: list[dict], title: str):
-    """The learning curve of metrics.csv's ``rows`` as a matplotlib figure (two panels).
-
-    Left: training and validation MSE and the mask-filling loss. Right: validation Pearson and
-    Spearman; with several targets these are the means over targets (labelled "Pearson r (mean
-    of 2 targets)") and each target's Pearson is a thinner line. Epochs are counted from 1,
-    with whole-number ticks; the title is the run's name.
-    """
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    epochs = [int(r["epoch"]) + 1 for r in rows]
-
-    def column(name: str) -> list[float]:
-        return [float(r[name]) if r.get(name) not in ("", None) else float("nan") for r in rows]
-
-    per_target = [name for name in (rows[0] if rows else {}) if name.startswith("val_pearson_")]
-    mean = f" (mean of {len(per_target)} targets)" if per_target else ""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
-    left.plot(epochs, column("train_mse"), "o-", label="train MSE")
-    left.plot(epochs, column("val_mse"), "o-", label="validation MSE")
-    left.plot(epochs, column("train_reconstruction"), "o--", label="train mask filling")
-    left.set_ylabel("loss")
-    right.plot(epochs, column("val_pearson"), "o-", linewidth=2, color="C0", label=f"Pearson r{mean}")
-    right.plot(epochs, column("val_spearman"), "o-", linewidth=2, color="C1", label=f"Spearman rho{mean}")
-    for index, name in enumerate(per_target):
-        many = len(per_target) > LEGEND_TARGETS
-        label = ("Pearson r per target" if index == 0 else None) if many else f"r {name[len('val_pearson_'):]}"
-        right.plot(epochs, column(name), ".--", linewidth=1, color="0.6" if many else f"C{index + 2}", label=label)
-    right.set_ylabel("validation correlation")
-    for axis in (left, right):
-        axis.set_xlabel("epoch")
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axis.legend(fontsize="small")
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-def best_summary(result: dict) -> str:
-    """The end-of-training summary of :func:`train`'s result: the best epoch's validation
-    correlations (with several targets, the mean and each target's) and the row counts."""
-    best, names = result["best"], result.get("target_names") or []
-    line = (f"best epoch {best['epoch'] + 1}: validation Pearson {best['val_pearson']:.4f}, Spearman "
-            f"{best['val_spearman']:.4f}")
-    keys = target_keys(names)
-    if len(names) > 1 and all(f"val_pearson_{k}" in best for k in keys):
-        each = ", ".join(f"{name} {best[f'val_pearson_{k}']:.4f} / {best[f'val_spearman_{k}']:.4f}"
-                         for name, k in zip(names, keys))
-        line += f" (means of {len(names)} targets; Pearson / Spearman per target: {each})"
-    return line + f" ({result['n_train']:,} training / {result['n_valid']:,} validation rows)"
 
 
 def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict:
@@ -326,7 +130,7 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
         target's ``val_pearson_{name}`` / ``val_spearman_{name}``); ``target_names``;
         ``length`` and ``n_targets`` (the model's, as resolved); ``accumulate`` (the gradient
         accumulation used); ``run_dir``, ``n_train``, ``n_valid``, ``epochs_run``.
-        :func:`best_summary` makes the end-of-training line from it.
+        :func:`proformer.train.report.best_summary` makes the end-of-training line from it.
 
     Raises
     ------
@@ -340,7 +144,7 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
 
 def _say(line: str) -> None:
     """One line for the person running train (stderr; the launching process only under DDP)."""
-    if not _is_secondary_process():
+    if not is_secondary_process():
         print(line, file=sys.stderr, flush=True)
 
 
@@ -505,10 +309,6 @@ def _checked_train(config: RunConfig, run_dir: Path, resume: bool, progress: boo
                     valid_rows, mean, std, identity, checkpoint, hand_over_sigterm)
 
 
-class RunDirectoryError(RuntimeError):
-    """The run directory cannot be written."""
-
-
 #: Under DDP the launching process's gradient accumulation, for the processes it starts (they
 #: inherit its environment): every process must run the same number of steps, and each would
 #: otherwise see another amount of free memory.
@@ -519,7 +319,7 @@ def _batch_plan(model_cfg, train_cfg, batch_size: int, trainer: L.Trainer) -> Ba
     """How each batch is run: the memory estimate against what this device has (``train.memory``)."""
     world = trainer.world_size
     inherited = os.environ.get(ACCUMULATE_ENV)
-    if world > 1 and inherited and _is_secondary_process():
+    if world > 1 and inherited and is_secondary_process():
         steps = int(inherited)
         return BatchPlan(batch_size, steps, math.ceil(batch_size // world / steps))
     device = trainer.strategy.root_device
@@ -659,46 +459,6 @@ def check_bin_targets(dataset: Dataset, rows: np.ndarray) -> None:
         )
 
 
-class EpochLines(L.Callback):
-    """Progress for a log file: plain lines on stderr instead of Lightning's bar, whose thousands
-    of ``\\r`` updates a log file keeps.
-
-    Within an epoch, a :class:`proformer.progress.Progress` line at most every ``every``
-    seconds; after each validation, one line with the epoch's training loss and validation
-    metrics (with several targets, each target's Pearson too).
-    """
-
-    def __init__(self, every: float = 60.0):
-        self.every = every
-        self.progress = None
-        self.started = time.monotonic()
-
-    def on_train_epoch_start(self, trainer: L.Trainer, module: ProformerModule) -> None:
-        from ..progress import Progress
-
-        if trainer.is_global_zero:
-            total = trainer.num_training_batches
-            self.progress = Progress(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}",
-                                     total=total if math.isfinite(total) else None, unit="steps", every=self.every)
-
-    def on_train_batch_end(self, trainer: L.Trainer, module: ProformerModule, outputs, batch, batch_idx: int) -> None:
-        if self.progress is not None:
-            self.progress.update(batch_idx + 1)
-
-    def on_validation_end(self, trainer: L.Trainer, module: ProformerModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero or not module.val_history:
-            return
-        latest, train_loss = module.val_history[-1], module.train_means()["train_loss"]
-        keys = target_keys(module.target_names)
-        each = ""
-        if len(keys) > 1:
-            each = " (mean; " + ", ".join(f"{name} {latest[f'val_pearson_{k}']:.4f}"
-                                          for name, k in zip(module.target_names, keys)) + ")"
-        print(f"epoch {latest['epoch'] + 1}/{trainer.max_epochs}: train loss {train_loss:.4f}, validation MSE "
-              f"{latest['val_mse']:.4f}, Pearson {latest['val_pearson']:.4f}{each}, Spearman "
-              f"{latest['val_spearman']:.4f} ({time.monotonic() - self.started:.0f} s)", file=sys.stderr, flush=True)
-
-
 def _trainer(config: RunConfig, run_dir: Path, progress: bool) -> L.Trainer:
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
@@ -733,152 +493,3 @@ def _trainer(config: RunConfig, run_dir: Path, progress: bool) -> L.Trainer:
         num_sanity_val_steps=0,
         deterministic=False,
     )
-
-
-# -- resume ----------------------------------------------------------------------------------
-
-#: Run settings a resumed run must keep: they fix the data, its split and layout, and the model.
-#: data.rc_rows changes the steps of an epoch, which the schedule has counted; train.ema changes
-#: what last.ckpt's state_dict holds (the average, with the raw weights beside it), so a run
-#: resumed without it would train on from the average.
-RESUME_FIXED = ("data.split", "data.head", "data.tail", "data.pad", "data.standardize", "data.singleton_flag",
-                "data.rc_rows", "train.seed", "train.ema")
-
-
-def dataset_identity(dataset: Dataset) -> dict:
-    """Where a dataset is and which one it is: path, rows, and meta.json's source checksum and time."""
-    source = dataset.meta.get("source") or {}
-    return {"path": str(dataset.directory.resolve()), "rows": int(len(dataset)),
-            "sha256": source.get("sha256") if isinstance(source, dict) else None, "created": dataset.meta.get("created")}
-
-
-def check_resume(run_dir: Path, checkpoint: Path, config: RunConfig, model_cfg, identity: dict) -> None:
-    """Raise :class:`ResumeMismatch` naming every difference between the run as started (its
-    checkpoint and config.yaml) and ``config``: another dataset, split, layout or model shape."""
-    import yaml
-
-    from ..model.config import ModelConfig
-
-    try:
-        # Memory-mapped: only the few entries compared here are read (Lightning reads the whole
-        # checkpoint again when it restores it; a dream2022 checkpoint is about 0.6 GB).
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as error:  # noqa: BLE001 - any unreadable checkpoint gets the same advice
-        raise ValueError(f"--resume: {checkpoint} cannot be read ({str(error).splitlines()[0][:200]}); it is truncated "
-                         f"or damaged: start the run again in another --out") from None
-    changes = []
-    old_model = (state.get("hyper_parameters") or {}).get("model")
-    if isinstance(old_model, dict):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            old = ModelConfig.from_dict(dict(old_model)).to_dict()
-        new = model_cfg.to_dict()
-        changes += [f"model.{k}: {old[k]!r} -> {new[k]!r}" for k in new if old.get(k) != new[k]]
-    old_identity = None
-    for key, value in (state.get("callbacks") or {}).items():
-        if str(key).startswith("RunDirectory") and isinstance(value, dict):
-            old_identity = value.get("data")
-    recorded = {}
-    if (run_dir / "config.yaml").is_file():
-        try:
-            recorded = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-        except (yaml.YAMLError, OSError, UnicodeDecodeError):
-            recorded = {}
-    current = config.to_dict()
-    for key in RESUME_FIXED:
-        section, name = key.split(".")
-        before = (recorded.get(section) or {}).get(name, current[section][name]) if isinstance(recorded, dict) else current[section][name]
-        if before != current[section][name]:
-            changes.append(f"{key}: {before!r} -> {current[section][name]!r}")
-    if old_identity:
-        for part in ("train", "valid"):
-            was, now = old_identity.get(part), identity.get(part)
-            if (was is None) != (now is None):
-                changes.append(f"data.{'path' if part == 'train' else 'valid'}: {was and was['path']!r} -> {now and now['path']!r}")
-                continue
-            for field in ("path", "rows", "sha256", "created") if was else ():
-                if was.get(field) != now.get(field):
-                    what = "data.path" if part == "train" else "data.valid"
-                    label = what if field == "path" else f"{what} ({now['path']}) {'meta.json ' if field != 'rows' else ''}{field}"
-                    changes.append(f"{label}: {was.get(field)!r} -> {now.get(field)!r}")
-    elif isinstance(recorded, dict) and (recorded.get("data") or {}).get("path") is not None:
-        # A checkpoint from before datasets were recorded: compare config.yaml's paths.
-        for key, now in (("path", identity["train"]), ("valid", identity.get("valid"))):
-            was = (recorded.get("data") or {}).get(key)
-            was = str(Path(was).resolve()) if was else None
-            if was != (now["path"] if now else None):
-                changes.append(f"data.{key}: {was!r} -> {now['path'] if now else None!r}")
-    if changes:
-        raise ResumeMismatch(
-            f"--resume: {run_dir} was started with other settings than given now; nothing was changed. "
-            f"Changed: {'; '.join(changes)}. Resume with the run's own config ({run_dir / 'config.yaml'}) and data, "
-            f"or start a new run in another --out"
-        )
-
-
-# -- the run directory's lock ----------------------------------------------------------------
-
-
-def _is_secondary_process() -> bool:
-    """A DDP process other than the launching one (its train() shares the launcher's lock)."""
-    for name in ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK"):
-        try:
-            if int(os.environ.get(name, "0")) > 0:
-                return True
-        except ValueError:
-            pass
-    return False
-
-
-def _lock_owner(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-@contextlib.contextmanager
-def run_lock(run_dir: Path):
-    """Hold ``run_dir/.train.lock`` (created with O_EXCL, holding this PID) for the block.
-
-    A lock whose process is gone (a killed run) is taken over; one held by a live process
-    raises :class:`RunLocked` at once.
-    """
-    if _is_secondary_process():
-        yield
-        return
-    path = run_dir / LOCK
-    for attempt in range(3):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            break
-        except FileExistsError:
-            pid = _lock_owner(path)
-            if pid is None:
-                try:
-                    young = time.time() - path.stat().st_mtime < 10
-                except FileNotFoundError:
-                    continue
-                if young:  # being written by a train that has just started
-                    pid = -1
-            if pid is not None and (pid == -1 or process_alive(pid)):
-                who = f"PID {pid}" if pid > 0 else "a process that has just started"
-                raise RunLocked(f"{run_dir} is being written by another proformer train ({who}, lock file {path}); "
-                                f"wait for it to finish or use another --out (if no such process runs, remove "
-                                f"{path})") from None
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()  # stale: its process is gone
-        except OSError as error:
-            raise RunDirectoryError(f"cannot write to the run directory {run_dir} ({error.strerror}); "
-                                    f"choose another --out") from None
-    else:
-        raise RunLocked(f"{run_dir}: could not take the lock {path}; another train may be starting; try again")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(f"{os.getpid()}\n")
-    try:
-        yield
-    finally:
-        if _lock_owner(path) == os.getpid():
-            with contextlib.suppress(OSError):
-                path.unlink()
-
