@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 
 from proformer.experiments import sweep_report
 from proformer.experiments.results import write_results, write_settings
+from proformer.plots import plot_learning_curve
 from proformer.train import history as train_history
 
 OLD = b"the previous, complete file\n"
@@ -62,7 +63,7 @@ def test_failed_learning_curve_keeps_the_previous_png(tmp_path, monkeypatch):
     png.write_bytes(OLD)
     monkeypatch.setattr(Figure, "savefig", _half_written_savefig)
     with pytest.raises(OSError):
-        train_history.plot_learning_curve(metrics, png)
+        plot_learning_curve(train_history.read_metrics(metrics), png, "run")
     assert png.read_bytes() == OLD
     assert sorted(p.name for p in tmp_path.iterdir()) == ["learning_curve.png", "metrics.csv"]
 
@@ -70,7 +71,7 @@ def test_failed_learning_curve_keeps_the_previous_png(tmp_path, monkeypatch):
 def test_learning_curve_is_still_a_png(tmp_path):
     metrics = tmp_path / "metrics.csv"
     train_history.write_metrics(metrics, _metrics_rows())
-    train_history.plot_learning_curve(metrics, tmp_path / "learning_curve.png")
+    plot_learning_curve(train_history.read_metrics(metrics), tmp_path / "learning_curve.png", "run")
     assert (tmp_path / "learning_curve.png").read_bytes().startswith(b"\x89PNG")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["learning_curve.png", "metrics.csv"]
 
@@ -78,13 +79,13 @@ def test_learning_curve_is_still_a_png(tmp_path):
 def test_failed_quickstart_scatter_keeps_the_previous_png(tmp_path, monkeypatch):
     import numpy as np
 
-    from proformer.experiments.report import plot_predicted_vs_measured
+    from proformer.plots import plot_scatter
 
     png = tmp_path / "scatter.png"
     png.write_bytes(OLD)
     monkeypatch.setattr(Figure, "savefig", _half_written_savefig)
     with pytest.raises(OSError):
-        plot_predicted_vs_measured(np.arange(10.0), np.arange(10.0), png, "run")
+        plot_scatter(np.arange(10.0), np.arange(10.0), png, "run")
     _intact(png)
 
 

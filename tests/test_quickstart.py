@@ -48,15 +48,13 @@ def test_a_failing_step_ends_its_progress_line_before_the_error(tmp_path, capsys
 
 
 def test_report_figures_have_whole_epoch_ticks_a_colour_bar_and_the_run_name(tmp_path):
-    from proformer.experiments.report import (
-        learning_curve_figure,
-        predicted_vs_measured_figure,
-    )
+    from proformer.plots import learning_curve_figure, scatter_figure
+    from proformer.train.history import read_metrics
 
     metrics = tmp_path / "metrics.csv"
     metrics.write_text("epoch,train_mse,val_mse,train_reconstruction,val_pearson,val_spearman\n"
                        "0,1.0,0.9,1.4,0.3,0.25\n1,0.8,0.7,1.3,0.5,0.45\n2,0.7,0.65,1.2,0.6,0.55\n")
-    figure = learning_curve_figure(metrics, "my-run")
+    figure = learning_curve_figure(read_metrics(metrics), "my-run")
     try:
         assert "my-run" in figure._suptitle.get_text()
         for ax in figure.axes:
@@ -67,7 +65,7 @@ def test_report_figures_have_whole_epoch_ticks_a_colour_bar_and_the_run_name(tmp
 
     rng = np.random.default_rng(0)
     measured = rng.normal(8, 3, 500)
-    figure = predicted_vs_measured_figure(measured + rng.normal(0, 1, 500), measured, "my-run")
+    figure = scatter_figure(measured + rng.normal(0, 1, 500), measured, "my-run: held-out set")
     try:
         main, colour_bar = figure.axes  # the hexbin and its colour bar
         assert main.get_title().startswith("my-run: held-out set, n = 500")

@@ -16,7 +16,7 @@ from proformer.data.prepare import prepare
 from proformer.model.config import ModelConfig
 from proformer.sequence import DREAM_HEAD, DREAM_TAIL, Layout
 from proformer.train import train
-from proformer.train.history import learning_curve_figure
+from proformer.plots import learning_curve_figure
 from proformer.train.report import best_summary
 from proformer.train.run import resolve_shape
 
@@ -177,7 +177,7 @@ def test_the_learning_curve_has_whole_epochs_the_run_name_and_marks_the_mean():
              f"val_spearman_{NAMES[0]}": "0", f"val_spearman_{NAMES[1]}": "0"} for e in range(3)]
     fig = learning_curve_figure(rows, "starr-run")
     try:
-        assert fig._suptitle.get_text() == "starr-run"
+        assert fig._suptitle.get_text() == "starr-run: learning curve (3 epochs)"
         left, right = fig.axes
         for axis in (left, right):
             assert all(float(t).is_integer() for t in axis.get_xticks())

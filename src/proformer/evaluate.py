@@ -37,10 +37,11 @@ from pathlib import Path
 import numpy as np
 
 from .inference import load, read_target_names, units_text
-from .io.atomic import atomic_path, atomic_write
+from .io.atomic import atomic_write
 from .io.errors import InputError
 from .io.inputs import check_input_options, measured_columns, read_input
 from .metrics import pearson, spearman
+from .plots import plot_scatter
 
 __all__ = ["Evaluation", "TargetMetrics", "evaluate", "match_targets", "regression_metrics"]
 
@@ -186,37 +187,6 @@ def _file_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "target"
 
 
-def _scatter(predicted: np.ndarray, measured: np.ndarray, out: Path, target: str, metrics: dict) -> None:
-    """A hexbin of predicted against measured (log-count colour bar, the identity line), written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5.2, 4.5))
-    try:
-        low, high = min(measured.min(), predicted.min()), max(measured.max(), predicted.max())
-        if high == low:  # one value everywhere: give the axes some width
-            low, high = low - 0.5, high + 0.5
-        # One extent for both axes: regular hexagons on a square plot, the identity line its diagonal.
-        hexes = ax.hexbin(measured, predicted, gridsize=40, mincnt=1, cmap="viridis", bins="log",
-                          extent=(low, high, low, high))
-        fig.colorbar(hexes, ax=ax, label="rows per hexagon (log scale)", fraction=0.046, pad=0.04)
-        ax.plot([low, high], [low, high], color="grey", lw=0.8, ls="--")
-        ax.set_xlim(low, high)
-        ax.set_ylim(low, high)
-        ax.set_aspect("equal")
-        ax.set_xlabel(f"measured {target}")
-        ax.set_ylabel(f"predicted {target}")
-        ax.set_title(f"n {len(measured):,}, Pearson r {metrics['pearson']:.3f}, Spearman {metrics['spearman']:.3f}, "
-                     f"R$^2$ {metrics['r2']:.3f}", fontsize=8)
-        fig.tight_layout()
-        with atomic_path(out, suffix=".png") as temporary:
-            fig.savefig(temporary, dpi=110, format="png")
-    finally:
-        plt.close(fig)
-
-
 def evaluate(model_dir: str | os.PathLike | Sequence[str | os.PathLike], data: str | os.PathLike, *, seq_col: str | None = None,
              target_cols: Sequence[str] = (), out_dir: str | os.PathLike | None = None, batch_size: int = 256,
              device: str = "auto", precision: str = "32", rc_average: bool | None = None,
@@ -298,7 +268,8 @@ def evaluate(model_dir: str | os.PathLike | Sequence[str | os.PathLike], data: s
             if any(m.scatter and Path(m.scatter).name == f"scatter_{stem}.png" for m in result.targets):
                 stem = f"{stem}_{index}"  # two names that differ only in unsafe characters
             path = out_dir / f"scatter_{stem}.png"
-            _scatter(predictions[known, index], truth[known, j], path, entry.target, metrics)
+            plot_scatter(predictions[known, index], truth[known, j], path, f"{Path(data).name}: {entry.target}",
+                         f"measured {entry.target}", f"predicted {entry.target}", r2=metrics["r2"])
             entry.scatter = str(path)
         result.targets.append(entry)
     if out_dir is not None:

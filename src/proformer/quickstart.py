@@ -38,7 +38,8 @@ from .config import apply_overrides, run_preset
 from .data.prepare import prepare
 from .data.splits import string_hash
 from .data.synthetic import noise_ceiling, simulate_library, write_tsv
-from .experiments.report import plot_learning_curve, plot_predicted_vs_measured
+from .plots import plot_learning_curve, plot_scatter
+from .train.history import read_metrics
 from .io.atomic import atomic_path, atomic_write
 from .io.reader import read_sequences
 from .metrics import pearson, spearman
@@ -214,10 +215,9 @@ def quickstart(
     with _step(f"writing {report}", progress):
         with atomic_write(report / "metrics.json") as handle:
             handle.write(json.dumps(metrics, indent=2) + "\n")
-        plot_learning_curve(out / "run" / "metrics.csv", report / "learning_curve.png", name)
-        plot_predicted_vs_measured(predicted, measured, report / "scatter.png", name,
-                                   measured_label="measured expression (mean sort bin)",
-                                   predicted_label="predicted expression")
+        plot_learning_curve(read_metrics(out / "run" / "metrics.csv"), report / "learning_curve.png", name)
+        plot_scatter(predicted, measured, report / "scatter.png", f"{name}: held-out set",
+                     measured_label="measured expression (mean sort bin)", predicted_label="predicted expression")
         with atomic_write(report / "report.md") as handle:
             handle.write(_report_markdown(metrics))
     return metrics

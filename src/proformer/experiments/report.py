@@ -1,6 +1,5 @@
-"""Reports and their figures: a sweep directory -> ``report.md`` and ``heatmap.png`` (``sweep_report``),
-and the figures of one run (``plot_learning_curve``, ``plot_predicted_vs_measured``, used by the
-quickstart's report).
+"""A sweep's report: a sweep directory -> ``report.md`` and ``heatmap.png`` (``sweep_report``; the
+figure through :mod:`proformer.plots`).
 
 A row x column grid is laid out as the poster's tables (rows "dim / heads / blocks", columns
 AvgPool and the numbers of expression heads), optionally with the poster's value and the
@@ -11,13 +10,13 @@ DREAM data directory is given, validation r^2 and rho otherwise.
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
 import numpy as np
 
-from ..io.atomic import atomic_path, atomic_write
+from ..io.atomic import atomic_write
+from ..plots import heatmap_figure, save
 from . import poster
 from .results import COLLAPSE_RATIO, read_results, read_settings
 
@@ -208,8 +207,6 @@ def _legend(folds: int) -> str:
 
 
 def _heatmap(settings: dict, cells: list[dict], reference: dict | None, path: Path, name: str) -> Path:
-    plt = _pyplot()
-
     rows, columns = settings["rows"], settings["columns"]
     at = {(c["row"], c["column"]): c for c in cells}
     values = np.full((len(rows), len(columns)), np.nan)
@@ -227,27 +224,9 @@ def _heatmap(settings: dict, cells: list[dict], reference: dict | None, path: Pa
     if reference is not None:
         limit = max(0.01, float(np.nanmax(np.abs(diffs)))) if np.isfinite(diffs).any() else 0.01
         panels.append(("ours - poster", diffs, "RdBu", limit))
-    fig, axes = plt.subplots(1, len(panels), figsize=(1.1 * len(columns) * len(panels) + 2.5, 0.45 * len(rows) + 1.8),
-                             squeeze=False)
-    for ax, (title, data, cmap, limit) in zip(axes[0], panels):
-        shown = np.ma.masked_invalid(data)
-        color = plt.get_cmap(cmap).with_extremes(bad="lightgrey")  # cells not run yet
-        kwargs = {"vmin": -limit, "vmax": limit} if limit else {}
-        image = ax.imshow(shown, cmap=color, aspect="auto", **kwargs)
-        fig.colorbar(image, ax=ax, fraction=0.046)
-        for i in range(len(rows)):
-            for j in range(len(columns)):
-                if np.isfinite(data[i, j]):
-                    red, green, blue, _ = color(image.norm(data[i, j]))
-                    dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5  # white text on dark colours
-                    ax.text(j, i, f"{data[i, j]:.3f}{COLLAPSED if marks[i, j] else ''}", ha="center", va="center",
-                            fontsize=7, color="white" if dark else "black")
-        ax.set_xticks(range(len(columns)), columns, fontsize=8)
-        ax.set_yticks(range(len(rows)), rows, fontsize=8)
-        ax.set_ylabel(settings["row_header"])
-        ax.set_title(title, fontsize=9)
-    fig.suptitle(f"{name}: sweep {settings['grid']} ({COLLAPSED} collapsed)", fontsize=10)
-    return _save(fig, path)
+    figure = heatmap_figure(panels, rows, columns, settings["row_header"],
+                            f"{name}: sweep {settings['grid']} ({COLLAPSED} collapsed)", marks, COLLAPSED)
+    return save(figure, path)
 
 
 # -- explicit cells (the ablation) -------------------------------------------------------------
@@ -324,112 +303,3 @@ def _details(cells: list[dict]) -> list[str]:
                          f"{COLLAPSED if r['collapsed'] else ''} | {_number(r['val_spearman'])} | "
                          f"{_number(r['val_prediction_std'])} | {r['seconds']:.0f} | done |")
     return lines
-
-
-# -- figures of one run ------------------------------------------------------------------------
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path, dpi: int = 110) -> Path:
-    """Write ``fig`` as a PNG beside ``path`` and rename it into place; close it in any case."""
-    plt = _pyplot()
-    try:
-        fig.tight_layout()
-        with atomic_path(path, suffix=".png") as temporary:
-            fig.savefig(temporary, dpi=dpi, format="png")
-    finally:
-        plt.close(fig)
-    return path
-
-
-def learning_curve_figure(metrics_csv: str | Path, name: str):
-    """The figure of :func:`plot_learning_curve` (a matplotlib Figure, not yet saved)."""
-    from matplotlib.ticker import MaxNLocator
-
-    with open(metrics_csv, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    epochs = [int(row["epoch"]) + 1 for row in rows]  # metrics.csv counts from 0, people from 1
-
-    def column(key: str) -> list[float]:
-        return [float(row[key]) if row.get(key) not in ("", None) else math.nan for row in rows]
-
-    fig, (left, right) = _pyplot().subplots(1, 2, figsize=(9, 3.6))
-    left.plot(epochs, column("train_mse"), "o-", label="train MSE")
-    left.plot(epochs, column("val_mse"), "o-", label="validation MSE")
-    left.plot(epochs, column("train_reconstruction"), "o--", label="train mask filling")
-    left.set_ylabel("loss")
-    right.plot(epochs, column("val_pearson"), "o-", label="Pearson r")
-    right.plot(epochs, column("val_spearman"), "o-", label="Spearman rho")
-    right.set_ylabel("validation correlation")
-    for ax in (left, right):
-        ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 1.5
-        ax.legend(fontsize=8)
-    fig.suptitle(f"{name}: learning curve ({len(epochs)} epoch{'s' if len(epochs) != 1 else ''})", fontsize=10)
-    return fig
-
-
-def plot_learning_curve(metrics_csv: str | Path, out: str | Path, name: str) -> Path:
-    """Training and validation loss (left) and validation correlations (right) per epoch of a run.
-
-    Parameters
-    ----------
-    metrics_csv : path
-        The run's ``metrics.csv`` (``proformer train`` writes it; epochs counted from 0).
-    out : path
-        The PNG to write (atomically).
-    name : str
-        The run's name, shown in the title.
-    """
-    return _save(learning_curve_figure(metrics_csv, name), Path(out))
-
-
-def predicted_vs_measured_figure(predicted, measured, name: str, what: str = "held-out set",
-                                 measured_label: str = "measured", predicted_label: str = "predicted"):
-    """The figure of :func:`plot_predicted_vs_measured` (a matplotlib Figure, not yet saved)."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-    from ..metrics import pearson, spearman
-
-    predicted, measured = np.asarray(predicted, dtype=float), np.asarray(measured, dtype=float)
-    fig, ax = _pyplot().subplots(figsize=(5.4, 4.5))
-    cells = ax.hexbin(measured, predicted, gridsize=40, mincnt=1, cmap="viridis", bins="log")
-    bar = fig.colorbar(cells, ax=ax, label="sequences per hexagon (log scale)")
-    bar.ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # 1 2 5 10 20 50 ..., not 2x10^0
-    bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    bar.ax.yaxis.set_minor_formatter(NullFormatter())
-    low, high = min(measured.min(), predicted.min()), max(measured.max(), predicted.max())
-    ax.plot([low, high], [low, high], color="grey", lw=0.8, ls="--")
-    ax.set_xlabel(measured_label)
-    ax.set_ylabel(predicted_label)
-    ax.set_title(f"{name}: {what}, n = {len(measured):,}\n"
-                 f"r = {pearson(predicted, measured):.3f}, rho = {spearman(predicted, measured):.3f}", fontsize=9)
-    return fig
-
-
-def plot_predicted_vs_measured(predicted, measured, out: str | Path, name: str, what: str = "held-out set",
-                               measured_label: str = "measured", predicted_label: str = "predicted") -> Path:
-    """A hexbin of predicted against measured values (log colour scale with its colour bar, the
-    identity as a dashed line), titled with the run's name, the set, its size, r and rho.
-
-    Parameters
-    ----------
-    predicted, measured : array-like
-        One value per sequence, in the same units.
-    out : path
-        The PNG to write (atomically).
-    name : str
-        The run's name, shown in the title.
-    what : str
-        The set the points come from.
-    """
-    return _save(predicted_vs_measured_figure(predicted, measured, name, what, measured_label, predicted_label),
-                 Path(out))

@@ -19,7 +19,8 @@ import torch
 from ..config import RunConfig, save_run_config
 from ..io.atomic import process_alive
 from ..io.run import RunInfo, write_run_model
-from .history import metric_columns, plot_learning_curve, read_metrics, write_metrics
+from ..plots import plot_learning_curve
+from .history import metric_columns, read_metrics, write_metrics
 from .module import ProformerModule, validated_weights
 
 __all__ = ["LOCK", "RunDirectory", "RunDirectoryError", "RunLocked", "is_secondary_process", "run_lock"]
@@ -99,7 +100,7 @@ class RunDirectory(L.Callback):
         path = self.run_dir / "metrics.csv"
         rows = read_metrics(path) if path.exists() else []
         write_metrics(path, [r for r in rows if int(r["epoch"]) != row["epoch"]] + [row], self.columns)
-        plot_learning_curve(path, self.run_dir / "learning_curve.png", title=self.run_dir.name)
+        plot_learning_curve(read_metrics(path), self.run_dir / "learning_curve.png", self.run_dir.name)
         # An epoch without a Pearson (constant or non-finite predictions) is never the best model.
         score = latest["val_pearson"]
         if math.isfinite(score) and score > self.best:
