@@ -65,7 +65,7 @@ def test_progress_reaches_a_log_file_and_is_silent_when_disabled(capsys):
     assert captured.out == ""
     lines = captured.err.splitlines()
     assert len(lines) == 1 and "\r" not in captured.err
-    assert re.fullmatch(rf"ISM forward passes: {total:,} of {total:,} \(\d+ s\)", lines[0]), lines
+    assert re.fullmatch(rf"ISM forward passes: 100%\|#+\| {total}/{total} \[.*/s\]", lines[0]), lines
 
     ism(model, sequences, progress=False)
     assert capsys.readouterr().err == ""

@@ -389,8 +389,8 @@ def test_corrupt_gzip_is_an_error(tmp_path):
 
 
 def test_progress_is_printed_per_chunk(tmp_path, capsys, monkeypatch):
-    # proformer.progress.Progress since issue 14: in a log, plain lines (every 30 s and at the
-    # end), no carriage returns; on a terminal, one line rewritten after every chunk.
+    # proformer.progress.Progress (tqdm): in a log, plain lines (every 30 s and at the end), no
+    # carriage returns; on a terminal, one line rewritten in place (at most every 0.1 s).
     prepare(write(tmp_path / "t.txt", dream_text()), tmp_path / "ds", chunk_rows=3, progress=True)
     err = capsys.readouterr().err
     assert "7 rows read" in err and "\r" not in err
@@ -404,7 +404,7 @@ def test_progress_is_printed_per_chunk(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(sys, "stderr", terminal)
     prepare(tmp_path / "t.txt", tmp_path / "ds2", chunk_rows=3, progress=True)
     shown = terminal.getvalue()
-    assert "\r" in shown and all(f"{n} rows read" in shown for n in (3, 6, 7)), shown
+    assert "\r" in shown and "7 rows read" in shown.split("\r")[-1], shown
     assert "6 of 7 rows kept" in shown.split("\r")[-1]  # the final line starts on a line of its own
 
 

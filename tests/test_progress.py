@@ -1,4 +1,4 @@
-"""proformer.progress: in-place updates on a terminal, a few plain lines in a log."""
+"""proformer.progress: tqdm in place on a terminal, a few plain lines in a log."""
 
 import io
 
@@ -17,7 +17,8 @@ def test_a_log_gets_plain_lines_at_most_every_interval_and_a_final_line():
             progress.update(done)
     lines = log.getvalue().splitlines()
     assert "\r" not in log.getvalue()
-    assert len(lines) == 1 and lines[0].startswith("predicted: 1,000 of 1,000 sequences")
+    assert len(lines) == 1 and lines[0].startswith("predicted: 100%") and "1000/1000" in lines[0]
+    assert "sequences/s" in lines[0]
 
 
 def test_every_zero_writes_each_update_on_its_own_line():
@@ -26,20 +27,29 @@ def test_every_zero_writes_each_update_on_its_own_line():
     for done in (5, 10):
         progress.update(done)
     progress.close()
-    assert [line.split(" (")[0] for line in log.getvalue().splitlines()] == ["read: 5", "read: 10", "read: 10"]
+    counts = [line.split(" [")[0] for line in log.getvalue().splitlines()]
+    assert "read: 5" in counts and counts[-1] == "read: 10" and "\r" not in log.getvalue()
 
 
-def test_a_terminal_line_is_rewritten_in_place_and_ended_once():
+def test_a_terminal_line_is_rewritten_in_place_with_a_time_estimate_and_ended_once():
     terminal = Terminal()
     with Progress("ISM", total=3, stream=terminal) as progress:
         for done in (1, 2, 3):
             progress.update(done)
     text = terminal.getvalue()
-    assert text.count("\r") == 3 and text.endswith("\n") and text.count("\n") == 1
+    assert text.count("\r") >= 2 and text.endswith("\n") and text.count("\n") == 1
+    assert "3/3" in text.split("\r")[-1] and "<" in text  # elapsed<remaining
 
 
-def test_disabled_prints_nothing():
-    log = Terminal()
-    with Progress("x", enabled=False, stream=log) as progress:
-        progress.update(1)
+def test_disabled_progress_prints_nothing_and_an_error_leaves_no_final_line_in_a_log():
+    log = io.StringIO()
+    with Progress("quiet", total=3, enabled=False, stream=log) as progress:
+        progress.update(3)
     assert log.getvalue() == ""
+    try:
+        with Progress("failing", total=3, stream=log) as progress:
+            progress.update(1)
+            raise RuntimeError("stop")
+    except RuntimeError:
+        pass
+    assert log.getvalue() == ""  # the error is the last word, not a stale count

@@ -1,78 +1,79 @@
-"""Progress of long steps on stderr, fit for a terminal and for a log file.
+"""Progress of long steps on stderr, on tqdm: a bar with its rate and time estimate.
 
-On a terminal one line is rewritten in place (``\\r``); elsewhere (a log file, a pipe, CI) a
-plain line is written at most every ``every`` seconds and once at the end, so a log holds a
-few readable lines instead of thousands of ``\\r`` updates.
+On a terminal tqdm rewrites one line in place. A log file, a pipe or CI gets plain lines instead
+(tqdm's in-place updates, each made a line of its own): none for the first ``every`` seconds, then
+at most one every ``every`` seconds, and one at the end, so a log holds a few readable lines
+rather than thousands of ``\\r`` updates. Prepare,
+predict, the interpretation commands and train's epochs all report through :class:`Progress`.
 """
 
 from __future__ import annotations
 
+import io
 import sys
-import time
 from typing import IO
+
+from tqdm import tqdm
 
 __all__ = ["Progress"]
 
 
+class _Lines(io.TextIOBase):
+    """A stream that gives each of tqdm's in-place updates a line of its own."""
+
+    def __init__(self, stream: IO):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        line = text.replace("\r", "").rstrip()
+        if line:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
 class Progress:
-    """``progress = Progress("predicted", total=n, unit="sequences")``; ``progress.update(done)``
-    as work finishes; ``progress.close()`` (or use it as a context manager) for the final line.
+    """``with Progress("predicted", total=n, unit="sequences") as progress: progress.update(done)``.
 
     Parameters
     ----------
     what : str
         What is counted, e.g. ``"predicted"`` or ``"ISM forward passes"``.
     total : int, optional
-        The count at the end, when known.
+        The count at the end, when known (then the bar shows a time estimate).
     unit : str
         Shown after the numbers.
     enabled : bool
         False: print nothing (``--no-progress``).
     every : float
-        Seconds between plain lines when stderr is not a terminal.
+        Seconds between lines when the stream is not a terminal.
     stream : file, optional
-        Where to write (default: ``sys.stderr`` at the time of each write).
+        Where to write (default: ``sys.stderr``).
     """
 
     def __init__(self, what: str, total: int | None = None, unit: str = "", enabled: bool = True,
                  every: float = 30.0, stream: IO | None = None):
-        self.what, self.total, self.unit, self.enabled, self.every = what, total, unit, enabled, every
-        self._stream = stream
-        self._began = self._last = time.monotonic()
-        self._done = 0
-        self._open = False  # a terminal line is waiting for its newline
-
-    @property
-    def stream(self) -> IO:
-        return self._stream if self._stream is not None else sys.stderr
-
-    def _text(self) -> str:
-        count = f"{self._done:,}" + (f" of {self.total:,}" if self.total is not None else "")
-        return f"{self.what}: {count}{' ' + self.unit if self.unit else ''} ({time.monotonic() - self._began:.0f} s)"
+        stream = sys.stderr if stream is None else stream
+        self.log = not stream.isatty()
+        self.bar = tqdm(total=total, desc=what, unit=f" {unit}" if unit else "", disable=not enabled,
+                        file=_Lines(stream) if self.log else stream, mininterval=every if self.log else 0.1,
+                        delay=every if self.log else 0, maxinterval=max(every, 10.0), dynamic_ncols=not self.log,
+                        ascii=self.log, leave=True)
+        if self.log:
+            self.bar.miniters, self.bar.dynamic_miniters = 0, False  # time alone decides when a line is due
 
     def update(self, done: int) -> None:
         """Record that ``done`` items are finished (an absolute count)."""
-        self._done = int(done)
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if self.stream.isatty():
-            print(f"\r{self._text()}", end="", file=self.stream, flush=True)
-            self._open = True
-        elif now - self._last >= self.every:
-            print(self._text(), file=self.stream, flush=True)
-            self._last = now
+        self.bar.update(int(done) - self.bar.n)
 
     def close(self) -> None:
-        """The final line (a newline after the terminal's line)."""
-        if not self.enabled:
-            return
-        if self._open:
-            print(file=self.stream, flush=True)
-            self._open = False
-        else:
-            print(self._text(), file=self.stream, flush=True)
-        self.enabled = False
+        """The final state, and the end of the line."""
+        if self.log and not self.bar.disable:
+            self.bar.refresh()  # a log always gets the final line, however short the work
+        self.bar.close()
 
     def __enter__(self) -> Progress:
         return self
@@ -80,5 +81,5 @@ class Progress:
     def __exit__(self, *exc) -> None:
         if exc[0] is None:
             self.close()
-        elif self._open:  # an error message must start on its own line
-            print(file=self.stream, flush=True)
+        else:
+            self.bar.close()  # a terminal's line ends, so the error starts on its own line
