@@ -252,7 +252,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
 def cmd_export(args: argparse.Namespace) -> None:
     from .export import export_onnx
 
-    result = export_onnx(args.model, args.onnx, check=not args.no_check)
+    result = export_onnx(_models(args), args.onnx, standardized=args.standardized, check=not args.no_check)
     check = f"; onnxruntime vs torch max |difference| {result['max_abs_difference']:.2e}" if "max_abs_difference" in result else ""
     print(f"wrote {result['out']}{check}")
 
@@ -519,8 +519,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=cmd_bench)
 
     export = commands.add_parser("export", help="export a trained model as ONNX")
-    export.add_argument("--model", required=True, help="run directory (config.json + weights.pt)")
+    _add_model_argument(export)
     export.add_argument("--onnx", required=True, help="output .onnx file")
+    _add_units_argument(export, "the graph's predictions")
     export.add_argument("--no-check", action="store_true", help="skip the onnxruntime parity check")
     export.set_defaults(func=cmd_export)
 
