@@ -10,12 +10,20 @@ import argparse
 import sys
 
 
+def _add_progress_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (errors and results still print)")
+
+
+def _add_overrides_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a setting, e.g. --set dim=256 --set train.lr=5e-4 (repeatable)")
+
+
 def _add_preset_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
     parser.add_argument("--preset", required=required,
                         help="named configuration (auto, dream2022, grid, proformer-plus, dream_attn, atac); a run's "
                              "default is auto: the grid model with batch size and epochs scaled to the training rows")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                        help="override a field, e.g. --set dim=256 --set readout=pool (repeatable)")
+    _add_overrides_argument(parser)
 
 
 def _model_config(args: argparse.Namespace):
@@ -115,7 +123,7 @@ def _add_inference_arguments(parser: argparse.ArgumentParser, rc_average: bool =
         parser.add_argument("--rc-average", action=argparse.BooleanOptionalAction, default=None,
                             help="average each sequence's prediction with its reverse complement's (default: the "
                                  "run's data.rc_average)")
-    parser.add_argument("--no-progress", action="store_true")
+    _add_progress_argument(parser)
 
 
 def _models(args: argparse.Namespace):
@@ -390,9 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     quick.add_argument("--data", help="a DREAM-format file (sequence<TAB>expression) instead of the built-in library")
     quick.add_argument("--n", type=int, default=20_000, help="simulated training sequences (default: %(default)s)")
     quick.add_argument("--seed", type=int, default=0)
-    quick.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a run setting, e.g. --set train.epochs=10 (repeatable)")
-    quick.add_argument("--no-progress", action="store_true")
+    _add_overrides_argument(quick)
+    _add_progress_argument(quick)
     quick.set_defaults(func=cmd_quickstart)
 
     prep = commands.add_parser("prepare", help="read DREAM TSV, FASTA or CSV/TSV into a dataset directory")
@@ -407,7 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
                       f"(DREAM default {len(DREAM_HEAD)},{len(DREAM_TAIL)})")
     prep.add_argument("--length", type=int, help="positions per strand after trimming; longer rows are dropped "
                       f"(DREAM default {DREAM_LENGTH})")
-    prep.add_argument("--no-progress", action="store_true")
+    _add_progress_argument(prep)
     prep.set_defaults(func=cmd_prepare)
 
     atac = commands.add_parser("atac", help="the ATAC-seq accessibility task")
@@ -432,7 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     atac_prep.add_argument("--max-n-frac", type=float, default=0.1)
     atac_prep.add_argument("--missing", choices=["zero", "skip"], default="zero", help="bigWig positions without data")
     atac_prep.add_argument("--peak-format", choices=["auto", "narrowpeak", "bed"], default="auto")
-    atac_prep.add_argument("--no-progress", action="store_true")
+    _add_progress_argument(atac_prep)
     atac_prep.set_defaults(func=cmd_atac_prepare)
 
     train = commands.add_parser("train", help="train on a prepared dataset (Lightning)")
@@ -440,7 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", help="prepared dataset directory (same as --set data.path=DIR)")
     train.add_argument("--out", required=True, help="run directory to write")
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt")
-    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_progress_argument(train)
     _add_preset_arguments(train, required=False)
     train.set_defaults(func=cmd_train)
 
@@ -489,14 +496,13 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--data-fraction", type=float, default=1.0, help="train on this stable fraction of the rows")
     sweep.add_argument("--folds", type=int, default=1, help="K-fold cross-validation by sequence hash (default: one split)")
     sweep.add_argument("--base", help="preset or run YAML replacing the grid's base preset")
-    sweep.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a setting in every cell (repeatable)")
+    _add_overrides_argument(sweep)
     sweep.add_argument("--shard", type=_shard, metavar="K/N|auto",
                        help="share the sweep between workers on the same --out: K/N trains every N-th cell starting "
                             "with the K-th (N workers, e.g. one per GPU); auto claims cells one at a time (any number "
                             "of workers, cells of unequal cost)")
     sweep.add_argument("--dry-run", action="store_true", help="print the cells, one line each, and exit")
-    sweep.add_argument("--no-progress", action="store_true")
+    _add_progress_argument(sweep)
     sweep.set_defaults(func=cmd_sweep)
 
     sweep_report = commands.add_parser("sweep-report", help="a sweep's table in the poster's layout and a heatmap")
@@ -529,7 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("dataset", help="dream2022")
     download.add_argument("--out", required=True)
     download.add_argument("--files", nargs="*", help="only these file names of the record")
-    download.add_argument("--no-progress", action="store_true")
+    _add_progress_argument(download)
     download.set_defaults(func=cmd_download)
     return parser
 
