@@ -35,7 +35,9 @@ def _model_config(args: argparse.Namespace):
 
 def cmd_model(args: argparse.Namespace) -> None:
     """Print the architecture summary with per-module and total parameter counts."""
+    from .config import run_preset
     from .model import Proformer, parameter_counts
+    from .train.memory import estimate_training_memory
 
     config = _model_config(args)
     model = Proformer(config)
@@ -44,9 +46,6 @@ def cmd_model(args: argparse.Namespace) -> None:
     strands = "both strands" if config.strands == "joint" else "one strand: each strand is its own example"
     print(f"tokens per example: {config.n_expression_heads} expression heads + {config.sequence_tokens} sequence "
           f"positions ({strands}); attention key_dim {config.key_dim}")
-    from .config import run_preset
-    from .train.memory import estimate_training_memory
-
     batch = run_preset(args.preset).train.batch_size
     print(f"training memory at train.batch_size={batch}: {estimate_training_memory(config, batch).describe()}")
     rows = parameter_counts(model)
@@ -127,8 +126,7 @@ def _add_inference_arguments(parser: argparse.ArgumentParser, rc_average: bool =
 
 
 def _models(args: argparse.Namespace):
-    """``--model``: one run directory as given (the single-run path, unchanged), or the list of
-    several, which predict and evaluate average as an ensemble."""
+    """``--model``: one run directory as given, or the list of several (an ensemble)."""
     return args.model[0] if len(args.model) == 1 else args.model
 
 
