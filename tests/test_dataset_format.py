@@ -7,6 +7,7 @@ Every writer (prepare, prepare-atac, the sweep's subsets) publishes through it a
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -195,6 +196,58 @@ def test_publish_refuses_an_incomplete_dataset_and_leaves_the_old_one(tmp_path):
     with pytest.raises(DatasetFormatError):
         publish(staged, fresh)
     assert not fresh.exists()
+
+
+def test_publish_swaps_with_two_renames_and_puts_the_old_dataset_back_when_the_second_fails(tmp_path, monkeypatch):
+    out = _dataset(tmp_path / "out")
+    (out / "notes.txt").write_text("the user's own file")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    staged = tmp_path / "staged"
+    _write_arrays(staged, n=2)
+    write_meta(staged, _meta(2))
+    real, calls = os.rename, []
+
+    def rename(src, dst):
+        calls.append((Path(src).name, Path(dst).name))
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device", str(src))
+        real(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(OSError, match="No space left"):
+        publish(staged, out)
+    monkeypatch.undo()
+    assert calls == [("out", ".out.old"), ("staged", "out"), (".out.old", "out")]
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before and not fmt.aside(out).exists()
+    assert validate(staged)["rows_kept"] == 2  # the new dataset is still staged, whole
+    publish(staged, out)
+    assert validate(out)["rows_kept"] == 2 and (out / "notes.txt").exists() and not fmt.aside(out).exists()
+
+
+@pytest.mark.parametrize("killed", ["between the renames", "after the renames"])
+def test_publish_recovers_what_a_killed_publish_left(tmp_path, killed):
+    out = _dataset(tmp_path / "out")
+    (out / "notes.txt").write_text("the user's own file")
+    old = fmt.aside(out)
+    assert old == tmp_path / ".out.old"
+    os.rename(out, old)
+    if killed == "after the renames":  # the new dataset is in, the old one's own files not yet moved
+        _write_arrays(out, n=2)
+        write_meta(out, _meta(2))
+        assert fmt.recover(out) == "removed"
+        assert validate(out)["rows_kept"] == 2 and (out / "notes.txt").exists() and not old.exists()
+        return
+    out.mkdir()  # an empty directory made since (prepare makes its output) is no dataset
+    assert fmt.recover(out) == "restored"
+    assert validate(out)["rows_kept"] == 3 and (out / "notes.txt").exists() and not old.exists()
+    assert fmt.recover(out) is None
+    # publish recovers first by itself (the sweep's subsets publish without prepare).
+    os.rename(out, old)
+    staged = tmp_path / "staged"
+    _write_arrays(staged, n=2)
+    write_meta(staged, _meta(2))
+    publish(staged, out)
+    assert validate(out)["rows_kept"] == 2 and (out / "notes.txt").exists() and not old.exists()
 
 
 # ---------------------------------------------------------------------------------------------

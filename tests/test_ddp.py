@@ -3,7 +3,9 @@
 import subprocess
 import sys
 
+import pytest
 import torch
+from helpers import read_csv
 from helpers import weight_distance as distance
 
 from proformer.config import load_run_config
@@ -28,7 +30,8 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path
     # Lightning's DDP launcher re-runs the command line in each process, as on a GPU machine.
     command = [sys.executable, "-m", "proformer.cli", "train", "--preset", "grid", "--out", str(tmp_path / "two"),
                "--no-progress"]
-    command += [f"--set={o}" for o in overrides + ["devices=2"]]
+    # TensorBoard too: the loggers get each epoch's row from rank 0 only.
+    command += [f"--set={o}" for o in overrides + ["devices=2", "train.logger=csv,tensorboard"]]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Starting with 2 processes" in done.stderr + done.stdout
@@ -36,4 +39,12 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path
     weights = {name: torch.load(tmp_path / name / "weights.pt", weights_only=True) for name in ("one", "two", "seed1")}
     steps = [open(tmp_path / name / "metrics.csv").read().splitlines()[1].split(",")[1] for name in ("one", "two")]
     assert steps[0] == steps[1] == "8"  # 512 rows * 0.95 / 64 per global batch
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    assert len(list((tmp_path / "two" / "tensorboard").glob("events.out.tfevents.*"))) == 1  # one writer
+    events = EventAccumulator(str(tmp_path / "two" / "tensorboard"))
+    events.Reload()
+    row = read_csv(tmp_path / "two" / "metrics.csv")[0]
+    [event] = events.Scalars("train_loss")
+    assert event.step == 8 and event.value == pytest.approx(float(row["train_loss"]), rel=1e-6)
     assert distance(weights["one"], weights["two"]) < 0.05 * distance(weights["one"], weights["seed1"])

@@ -1,16 +1,17 @@
-"""Tests of proformer.download against a small Zenodo look-alike served on 127.0.0.1.
+"""Tests of proformer.download (pooch, with a resuming downloader) against a small Zenodo
+look-alike served on 127.0.0.1.
 
 The fixture server answers the records API (``/api/records/10633252``) with links back to
 itself and serves a few generated files with HTTP Range support. Switches on the server let a
-test make it ignore Range, refuse it (416), serve wrong bytes or drop the connection, and every
-request is logged with its headers so tests can check what the client asked for.
+test make it ignore Range, refuse it (416), list a wrong checksum, serve wrong bytes or drop the
+connection, and every request is logged with its headers so tests can check what the client
+asked for.
 """
 
 from __future__ import annotations
 
 import hashlib
 import http.server
-import io
 import json
 import random
 import socket
@@ -19,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from proformer.download import DownloadError, download_dream2022, record_files, transfer
+from proformer import download
+from proformer.download import DownloadError, download_dream2022, record_files
 
 RECORD = "10633252"
 
@@ -40,6 +42,7 @@ class FakeZenodo:
     def __init__(self) -> None:
         self.files = _make_files()
         self.body_override: dict[str, bytes] = {}  # served instead of the listed bytes
+        self.checksum_override: dict[str, str] = {}  # listed instead of the files' md5
         self.cut_after: dict[str, int] = {}  # drop the connection after this many bytes
         self.ignore_range = False  # answer 200 with the whole file
         self.refuse_range = False  # answer 416 to any Range request
@@ -60,7 +63,7 @@ class FakeZenodo:
         entries = []
         for key, data in self.files.items():
             url = f"{self.base_url}/files/{key}/content"
-            entry = {"key": key, "size": len(data), "checksum": f"md5:{_md5(data)}"}
+            entry = {"key": key, "size": len(data), "checksum": self.checksum_override.get(key, f"md5:{_md5(data)}")}
             if self.entries_variant:
                 entry["links"] = {"self": f"{self.api_url}{RECORD}/files/{key}", "content": url}
             else:
@@ -162,7 +165,8 @@ def test_full_download(site: FakeZenodo, tmp_path: Path, variant: bool) -> None:
     assert [p.name for p in paths] == list(site.files)
     for path in paths:
         assert path.read_bytes() == site.files[path.name]
-    assert not list((tmp_path / "dream").glob("*.part"))
+    # Nothing else is left behind: no .part, no pooch temporary file, no .tmp of the record.
+    assert sorted(p.name for p in (tmp_path / "dream").iterdir()) == sorted([*site.files, "zenodo_record.json"])
     saved = json.loads((tmp_path / "dream" / "zenodo_record.json").read_text())
     assert saved == site.record()
     # The API was asked for JSON, and no Range header was sent for fresh downloads.
@@ -185,20 +189,24 @@ def test_resume_from_part_file(site: FakeZenodo, tmp_path: Path) -> None:
     assert headers["Range"] == f"bytes={half}-"
 
 
-def test_resume_after_broken_connection(site: FakeZenodo, tmp_path: Path) -> None:
+def test_resume_after_broken_connection(site: FakeZenodo, tmp_path: Path, monkeypatch) -> None:
     key = "test_sequences.txt"
+    # requests hands over whole chunks only, so the cut comes after two whole 500-byte chunks.
+    monkeypatch.setattr(download, "_CHUNK", 500)
     site.cut_after[key] = 1000
 
     with pytest.raises(DownloadError) as info:
         _get(site, tmp_path, files=[key])
     message = str(info.value)
-    assert f"{site.base_url}/files/{key}/content" in message and "re-run" in message
+    assert message.startswith(f"could not download {key} from {site.base_url}/files/{key}/content")
+    assert f"1000 bytes are kept in {tmp_path / (key + '.part')} and a re-run resumes" in message
     assert (tmp_path / f"{key}.part").read_bytes() == site.files[key][:1000]
     assert not (tmp_path / key).exists()
 
     _get(site, tmp_path, files=[key])  # the re-run the message suggests
     assert (tmp_path / key).read_bytes() == site.files[key]
     assert site.file_gets(key)[-1]["Range"] == "bytes=1000-"
+    assert not (tmp_path / f"{key}.part").exists()
 
 
 def test_server_ignoring_range_restarts(site: FakeZenodo, tmp_path: Path, capsys) -> None:
@@ -248,9 +256,20 @@ def test_complete_file_is_skipped(site: FakeZenodo, tmp_path: Path, capsys) -> N
     assert site.file_gets(key) == []
     assert all(len(site.file_gets(other)) == 1 for other in site.files if other != key)
     err = capsys.readouterr().err
-    assert f"{key}: already present" in err and "skipped" in err
-    # The other files got a progress line ending with their full size.
-    assert "train_sequences.txt: 5.0 kB / 5.0 kB (100%)" in err
+    assert f"{key}: already present with the right checksum, skipped" in err
+
+
+def test_progress_bar_on_stderr_and_off(site: FakeZenodo, tmp_path: Path, capsys) -> None:
+    _get(site, tmp_path / "on", progress=True)
+    captured = capsys.readouterr()
+    # One tqdm bar per file, named by it and run to the end.
+    for key in site.files:
+        assert f"{key}: 100%" in captured.err
+    assert captured.out == ""
+
+    _get(site, tmp_path / "off", progress=False)
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""  # no bar, and no pooch log lines either
 
 
 def test_differing_file_is_downloaded_again(site: FakeZenodo, tmp_path: Path) -> None:
@@ -263,20 +282,27 @@ def test_differing_file_is_downloaded_again(site: FakeZenodo, tmp_path: Path) ->
     assert len(site.file_gets(key)) == 1
 
 
-def test_checksum_mismatch(site: FakeZenodo, tmp_path: Path) -> None:
+@pytest.mark.parametrize("where", ["record", "server"], ids=["wrong-md5-listed", "wrong-bytes-served"])
+def test_checksum_mismatch(site: FakeZenodo, tmp_path: Path, where: str) -> None:
     key = "train_sequences.txt"
     good = site.files[key]
     bad = bytes(b ^ 0xFF for b in good)  # same size, other content
-    site.body_override[key] = bad
+    if where == "record":
+        expected, received = _md5(bad), _md5(good)
+        site.checksum_override[key] = f"md5:{expected}"
+    else:
+        expected, received = _md5(good), _md5(bad)
+        site.body_override[key] = bad
 
     with pytest.raises(DownloadError) as info:
         _get(site, tmp_path, files=[key])
 
     message = str(info.value)
-    assert key in message
-    assert f"md5:{_md5(good)}" in message and f"md5:{_md5(bad)}" in message
+    assert "\n" not in message
+    assert message.startswith(f"checksum mismatch for {key}: expected md5:{expected}, got md5:{received}")
     assert "re-run" in message
-    assert not (tmp_path / key).exists() and not (tmp_path / f"{key}.part").exists()
+    # Nothing at the target name, no .part, no pooch temporary file: only the record JSON.
+    assert [p.name for p in tmp_path.iterdir()] == ["zenodo_record.json"]
 
 
 def test_size_mismatch(site: FakeZenodo, tmp_path: Path) -> None:
@@ -334,22 +360,7 @@ def test_record_files_rejects_unsafe_names() -> None:
 
 def test_record_files_entries_dict_and_bare_checksum() -> None:
     digest = "0" * 64
-    meta = {"files": {"entries": {"a.txt": {"size": 3, "checksum": digest}}}}
+    meta = {"files": {"entries": {"a b.txt": {"size": 3, "checksum": digest}}}}
     (item,) = record_files(meta, record="10.5281/zenodo.42", api_url="http://127.0.0.1/api/")
-    assert (item.key, item.size, item.checksum) == ("a.txt", 3, f"sha256:{digest}")
-    assert item.url == "http://127.0.0.1/api/42/files/a.txt/content"
-
-
-def test_progress_is_throttled(monkeypatch) -> None:
-    clock = iter([0.0, 0.1, 0.2, 0.6, 0.7])  # creation, then one reading per update
-    monkeypatch.setattr(transfer.time, "monotonic", lambda: next(clock))
-    out = io.StringIO()
-    meter = transfer._Progress("f.txt", 4000, 0, out)
-    for _ in range(4):
-        meter.update(1000)
-    meter.finish()
-
-    lines = out.getvalue().split("\r")[1:]
-    # The initial line, one redraw after 0.5 s (at 3 kB), and the final line.
-    assert [line.split(": ")[1].split(" /")[0] for line in lines] == ["0 B", "3.0 kB", "4.0 kB"]
-    assert out.getvalue().endswith("(100%)\n")
+    assert (item.key, item.size, item.checksum) == ("a b.txt", 3, f"sha256:{digest}")
+    assert item.url == "http://127.0.0.1/api/42/files/a%20b.txt/content"

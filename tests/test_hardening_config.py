@@ -71,6 +71,22 @@ def test_a_preset_that_is_not_a_name_names_the_file(tmp_path):
         load_run_config(path)
 
 
+def test_a_former_field_name_is_refused_naming_the_new_one_and_the_file(tmp_path, capsys):
+    """No translation of renamed fields: model.singleton_input is now model.singleton_flag."""
+    path = tmp_path / "old.yaml"
+    path.write_text("preset: grid\nmodel:\n  dim: 64\n  singleton_input: true\n")
+    with pytest.raises(ValueError, match=rf"^model field 'singleton_input' is now 'singleton_flag': rename it in {path}$"):
+        load_run_config(path)
+    assert main(["train", "--config", str(path), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"proformer train: error: model field 'singleton_input' is now 'singleton_flag': rename it in {path}"]
+    assert not (tmp_path / "run").exists()
+    assert main(["train", "--out", str(tmp_path / "run"), "--set", "singleton_input=true"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["proformer train: error: --set singleton_input: model field 'singleton_input' is now "
+                   "'singleton_flag': rename it to model.singleton_flag"]
+
+
 # -- 3. devices and num_nodes ---------------------------------------------------------------------
 
 

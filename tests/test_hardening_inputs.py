@@ -151,13 +151,14 @@ def test_plain_numbers_still_read_in_bulk_and_one_by_one():
 # --------------------------------------------------------------------------------------------
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 
-import proformer.io.dataset as dataset_io
-from proformer.io.dataset import read_meta, validate
+from proformer.data.prepare import OutputLocked
+from proformer.io.dataset import aside, read_meta, validate
 
 
 def _dream_input(path: Path, n: int, value: float) -> Path:
@@ -165,28 +166,27 @@ def _dream_input(path: Path, n: int, value: float) -> Path:
     return path
 
 
-def _dead_pid() -> int:
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
+def _staging(out: Path) -> list[Path]:
+    """The staging folders of prepare runs into ``out``: ``.ds.prepare-XXXXXXXX`` beside or inside it."""
+    return [p for p in (*out.parent.iterdir(), *(out.iterdir() if out.is_dir() else ()))
+            if re.fullmatch(rf"\.{re.escape(out.name)}\.prepare-[a-z0-9_]{{8}}", p.name)]
 
 
 def test_prepare_removes_the_staging_folders_of_killed_runs_only(tmp_path):
     out = tmp_path / "ds"
     prepare(_dream_input(tmp_path / "a.txt", 3, 1.0), out, progress=False)
-    dead = tmp_path / f".prepare-{_dead_pid()}-abc12345"  # beside the dataset (this version)
-    legacy = out / ".prepare-k3j4h5g6"  # inside it, without a pid (earlier versions)
-    alive = tmp_path / f".prepare-{os.getppid()}-zzz99999"  # a run in progress elsewhere
-    for folder in (dead, legacy, alive):
+    beside = tmp_path / ".ds.prepare-abc12345"  # a killed run's, beside the dataset
+    inside = out / ".ds.prepare-k3j4h5g6"  # one from a run whose output's parent was not writable
+    other = tmp_path / ".other.prepare-zzz99999"  # a run into another output: not this run's to judge
+    lookalike = tmp_path / ".ds.prepare-x.prepare-abc12345"  # a staging folder of the output "ds.prepare-x"
+    for folder in (beside, inside, other, lookalike):
         folder.mkdir()
         (folder / "codes.npy").write_bytes(b"x" * 1000)
-    old = time.time() - 3600
-    os.utime(legacy, (old, old))
     prepare(_dream_input(tmp_path / "b.txt", 4, 2.0), out, progress=False)
-    assert not dead.exists() and not legacy.exists()
-    assert alive.exists()
+    assert not beside.exists() and not inside.exists()
+    assert other.exists() and lookalike.exists()
     assert read_meta(out)["rows_kept"] == 4
-    assert not [p for p in (*tmp_path.iterdir(), *out.iterdir()) if p.name.startswith(".prepare-") and p != alive]
+    assert _staging(out) == []
 
 
 # A test run started in the background (``pytest &`` in a non-interactive shell) hands its children
@@ -205,30 +205,119 @@ p.prepare(sys.argv[1], sys.argv[2], progress=False)
 """
 
 
+def _slow_prepare(source: Path, out: Path) -> subprocess.Popen:
+    """A prepare into ``out`` that has staged its first rows and sleeps (holding the lock)."""
+    child = subprocess.Popen([sys.executable, "-c", _SLOW_PREPARE, str(source), str(out)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if child.stdout.readline().strip() != "staged":
+        child.kill()
+        raise AssertionError(f"the slow prepare did not start: {child.communicate()[1]}")
+    return child
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_prepare_stopped_by_a_signal_removes_its_staging_folder(tmp_path, signum):
     out = tmp_path / "ds"
     prepare(_dream_input(tmp_path / "a.txt", 3, 1.0), out, progress=False)
-    child = subprocess.Popen([sys.executable, "-c", _SLOW_PREPARE, str(_dream_input(tmp_path / "b.txt", 5, 2.0)),
-                              str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = _slow_prepare(_dream_input(tmp_path / "b.txt", 5, 2.0), out)
     try:
-        assert child.stdout.readline().strip() == "staged"
-        staging = [p for p in (*tmp_path.iterdir(), *out.iterdir()) if p.name.startswith(".prepare-")]
-        assert staging, "the run stages its dataset in a .prepare-* folder"
+        assert _staging(out), "the run stages its dataset in a .ds.prepare-* folder"
         child.send_signal(signum)
         child.wait(timeout=60)
     finally:
         child.kill()
         child.wait()
     assert child.returncode != 0
-    assert not [p for p in (*tmp_path.iterdir(), *out.iterdir()) if p.name.startswith(".prepare-")]
+    assert _staging(out) == []
     assert read_meta(out)["rows_kept"] == 3  # the old dataset is untouched
 
 
-@pytest.mark.parametrize("atomic", [True, False], ids=["exchange", "two-renames"])
-def test_prepare_replaces_the_dataset_as_a_whole(tmp_path, monkeypatch, atomic):
+def test_two_prepares_into_one_out_the_second_is_refused_at_once_naming_the_lock(tmp_path, capsys):
+    from proformer.cli import main
+
+    out = tmp_path / "ds"
+    prepare(_dream_input(tmp_path / "a.txt", 3, 1.0), out, progress=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    second = _dream_input(tmp_path / "c.txt", 7, 3.0)
+    child = _slow_prepare(_dream_input(tmp_path / "b.txt", 5, 2.0), out)
+    try:
+        staged = _staging(out)
+        assert len(staged) == 1
+        lock = tmp_path / "ds.lock"
+        started = time.perf_counter()
+        with pytest.raises(OutputLocked, match=rf"^{out} is being prepared by another run, which holds the lock "
+                                               rf"{lock}; wait for it to finish, or prepare into another --out$"):
+            prepare(second, out, progress=False)
+        assert time.perf_counter() - started < 5  # refused at once, not after waiting
+        assert main(["prepare", str(second), "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"{lock}" in err[0] and f"{out} is being prepared" in err[0], err
+        # The second run wrote nothing: one staging folder (the first run's), the dataset untouched.
+        assert _staging(out) == staged and staged[0].is_dir()
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+        assert child.poll() is None  # the first run goes on
+    finally:
+        child.terminate()
+        child.wait(timeout=60)
+    # Its holder gone, the lock is free: the next run prepares.
+    assert prepare(second, out, progress=False)["rows_kept"] == 7
+    assert _staging(out) == []
+
+
+def test_a_staging_folder_of_a_killed_prepare_is_removed_by_the_next_one(tmp_path):
+    out = tmp_path / "ds"
+    prepare(_dream_input(tmp_path / "a.txt", 3, 1.0), out, progress=False)
+    child = _slow_prepare(_dream_input(tmp_path / "b.txt", 5, 2.0), out)
+    staged = _staging(out)
+    child.kill()  # SIGKILL: no handler runs, the staging folder stays; the system frees the lock
+    child.wait(timeout=60)
+    assert len(staged) == 1 and staged[0].is_dir() and (tmp_path / "ds.lock").exists()
+    assert read_meta(out)["rows_kept"] == 3
+    assert prepare(_dream_input(tmp_path / "c.txt", 4, 3.0), out, progress=False)["rows_kept"] == 4
+    assert not staged[0].exists() and _staging(out) == []
+
+
+def test_an_output_whose_folder_is_not_writable_holds_its_lock_and_staging_inside(tmp_path, monkeypatch):
+    """Root writes anywhere, so the unwritable parent is simulated: creating files beside the
+    output is refused; prepare then locks and stages inside the (writable) output."""
+    import tempfile
+
+    import filelock
+
+    import proformer.data.staging as staging
+
+    out = tmp_path / "ds"
+    prepare(_dream_input(tmp_path / "a.txt", 3, 1.0), out, progress=False)
+    (tmp_path / "ds.lock").unlink()
+    real_lock, real_mkdtemp = filelock.FileLock, tempfile.mkdtemp
+
+    def lock(path, *args, **kwargs):
+        if Path(path).parent == tmp_path:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_lock(path, *args, **kwargs)
+
+    def mkdtemp(*args, dir=None, **kwargs):
+        if Path(dir) == tmp_path:
+            raise PermissionError(13, "Permission denied", str(dir))
+        return real_mkdtemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(staging, "FileLock", lock)
+    monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
+    assert prepare(_dream_input(tmp_path / "b.txt", 4, 2.0), out, progress=False)["rows_kept"] == 4
+    assert not (tmp_path / "ds.lock").exists() and (out / ".prepare.lock").exists()
+    assert _staging(out) == []
+    held = real_lock(out / ".prepare.lock", timeout=0)
+    held.acquire()
+    try:
+        with pytest.raises(OutputLocked, match=rf"holds the lock {out / '.prepare.lock'}"):
+            prepare(_dream_input(tmp_path / "c.txt", 5, 3.0), out, progress=False)
+    finally:
+        held.release()
+
+
+def test_prepare_replaces_the_dataset_as_a_whole(tmp_path, monkeypatch):
     """After every file-system step of publishing, a reader finds the old dataset or the new
-    one, complete (or, without an atomic exchange, none for a moment), never a mix."""
+    one, complete, or none for the moment between the two renames; never a mix."""
     out = tmp_path / "ds"
     prepare(_dream_input(tmp_path / "a.txt", 3, 1.0), out, progress=False)
     (out / "notes.txt").write_text("the user's own file")
@@ -258,14 +347,77 @@ def test_prepare_replaces_the_dataset_as_a_whole(tmp_path, monkeypatch, atomic):
         look()
 
     monkeypatch.setattr(Path, "unlink", unlink)
-    if not atomic:
-        monkeypatch.setattr(dataset_io, "_exchange", lambda a, b: False, raising=False)
     prepare(_dream_input(tmp_path / "b.txt", 5, 2.0), out, progress=False)
     monkeypatch.undo()
     look()
-    allowed = {3, 5} if atomic else {3, 5, "absent"}
-    assert set(seen) <= allowed, seen
+    assert set(seen) <= {3, 5, "absent"}, seen
+    assert "absent" in seen  # the two renames were observed
     assert seen[-1] == 5 and (out / "notes.txt").read_text() == "the user's own file"
+    assert not aside(out).exists()
+
+
+def test_an_interrupted_swap_leaves_the_old_dataset_whole(tmp_path, monkeypatch):
+    """The second rename (new dataset in) fails: the old dataset goes back, whole, and the
+    next prepare publishes."""
+    out = tmp_path / "ds"
+    prepare(_dream_input(tmp_path / "a.txt", 3, 1.0), out, progress=False)
+    (out / "notes.txt").write_text("the user's own file")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    real = os.rename
+
+    def rename(src, dst, *args, **kwargs):
+        if Path(src).name.startswith(".ds.prepare-"):
+            raise OSError(5, "Input/output error", str(src))
+        return real(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(OSError, match="Input/output error"):
+        prepare(_dream_input(tmp_path / "b.txt", 5, 2.0), out, progress=False)
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert validate(out)["rows_kept"] == 3
+    assert not aside(out).exists() and _staging(out) == []
+    assert prepare(_dream_input(tmp_path / "c.txt", 4, 3.0), out, progress=False)["rows_kept"] == 4
+    assert (out / "notes.txt").read_text() == "the user's own file"
+
+
+# The process dies between the two renames of the swap: the old dataset is aside, the new one staged.
+_KILLED_IN_SWAP = """
+import os, sys
+from pathlib import Path
+import proformer.data.prepare as p
+real = os.rename
+def rename(src, dst, *args, **kwargs):
+    if Path(src).name.startswith(".ds.prepare-"):
+        os._exit(9)
+    return real(src, dst, *args, **kwargs)
+os.rename = rename
+p.prepare(sys.argv[1], sys.argv[2], progress=False)
+"""
+
+
+def test_a_prepare_killed_between_the_two_renames_is_recovered_by_the_next_one(tmp_path, capsys):
+    out = tmp_path / "ds"
+    prepare(_dream_input(tmp_path / "a.txt", 3, 1.0), out, progress=False)
+    (out / "notes.txt").write_text("the user's own file")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    child = subprocess.run([sys.executable, "-c", _KILLED_IN_SWAP, str(_dream_input(tmp_path / "b.txt", 5, 2.0)),
+                            str(out)], capture_output=True, text=True, timeout=120)
+    assert child.returncode == 9, child.stderr
+    # No dataset at the target for now, but the old one is whole under the name prepare knows.
+    assert not out.exists() and len(_staging(out)) == 1
+    assert {p.name: p.read_bytes() for p in aside(out).iterdir()} == before
+    # The next run puts it back first, so a failing run still leaves the old dataset...
+    bad = tmp_path / "bad.txt"
+    bad.write_text(f"{GOOD}\t1.0\nACGT!\t2.0\n")
+    with pytest.raises(InputError, match="bad.txt:2"):
+        prepare(bad, out, progress=False)
+    assert "put back the dataset an interrupted run had moved aside" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert not aside(out).exists() and _staging(out) == []
+    # ... and a good one replaces it, keeping the user's file.
+    assert prepare(_dream_input(tmp_path / "c.txt", 4, 3.0), out, progress=False)["rows_kept"] == 4
+    assert (out / "notes.txt").read_text() == "the user's own file" and not aside(out).exists()
 
 
 # --------------------------------------------------------------------------------------------
@@ -339,7 +491,7 @@ from test_download import RECORD as RECORD_ID
 from test_download import FakeZenodo, site  # noqa: F401 - the local Zenodo look-alike
 
 from proformer import download
-from proformer.download import DownloadError, download_dream2022, transfer
+from proformer.download import DownloadError, download_dream2022
 
 
 def _strip(fake: FakeZenodo, key: str, *fields: str) -> None:
@@ -364,11 +516,11 @@ def _fetch(fake: FakeZenodo, out: Path, **kwargs):
 def test_download_without_a_size_is_bounded(site, tmp_path, monkeypatch):  # noqa: F811 - the imported fixture
     key = "train_sequences.txt"  # 5,000 bytes
     _strip(site, key, "size")
-    monkeypatch.setattr(transfer, "MAX_UNSIZED_BYTES", 1000, raising=False)
+    monkeypatch.setattr(download, "MAX_UNSIZED_BYTES", 1000, raising=False)
     with pytest.raises(DownloadError, match=rf"{key}.*gives no size and the server sent more than"):
         _fetch(site, tmp_path, files=[key])
     assert not (tmp_path / key).exists() and not (tmp_path / f"{key}.part").exists()
-    monkeypatch.setattr(transfer, "MAX_UNSIZED_BYTES", 10_000, raising=False)
+    monkeypatch.setattr(download, "MAX_UNSIZED_BYTES", 10_000, raising=False)
     assert _fetch(site, tmp_path, files=[key])[0].read_bytes() == site.files[key]
 
 
@@ -453,4 +605,4 @@ def test_prepare_refuses_a_trim_that_empties_every_sequence(tmp_path):
     with pytest.raises(ValueError, match=r"--trim 100,100 removes 200 positions, and the longest sequence has 110"):
         prepare(source, tmp_path / "data", trim=(100, 100), progress=False)
     assert not (tmp_path / "data" / "meta.json").exists()
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".prepare-")]  # staging removed
+    assert not [p for p in tmp_path.iterdir() if ".prepare-" in p.name]  # staging removed

@@ -157,33 +157,61 @@ def test_a_second_train_into_a_locked_run_directory_fails_at_once_and_a_stale_lo
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    # Another process holds the lock (as a running train does) until it is killed.
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time, filelock; lock = filelock.FileLock(sys.argv[1]); "
+                               "lock.acquire(); print('held', flush=True); time.sleep(60)", str(run_dir / LOCK)],
+                              stdout=subprocess.PIPE, text=True)
     try:
-        (run_dir / LOCK).write_text(f"{holder.pid}\n")
-        with pytest.raises(FileExistsError, match=rf"being written by another proformer train \(PID {holder.pid}"):
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(FileExistsError, match="being written by another proformer train") as caught:
             train(tiny_config(dataset_dir), run_dir, progress=False)
+        assert str(run_dir) in str(caught.value) and "\n" not in str(caught.value)
         assert sorted(p.name for p in run_dir.iterdir()) == [LOCK]  # nothing written
     finally:
         holder.kill()
         holder.wait()
-    # Its process is gone: the lock is stale, taken over, and removed at the end.
+    # Its process is gone, so is its hold: the lock file left on disk blocks nothing.
+    assert (run_dir / LOCK).exists()
     train(tiny_config(dataset_dir), run_dir, progress=False)
     assert (run_dir / "weights.pt").exists() and not (run_dir / LOCK).exists()
 
 
-def test_the_lock_holds_the_pid_while_training(dataset_dir, tmp_path, monkeypatch, one_thread):
+def test_a_lock_file_without_a_holder_does_not_block(dataset_dir, tmp_path, one_thread):
+    """A lock file on disk from an old run (or one of the former PID files) that no process holds."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / LOCK).write_text(f"{os.getpid()}\n")  # even naming a live process
+    train(tiny_config(dataset_dir), run_dir, progress=False)
+    assert (run_dir / "weights.pt").exists() and not (run_dir / LOCK).exists()
+
+
+def test_the_lock_is_held_while_training(dataset_dir, tmp_path, monkeypatch, one_thread):
     from proformer.train.module import ProformerModule
 
     seen = []
     real = ProformerModule.objective
 
     def objective(self, batch):
-        seen.append((tmp_path / "run" / LOCK).read_text())
+        seen.append(_lock_is_free(tmp_path / "run" / LOCK))
         return real(self, batch)
 
     monkeypatch.setattr(ProformerModule, "objective", objective)
     train(tiny_config(dataset_dir), tmp_path / "run", progress=False)
-    assert seen and set(seen) == {f"{os.getpid()}\n"}
+    assert seen and set(seen) == {False}
+    assert not (tmp_path / "run" / LOCK).exists()  # released and removed at the end
+
+
+def _lock_is_free(path):
+    """Whether another holder could take the lock at ``path`` now (a lock of its own, not waiting)."""
+    import filelock
+
+    lock = filelock.FileLock(path, timeout=0)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        return False
+    lock.release()
+    return True
 
 
 # -- 5. SIGTERM ----------------------------------------------------------------------------------------

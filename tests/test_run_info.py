@@ -74,18 +74,20 @@ def test_crafted_weights_do_not_run_code(tmp_path, monkeypatch):
     assert not (tmp_path / "PWNED").exists()
 
 
-def test_renamed_model_field_is_read_from_older_runs_and_overrides_with_a_warning(tmp_path):
-    """model.singleton_input became model.singleton_flag (one name with data.singleton_flag)."""
+def test_renamed_model_field_is_refused_in_older_runs_and_overrides_naming_the_new_name(tmp_path):
+    """model.singleton_input became model.singleton_flag (one name with data.singleton_flag):
+    the old name is an error naming the new one, not translated."""
     from proformer.config import apply_overrides, load_run_config
 
     write_run_model(tmp_path, {}, tiny_info())
     values = json.loads((tmp_path / "config.json").read_text())
     values["model"]["singleton_input"] = values["model"].pop("singleton_flag") or True
     (tmp_path / "config.json").write_text(json.dumps(values))
-    with pytest.warns(FutureWarning, match="'singleton_input' is now called 'singleton_flag'"):
-        assert read_run_info(tmp_path).model.singleton_flag is True
+    with pytest.raises(ValueError, match=r"config\.json: model field 'singleton_input' is now 'singleton_flag': rename it"):
+        read_run_info(tmp_path)
     for key in ("model.singleton_input", "singleton_input"):
-        with pytest.warns(FutureWarning, match="now called 'singleton_flag'"):
-            assert apply_overrides(load_run_config(preset="grid"), [f"{key}=true"]).model.singleton_flag is True
+        with pytest.raises(ValueError, match=rf"^--set {key}: model field 'singleton_input' is now 'singleton_flag': "
+                                             rf"rename it to model\.singleton_flag$"):
+            apply_overrides(load_run_config(preset="grid"), [f"{key}=true"])
     with pytest.raises(ValueError, match="unknown key 'singleton_inputs'"):
         apply_overrides(load_run_config(preset="grid"), ["singleton_inputs=true"])

@@ -206,24 +206,33 @@ def test_shards_split_the_cells_and_merge_their_rows(tiny_data, tmp_path, capsys
 def test_auto_shard_skips_live_claims_and_takes_over_dead_ones(tiny_data, tmp_path, capsys, one_thread):
     import socket
 
+    from filelock import FileLock
+
     grid, out = tiny_grid_yaml(tmp_path / "tiny.yaml"), tmp_path / "out"
     claims = out / "claims"
     claims.mkdir(parents=True)
-    # Another live worker on this host holds the first cell; a dead one held the second.
-    dead = subprocess.Popen(["true"])
-    dead.wait()
+    # Another live worker holds the first cell (its claim's lock); a dead one held the second
+    # (its claim file is left, its lock free).
     host = socket.gethostname()
     (claims / "blocks1-readoutpool-fold0.json").write_text(json.dumps({"host": host, "pid": os.getppid()}))
-    (claims / "blocks1-readout2-fold0.json").write_text(json.dumps({"host": host, "pid": dead.pid}))
-    rows = run_sweep(grid, tiny_data, out, epochs=1, progress=False, shard="auto")
-    assert [r["cell"] for r in rows] == ["blocks1-readout2"]
-    assert "taking over the claim of process" in capsys.readouterr().err
-    assert not (claims / "blocks1-readout2-fold0.json").exists()  # released when recorded
-    # Once the live claim is gone, a worker takes the remaining cell and nothing else.
-    (claims / "blocks1-readoutpool-fold0.json").unlink()
+    (claims / "blocks1-readout2-fold0.json").write_text(json.dumps({"host": host, "pid": 4321}))
+    live = FileLock(claims / "blocks1-readoutpool-fold0.lock", timeout=0)
+    live.acquire()
+    try:
+        rows = run_sweep(grid, tiny_data, out, epochs=1, progress=False, shard="auto")
+        assert [r["cell"] for r in rows] == ["blocks1-readout2"]
+        assert "blocks1-readout2: taking over the claim of process 4321" in capsys.readouterr().err
+        # Released when recorded: the claim file and its lock are gone.
+        assert sorted(p.name for p in claims.iterdir()) == ["blocks1-readoutpool-fold0.json",
+                                                            "blocks1-readoutpool-fold0.lock"]
+    finally:
+        live.release()
+    # Once the live worker has ended (its lock free), a worker takes the remaining cell and nothing else.
     rows = run_sweep(grid, tiny_data, out, epochs=1, progress=False, shard="auto")
     assert [r["cell"] for r in rows] == ["blocks1-readoutpool", "blocks1-readout2"]
-    assert capsys.readouterr().err.count(": training") == 1
+    err = capsys.readouterr().err
+    assert err.count(": training") == 1 and f"blocks1-readoutpool: taking over the claim of process {os.getppid()}" in err
+    assert list(claims.iterdir()) == []
     # A fresh auto worker starts with the heavier model (2 head tokens) and ends with pooling.
     run_sweep(grid, tiny_data, tmp_path / "fresh", epochs=1, progress=False, shard="auto")
     err = capsys.readouterr().err

@@ -65,7 +65,7 @@ def export_onnx(model: str | os.PathLike | Sequence[str | os.PathLike], out: str
         ``out`` and, when checked, ``max_abs_difference`` on a batch of random sequences.
     """
     try:
-        import onnx  # noqa: F401  (the exporter needs it)
+        import onnx  # noqa: F401 (the exporter needs it)
     except ImportError:
         raise ImportError('ONNX export needs the optional extra: pip install "proformer[onnx]"') from None
     runs = [model] if isinstance(model, (str, os.PathLike)) else list(model)

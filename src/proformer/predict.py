@@ -16,7 +16,6 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from .inference import Ensemble, load, units_text
 from .io.atomic import atomic_write, check_output

@@ -4,8 +4,9 @@ A key is a field name (``dim=256``) or a dotted path through nested dataclasses
 (``model.dim=256``, ``train.lr=1e-3``). On a config with sections, a bare key is the field of
 the one section that has it, so ``dim=256`` means ``model.dim=256`` and ``lr=1e-3`` means
 ``train.lr=1e-3``.
-A field renamed in a release is still accepted under its old name, with a warning: the dataclass
-lists such names in a ``RENAMED`` class attribute (old name -> new name).
+A field renamed in a release is refused under its old name with an error naming the new one
+(:class:`FormerName`): the dataclass lists such names in a ``FORMER_NAMES`` class attribute
+(old name -> new name).
 Values are parsed as YAML scalars (``32`` is an int, ``pool`` a string, ``true`` a bool) and
 checked against the field's type; the dataclass's own validation then runs on the result.
 """
@@ -15,12 +16,11 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-import warnings
 from typing import Any, Iterable
 
 import yaml
 
-__all__ = ["apply_overrides", "parse_override"]
+__all__ = ["FormerName", "apply_overrides", "parse_override"]
 
 _DEFAULT_SECTION = "model"  # "model.dim" also works on a bare ModelConfig
 
@@ -87,7 +87,7 @@ def _resolve(config: Any, key: str) -> list[str]:
         # A bare field of one section: "dim" means "model.dim", "lr" means "train.lr".
         sections = [f.name for f in dataclasses.fields(config) if dataclasses.is_dataclass(getattr(config, f.name))]
         owners = [s for s in sections if path[0] in {f.name for f in dataclasses.fields(getattr(config, s))}
-                  | set(getattr(type(getattr(config, s)), "RENAMED", {}))]
+                  | set(getattr(type(getattr(config, s)), "FORMER_NAMES", {}))]
         if len(owners) == 1:
             path = owners + path
     elif len(path) > 1 and path[0] == _DEFAULT_SECTION and _DEFAULT_SECTION not in names:
@@ -123,26 +123,31 @@ class _UnknownKey(Exception):
     pass
 
 
-def current_name(config: Any, name: str) -> str:
-    """``name``, or the new name of a field renamed since (``RENAMED``), with a FutureWarning."""
-    new = getattr(type(config), "RENAMED", {}).get(name)
-    if new is None:
-        return name
-    warnings.warn(f"the config key {name!r} is now called {new!r}; the old name will stop working in a later "
-                  f"release", FutureWarning, stacklevel=4)
-    return new
+class FormerName(ValueError):
+    """A key names a field by its former name (listed in the dataclass's ``FORMER_NAMES``)."""
+
+    def __init__(self, key: str, section: str, old: str, new: str):
+        self.key, self.section, self.old, self.new = key, section, old, new
+        super().__init__(f"--set {key}: {self.what()}: rename it to {section}.{new}")
+
+    def what(self) -> str:
+        """``model field 'old' is now 'new'``."""
+        return f"{self.section} field {self.old!r} is now {self.new!r}"
 
 
-def _set(config: Any, path: list[str], value: Any, key: str) -> Any:
+def _set(config: Any, path: list[str], value: Any, key: str, sections: tuple[str, ...] = ()) -> Any:
     types_ = _field_types(config)
-    name = current_name(config, path[0])
+    name = path[0]
+    former = getattr(type(config), "FORMER_NAMES", {})
+    if name in former:
+        raise FormerName(key, ".".join(sections) or _DEFAULT_SECTION, name, former[name])
     if name not in types_:
         raise _UnknownKey(key)
     current = getattr(config, name)
     if len(path) > 1:
         if not dataclasses.is_dataclass(current):
             raise _UnknownKey(key)
-        new = _set(current, path[1:], value, key)
+        new = _set(current, path[1:], value, key, (*sections, name))
     elif dataclasses.is_dataclass(current):
         raise ValueError(f"{key!r} is a section; set one of its fields, e.g. {key}.{dataclasses.fields(current)[0].name}=...")
     else:

@@ -21,11 +21,11 @@ from typing import Iterable
 import yaml
 
 from ..model.config import ModelConfig, model_preset
-from .overrides import apply_overrides
+from .overrides import FormerName, apply_overrides
 from .yaml import load_yaml
 
 __all__ = [
-    "CLIPPING", "MEMORY_MODES", "OPTIMIZERS", "PRECISIONS", "RUN_PRESETS", "SCHEDULES", "DataConfig", "FromData",
+    "CLIPPING", "LOGGERS", "MEMORY_MODES", "OPTIMIZERS", "PRECISIONS", "RUN_PRESETS", "SCHEDULES", "DataConfig", "FromData",
     "RunConfig", "TrainConfig", "load_run_config", "run_preset", "save_run_config",
 ]
 
@@ -34,6 +34,8 @@ OPTIMIZERS = ("adam", "adamw", "lion")
 CLIPPING = ("original", "global_norm", "none")
 PRECISIONS = ("32", "bf16")
 MEMORY_MODES = ("auto", "check", "off")
+#: train.logger's names: where the per-epoch metrics go (metrics.csv, "csv", always).
+LOGGERS = ("csv", "tensorboard", "wandb", "mlflow")
 
 #: The model fields a preset leaves to the dataset (train() fills them in).
 DATA_SHAPED = ("length", "n_targets")
@@ -237,6 +239,12 @@ class TrainConfig:
         training goes on from the raw weights. ``checkpoints/last.ckpt`` holds both (the
         average as its ``state_dict``, the raw weights as ``current_model_state``), so
         ``--resume`` continues the same average. Costs one more copy of the weights in memory.
+    logger : str or list of str
+        Where the per-epoch metrics (metrics.csv's columns) go, through Lightning's loggers:
+        ``csv`` (metrics.csv, always written), ``tensorboard`` (``RUN/tensorboard/``),
+        ``wandb``, ``mlflow`` (each needs its package installed). Several are given
+        comma-separated (``--set train.logger=csv,tensorboard``, like ``devices=0,1``) or as a
+        list; stored as the comma-separated names.
     """
 
     lr: float = 1e-3
@@ -266,6 +274,7 @@ class TrainConfig:
     num_workers: int = 0
     compile: bool = False
     ema: float = 0.0
+    logger: str | list[str] = "csv"
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
@@ -325,6 +334,20 @@ class TrainConfig:
         if isinstance(self.ema, bool) or not isinstance(self.ema, (int, float)) or not (self.ema == 0 or 0 < self.ema < 1):
             raise ValueError(f"train.ema={self.ema!r}: must be 0 (off) or a decay in (0, 1), e.g. 0.999")
         self.ema = float(self.ema)
+        self.logger = _logger_names(self.logger)
+
+
+def _logger_names(value) -> str:
+    """``train.logger`` as comma-separated known names (a string or a list of strings)."""
+    parts = value.split(",") if isinstance(value, str) else value
+    if not isinstance(parts, (list, tuple)) or not all(isinstance(part, str) for part in parts):
+        raise ValueError(f"train.logger={value!r}: must be logger names, e.g. csv,tensorboard")
+    names = list(dict.fromkeys(part.strip() for part in parts if part.strip())) or ["csv"]
+    unknown = [name for name in names if name not in LOGGERS]
+    if unknown:
+        raise ValueError(f"train.logger={value!r}: unknown logger {', '.join(unknown)}; valid loggers are "
+                         f"{', '.join(LOGGERS)} (comma-separated for several; metrics.csv is always written)")
+    return ",".join(names)
 
 
 def _valid_devices(value) -> bool:
@@ -374,6 +397,8 @@ class RunConfig:
         flat = {f"{section}.{key}": value for section, items in values.items() for key, value in (items or {}).items()}
         try:
             return apply_overrides(base, flat)
+        except FormerName as error:
+            raise ValueError(f"{error.what()}: rename it in {source}") from None
         except ValueError as error:
             raise ValueError(f"{source}: {str(error).replace('--set ', '')}") from None
 

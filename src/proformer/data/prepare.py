@@ -21,7 +21,8 @@ Encoded chunks go to temporary files; ``codes.npy`` is assembled at the end in a
 ``.npy`` of the final shape, one chunk padded to the final width at a time, so the full matrix is
 never held in memory (:mod:`proformer.data.chunks`). A run writes into a staging directory and
 publishes it whole (:mod:`proformer.data.staging`). The directory's files, names and
-``meta.json`` writer are those of :mod:`proformer.io.dataset`.
+``meta.json`` writer are those of :mod:`proformer.io.dataset`. A second run on the same output
+while one runs is refused at once (:class:`OutputLocked`, naming the lock ``OUT.lock``).
 
 Every input row ends up kept or counted under one reason of ``meta["dropped"]``. Problems are
 checked in this order and the first one found names the reason:
@@ -54,7 +55,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..io.dataset import CODES, FORMAT_VERSION, INTEGER_TARGET, LENGTHS, TARGETS, publish, write_meta
+from ..io.dataset import CODES, FORMAT_VERSION, INTEGER_TARGET, LENGTHS, TARGETS, aside, publish, write_meta
 from ..io.dataset import read_meta as load_meta  # the checked reader, under the name prepare has always exported
 from ..io.errors import InputError, show_value
 from ..io.fasta import Fasta, header_number
@@ -66,9 +67,9 @@ from ..io.tables import Delimited, table_parser
 from ..progress import Progress
 from ..sequence import DREAM_HEAD, DREAM_LENGTH, DREAM_TAIL
 from .chunks import _assemble_codes, _process, _Stats
-from .staging import _OWN_STAGING, _cleanup_on_signal, _make_staging, _remove_stale_staging
+from .staging import OutputLocked, _cleanup_on_signal, _make_staging, _output_lock, _remove_stale_staging
 
-__all__ = ["InputError", "prepare", "load_meta", "FORMAT_VERSION", "REASONS"]
+__all__ = ["InputError", "OutputLocked", "prepare", "load_meta", "FORMAT_VERSION", "REASONS"]
 
 _ADVICE = (
     "Fix the input, or pass --on-bad skip (prepare(..., on_bad='skip')) to drop such rows; "
@@ -191,6 +192,8 @@ def prepare(
         apart; the message names ``file:line``, the offending value and the flag to pass.
     ValueError
         Arguments that do not fit together or the input (named by flag and by argument).
+    OutputLocked
+        Another run is preparing ``out`` (it holds the lock ``OUT.lock``); raised at once.
     """
     if format not in ("auto", "dream", "fasta", "table"):
         raise ValueError(f"--format (format=) must be 'auto', 'dream', 'fasta' or 'table', got {format!r}")
@@ -239,10 +242,13 @@ def prepare(
         raise ValueError(f"--length (length=) must be >= 1, got {length}")
 
     out = Path(out)
-    created_out = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    _remove_stale_staging(out, time.time())
-    with _cleanup_on_signal():
+    with _output_lock(out), _cleanup_on_signal():
+        _, recovered = _remove_stale_staging(out)
+        if recovered == "restored":
+            print(f"prepare: {out}: put back the dataset an interrupted run had moved aside to "
+                  f"{aside(out.resolve())}", file=sys.stderr, flush=True)
+        created_out = not out.exists()
+        out.mkdir(parents=True, exist_ok=True)
         return _prepare_into(
             out, created_out, path, display, format, seq_col, target_cols, on_bad, head, tail, length,
             chunk_rows, progress, sniff, choice,
@@ -457,7 +463,6 @@ def _prepare_into(out, created_out, path, display, format, seq_col, target_cols,
         if source is not None:
             source.close()
         shutil.rmtree(tmp_dir, ignore_errors=True)
-        _OWN_STAGING.discard(tmp_dir)
         if not finished and created_out and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # do not leave an empty dataset directory behind a failed run
 

@@ -1,76 +1,103 @@
 """Staging: where a prepare run writes before it publishes, and what a killed run left behind.
 
-A run writes its dataset into a fresh ``.prepare-<pid>-<random>`` directory beside the output
-(:func:`_make_staging`), which :func:`proformer.io.dataset.publish` swaps into place; SIGTERM and
-SIGHUP are turned into an exception meanwhile so that the staging directory is removed
-(:func:`_cleanup_on_signal`), and the next run removes what a killed one left
-(:func:`_remove_stale_staging`). The names are private to :mod:`proformer.data.prepare`.
+A run holds the output's lock, ``OUT.lock`` beside the output (:func:`_output_lock`, a
+:class:`filelock.FileLock`), from start to end: a second run on the same output is refused at
+once, naming the lock, and the lock is freed by the system when its holder dies. The run
+writes its dataset into a fresh ``.OUT.prepare-<random>`` directory beside the output
+(:func:`_make_staging`), which :func:`proformer.io.dataset.publish` swaps into place; SIGTERM
+and SIGHUP are turned into an exception meanwhile so that the staging directory is removed
+(:func:`_cleanup_on_signal`). Whoever holds the lock owns every staging directory of the output,
+so those found on taking it were left by a killed run and are removed, and a publish a killed
+run interrupted is undone (:func:`_remove_stale_staging`). The names are private to
+:mod:`proformer.data.prepare`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import shutil
 import signal
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
-from ..io.atomic import process_alive
+from filelock import FileLock, Timeout
 
-__all__ = ["_OWN_STAGING", "_remove_stale_staging", "_make_staging", "_cleanup_on_signal"]
+from ..io.dataset import recover
 
-
-#: ``.prepare-<pid>-<random>``: a staging directory and the process that created it (also the
-#: ``-old`` copy a directory swap leaves for a moment).
-_STAGING = re.compile(r"\.prepare-(\d+)-[a-z0-9_]+(?:-old)?")
-#: The staging directories of earlier versions, inside the dataset directory, without a pid.
-_LEGACY_STAGING = re.compile(r"\.prepare-[a-z0-9_]{8}")
-#: Staging directories of this process's runs in progress.
-_OWN_STAGING: set[Path] = set()
+__all__ = ["OutputLocked", "_output_lock", "_remove_stale_staging", "_make_staging", "_cleanup_on_signal"]
 
 
-def _remove_stale_staging(out: Path, began: float) -> list[Path]:
-    """Remove the staging directories killed runs left beside or inside ``out``: those whose
-    creating process is dead, and, inside ``out`` only, pid-less ones (earlier versions) last
-    changed before this run began. Another run's staging directory, alive, is left alone.
-    Returns what was removed."""
+class OutputLocked(FileExistsError):
+    """Another ``proformer prepare`` is writing the same output."""
+
+
+def _staging_prefix(target: Path) -> str:
+    return f".{target.name}.prepare-"
+
+
+def _take(path: Path, out: Path) -> FileLock:
+    lock = FileLock(path, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise OutputLocked(f"{out} is being prepared by another run, which holds the lock {path}; wait for it "
+                           f"to finish, or prepare into another --out") from None
+    return lock
+
+
+@contextlib.contextmanager
+def _output_lock(out: Path) -> Iterator[Path]:
+    """Hold ``OUT.lock`` beside the output (inside it where the parent is not writable) for the
+    block; raise :class:`OutputLocked` at once when another run holds it. Yields the lock's path."""
+    target = out.resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    path = target.with_name(target.name + ".lock")
+    try:
+        lock = _take(path, out)
+    except PermissionError:
+        if not target.is_dir():
+            raise
+        path = target / ".prepare.lock"
+        lock = _take(path, out)
+    try:
+        yield path
+    finally:
+        lock.release()
+
+
+def _remove_stale_staging(out: Path) -> tuple[list[Path], str | None]:
+    """With the output's lock held: undo or finish a publish a killed run interrupted
+    (:func:`proformer.io.dataset.recover`), then remove the staging directories beside or
+    inside ``out`` (none of them can belong to a run in progress: that run would hold the lock).
+    Returns what was removed and what :func:`~proformer.io.dataset.recover` did."""
+    target = out.resolve()
+    recovered = recover(target)
+    staging = re.compile(re.escape(_staging_prefix(target)) + r"[a-z0-9_]{8}")
     removed = []
-    for folder in dict.fromkeys([out.resolve().parent, out]):
+    for folder in dict.fromkeys([target.parent, target]):
         try:
             entries = list(folder.iterdir())
         except OSError:
             continue
         for entry in entries:
-            match = _STAGING.fullmatch(entry.name)
-            if match:
-                pid = int(match.group(1))
-                stale = entry not in _OWN_STAGING and (pid == os.getpid() or not process_alive(pid))
-            elif folder == out and _LEGACY_STAGING.fullmatch(entry.name):
-                try:
-                    stale = entry.stat().st_mtime < began
-                except OSError:
-                    continue
-            else:
-                continue
-            if stale and entry.is_dir() and not entry.is_symlink():
+            if staging.fullmatch(entry.name) and entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)
                 removed.append(entry)
-    return removed
+    return removed, recovered
 
 
 def _make_staging(out: Path) -> Path:
     """A fresh staging directory beside ``out`` (so that publishing swaps the directory as a
     whole), or inside it where ``out``'s parent is not writable."""
-    prefix = f".prepare-{os.getpid()}-"
+    target = out.resolve()
+    prefix = _staging_prefix(target)
     try:
-        staged = Path(tempfile.mkdtemp(prefix=prefix, dir=out.resolve().parent))
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
     except OSError:
-        staged = Path(tempfile.mkdtemp(prefix=prefix, dir=out))
-    _OWN_STAGING.add(staged)
-    return staged
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=target))
 
 
 @contextlib.contextmanager

@@ -228,7 +228,7 @@ def _readout_columns(readouts) -> list[tuple[str, ...]]:
     return [(f"readout={r}",) for r in readouts]
 
 
-#: The training ideas of issue 7 (docs/training-ideas.md): each alone, then all together.
+#: The challenge's training ideas (docs/training-ideas.md): each alone, then all together.
 TRAINING_IDEAS = (
     ("baseline", "faithful recipe (Adam, warmup + cosine, MSE)", ("loss=mse",)),
     ("soft-bins", "soft classification over the 18 bins", ("loss=soft_bins",)),
@@ -253,8 +253,8 @@ def _training_ideas(seeds=(0, 1)) -> Grid:
     )
     return Grid(name="training-ideas", preset="grid", cells=cells, set=("data.split=hash:0.9", "train.batch_size=64"),
                 rows=tuple(label for _, label, _ in TRAINING_IDEAS), columns=tuple(f"seed {s}" for s in seeds),
-                row_header="option", description="issue 7: the challenge's training ideas on the grid d64 model, each "
-                                                 "alone and all together, 2 seeds, 90/10 hash split")
+                row_header="option", description="the challenge's training ideas on the grid d64 model, each alone "
+                                                 "and all together, 2 seeds, 90/10 hash split")
 
 
 def _builtin_grids() -> dict[str, Grid]:

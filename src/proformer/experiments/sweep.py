@@ -11,9 +11,11 @@ Output directory::
 A rerun skips every cell recorded as ``done`` in results.csv and does not touch its directory.
 Several workers may share one sweep directory: ``shard=(k, n)`` (worker k of n takes every n-th
 cell, e.g. one per GPU) or ``shard="auto"`` (each worker claims the next cell nobody holds, in
-``OUT/claims/``, so cells of unequal cost spread evenly over any number of workers; a claim
-whose process has died on this host is taken over). results.csv is updated under a lock
-(``OUT/results.lock``), each worker merging its row into what the others wrote.
+``OUT/claims/``, so cells of unequal cost spread evenly over any number of workers). A claim is
+a ``CELL-foldK.json`` naming its worker and a ``CELL-foldK.lock`` (a :class:`filelock.FileLock`)
+the worker holds while it trains the cell: a claim whose lock can be taken was left by a worker
+that ended, and is taken over. results.csv is updated under a lock (``OUT/results.lock``), each
+worker merging its row into what the others wrote.
 A cell that was interrupted resumes from its last epoch checkpoint; without one (killed in its
 first epoch) its directory is deleted and the cell starts again.
 """
@@ -21,7 +23,6 @@ first epoch) its directory is deleted and the cell starts again.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -32,9 +33,10 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from filelock import FileLock, Timeout
+
 from ..config import parse_override
 from ..data.dataset import Dataset
-from ..io.atomic import process_alive
 from ..io.run import read_run_info
 from .grids import Cell, Grid, full_key, load_grid
 from .results import (
@@ -146,7 +148,8 @@ def run_sweep(grid: str | Path | Grid, data: str | Path | None, out: str | Path,
         key = (cell.id, part["fold"])
         if key in done or (isinstance(shard, tuple) and (number - 1) % shard[1] != shard[0] - 1):
             continue
-        if shard == "auto" and not _claim(out, cell.id, part["fold"]):
+        claim = _claim(out, cell.id, part["fold"]) if shard == "auto" else None
+        if shard == "auto" and claim is None:
             continue
         config = _with_data(configs[cell.id], part)
         run_dir = out / "cells" / cell.id / (f"fold-{part['fold']}" if folds > 1 else "")
@@ -161,8 +164,7 @@ def run_sweep(grid: str | Path | Grid, data: str | Path | None, out: str | Path,
             if _stopped(error):
                 # SIGTERM: the user (or a scheduler) asked the sweep to stop, not just this cell.
                 _record(out, row, units, columns)
-                if shard == "auto":
-                    _claim_path(out, cell.id, part["fold"]).unlink(missing_ok=True)
+                _release(out, claim)
                 raise type(error)(f"sweep {out} stopped by SIGTERM in cell {name}; run the same command again to "
                                   f"resume it (finished cells are kept)") from None
         else:
@@ -170,8 +172,7 @@ def run_sweep(grid: str | Path | Grid, data: str | Path | None, out: str | Path,
             print(f"[{number}/{len(units)}] {name}: val Pearson {row['val_pearson']:.4f} at epoch {row['best_epoch']}"
                   f"{' (collapsed)' if row['collapsed'] else ''}, {seconds:.0f} s", file=sys.stderr, flush=True)
         _record(out, row, units, columns)
-        if shard == "auto":
-            _claim_path(out, cell.id, part["fold"]).unlink(missing_ok=True)
+        _release(out, claim)
     results = {(row["cell"], row["fold"]): row for row in read_results(out)}
     return [results[(c.id, p["fold"])] for c, p in units if (c.id, p["fold"]) in results]
 
@@ -210,12 +211,8 @@ def parse_shard(text: str | None) -> tuple[int, int] | str | None:
 @contextlib.contextmanager
 def _locked(out: Path):
     """Hold ``OUT/results.lock`` exclusively (workers of one sweep take turns writing)."""
-    with open(out / "results.lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with FileLock(out / "results.lock"):
+        yield
 
 
 def _cost(config) -> float:
@@ -229,21 +226,49 @@ def _claim_path(out: Path, cell: str, fold: int) -> Path:
     return out / "claims" / f"{cell}-fold{fold}.json"
 
 
-def _claim(out: Path, cell: str, fold: int) -> bool:
-    """Take (cell, fold) for this process unless it is done or held by a live worker."""
+def _claim(out: Path, cell: str, fold: int) -> FileLock | None:
+    """Take (cell, fold) for this process unless it is done or held by a live worker.
+
+    Returns the claim's lock, held until :func:`_release`, or None. A claim file whose lock
+    can be taken was left by a worker that ended (killed): it is taken over.
+    """
     path = _claim_path(out, cell, fold)
     path.parent.mkdir(exist_ok=True)
-    host, pid = socket.gethostname(), os.getpid()
     with _locked(out):
         if any(r["cell"] == cell and r["fold"] == fold and r["status"] == "done" for r in read_results(out)):
-            return False
-        if path.exists():
-            holder = json.loads(path.read_text() or "{}")
-            if holder.get("host") != host or process_alive(int(holder.get("pid", 0))):
-                return False  # another machine's claim counts as live: delete the file to free it
-            print(f"{cell}: taking over the claim of process {holder.get('pid')}, which has ended", file=sys.stderr)
-        path.write_text(json.dumps({"host": host, "pid": pid, "started": time.time()}) + "\n")
-    return True
+            return None
+        lock = FileLock(path.with_suffix(".lock"), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            return None  # a live worker trains the cell
+        try:
+            if path.exists():
+                try:
+                    holder = json.loads(path.read_text() or "{}")
+                except (OSError, ValueError):
+                    holder = {}
+                print(f"{cell}: taking over the claim of process {holder.get('pid')} on {holder.get('host')}, "
+                      f"which has ended", file=sys.stderr)
+            path.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": time.time()}) + "\n")
+        except BaseException:
+            lock.release()
+            raise
+    return lock
+
+
+def _release(out: Path, lock: FileLock | None) -> None:
+    """Give a claim up once its cell is recorded: its files are removed, then its lock released.
+
+    Under the results lock, which every worker holds while it opens a claim's lock, so that no
+    worker is left holding a lock file that is gone."""
+    if lock is None:
+        return
+    lock_path = Path(lock.lock_file)
+    with _locked(out):
+        lock_path.with_suffix(".json").unlink(missing_ok=True)
+        lock_path.unlink(missing_ok=True)
+        lock.release()
 
 
 def _record(out: Path, row: dict, units, columns: list[str]) -> None:

@@ -123,16 +123,3 @@ def check_output(out: str | os.PathLike, *inputs: str | os.PathLike | None) -> N
             raise ValueError(f"--out {out} is the input file {source}: writing it would destroy the input; "
                              f"choose another output path")
 
-
-def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` still runs on this machine: decides if a lock, claim or staging
-    folder left behind by it is stale. Unsure (another user's process) counts as alive."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # PermissionError: it exists, owned by someone else
-        return True
-    return True

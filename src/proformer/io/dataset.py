@@ -9,12 +9,9 @@ format version. numpy and the standard library only: preparing data must not nee
 
 from __future__ import annotations
 
-import ctypes
-import errno
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -23,7 +20,7 @@ import numpy as np
 __all__ = [
     "FORMAT_VERSION", "CODES", "LENGTHS", "TARGETS", "META", "INTEGER_TARGET", "WINDOWS", "REQUIRED_FILES",
     "OPTIONAL_FILES", "FILES", "META_KEYS", "DatasetFormatError", "DatasetArrays", "write_meta", "read_meta",
-    "read_dataset", "validate", "publish", "is_integer_target",
+    "read_dataset", "validate", "publish", "aside", "recover", "is_integer_target",
 ]
 
 #: The version written to, and the only one accepted from, ``meta.json["format_version"]``.
@@ -271,47 +268,16 @@ def validate(directory: str | os.PathLike) -> dict:
     return meta
 
 
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``).
-
-    Returns False where the system or file system cannot (the caller then renames twice).
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
-    except (OSError, AttributeError):
-        return False
-    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
-    renameat2.restype = ctypes.c_int
-    at_fdcwd, rename_exchange = -100, 2
-    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP):
-        return False
-    raise OSError(code, os.strerror(code), os.fspath(a), None, os.fspath(b))
+def aside(directory: str | os.PathLike) -> Path:
+    """Where :func:`publish` moves the old dataset while it renames the new one in:
+    ``.NAME.old`` beside ``directory``."""
+    directory = Path(directory)
+    return directory.with_name(f".{directory.name}.old")
 
 
-def _swap_directory(staged: Path, directory: Path) -> None:
-    """Put ``staged`` at ``directory`` (its sibling) as a whole; the old directory is removed.
-
-    Where the system allows, the two are exchanged atomically, so a reader finds the old
-    dataset or the new one, never a mix and never none; elsewhere the old directory is renamed
-    aside and the new one renamed in (a reader may find no dataset for that moment). Files the
-    dataset format does not name (a user's notes) are then moved from the old directory into
-    the new one.
-    """
-    if _exchange(staged, directory):
-        old = staged  # now holds the old directory
-    else:
-        old = staged.with_name(staged.name + "-old")
-        os.rename(directory, old)
-        try:
-            os.rename(staged, directory)
-        except BaseException:
-            os.rename(old, directory)
-            raise
+def _carry_over(old: Path, directory: Path) -> None:
+    """Move the files the dataset format does not name (a user's notes) from ``old`` into
+    ``directory`` where it has none of that name, then remove ``old``."""
     try:
         for entry in old.iterdir():
             if entry.name not in FILES and not (directory / entry.name).exists():
@@ -320,18 +286,66 @@ def _swap_directory(staged: Path, directory: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def recover(directory: str | os.PathLike) -> str | None:
+    """Finish what a writer killed inside :func:`publish` left: the old dataset at :func:`aside`.
+
+    Killed between its two renames (``directory`` absent, or an empty directory), the old
+    dataset is renamed back to ``directory``, whole; killed after them, the new dataset is in
+    place, so the old one's own files are carried over and the rest removed. Call it while no
+    other writer publishes to ``directory`` (``proformer prepare`` holds its output's lock).
+
+    Returns
+    -------
+    str or None
+        ``"restored"``, ``"removed"``, or None when there was nothing to do.
+    """
+    directory = Path(directory)
+    old = aside(directory)
+    if not old.is_dir() or old.is_symlink():
+        return None
+    if directory.is_dir() and not directory.is_symlink() and not any(directory.iterdir()):
+        directory.rmdir()  # an empty directory made since is no dataset: the old one goes back
+    if not directory.exists() and not directory.is_symlink():
+        os.rename(old, directory)
+        return "restored"
+    _carry_over(old, directory)
+    return "removed"
+
+
+def _swap_directory(staged: Path, directory: Path) -> None:
+    """Put ``staged`` at ``directory`` (its sibling) as a whole; the old directory is removed.
+
+    Two renames: the old directory aside (to :func:`aside`), the new one in. A reader finds the
+    old dataset, none for that moment, or the new one, never a mix (``meta.json``, which makes
+    a directory a dataset, is written last inside ``staged``). A failed second rename puts the
+    old directory back; a writer killed between the two leaves it at :func:`aside`, where
+    :func:`recover` (the next ``publish`` or ``prepare``) finds it. Files the dataset format
+    does not name (a user's notes) are then moved from the old directory into the new one.
+    """
+    old = aside(directory)
+    os.rename(directory, old)
+    try:
+        os.rename(staged, directory)
+    except BaseException:
+        os.rename(old, directory)
+        raise
+    _carry_over(old, directory)
+
+
 def publish(staged: str | os.PathLike, directory: str | os.PathLike) -> dict:
     """Move a dataset written in ``staged`` to ``directory``, so that it appears complete or not at all.
 
-    ``staged`` is validated first (:func:`validate`). When ``directory`` does not exist,
+    ``staged`` is validated first (:func:`validate`), and what an earlier writer killed inside
+    ``publish`` left is recovered (:func:`recover`). When ``directory`` does not exist,
     ``staged`` is renamed to it: one atomic step, so ``staged`` must be on the same file system
     (a sibling, or inside ``directory``'s parent). When ``directory`` exists and ``staged`` is
-    its sibling, the directory is replaced as a whole (:func:`_swap_directory`: atomically on
-    Linux), and other files in ``directory`` are carried over. Otherwise (``staged`` elsewhere,
-    e.g. inside ``directory``) the dataset files are replaced one by one: ``meta.json`` is
-    removed first and moved in last, so that a reader meanwhile finds no dataset rather than
-    new arrays with old metadata; dataset files the new dataset lacks are removed (an old
-    ``windows.tsv`` would describe other rows). Other files in ``directory`` are left alone.
+    its sibling, the directory is replaced as a whole (:func:`_swap_directory`: old one aside,
+    new one in), and other files in ``directory`` are carried over. Otherwise (``staged``
+    elsewhere, e.g. inside ``directory``) the dataset files are replaced one by one:
+    ``meta.json`` is removed first and moved in last, so that a reader meanwhile finds no
+    dataset rather than new arrays with old metadata; dataset files the new dataset lacks are
+    removed (an old ``windows.tsv`` would describe other rows). Other files in ``directory``
+    are left alone.
 
     Returns
     -------
@@ -340,6 +354,7 @@ def publish(staged: str | os.PathLike, directory: str | os.PathLike) -> dict:
     """
     staged, directory = Path(staged), Path(directory)
     meta = validate(staged)
+    recover(directory.resolve())
     if not directory.exists():
         os.replace(staged, directory)
         return meta

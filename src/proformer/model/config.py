@@ -7,7 +7,6 @@ Field names are the public names used everywhere: run configs (section ``model``
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -97,9 +96,9 @@ class ModelConfig:
         and the prediction is their mean (DREAM-Attn's reverse-complement rows and averaging).
     """
 
-    #: Fields renamed since an earlier release (old -> new): still read, with a FutureWarning,
-    #: from run configs, ``--set`` and the config.json of older runs.
-    RENAMED: ClassVar[dict[str, str]] = {"singleton_input": "singleton_flag"}
+    #: Fields renamed since an earlier release (old -> new). An old name is refused, naming the
+    #: new one, in run configs, ``--set`` and the config.json of older runs.
+    FORMER_NAMES: ClassVar[dict[str, str]] = {"singleton_input": "singleton_flag"}
 
     kmer: int = 5
     dim: int = 64
@@ -189,11 +188,12 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> ModelConfig:
+        """Build from a dict of fields; an unknown field, or one under its former name
+        (:attr:`FORMER_NAMES`), is a ValueError naming it (the new name too)."""
         names = {f.name for f in dataclasses.fields(cls)}
-        for old in set(values) & set(cls.RENAMED):
-            warnings.warn(f"the model field {old!r} is now called {cls.RENAMED[old]!r}; the old name will stop "
-                          f"working in a later release", FutureWarning, stacklevel=2)
-            values = {cls.RENAMED[old] if k == old else k: v for k, v in values.items()}
+        former = sorted(set(values) & set(cls.FORMER_NAMES))
+        if former:
+            raise ValueError(f"model field {former[0]!r} is now {cls.FORMER_NAMES[former[0]]!r}: rename it")
         unknown = sorted(set(values) - names)
         if unknown:
             raise ValueError(f"unknown model field(s) {', '.join(unknown)}; valid fields: {', '.join(sorted(names))}")

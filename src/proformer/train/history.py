@@ -1,8 +1,10 @@
 """A run's per-epoch history: metrics.csv (its columns, reading, atomic writing).
 
-One home for the file's format: :class:`proformer.train.rundir.RunDirectory` writes it after every
-validation (and the learning curve from it, :func:`proformer.plots.plot_learning_curve`), and
-``--resume`` rewrites it without the epochs that run again.
+One home for the file's format: :class:`proformer.train.loggers.MetricsCSV`, the Lightning logger
+that is metrics.csv, writes it with the row :class:`proformer.train.rundir.RunDirectory` logs after
+every validation (which then draws the learning curve from it,
+:func:`proformer.plots.plot_learning_curve`), and on ``--resume`` rewrites it without the epochs
+that run again.
 """
 
 from __future__ import annotations

@@ -184,9 +184,13 @@ class ProformerModule(L.LightningModule):
         if (loss.device.type == "cpu" and world == 1) or (batch_idx + 1) % NONFINITE_CHECK_EVERY == 0:
             self.check_finite()  # before backward: a bad loss never reaches the weights on a CPU
         self.epoch_count += size
-        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=size, sync_dist=True)
-        self.log("train_mse", parts["mse"], on_step=False, on_epoch=True, batch_size=size, sync_dist=True)
-        self.log("train_reconstruction", parts["reconstruction"], on_step=False, on_epoch=True, batch_size=size, sync_dist=True)
+        # logger=False here and below: the loggers get RunDirectory's one row per epoch instead
+        # (proformer.train.loggers); these values feed the progress bar and the callbacks.
+        self.log("train_loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=size, sync_dist=True,
+                 logger=False)
+        self.log("train_mse", parts["mse"], on_step=False, on_epoch=True, batch_size=size, sync_dist=True, logger=False)
+        self.log("train_reconstruction", parts["reconstruction"], on_step=False, on_epoch=True, batch_size=size,
+                 sync_dist=True, logger=False)
         return loss
 
     def _note_nonfinite(self, loss: torch.Tensor) -> None:
@@ -248,11 +252,12 @@ class ProformerModule(L.LightningModule):
             return
         # A collapsed predictor has no Pearson; rank it below every real one for checkpointing.
         monitored = metrics["val_pearson"] if math.isfinite(metrics["val_pearson"]) else -1.0
-        self.log("val_pearson", monitored, prog_bar=True, sync_dist=False)
-        self.log("val_spearman", metrics["val_spearman"] if math.isfinite(metrics["val_spearman"]) else -1.0, prog_bar=True)
-        self.log("val_mse", metrics["val_mse"])
+        self.log("val_pearson", monitored, prog_bar=True, sync_dist=False, logger=False)
+        self.log("val_spearman", metrics["val_spearman"] if math.isfinite(metrics["val_spearman"]) else -1.0, prog_bar=True,
+                 logger=False)
+        self.log("val_mse", metrics["val_mse"], logger=False)
         for name in per_target_metric_names(self.target_names):
-            self.log(name, metrics[name])
+            self.log(name, metrics[name], logger=False)
         self.val_history.append({"epoch": self.current_epoch, **metrics})
 
     @staticmethod

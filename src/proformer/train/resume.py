@@ -6,7 +6,6 @@ Run before anything is written: a refused resume changes nothing in the run dire
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import torch
@@ -53,9 +52,7 @@ def check_resume(run_dir: Path, checkpoint: Path, config: RunConfig, model_cfg, 
     changes = []
     old_model = (state.get("hyper_parameters") or {}).get("model")
     if isinstance(old_model, dict):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            old = ModelConfig.from_dict(dict(old_model)).to_dict()
+        old = ModelConfig.from_dict(dict(old_model)).to_dict()
         new = model_cfg.to_dict()
         changes += [f"model.{k}: {old[k]!r} -> {new[k]!r}" for k in new if old.get(k) != new[k]]
     old_identity = None

@@ -8,7 +8,10 @@ Run directory::
     RUN_DIR/metrics.csv           one row per epoch (with several targets, a Pearson and Spearman per target)
     RUN_DIR/learning_curve.png
     RUN_DIR/checkpoints/last.ckpt Lightning's full state, for --resume
-    RUN_DIR/.train.lock           while a train writes the directory: its PID (removed at exit)
+    RUN_DIR/tensorboard/          with train.logger=tensorboard: the same per-epoch figures as metrics.csv
+    RUN_DIR/.train.lock           while a train writes the directory: the lock it holds (filelock; removed at exit)
+
+metrics.csv and the loggers of ``train.logger`` are Lightning loggers (:mod:`proformer.train.loggers`).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from ..io.run import CONFIG, RunInfo, TargetInfo, read_run_info
 from ..model.config import ModelConfig
 from ..sequence import Layout
 from . import memory as memory_model
+from .loggers import check_loggers, run_loggers
 from .memory import BatchPlan, NotEnoughMemory
 from .module import EMAWeights, ProformerModule, TrainingDiverged, TrainingFailed
 from .recipe import budget_epochs, epoch_rows, resolve_recipe
@@ -100,6 +104,8 @@ class _DropAdvertising(logging.Filter):
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropAdvertising())
 # Lightning 2.6 calls a torch pytree API that torch 2.13 deprecates; nothing for users to act on.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+# The loggers get one row per epoch (RunDirectory), never per step, so log_every_n_steps is moot.
+warnings.filterwarnings("ignore", message=r"The number of training batches .* is smaller than the logging interval")
 
 
 def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict:
@@ -227,6 +233,7 @@ def _checked_train(config: RunConfig, run_dir: Path, resume: bool, progress: boo
     """train(): everything is checked before anything is written, then _fit."""
     if config.data.path is None:
         raise ValueError("no training data: set data.path in the config or pass --data DATASET_DIR")
+    check_loggers(config.train.logger)  # a logger's missing package stops the run before it reads the data
     checkpoint = run_dir / "checkpoints" / "last.ckpt"
     if resume and not checkpoint.exists():
         raise FileNotFoundError(f"--resume: {checkpoint} does not exist; start the run without --resume")
@@ -409,6 +416,8 @@ def _fit(config, run_dir, resume, trainer, plan, dataset, valid_set, model_cfg, 
     if resume:
         directory.pending_config = config
     trainer.callbacks.append(directory)
+    # The loggers are made now that the run directory is locked (wandb and mlflow may write on creation).
+    trainer.loggers = run_loggers(train_cfg.logger, run_dir, directory.metrics)
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     hand_over_sigterm()
@@ -484,7 +493,7 @@ def _trainer(config: RunConfig, run_dir: Path, progress: bool) -> L.Trainer:
         num_nodes=train_cfg.num_nodes,
         precision="bf16-mixed" if train_cfg.precision == "bf16" else "32-true",
         callbacks=callbacks,
-        logger=False,
+        logger=False,  # set in _fit: metrics.csv and train.logger's (proformer.train.loggers)
         enable_progress_bar=bar,
         enable_model_summary=False,
         # Clipping is done in ProformerModule.configure_gradient_clipping (the original's scheme).

@@ -1,5 +1,6 @@
-"""The run directory while ``train`` writes it: the callback that keeps metrics.csv, the learning
-curve and the best model up to date, and the lock that keeps a second ``train`` out.
+"""The run directory while ``train`` writes it: the callback that hands each epoch's metrics to the
+loggers (metrics.csv, :mod:`proformer.train.loggers`) and keeps the learning curve and the best
+model up to date, and the lock that keeps a second ``train`` out.
 
 The layout of the directory is in :mod:`proformer.train.run`'s docstring; ``config.json`` and
 ``weights.pt`` are written by :func:`proformer.io.run.write_run_model`.
@@ -13,14 +14,15 @@ import os
 import time
 from pathlib import Path
 
+import filelock
 import lightning as L
 import torch
 
 from ..config import RunConfig, save_run_config
-from ..io.atomic import process_alive
 from ..io.run import RunInfo, write_run_model
 from ..plots import plot_learning_curve
-from .history import metric_columns, read_metrics, write_metrics
+from .history import metric_columns
+from .loggers import MetricsCSV
 from .module import ProformerModule, validated_weights
 
 __all__ = ["LOCK", "RunDirectory", "RunDirectoryError", "RunLocked", "is_secondary_process", "run_lock"]
@@ -37,14 +39,18 @@ class RunDirectoryError(RuntimeError):
 
 
 class RunDirectory(L.Callback):
-    """Writes metrics.csv and the learning curve every epoch, and exports the best model: the
-    weights validation judged (with ``train.ema``, the average; :func:`validated_weights`)."""
+    """After every validation: the epoch's row (metrics.csv's columns) to every logger of the
+    trainer, metrics.csv (:attr:`metrics`, a :class:`MetricsCSV`) always among them; the
+    learning curve from metrics.csv; and the best model, the weights validation judged (with
+    ``train.ema``, the average; :func:`validated_weights`)."""
 
     def __init__(self, run_dir: Path, info: RunInfo, identity: dict | None = None):
         self.run_dir = run_dir
         self.info = info
         self.identity = identity or {}
         self.columns = metric_columns(info.target.names)
+        #: metrics.csv; train() gives it to the Trainer as its first logger.
+        self.metrics = MetricsCSV(run_dir, self.columns)
         self.best = -math.inf
         #: A config to write to config.yaml once training has started (on --resume: after the
         #: checkpoint was restored, so a resume that fails leaves the run's own config.yaml).
@@ -71,14 +77,12 @@ class RunDirectory(L.Callback):
             torch.cuda.set_rng_state_all(rng["cuda"])
 
     def on_train_start(self, trainer: L.Trainer, module: ProformerModule) -> None:
-        # On --resume, forget rows of epochs that will run again.
-        path = self.run_dir / "metrics.csv"
         if trainer.is_global_zero and self.pending_config is not None:
             save_run_config(self.pending_config, self.run_dir / "config.yaml")
             self.pending_config = None
-        if trainer.is_global_zero and path.exists():
-            rows = [row for row in read_metrics(path) if int(row["epoch"]) < trainer.current_epoch]
-            write_metrics(path, rows, self.columns)
+        if trainer.is_global_zero:
+            # On --resume, forget rows of epochs that will run again.
+            self.metrics.drop_from(trainer.current_epoch)
 
     def on_validation_end(self, trainer: L.Trainer, module: ProformerModule) -> None:
         if trainer.sanity_checking or not module.val_history:
@@ -97,10 +101,15 @@ class RunDirectory(L.Callback):
             **{k: latest[k] for k in self.columns if k.startswith("val_")},
             "seconds": round(time.time() - self.started, 1),
         }
-        path = self.run_dir / "metrics.csv"
-        rows = read_metrics(path) if path.exists() else []
-        write_metrics(path, [r for r in rows if int(r["epoch"]) != row["epoch"]] + [row], self.columns)
-        plot_learning_curve(read_metrics(path), self.run_dir / "learning_curve.png", self.run_dir.name)
+        # Every logger gets the same figures once per epoch, at the epoch's last optimizer step.
+        loggers = list(trainer.loggers)
+        if not any(logger is self.metrics for logger in loggers):
+            loggers.insert(0, self.metrics)
+        figures = {k: v for k, v in row.items() if k != "step"}
+        for logger in loggers:
+            logger.log_metrics(figures, step=row["step"])
+            logger.save()
+        plot_learning_curve(self.metrics.rows(), self.run_dir / "learning_curve.png", self.run_dir.name)
         # An epoch without a Pearson (constant or non-finite predictions) is never the best model.
         score = latest["val_pearson"]
         if math.isfinite(score) and score > self.best:
@@ -122,54 +131,43 @@ def is_secondary_process() -> bool:
     return False
 
 
-def _lock_owner(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
 @contextlib.contextmanager
 def run_lock(run_dir: Path):
-    """Hold ``run_dir/.train.lock`` (created with O_EXCL, holding this PID) for the block.
+    """Hold ``run_dir/.train.lock`` (a :class:`filelock.FileLock`) for the block.
 
-    A lock whose process is gone (a killed run) is taken over; one held by a live process
-    raises :class:`RunLocked` at once.
+    Taken without waiting: held by another process, it raises :class:`RunLocked` at once. The
+    operating system releases it when its process ends, however it ends, so a lock file left by
+    a killed run blocks nothing. Only the launching process takes it; the DDP processes it
+    starts run under its lock (:func:`is_secondary_process`).
+
+    The file is removed at the end while still held, so a run leaves none behind (and a refused
+    one changes nothing on disk): a process that opened it just before takes no lock on the
+    removed file (filelock refuses a lock on a file with no name left) and is refused as if the
+    lock were held.
     """
     if is_secondary_process():
         yield
         return
     path = run_dir / LOCK
-    for attempt in range(3):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            break
-        except FileExistsError:
-            pid = _lock_owner(path)
-            if pid is None:
-                try:
-                    young = time.time() - path.stat().st_mtime < 10
-                except FileNotFoundError:
-                    continue
-                if young:  # being written by a train that has just started
-                    pid = -1
-            if pid is not None and (pid == -1 or process_alive(pid)):
-                who = f"PID {pid}" if pid > 0 else "a process that has just started"
-                raise RunLocked(f"{run_dir} is being written by another proformer train ({who}, lock file {path}); "
-                                f"wait for it to finish or use another --out (if no such process runs, remove "
-                                f"{path})") from None
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()  # stale: its process is gone
-        except OSError as error:
-            raise RunDirectoryError(f"cannot write to the run directory {run_dir} ({error.strerror}); "
-                                    f"choose another --out") from None
-    else:
-        raise RunLocked(f"{run_dir}: could not take the lock {path}; another train may be starting; try again")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(f"{os.getpid()}\n")
+    lock = filelock.FileLock(path, timeout=0)
+    try:
+        lock.acquire()
+        held = path.stat()
+    except filelock.Timeout:
+        raise RunLocked(f"{run_dir} is being written by another proformer train (it holds {path}); wait for it to "
+                        f"finish or use another --out") from None
+    except OSError as error:
+        if lock.is_locked:
+            lock.release()
+        raise RunDirectoryError(f"cannot write to the run directory {run_dir} ({error.strerror or error}); "
+                                f"choose another --out") from None
     try:
         yield
     finally:
-        if _lock_owner(path) == os.getpid():
-            with contextlib.suppress(OSError):
+        try:
+            if os.path.samestat(path.stat(), held):
                 path.unlink()
+        except OSError:
+            pass
+        finally:
+            lock.release()
