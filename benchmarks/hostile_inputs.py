@@ -312,10 +312,10 @@ def cases(p: dict) -> list[Case]:
                                                         "--no-progress", cwd=out), expect="ok",
              check=lambda res: "wrote a file named '-'" if (out / "-").exists() else
              (None if len(res["stdout"].splitlines()) >= 20 else "fewer than 20 lines on stdout")),
-        Case("predict", "truncated weights.pt", lambda: cli(
-            "predict", "--model", copy_run(p, "truncated_run", lambda d: (d / "weights.pt").write_bytes(
-                (d / "weights.pt").read_bytes()[:100])), "--input", victim, "--out", out / "trunc.tsv",
-            "--no-progress"), check=mentions("weights.pt")),
+        Case("predict", "truncated weights.safetensors", lambda: cli(
+            "predict", "--model", copy_run(p, "truncated_run", lambda d: (d / "weights.safetensors").write_bytes(
+                (d / "weights.safetensors").read_bytes()[:100])), "--input", victim, "--out", out / "trunc.tsv",
+            "--no-progress"), check=mentions("weights.safetensors")),
         Case("predict", "config.json without model", lambda: cli(
             "predict", "--model", copy_run(p, "no_model_run", broken_config), "--input", victim, "--out",
             out / "nomodel.tsv", "--no-progress"), check=mentions("config.json")),
@@ -377,9 +377,9 @@ def cases(p: dict) -> list[Case]:
             f"{sys.executable} -m proformer.cli score {submission} --data-dir {MINI} | head -n 0"), expect="clean"),
         Case("score", "unreadable input", lambda: cli("score", unreadable, "--data-dir", MINI), skip=root_skip),
         # export
-        Case("export", "--onnx RUN/weights.pt", lambda: cli("export", "--model", weights_only, "--onnx",
-                                                            weights_only / "weights.pt"),
-             keep=(weights_only / "weights.pt",)),
+        Case("export", "--onnx RUN/weights.safetensors", lambda: cli("export", "--model", weights_only, "--onnx",
+                                                                     weights_only / "weights.safetensors"),
+             keep=(weights_only / "weights.safetensors",)),
         Case("export", "--onnx DIR", lambda: cli("export", "--model", run, "--onnx", a_dir)),
         # sweep
         Case("sweep", "cell id '..'", lambda: cli("sweep", "--grid", grid("dotdot", (

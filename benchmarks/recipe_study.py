@@ -67,7 +67,7 @@ def dream_attn(out: Path, folds: list[int]) -> None:
     for fold in folds:
         data = out / "sweep" / "data" / f"fraction-1-fold-{fold}-of-{FOLDS}"
         run_dir = out / "dream_attn" / f"fold-{fold}"
-        if (run_dir / "weights.pt").exists():
+        if (run_dir / "config.json").exists():
             continue
         command = [sys.executable, "-m", "proformer.cli", "train", *DREAM_ATTN, "--data", str(data / "train"),
                    "--set", f"data.valid={data / 'valid'}", "--out", str(run_dir), "--no-progress"]
@@ -82,7 +82,7 @@ def dream_attn_report(out: Path) -> str:
     lines = ["| fold | DREAM-Attn val Pearson (best epoch / epochs) | b64-conv | Δ | minutes |", "|---|---|---|---|---|"]
     for fold in range(FOLDS):
         run_dir = out / "dream_attn" / f"fold-{fold}"
-        if not (run_dir / "weights.pt").exists():
+        if not (run_dir / "config.json").exists():
             continue
         with open(run_dir / "metrics.csv") as handle:
             epochs = list(csv.DictReader(handle))
@@ -148,7 +148,7 @@ def ensembles(out: Path) -> str:
     for name, cells in ENSEMBLES.items():
         # The folds where every member was trained (the slow cells have fewer folds).
         folds = {fold: [run for cell in cells for grid in GRIDS
-                        if ((run := sweep_dir(out, grid) / "cells" / cell / f"fold-{fold}") / "weights.pt").exists()]
+                        if ((run := sweep_dir(out, grid) / "cells" / cell / f"fold-{fold}") / "config.json").exists()]
                  for fold in range(FOLDS)}
         folds = {fold: members for fold, members in folds.items() if len(members) == len(cells)}
         if not folds:

@@ -100,8 +100,14 @@ def test_bench_figures_follow_from_the_timed_steps(capsys, monkeypatch):
 
 @pytest.mark.parametrize("option, value", [("--batch-size", "0"), ("--steps", "0")])
 def test_bench_refuses_an_empty_measurement(option, value, capsys):
-    assert main(["bench", "predict", "--preset", "grid", "--set", "dim=16", option, value]) == 2
-    assert f"{option[2:].replace('-', '_')}=0: must be at least 1" in capsys.readouterr().err
+    # The command line refuses it while parsing (one line naming the flag and its limit); the
+    # Python API refuses it too.
+    with pytest.raises(SystemExit) as stop:
+        main(["bench", "predict", "--preset", "grid", "--set", "dim=16", option, value])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and f"argument {option}: 0 is below the limit, 1" in err and len(err.splitlines()) == 1
+    with pytest.raises(ValueError, match=f"{option[2:].replace('-', '_')}=0: must be at least 1"):
+        benchmark(model_preset("grid"), mode="predict", **{option[2:].replace("-", "_"): 0})
 
 
 def test_bf16_on_a_cpu_without_bf16_instructions_warns(monkeypatch):

@@ -4,13 +4,13 @@ import subprocess
 import sys
 
 import pytest
-import torch
 from helpers import read_csv
 from helpers import weight_distance as distance
 
 from proformer.config import load_run_config
 from proformer.data.prepare import prepare
 from proformer.data.synthetic import simulate_library, write_tsv
+from proformer.io.run import read_weights
 from proformer.train import train
 
 SETTINGS = {"dim": 16, "epochs": 1, "batch_size": 64, "accelerator": "cpu", "lr": 1e-3, "dropout": 0.1, "mask_ratio": 0.05}
@@ -36,7 +36,7 @@ def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Starting with 2 processes" in done.stderr + done.stdout
 
-    weights = {name: torch.load(tmp_path / name / "weights.pt", weights_only=True) for name in ("one", "two", "seed1")}
+    weights = {name: read_weights(tmp_path / name) for name in ("one", "two", "seed1")}
     steps = [open(tmp_path / name / "metrics.csv").read().splitlines()[1].split(",")[1] for name in ("one", "two")]
     assert steps[0] == steps[1] == "8"  # 512 rows * 0.95 / 64 per global batch
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -26,7 +26,7 @@ from proformer.config import TrainConfig, apply_overrides, load_run_config
 from proformer.data.dataset import BatchBuilder, Dataset
 from proformer.data.prepare import prepare
 from proformer.data.splits import split_indices
-from proformer.io.run import read_run_info
+from proformer.io.run import read_run_info, read_weights
 from proformer.model import Proformer
 from proformer.train import run as run_module
 from proformer.train import train
@@ -131,7 +131,7 @@ def test_saved_model_is_the_average_of_the_best_epoch_not_the_raw_weights(ema_ru
     assert len(recorder.steps) == 3 * math.ceil(result["n_train"] / 32)
     best = result["best"]["epoch"]
     last = recorder.last_step_of(best)
-    saved = torch.load(run_dir / "weights.pt", weights_only=True)
+    saved = read_weights(run_dir)
     assert_same_weights(saved, ema_through(recorder.steps, last, DECAY))
     # ... and that is not what training had reached: the average lags the raw weights by more
     # than their last step moved them.
@@ -201,13 +201,13 @@ def test_resume_refuses_to_switch_the_average_on_or_off(dataset_dir, tmp_path, o
 
 
 def test_without_ema_the_saved_model_is_the_raw_weights(dataset_dir, tmp_path, monkeypatch, one_thread):
-    """ema=0 (the default): no average on the trainer, weights.pt is the best epoch's raw weights
+    """ema=0 (the default): no average on the trainer, the saved weights are the best epoch's raw weights
     and the checkpoint is Lightning's plain one."""
     config = tiny_config(dataset_dir)
     assert config.train.ema == 0.0
     assert not any(isinstance(c, EMAWeights) for c in run_module._trainer(config, tmp_path / "unused", False).callbacks)
     result, recorder = recorded_train(config, tmp_path / "run", monkeypatch)
-    saved = torch.load(tmp_path / "run" / "weights.pt", weights_only=True)
+    saved = read_weights(tmp_path / "run")
     assert_same_weights(saved, recorder.steps[recorder.last_step_of(result["best"]["epoch"])])
     checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
     assert "current_model_state" not in checkpoint and "averaging_state" not in checkpoint

@@ -76,7 +76,7 @@ def test_prepare_keeps_every_training_row_with_the_dream_layout(run):
 
 
 def test_training_writes_the_run_and_learns_the_planted_rule(run):
-    for name in ("config.json", "weights.pt", "metrics.csv"):
+    for name in ("config.json", "weights.safetensors", "metrics.csv"):
         assert (run["run"] / name).is_file(), name
     epochs = read_csv(run["run"] / "metrics.csv")
     assert [int(row["epoch"]) for row in epochs] == list(range(EPOCHS))

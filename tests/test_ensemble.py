@@ -19,7 +19,7 @@ from helpers import random_dna, write_tiny_run
 
 import proformer
 from proformer.cli import main
-from proformer.io.run import RunInfo, read_run_info, write_run_model
+from proformer.io.run import RunInfo, read_run_info, read_weights, write_run_model
 from proformer.inference import Ensemble, Run
 from proformer.predict import predict
 from proformer.sequence import Layout
@@ -34,10 +34,8 @@ def write_run(path, seed: int, *, layout: Layout | None = None, **info_options):
     """A tiny run (helpers.write_tiny_run), optionally with other flanks (the same window)."""
     write_tiny_run(path, seed=seed, **info_options)
     if layout is not None:
-        import torch
-
         info = dataclasses.replace(read_run_info(path), layout=layout)
-        write_run_model(path, torch.load(path / "weights.pt", weights_only=True), info)
+        write_run_model(path, read_weights(path), info)
     return path
 
 

@@ -121,12 +121,12 @@ def test_export_refuses_the_run_files_and_writes_atomically(run_dir, tmp_path, c
     run_dir = Path(shutil.copytree(run_dir, tmp_path / "run"))  # the old code overwrote the model: a copy
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    weights = (run_dir / "weights.pt").read_bytes()
+    weights = (run_dir / "weights.safetensors").read_bytes()
     config = (run_dir / "config.json").read_text()
-    for target in (run_dir / "weights.pt", run_dir / "config.json", run_dir / "." / "weights.pt"):
+    for target in (run_dir / "weights.safetensors", run_dir / "config.json", run_dir / "." / "weights.safetensors"):
         assert main(["export", "--model", str(run_dir), "--onnx", str(target), "--no-check"]) == 2
         one_line_error(capsys.readouterr().err, "destroy the model")
-    assert (run_dir / "weights.pt").read_bytes() == weights and (run_dir / "config.json").read_text() == config
+    assert (run_dir / "weights.safetensors").read_bytes() == weights and (run_dir / "config.json").read_text() == config
 
     def failed_check(*args, **kwargs):
         raise RuntimeError("parity check failed")

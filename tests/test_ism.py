@@ -185,12 +185,12 @@ def test_cli_bad_input_is_one_line_and_writes_nothing(run_dir, tmp_path, capsys,
 
 def test_cli_a_run_directory_without_weights_is_named(tmp_path, capsys):
     run = write_tiny_run(tmp_path / "run")
-    (run / "weights.pt").unlink()
+    (run / "weights.safetensors").unlink()
     source = tmp_path / "in.txt"
     source.write_text("ACGTACGTACGTACGTA\n")
     assert main(["ism", "--model", str(run), "--input", str(source), "--out", str(tmp_path / "o"), "--no-progress"]) != 0
     err = capsys.readouterr().err
-    assert "weights.pt" in err and "Traceback" not in err
+    assert "weights.safetensors" in err and "Traceback" not in err
 
 
 def test_cli_ensemble_effects_are_the_mean_of_the_runs(run_dir, tmp_path):

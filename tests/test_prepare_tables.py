@@ -276,8 +276,12 @@ def test_four_columns_without_a_header_name_the_table_flags(tmp_path, capsys):
 
 def test_argument_errors_name_the_flags(tmp_path, capsys):
     path = write(tmp_path / "lenti.txt", lentimpra_rows())
-    status, err = cli(capsys, path, "--out", tmp_path / "ds", "--length", "0")
-    assert status == 2 and "--length (length=) must be >= 1, got 0" in err
+    with pytest.raises(SystemExit) as stop:  # refused while parsing: one line naming the flag and its limit
+        cli(capsys, path, "--out", tmp_path / "ds", "--length", "0")
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "argument --length: 0 is below the limit, 1" in err
+    with pytest.raises(ValueError, match=r"--length \(length=\) must be >= 1, got 0"):  # the Python API
+        prepare(path, tmp_path / "ds", length=0, progress=False)
     status, err = cli(capsys, path, "--out", tmp_path / "ds", "--trim=-1,0")
     assert status == 2 and "--trim (trim=) values must be >= 0" in err
     fasta = tmp_path / "x.fa"

@@ -1,4 +1,5 @@
-"""Run directories through proformer.io.run: config.json as a RunInfo, weights.pt as a state_dict."""
+"""Run directories through proformer.io.run: config.json as a RunInfo, weights.safetensors (or an older run's
+weights.pt) as a state_dict."""
 
 import json
 import pickle
@@ -13,7 +14,7 @@ from proformer.sequence import Layout
 
 
 def tiny_info(**changes) -> RunInfo:
-    values = dict(model=ModelConfig(kmer=3, dim=8, heads=1, blocks=1, readout=2, length=20),
+    values = dict(model=ModelConfig(kmer=3, dim=8, heads=1, blocks=1, readout=2, length=20, n_targets=2),
                   layout=Layout(head=2, tail=1, length=20, pad="plasmid"),
                   target=TargetInfo(names=["a", "b"], mean=[1.0, 2.0], std=[3.0, 4.0], standardized=True),
                   data={"n_train": 5}, rc_average=True, proformer_version="test")
@@ -27,7 +28,7 @@ def test_run_directory_round_trips_the_model_and_its_info(tmp_path):
     model = Proformer(info.model).eval()
     write_run_model(tmp_path, model.state_dict(), info)
     assert read_run_info(tmp_path) == info
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "weights.pt"]  # no temporary left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "weights.safetensors"]  # no temporary left
     run = proformer.load(tmp_path, "cpu")
     loaded, loaded_info = run.model, run.info
     codes = torch.randint(0, 4, (3, 40))
@@ -53,6 +54,13 @@ def test_config_json_without_a_section_or_with_bad_values_names_the_file(tmp_pat
 
 def test_truncated_weights_are_reported_with_the_file_name(tmp_path):
     write_run_model(tmp_path, Proformer(tiny_info().model).state_dict(), tiny_info())
+    data = (tmp_path / "weights.safetensors").read_bytes()
+    (tmp_path / "weights.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"weights\.safetensors cannot be read .*truncated or damaged"):
+        read_weights(tmp_path)
+    # A run trained before safetensors: its truncated weights.pt, the same way.
+    (tmp_path / "weights.safetensors").unlink()
+    torch.save(Proformer(tiny_info().model).state_dict(), tmp_path / "weights.pt")
     data = (tmp_path / "weights.pt").read_bytes()
     (tmp_path / "weights.pt").write_bytes(data[: len(data) // 2])
     with pytest.raises(ValueError, match=r"weights\.pt cannot be read .*truncated or damaged"):
@@ -65,12 +73,14 @@ class _Payload:
 
 
 def test_crafted_weights_do_not_run_code(tmp_path, monkeypatch):
-    """weights_only=True is passed explicitly: a pickle that would run code is refused."""
+    """weights_only=True is passed explicitly: a pickle that would run code is refused, and the
+    message does not pass on torch's advice to load it with weights_only=False."""
     monkeypatch.chdir(tmp_path)
     with open(tmp_path / "weights.pt", "wb") as handle:
         pickle.dump({"w": _Payload()}, handle)
-    with pytest.raises(ValueError, match="weights.pt cannot be read"):
+    with pytest.raises(ValueError, match=r"weights\.pt is not a plain state_dict") as caught:
         read_weights(tmp_path)
+    assert "weights_only" not in str(caught.value)
     assert not (tmp_path / "PWNED").exists()
 
 

@@ -244,7 +244,7 @@ def test_folds_train_each_cell_once_per_fold(tiny_data, tmp_path, one_thread):
     rows = run_sweep(grid, tiny_data, tmp_path / "out", epochs=1, folds=2, progress=False)
     assert [(r["cell"], r["fold"]) for r in rows] == [("blocks1-readout2", 0), ("blocks1-readout2", 1)]
     assert sum(r["n_valid"] for r in rows) == len(Dataset(tiny_data))  # each row validated once
-    assert all((tmp_path / "out" / "cells" / "blocks1-readout2" / f"fold-{k}" / "weights.pt").exists() for k in (0, 1))
+    assert all((tmp_path / "out" / "cells" / "blocks1-readout2" / f"fold-{k}" / "weights.safetensors").exists() for k in (0, 1))
     assert "mean ± sd over 2 folds" in sweep_report(tmp_path / "out")
 
 
@@ -267,7 +267,7 @@ def test_killed_sweep_does_not_retrain_finished_cells(tiny_data, tmp_path):
     assert len(before) == 1
     first_dir = out / "cells" / before[0]["cell"]
     stamps = {p: p.stat().st_mtime_ns for p in first_dir.rglob("*") if p.is_file()}
-    assert first_dir / "weights.pt" in stamps
+    assert first_dir / "weights.safetensors" in stamps
 
     done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True,
                           timeout=300, env=env)

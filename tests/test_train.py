@@ -15,6 +15,7 @@ import proformer
 from proformer.config import load_run_config
 from proformer.data.dataset import BatchBuilder, Dataset, ShardedBatchSampler, mask_draws
 from proformer.data.splits import split_indices
+from proformer.io.run import read_weights
 from proformer.sequence import Layout
 from proformer.data.prepare import prepare
 from proformer.model import ModelConfig, Proformer
@@ -156,7 +157,8 @@ def trained_run(dataset_dir, tmp_path_factory):
 
 def test_run_directory_holds_config_metrics_curve_and_best_model(trained_run):
     run_dir, result = trained_run
-    for name in ("config.yaml", "config.json", "weights.pt", "metrics.csv", "learning_curve.png", "checkpoints/last.ckpt"):
+    for name in ("config.yaml", "config.json", "weights.safetensors", "metrics.csv", "learning_curve.png",
+                 "checkpoints/last.ckpt"):
         assert (run_dir / name).exists(), name
     rows = read_csv(run_dir / "metrics.csv")
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
@@ -165,7 +167,8 @@ def test_run_directory_holds_config_metrics_curve_and_best_model(trained_run):
     assert info["best"]["epoch"] == int(best["epoch"]) == result["best"]["epoch"]
     # Learning happened: with ~400 validation rows a chance correlation has sd ~0.05.
     assert float(best["val_pearson"]) > 0.2
-    state = torch.load(run_dir / "weights.pt", weights_only=True)
+    assert not (run_dir / "weights.pt").exists()  # safetensors only: tensors, no pickle
+    state = read_weights(run_dir)
     assert set(state) == set(Proformer(ModelConfig.from_dict(info["model"])).state_dict())
 
 
@@ -261,7 +264,7 @@ def test_compiled_training_loss_trains_like_the_eager_one(dataset_dir, tmp_path,
     results, weights = {}, {}
     for name, changes in runs.items():
         results[name] = train(tiny_config(dataset_dir, epochs=1, **changes), tmp_path / name, progress=False)
-        weights[name] = torch.load(tmp_path / name / "weights.pt", weights_only=True)
+        weights[name] = read_weights(tmp_path / name)
     assert len(compiled_functions) == 1  # the compiled run only
     assert set(weights["eager"]) == set(weights["compiled"])
     assert distance(weights["eager"], weights["compiled"]) < 0.05 * distance(weights["eager"], weights["seed1"])

@@ -181,3 +181,20 @@ def benchmark(
         "peak_flops": peak,
         "mfu": rate * per_sequence / peak,
     }
+
+
+def describe(result: dict) -> str:
+    """:func:`benchmark`'s result as the lines ``proformer bench`` prints."""
+    dtype = "bf16" if result["precision"] == "bf16" else "fp32"
+    fastest, slowest = min(result["step_seconds"]), max(result["step_seconds"])
+    passes = "forward + backward" if result["mode"] == "train" else "forward"
+    return "\n".join([
+        f"batch {result['batch_size']}, {dtype}, {result['device']}, {result['threads']} threads, "
+        f"{result['steps']} timed steps",
+        f"sequences/s            {result['sequences_per_second']:,.1f}",
+        f"seconds per step       {result['seconds_per_step']:.4f} (mean; fastest {fastest:.4f}, slowest {slowest:.4f})",
+        f"model FLOPs/sequence   {result['flops_per_sequence']:,} ({passes})",
+        f"achieved               {result['achieved_flops'] / 1e9:,.1f} GFLOP/s",
+        f"{dtype} matmul peak      {result['peak_flops'] / 1e9:,.1f} GFLOP/s (square 4096 matmul, best of 5, measured now)",
+        f"MFU {100 * result['mfu']:.1f}%",
+    ])

@@ -7,7 +7,15 @@ that ``proformer --help`` starts fast.
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
+
+from .limits import MAX_BATCH, MAX_BEAM, MAX_EDITS, MAX_POSITION, MAX_SEED, MAX_SHUFFLES, MAX_STEPS, bounded
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, as every other error of the command line (the usage: --help)
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _add_progress_argument(parser: argparse.ArgumentParser) -> None:
@@ -103,7 +111,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     result = train(config, args.out, resume=args.resume, progress=not args.no_progress)
     print(best_summary(result))
-    print(f"model written to {args.out} (config.json + weights.pt)")
+    print(f"model written to {args.out} (config.json + weights.safetensors)")
 
 
 def _add_units_argument(parser: argparse.ArgumentParser, what: str) -> None:
@@ -114,8 +122,7 @@ def _add_units_argument(parser: argparse.ArgumentParser, what: str) -> None:
 
 def _add_inference_arguments(parser: argparse.ArgumentParser, rc_average: bool = True) -> None:
     """How a model predicts: the options of every command that loads one."""
-    parser.add_argument("--batch-size", type=_positive_int, default=256,
-                        help="sequences per forward pass (default: %(default)s)")
+    parser.add_argument("--batch-size", type=bounded(1, MAX_BATCH), default=256, help=f"sequences per forward pass (1 to {MAX_BATCH:,}; default: %(default)s)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--precision", choices=["32", "bf16"], default="32")
     if rc_average:
@@ -125,8 +132,18 @@ def _add_inference_arguments(parser: argparse.ArgumentParser, rc_average: bool =
     _add_progress_argument(parser)
 
 
+def _summary(out) -> object:
+    """Where a command's summary line goes: stderr when its output went to standard output."""
+    from .io.atomic import output_target
+
+    return sys.stderr if output_target(out).to_stdout else sys.stdout
+
+
 def _models(args: argparse.Namespace):
     """``--model``: one run directory as given, or the list of several (an ensemble)."""
+    from .io.sources import check_links
+
+    check_links(args.model, "--model")  # a link loop or a dangling link: said so, not "config.json does not exist"
     return args.model[0] if len(args.model) == 1 else args.model
 
 
@@ -134,7 +151,7 @@ def _add_model_argument(parser: argparse.ArgumentParser) -> None:
     # extend + nargs: "--model A --model B" and "--model A B" (a shell glob such as
     # OUT/cells/ID/fold-*) both give the list [A, B].
     parser.add_argument("--model", required=True, action="extend", nargs="+", metavar="RUN_DIR",
-                        help="run directory (config.json + weights.pt); several (repeat --model, or list them, e.g. "
+                        help="run directory (config.json + weights.safetensors); several (repeat --model, or list them, e.g. "
                              "a shell glob over a sweep's fold-* directories) give the mean of their predictions")
 
 
@@ -206,7 +223,7 @@ def cmd_variant_effect(args: argparse.Namespace) -> None:
                                 fasta=args.fasta, on_mismatch=args.on_mismatch, seq_col=args.seq_col,
                                 **_interpret_options(args))
     skipped = ", ".join(f"{k} {v:,}" for k, v in result.get("skipped", {}).items() if v) or "none"
-    print(f"{args.out}: {result['rows']:,} variant effects (skipped: {skipped})")
+    print(f"{args.out}: {result['rows']:,} variant effects (skipped: {skipped})", file=_summary(args.out))
 
 
 def cmd_design(args: argparse.Namespace) -> None:
@@ -220,7 +237,7 @@ def cmd_design(args: argparse.Namespace) -> None:
             f"{result['prediction_before']:.4g} -> {result['prediction_after']:.4g} ({result['units']})")
     if result["oracle_before"] is not None:
         line += f"; oracle {result['oracle_before']:.4g} -> {result['oracle_after']:.4g}"
-    print(line)
+    print(line, file=_summary(args.out))
 
 
 def cmd_download(args: argparse.Namespace) -> None:
@@ -234,7 +251,7 @@ def cmd_download(args: argparse.Namespace) -> None:
 
 def cmd_bench(args: argparse.Namespace) -> None:
     """Throughput, analytic FLOPs, the measured matmul peak and MFU."""
-    from .bench import benchmark
+    from .bench import benchmark, describe
 
     config = _model_config(args)
     if args.batch_size is None:
@@ -243,16 +260,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
         args.batch_size = 32 if args.mode == "train" else 256
     result = benchmark(config, mode=args.mode, batch_size=args.batch_size, precision=args.precision,
                        steps=args.steps, device=args.device, compile=args.compile)
-    dtype = "bf16" if args.precision == "bf16" else "fp32"
-    print(f"{args.mode} preset {args.preset} ({', '.join(args.overrides) or 'no overrides'}), batch {args.batch_size}, "
-          f"{dtype}, {result['device']}, {result['threads']} threads, {args.steps} timed steps")
-    print(f"sequences/s            {result['sequences_per_second']:,.1f}")
-    fastest, slowest = min(result["step_seconds"]), max(result["step_seconds"])
-    print(f"seconds per step       {result['seconds_per_step']:.4f} (mean; fastest {fastest:.4f}, slowest {slowest:.4f})")
-    print(f"model FLOPs/sequence   {result['flops_per_sequence']:,} ({'forward + backward' if args.mode == 'train' else 'forward'})")
-    print(f"achieved               {result['achieved_flops'] / 1e9:,.1f} GFLOP/s")
-    print(f"{dtype} matmul peak      {result['peak_flops'] / 1e9:,.1f} GFLOP/s (square 4096 matmul, best of 5, measured now)")
-    print(f"MFU {100 * result['mfu']:.1f}%")
+    print(f"{args.mode} preset {args.preset} ({', '.join(args.overrides) or 'no overrides'}), {describe(result)}")
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -260,7 +268,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
     result = export_onnx(_models(args), args.onnx, standardized=args.standardized, check=not args.no_check)
     check = f"; onnxruntime vs torch max |difference| {result['max_abs_difference']:.2e}" if "max_abs_difference" in result else ""
-    print(f"wrote {result['out']}{check}")
+    print(f"wrote {result['out']}{check}", file=_summary(args.onnx))
 
 
 def _shard(text: str) -> tuple[int, int] | str:
@@ -308,16 +316,6 @@ def cmd_atac_prepare(args: argparse.Namespace) -> None:
     print(f"{args.out}: {meta['rows_kept']:,} windows (dropped: {dropped}) in {args.out}/train and {args.out}/test")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return value
-
-
 def _add_interpret_commands(commands) -> None:
     """ism, attribute, variant-effect and design: a run directory and sequences in, a table or arrays out."""
     def common(parser: argparse.ArgumentParser, input_help: str | None = "FASTA, one sequence per line, or a table (plain or .gz)") -> None:
@@ -332,9 +330,9 @@ def _add_interpret_commands(commands) -> None:
     ism = commands.add_parser("ism", help="in-silico saturation mutagenesis: the effect of every substitution")
     common(ism)
     ism.add_argument("--out", required=True, help="output folder: ism.npz and logos/")
-    ism.add_argument("--start", type=int, help="first input position to mutate (0-based; default: the first the model sees)")
-    ism.add_argument("--end", type=int, help="mutate positions before this one (0-based, exclusive; default: all)")
-    ism.add_argument("--top", type=int, default=10, help="logo PNGs for the K sequences with the largest |effect| (default: %(default)s; 0: none)")
+    ism.add_argument("--start", type=bounded(0, MAX_POSITION - 1), help=f"first input position to mutate (0-based, at most {MAX_POSITION - 1:,}; default: the first seen)")
+    ism.add_argument("--end", type=bounded(1, MAX_POSITION), help=f"mutate positions before this one (0-based, exclusive, at most {MAX_POSITION:,}; default: all)")
+    ism.add_argument("--top", type=bounded(0, 10_000), default=10, help="logo PNGs for the K sequences with the largest |effect| (0 to 10,000; default: %(default)s; 0: none)")
     ism.set_defaults(func=cmd_ism)
 
     attribute = commands.add_parser("attribute", help="per-base attributions (saliency, integrated gradients, DeepLIFT/SHAP, ISM)")
@@ -345,9 +343,9 @@ def _add_interpret_commands(commands) -> None:
     attribute.add_argument("--hypothetical", action="store_true",
                            help="also hypothetical contributions, and the TF-MoDISco inputs (modisco_ohe.npz, modisco_hyp.npz)")
     attribute.add_argument("--modisco", action="store_true", help="run TF-MoDISco motif discovery (needs modisco-lite; implies --hypothetical)")
-    attribute.add_argument("--shuffles", type=_positive_int, default=20, help="deep_lift_shap: dinucleotide-shuffled references per sequence (default: %(default)s)")
-    attribute.add_argument("--steps", type=_positive_int, default=50, help="integrated_gradients: steps from the all-N baseline (default: %(default)s)")
-    attribute.add_argument("--seed", type=int, default=0, help="seed of the shuffled references (default: %(default)s)")
+    attribute.add_argument("--shuffles", type=bounded(1, MAX_SHUFFLES), default=20, help=f"deep_lift_shap: dinucleotide-shuffled references per sequence (1 to {MAX_SHUFFLES:,}; default: %(default)s)")
+    attribute.add_argument("--steps", type=bounded(1, MAX_STEPS), default=50, help=f"integrated_gradients: steps from the all-N baseline (1 to {MAX_STEPS:,}; default: %(default)s)")
+    attribute.add_argument("--seed", type=bounded(0, MAX_SEED), default=0, help=f"seed of the shuffled references (0 to {MAX_SEED:,}; default: %(default)s)")
     attribute.set_defaults(func=cmd_attribute)
 
     variant = commands.add_parser("variant-effect", help="predicted effect of variants: pairs, every SNV, or a VCF on a genome")
@@ -366,8 +364,8 @@ def _add_interpret_commands(commands) -> None:
     common(design)
     design.add_argument("--target", dest="goal", required=True,
                         help="high, low, or a number to approach (in training units; z-scores with --standardized)")
-    design.add_argument("--max-edits", type=_positive_int, required=True, help="substitutions per sequence at most")
-    design.add_argument("--beam", type=_positive_int, default=1, help="beam width (1: greedy; default: %(default)s)")
+    design.add_argument("--max-edits", type=bounded(1, MAX_EDITS), required=True, help=f"substitutions per sequence at most (1 to {MAX_EDITS:,})")
+    design.add_argument("--beam", type=bounded(1, MAX_BEAM), default=1, help=f"beam width (1 to {MAX_BEAM:,}; 1: greedy; default: %(default)s)")
     design.add_argument("--oracle", action="extend", nargs="+", metavar="RUN_DIR",
                         help="a second, independently trained run (or several: their mean) that scores every design too")
     design.add_argument("--out", required=True, help="output TSV: one row per edit (written atomically)")
@@ -375,7 +373,7 @@ def _add_interpret_commands(commands) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="proformer",
         description="Proformer: predict a number (expression, accessibility) from a short DNA sequence.",
     )
@@ -394,8 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     quick = commands.add_parser("quickstart", help="the whole path on built-in data in a few minutes (no download)")
     quick.add_argument("--out", default="proformer-quickstart", help="output directory (default: %(default)s)")
     quick.add_argument("--data", help="a DREAM-format file (sequence<TAB>expression) instead of the built-in library")
-    quick.add_argument("--n", type=int, default=20_000, help="simulated training sequences (default: %(default)s)")
-    quick.add_argument("--seed", type=int, default=0)
+    quick.add_argument("--n", type=bounded(100, 10_000_000), default=20_000, help="simulated training sequences (100 to 10,000,000; default: %(default)s)")
+    quick.add_argument("--seed", type=bounded(0, MAX_SEED - 1), default=0, help=f"0 to {MAX_SEED - 1:,} (default: %(default)s)")
     _add_overrides_argument(quick)
     _add_progress_argument(quick)
     quick.set_defaults(func=cmd_quickstart)
@@ -410,8 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="bad rows stop with an error (default) or are skipped and counted")
     prep.add_argument("--trim", help="HEAD,TAIL flank lengths to trim when batches are built "
                       f"(DREAM default {len(DREAM_HEAD)},{len(DREAM_TAIL)})")
-    prep.add_argument("--length", type=int, help="positions per strand after trimming; longer rows are dropped "
-                      f"(DREAM default {DREAM_LENGTH})")
+    prep.add_argument("--length", type=bounded(1, MAX_POSITION), help=f"positions per strand after trimming, 1 to {MAX_POSITION:,}; longer rows are dropped (DREAM default {DREAM_LENGTH})")
     _add_progress_argument(prep)
     prep.set_defaults(func=cmd_prepare)
 
@@ -425,16 +422,15 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--bam", help="aligned reads; Tn5 insertions counted with the +4/-5 shift")
     atac_prep.add_argument("--peaks", required=True, help="narrowPeak (summit = start + column 10) or a BED of summits")
     atac_prep.add_argument("--out", required=True)
-    atac_prep.add_argument("--n", type=int, default=100_000, help="windows to keep (default: %(default)s)")
-    atac_prep.add_argument("--window", type=int, default=WINDOW, help="window length (default: %(default)s)")
-    atac_prep.add_argument("--flank", type=int, default=FLANK, help="windows lie within summit +- flank (default: %(default)s)")
-    atac_prep.add_argument("--center", type=int, default=CENTER,
-                           help="target = mean signal over the central bp (default: %(default)s)")
-    atac_prep.add_argument("--seed", type=int, default=0)
+    atac_prep.add_argument("--n", type=bounded(2, 20_000_000), default=100_000, help="windows to keep (2 to 20,000,000; default: %(default)s)")
+    atac_prep.add_argument("--window", type=bounded(1, 100_000), default=WINDOW, help="window length (1 to 100,000; default: %(default)s)")
+    atac_prep.add_argument("--flank", type=bounded(0, 1_000_000), default=FLANK, help="windows lie within summit +- flank (0 to 1,000,000; default: %(default)s)")
+    atac_prep.add_argument("--center", type=bounded(1, 100_000), default=CENTER, help="target = mean signal over the central bp (1 to 100,000, at most --window; default: %(default)s)")
+    atac_prep.add_argument("--seed", type=bounded(0, MAX_SEED), default=0, help=f"0 to {MAX_SEED:,} (default: %(default)s)")
     atac_prep.add_argument("--split", default="random:0.8", help="random:F or chrom:chr8,chr9 (held out)")
     atac_prep.add_argument("--blacklist", help="BED of regions to avoid")
     atac_prep.add_argument("--transform", choices=["none", "log1p"], default="none")
-    atac_prep.add_argument("--max-n-frac", type=float, default=0.1)
+    atac_prep.add_argument("--max-n-frac", type=bounded(0, 1, float), default=0.1, help="drop windows with a larger fraction of N (0 to 1; default: %(default)s)")
     atac_prep.add_argument("--missing", choices=["zero", "skip"], default="zero", help="bigWig positions without data")
     atac_prep.add_argument("--peak-format", choices=["auto", "narrowpeak", "bed"], default="auto")
     _add_progress_argument(atac_prep)
@@ -490,9 +486,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--grid", required=True, help="poster-yeast, poster-atac, ablation, cpu-study, or a grid YAML file")
     sweep.add_argument("--data", help="prepared dataset directory (not needed with --dry-run)")
     sweep.add_argument("--out", required=True, help="sweep directory (results.csv, one run directory per cell)")
-    sweep.add_argument("--epochs", type=int, default=20, help="epoch budget per cell (default: %(default)s)")
-    sweep.add_argument("--data-fraction", type=float, default=1.0, help="train on this stable fraction of the rows")
-    sweep.add_argument("--folds", type=int, default=1, help="K-fold cross-validation by sequence hash (default: one split)")
+    sweep.add_argument("--epochs", type=bounded(1, 10_000), default=20, help="epoch budget per cell (1 to 10,000; default: %(default)s)")
+    sweep.add_argument("--data-fraction", type=bounded(0, 1, float, above=True), default=1.0, help="train on this stable fraction of the rows (more than 0, at most 1)")
+    sweep.add_argument("--folds", type=bounded(1, 100), default=1, help="K-fold cross-validation by sequence hash (1 to 100; default: one split)")
     sweep.add_argument("--base", help="preset or run YAML replacing the grid's base preset")
     _add_overrides_argument(sweep)
     sweep.add_argument("--shard", type=_shard, metavar="K/N|auto",
@@ -515,9 +511,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="time training or prediction and report model FLOPs utilisation")
     bench.add_argument("mode", choices=["train", "predict"])
     _add_preset_arguments(bench)
-    bench.add_argument("--batch-size", type=int, default=None, help="default: 32 for train, 256 for predict")
+    bench.add_argument("--batch-size", type=bounded(1, MAX_BATCH), default=None, help=f"1 to {MAX_BATCH:,} (default: 32 for train, 256 for predict)")
     bench.add_argument("--precision", choices=["32", "bf16"], default="32")
-    bench.add_argument("--steps", type=int, default=10, help="timed steps after 3 warm-up steps")
+    bench.add_argument("--steps", type=bounded(1, 10_000), default=10, help="timed steps after 3 warm-up steps (1 to 10,000; default: %(default)s)")
     bench.add_argument("--device", default="auto")
     bench.add_argument("--compile", action="store_true", help="torch.compile the model first")
     bench.set_defaults(func=cmd_bench)
@@ -546,6 +542,8 @@ def _os_message(error: OSError) -> str:
         NotADirectoryError: "a part of the path is a file, not a directory",
     }.get(type(error), "check the path and the disk")
     reason = error.strerror or (str(error).splitlines() or [type(error).__name__])[0]
+    if error.errno == errno.ELOOP:  # "Too many levels of symbolic links"
+        reason, advice = "a symbolic link loop (ELOOP): its links lead back to themselves", "point the link at a real file"
     if error.filename is None:
         return f"{reason}; {advice}"
     return f"{error.filename}: {reason}; {advice}"
@@ -590,9 +588,9 @@ def main(argv: list[str] | None = None) -> int:
     except (IsADirectoryError, NotADirectoryError) as error:
         print(f"proformer {args.command}: error: {_os_message(error)}", file=sys.stderr)
         return 2
-    except OSError as error:  # PermissionError, a full disk, ...: the command failed
+    except OSError as error:  # PermissionError, a full disk, ...: the command failed; a link loop: a bad path
         print(f"proformer {args.command}: error: {_os_message(error)}", file=sys.stderr)
-        return 1
+        return 2 if error.errno == errno.ELOOP else 1
     return 0
 
 

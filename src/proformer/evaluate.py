@@ -38,12 +38,16 @@ import numpy as np
 
 from .inference import load, read_target_names, units_text
 from .io.atomic import atomic_write
+from .io.folders import check_output_folder, output_folder
 from .io.errors import InputError
 from .io.inputs import check_input_options, measured_columns, read_input
 from .metrics import pearson, spearman
 from .plots import plot_scatter
 
 __all__ = ["Evaluation", "TargetMetrics", "evaluate", "match_targets", "regression_metrics"]
+
+#: The files ``evaluate --out-dir`` writes in its folder (main file first).
+EVALUATE_FILES = ("metrics.json", "scatter_*.png")
 
 
 @dataclass
@@ -196,7 +200,7 @@ def evaluate(model_dir: str | os.PathLike | Sequence[str | os.PathLike], data: s
     Parameters
     ----------
     model_dir : path, or list of paths
-        A run directory (``config.json`` + ``weights.pt``); a list or tuple of them is evaluated
+        A run directory (``config.json`` + ``weights.safetensors``); a list or tuple of them is evaluated
         as one ensemble: the mean of the runs' predictions (which must be of the same targets).
     data : path
         A table with a header (``seq_col``; measured columns by name or ``target_cols``), a DREAM
@@ -208,7 +212,10 @@ def evaluate(model_dir: str | os.PathLike | Sequence[str | os.PathLike], data: s
         column besides ``seq_col`` for a one-target run.
     out_dir : path, optional
         Also write ``metrics.json`` (:meth:`Evaluation.to_dict`) and ``scatter_TARGET.png`` (a
-        hexbin of predicted against measured, with a colour bar) per target, each atomically.
+        hexbin of predicted against measured, with a colour bar) per target. The folder then
+        holds this run's files only (:func:`proformer.io.folders.output_folder`): they are staged
+        and swapped in together, an earlier run's ``metrics.json`` and ``scatter_*.png`` are
+        removed, other files stay, and a failure leaves the folder as it was.
     batch_size, device, precision, rc_average
         As ``proformer predict``.
     progress : bool
@@ -241,9 +248,7 @@ def evaluate(model_dir: str | os.PathLike | Sequence[str | os.PathLike], data: s
         picked = [columns.index(column) for _, column in pairs]
     if out_dir is not None:
         out_dir = Path(out_dir)
-        if out_dir.exists() and not out_dir.is_dir():
-            raise NotADirectoryError(20, "is a file (--out-dir takes a folder)", str(out_dir))
-        out_dir.mkdir(parents=True, exist_ok=True)  # before minutes of prediction, not after
+        check_output_folder(out_dir, "--out-dir", "evaluate writes a folder")  # before minutes of prediction
     runner = load(model_dir, device, batch_size=batch_size, precision=precision, rc_average=rc_average)
     predicted, measured = [np.zeros((0, runner.n_targets))], [np.zeros((0, len(pairs)))]
     for chunk, values in runner.predict_chunks(chunks, progress):
@@ -258,6 +263,7 @@ def evaluate(model_dir: str | os.PathLike | Sequence[str | os.PathLike], data: s
     model = os.fspath(model_dir) if isinstance(model_dir, (str, os.PathLike)) else [os.fspath(m) for m in model_dir]
     result = Evaluation(model=model, data=data, rows=len(predictions), units=units_text(False),
                         too_long=runner.too_long)
+    scatters = []  # (name, predicted, measured, entry, r2), drawn once every target is known
     for j, (index, column) in enumerate(pairs):
         known = np.isfinite(truth[:, j])
         metrics = regression_metrics(predictions[known, index], truth[known, j])
@@ -267,13 +273,16 @@ def evaluate(model_dir: str | os.PathLike | Sequence[str | os.PathLike], data: s
             stem = _file_name(entry.target)
             if any(m.scatter and Path(m.scatter).name == f"scatter_{stem}.png" for m in result.targets):
                 stem = f"{stem}_{index}"  # two names that differ only in unsafe characters
-            path = out_dir / f"scatter_{stem}.png"
-            plot_scatter(predictions[known, index], truth[known, j], path, f"{Path(data).name}: {entry.target}",
-                         f"measured {entry.target}", f"predicted {entry.target}", r2=metrics["r2"])
-            entry.scatter = str(path)
+            entry.scatter = str(out_dir / f"scatter_{stem}.png")
+            scatters.append((f"scatter_{stem}.png", predictions[known, index], truth[known, j], entry, metrics["r2"]))
         result.targets.append(entry)
     if out_dir is not None:
-        with atomic_write(out_dir / "metrics.json") as handle:
-            json.dump(result.to_dict(), handle, indent=2)
-            handle.write("\n")
+        # The folder holds this run's files only: staged, then swapped in together.
+        with output_folder(out_dir, EVALUATE_FILES, flag="--out-dir", what="evaluate writes a folder") as staging:
+            for name, predicted, measured, entry, r2 in scatters:
+                plot_scatter(predicted, measured, staging / name, f"{Path(data).name}: {entry.target}",
+                             f"measured {entry.target}", f"predicted {entry.target}", r2=r2)
+            with atomic_write(staging / "metrics.json", flag="--out-dir") as handle:
+                json.dump(result.to_dict(), handle, indent=2)
+                handle.write("\n")
     return result

@@ -8,9 +8,12 @@ returns for them: the run's reverse-complement averaging included, in training u
 mean of their predictions (the runs must share one layout, since the graph has one input). The
 batch dimension is dynamic. Needs the optional extra: ``pip install "proformer[onnx]"``.
 
-The ``.onnx`` file is written beside its target and renamed into place once written (and
-checked), so a failed export leaves nothing behind; a target that is the run's ``config.json``
-or ``weights.pt`` is refused.
+The ``.onnx`` file follows the output rule of :mod:`proformer.io.atomic`: written beside its
+target and renamed into place once written (and checked), so a failed export leaves nothing
+behind (a symbolic link's target is written, the link stays; a pipe, a device or ``-`` gets the
+bytes straight through; a directory is refused); a target that is the run's ``config.json``,
+its weights (``weights.safetensors``, or a run's older ``weights.pt``) or its
+``checkpoints/last.ckpt`` is refused.
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ import numpy as np
 import torch
 
 from .inference import Run, load
-from .io.atomic import atomic_path, same_file
-from .io.run import CONFIG, WEIGHTS
+from .io.atomic import atomic_path, output_target, same_file
+from .io.run import CONFIG, LEGACY_WEIGHTS, WEIGHTS
 from .model import swap_strands
 from .sequence import N
 
@@ -84,7 +87,7 @@ def export_onnx(model: str | os.PathLike | Sequence[str | os.PathLike], out: str
         input_names=["codes"], output_names=["prediction"],
     )
     result = {"out": str(out)}
-    with atomic_path(out, suffix=".onnx") as temporary:
+    with atomic_path(out, suffix=".onnx", flag="--onnx") as temporary:
         program.save(str(temporary), external_data=False)  # one file, so the rename moves all of it
         if check:
             result["max_abs_difference"] = onnx_parity(served, temporary)
@@ -92,11 +95,11 @@ def export_onnx(model: str | os.PathLike | Sequence[str | os.PathLike], out: str
 
 
 def check_target(model_dir: str | Path, out: str | Path) -> None:
-    """Refuse an ONNX target that is a directory or a file of the run that predict needs."""
+    """Refuse an ONNX target that is a directory or a file of the run: config.json and the weights
+    (safetensors, or a run's older weights.pt) that predict needs, last.ckpt that --resume needs."""
+    output_target(out, flag="--onnx")  # the output rule: a directory or a link to nothing is refused
     out = Path(out)
-    if out.is_dir():
-        raise IsADirectoryError(21, "is a directory (--onnx takes a file name such as model.onnx)", str(out))
-    for name in (CONFIG, WEIGHTS, CONFIG + ".tmp", WEIGHTS + ".tmp"):
+    for name in (CONFIG, WEIGHTS, LEGACY_WEIGHTS, "checkpoints/last.ckpt"):
         needed = Path(model_dir) / name
         if same_file(out, needed):
             raise ValueError(f"--onnx {out} is the run's {name}: exporting there would destroy the model; "

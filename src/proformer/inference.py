@@ -460,10 +460,13 @@ def load(run_dir: str | os.PathLike | Sequence[str | os.PathLike], device: str =
     Parameters
     ----------
     run_dir : path, or list of paths
-        A run directory (``config.json`` + ``weights.pt``); a list or tuple of them loads an
-        :class:`Ensemble` (even of one run) that predicts the mean of the runs' predictions
-        (e.g. the fold models of ``proformer sweep --folds K``). The runs are checked against
-        each other (:func:`check_ensemble`, ``config.json`` only) before any weights load.
+        A run directory (``config.json`` + ``weights.safetensors``, or ``weights.pt`` for a run
+        trained before safetensors); a list or tuple of them loads an :class:`Ensemble` (even of
+        one run) that predicts the mean of the runs' predictions (e.g. the fold models of
+        ``proformer sweep --folds K``). Each run is checked as a whole (``config.json``'s fields
+        against each other, :func:`proformer.io.run.read_run_info`; its weights against the model
+        it describes, :func:`proformer.io.run.read_weights`), and the runs against each other
+        (:func:`check_ensemble`, ``config.json`` only) before any weights load.
     device : str
         ``auto`` (CUDA if present, then MPS, else CPU), ``cpu``, ``cuda``, ``cuda:1``, ...
     batch_size : int
@@ -489,6 +492,6 @@ def load(run_dir: str | os.PathLike | Sequence[str | os.PathLike], device: str =
     members = []
     for run, info in zip(runs, infos):
         model = Proformer(info.model)
-        model.load_state_dict(read_weights(run))
+        model.load_state_dict(read_weights(run, info))  # checked against config.json first: one line, no dump
         members.append(Run(model.to(device).eval(), info, name=run, **options))
     return members[0] if single else Ensemble(members)

@@ -4,14 +4,14 @@ The input is read by :func:`proformer.io.reader.read_input` (FASTA, one sequence
 TSV, a CSV/TSV table with a header, plain or gzip, or a prepared dataset directory), in chunks, so
 memory does not grow with the input; the model is :func:`proformer.inference.load`'s, which lays
 each chunk out exactly as training did and predicts it in batches. The output is a TSV or a DREAM
-2022 JSON submission, written beside its target and renamed into place
-(:mod:`proformer.io.atomic`): a failed or killed predict leaves an existing ``out`` untouched and
-never a complete-looking partial file.
+2022 JSON submission, written under the output rule of :mod:`proformer.io.atomic`: a file is
+written beside its target and renamed into place, so a failed or killed predict leaves an
+existing ``out`` untouched and never a complete-looking partial file; a pipe, a device or ``-`` is
+written straight through.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -55,8 +55,11 @@ def predict(
         FASTA, one sequence per line, DREAM TSV, a CSV/TSV table with a header (``seq_col``),
         plain or gzip; or a prepared dataset directory (its rows; ids are the 0-based row numbers).
     out : path or "-"
-        The output file, written atomically; ``-`` writes to stdout (messages go to stderr).
-        A directory or the input file itself is refused.
+        The output, under the output rule of :mod:`proformer.io.atomic`: a file is written beside
+        itself and renamed into place (a symbolic link's target, the link stays); a named pipe, a
+        character device or ``-`` (standard output; messages go to stderr) is written straight
+        through. A directory, a link to nothing and the input file itself are refused; a full
+        disk is one error naming ``out``.
     format : "tsv" or "dream-json"
         ``tsv``: a header line, then ``[id<TAB>]sequence<TAB>prediction`` (one column per target,
         named by the run's target names) for every input row; ``id`` is the FASTA record id, the
@@ -81,7 +84,8 @@ def predict(
     Returns
     -------
     dict
-        Rows predicted, the output path, the format, the units, ``too_long`` (rows cut to the
+        Rows predicted, the output path (``-`` when it was standard output, given as ``-`` or as
+        a link to it), the format, the units, ``too_long`` (rows cut to the
         window; of any run's window for an ensemble) and ``runs`` (how many runs were averaged).
 
     Input rules are prepare's: ``M``, an empty FASTA record, a header-only FASTA, an empty file
@@ -91,9 +95,8 @@ def predict(
     """
     if format not in ("tsv", "dream-json"):
         raise ValueError(f"format={format!r}: use tsv or dream-json")
-    to_stdout = os.fspath(out) == "-"
-    if not to_stdout:
-        check_output(out, input, sample_submission(data_dir) if data_dir else None)
+    target = check_output(out, input, sample_submission(data_dir) if data_dir else None)
+    to_stdout = target.to_stdout  # "-", or a link to standard output
     wanted: list[str] = []
     if format == "dream-json":
         if data_dir is None:
@@ -104,8 +107,7 @@ def predict(
     chunks = read_input(input, seq_col=seq_col, id_col=id_col)  # checks the options before the model loads
     runner = load(model, device, batch_size=batch_size, precision=precision, rc_average=rc_average)
     n = 0
-    opened = contextlib.nullcontext(sys.stdout) if to_stdout else atomic_write(out)
-    with opened as handle:
+    with atomic_write(out) as handle:
         header_written = False
         for chunk, values in runner.predict_chunks(chunks, standardized, progress):
             if format == "tsv":
@@ -133,8 +135,6 @@ def predict(
                     f"{max(int(k) for k in wanted):,} (e.g. {missing[0]}); pass the 71,103 DREAM test sequences in official order"
                 )
             json.dump({k: kept[int(k)] for k in wanted}, handle)
-        if to_stdout:
-            handle.flush()
     warning = runner.too_long_warning(input)
     if warning:
         print(warning, file=sys.stderr)

@@ -234,7 +234,7 @@ class TrainConfig:
         number in (0, 1) such as 0.999. After every optimizer step the average becomes
         ``ema * average + (1 - ema) * weights`` (the first step's weights start it), so it spans
         about ``1 / (1 - ema)`` steps. Validation runs on the average: the validation metrics,
-        the best epoch and early stopping judge it, and the saved model (weights.pt, what
+        the best epoch and early stopping judge it, and the saved model (weights.safetensors, what
         ``proformer predict`` and ``proformer.load`` use) is the average of the best epoch;
         training goes on from the raw weights. ``checkpoints/last.ckpt`` holds both (the
         average as its ``state_dict``, the raw weights as ``current_model_state``), so

@@ -59,6 +59,7 @@ import numpy as np
 
 from ..io.dataset import CODES, FILES, INTEGER_TARGET, LENGTHS, META, TARGETS, WINDOWS, publish, write_meta
 from ..io.errors import InputError
+from ..io.sources import check_links
 from ..io.genome import Genome
 from ..io.peaks import Peaks, read_blacklist, read_peaks
 from ..io.signal import BAM_SKIP_FLAGS, TN5_MINUS_SHIFT, TN5_PLUS_SHIFT, BamInsertions, BigWigSignal, tn5_insertions
@@ -391,6 +392,9 @@ def prepare_atac(
     began = time.perf_counter()
     _check_options(n, window, flank, center, transform, missing, max_n_frac, signal, bam)
     options = Options(int(window), int(flank), int(center), float(max_n_frac), missing, transform)
+    check_links([fasta], "--fasta")  # before resolve(), whose loop message names no option
+    check_links([signal if signal is not None else bam], "--signal" if signal is not None else "--bam")
+    check_links([p for p in (peaks, blacklist) if p is not None], "--peaks/--blacklist")
     fasta_path = Path(fasta).resolve()
     source_path = Path(signal if signal is not None else bam).resolve()
     for path, given in ((fasta_path, fasta), (source_path, signal if signal is not None else bam)):

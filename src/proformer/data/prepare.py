@@ -62,7 +62,7 @@ from ..io.fasta import Fasta, header_number
 from ..io.numbers import target_problem
 from ..io.rows import BAD_TARGET, EMPTY_SEQUENCE, INVALID_SYMBOL, REASONS, WRONG_COLUMNS
 from ..io.sniff import TableChoice, TableSniff, choose_columns, detect_format, sniff_table
-from ..io.sources import Source, check_input, is_blank, line_chunks
+from ..io.sources import Source, check_input, check_link, is_blank, line_chunks
 from ..io.tables import Delimited, table_parser
 from ..progress import Progress
 from ..sequence import DREAM_HEAD, DREAM_LENGTH, DREAM_TAIL
@@ -205,8 +205,9 @@ def prepare(
         target_cols = [target_cols]
     target_cols = list(target_cols or [])
     display = os.fspath(input)
+    check_input(Path(input), display)  # before resolve(), which reports a link loop as "Symlink loop from ..."
     path = Path(input).resolve()
-    check_input(path, display)
+    _check_out(Path(out), path)
 
     given = format
     sniff = None
@@ -253,6 +254,17 @@ def prepare(
             out, created_out, path, display, format, seq_col, target_cols, on_bad, head, tail, length,
             chunk_rows, progress, sniff, choice,
         )
+
+
+def _check_out(out: Path, input: Path) -> None:
+    """Refuse an ``out`` that is a file (the input itself, or any other) or a broken symbolic link
+    before anything is written: prepare writes a dataset directory and never replaces a file."""
+    check_link(out, f"--out (out=) {out}")
+    if out.exists() and not out.is_dir():
+        what = "the input file" if os.path.samefile(out, input) else "an existing file"
+        raise FileExistsError(f"--out (out=) {out} names {what}; prepare writes a dataset directory (codes.npy, "
+                              f"meta.json, ...) and never replaces a file: give a new directory name, e.g. "
+                              f"--out {out.with_suffix('')}-dataset")
 
 
 def _not_a_table(display: str, format: str, given: str, seq_col: str | None, target_cols: list[str]) -> str:

@@ -68,6 +68,8 @@ import torch
 
 from ..inference import Ensemble, LaidOut, Run
 from ..io.atomic import atomic_path
+from ..io.folders import check_output_folder, output_folder
+from ..limits import MAX_SHUFFLES, MAX_STEPS, check_memory, whole
 from ..progress import Progress
 from ..sequence import one_hot
 from .scorer import Scorer, mean_over, scorers
@@ -179,9 +181,9 @@ def attribute(model: Run | Ensemble, sequences: Sequence[str], method: str, *, t
     AttributionResult
     """
     _check_request(method, hypothetical)
-    for name, value in (("n_shuffles", n_shuffles), ("steps", steps)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name}={value!r}: give a whole number, at least 1")
+    n_shuffles, steps = whole("n_shuffles", n_shuffles, 1, MAX_SHUFFLES), whole("steps", steps, 1, MAX_STEPS)
+    if method != "ism":
+        _check_attribution_memory(model, sequences, method, n_shuffles, steps)
     n = len(sequences)
     ids = [str(i) for i in range(n)] if ids is None else [str(i) for i in ids]
     if len(ids) != n:
@@ -200,6 +202,33 @@ def attribute(model: Run | Ensemble, sequences: Sequence[str], method: str, *, t
     return AttributionResult(ids, laid.sequences, method, mean_over([actual for _, actual, _, _ in found]),
                              mean_over([hyp for _, _, hyp, _ in found]) if hypothetical else None,
                              one_hot(laid.input_codes), laid.lengths, first.target_name, first.units)
+
+
+def _check_attribution_memory(model: Run | Ensemble, sequences: Sequence[str], method: str, n_shuffles: int,
+                              steps: int) -> None:
+    """Refuse (:class:`~proformer.limits.NotEnoughMemory`) before any work when the arrays would not
+    fit in the machine's memory. float32 ``(n, 4, width)``: the results, one per run until averaged
+    (inputs and outputs, about 5 on the model window); ``deep_lift_shap``: every reference at once
+    (uint8 ``(n, n_shuffles, length)``) and a pass of ``max(batch_size, n_shuffles)`` rows (inputs,
+    references, multipliers); ``integrated_gradients``: captum's Gauss-Legendre nodes (numpy's
+    eigenvalue problem of ``steps x steps`` float64, about 3 such) and a pass of ``batch_size``
+    rows. The model's own activations for one pass are what ``predict`` needs too and are not counted."""
+    members = getattr(model, "members", None)
+    if not members:
+        return  # not what load returns: scorers() says so
+    n, width = len(sequences), max(map(len, sequences), default=0)
+    length = max(max(m.layout.length for m in members), width)
+    batch = max(m.batch_size for m in members)
+    need = 16 * n * ((2 * len(members) + 2) * width + 5 * length)
+    if method == "deep_lift_shap":
+        need += n * n_shuffles * length + 3 * 16 * max(batch, n_shuffles) * length
+        lower = f"--shuffles (n_shuffles={n_shuffles}), --batch-size or the number of sequences (split the input)"
+    elif method == "integrated_gradients":
+        need += 3 * 8 * steps**2 + 3 * 16 * batch * length
+        lower = f"--steps (steps={steps}), --batch-size or the number of sequences (split the input)"
+    else:
+        lower = "the number of sequences (split the input)"
+    check_memory(need, f"attribute --method {method} of {n:,} sequences of up to {width:,} nt", lower)
 
 
 def _attribute(scorer: Scorer, sequences: Sequence[str], method: str, where: Sequence[str] | None,
@@ -370,6 +399,10 @@ def _modisco_executable() -> str:
     return executable
 
 
+#: The files ``attribute`` writes in its folder (main file first): an earlier run's are replaced.
+ATTRIBUTE_FILES = ("attributions.npz", "modisco_*.npz", "modisco.h5")
+
+
 def write_attributions(result: AttributionResult, out: str | os.PathLike, modisco: bool = False,
                        max_seqlets: int = 2000) -> dict:
     """Write ``out/attributions.npz`` and, with hypothetical contributions, the TF-MoDISco inputs.
@@ -380,8 +413,14 @@ def write_attributions(result: AttributionResult, out: str | os.PathLike, modisc
     of :func:`modisco_crop`. ``modisco_ohe.npz`` and ``modisco_hyp.npz``: that crop of ``one_hot``
     and ``hypothetical`` as ``arr_0``, float32 ``(n, 4, modisco_width)``, what
     ``modisco motifs -s modisco_ohe.npz -a modisco_hyp.npz -w modisco_width`` reads. ``modisco``
-    runs that command (modisco-lite) into ``out/modisco.h5`` with ``-n max_seqlets``. Every file is
-    written atomically.
+    runs that command (modisco-lite) into ``out/modisco.h5`` with ``-n max_seqlets``.
+
+    The folder then holds this run's files only (:func:`proformer.io.folders.output_folder`): the
+    arrays are staged and swapped in together, an earlier run's ``attributions.npz``,
+    ``modisco_*.npz`` and ``modisco.h5`` are removed (an old ``modisco.h5`` described other
+    attributions), other files (a user's notes) stay, and a failure (a full disk) leaves the
+    folder as it was. ``modisco.h5`` is written afterwards, beside its name and renamed into
+    place; a failing TF-MoDISco run leaves the new arrays (the error names the command to rerun).
 
     Returns
     -------
@@ -394,8 +433,7 @@ def write_attributions(result: AttributionResult, out: str | os.PathLike, modisc
                          f"{', '.join(HYPOTHETICAL_METHODS)}")
     executable = _modisco_executable() if modisco else None
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"--out {out} is a file; attribute writes a folder: choose a folder name")
+    check_output_folder(out, what="attribute writes a folder")
     arrays = {"attributions": result.attributions, "one_hot": result.one_hot, "lengths": result.lengths,
               "ids": np.array(result.ids), "method": result.method, "target": result.target, "units": result.units}
     crops = {}
@@ -408,14 +446,14 @@ def write_attributions(result: AttributionResult, out: str | os.PathLike, modisc
                  "modisco_hyp": result.hypothetical.transpose(0, 2, 1)[rows, columns].transpose(0, 2, 1)}
         arrays.update(hypothetical=result.hypothetical, modisco_start=starts, modisco_width=width)
 
-    out.mkdir(parents=True, exist_ok=True)
     written = {"npz": str(out / "attributions.npz")}
-    with atomic_path(out / "attributions.npz", suffix=".npz") as path:
-        np.savez_compressed(path, **arrays)
-    for name, array in crops.items():
-        with atomic_path(out / f"{name}.npz", suffix=".npz") as path:
-            np.savez_compressed(path, np.ascontiguousarray(array, dtype=np.float32))  # modisco reads arr_0
-        written[f"{name}_npz"] = str(out / f"{name}.npz")
+    with output_folder(out, ATTRIBUTE_FILES, what="attribute writes a folder") as staging:
+        with atomic_path(staging / "attributions.npz", suffix=".npz") as path:  # a failed write names its file
+            np.savez_compressed(path, **arrays)
+        for name, array in crops.items():
+            with atomic_path(staging / f"{name}.npz", suffix=".npz") as path:
+                np.savez_compressed(path, np.ascontiguousarray(array, dtype=np.float32))  # modisco reads arr_0
+            written[f"{name}_npz"] = str(out / f"{name}.npz")
     if crops:
         written["modisco_width"] = width
     if modisco:
@@ -458,8 +496,7 @@ def run_attribute(model: str | os.PathLike | Sequence[str | os.PathLike], input:
     _check_request(method, hypothetical)
     if modisco:
         _modisco_executable()  # before the work, not after it
-    if Path(out).exists() and not Path(out).is_dir():
-        raise FileExistsError(f"--out {out} is a file; attribute writes a folder: choose a folder name")
+    check_output_folder(out, what="attribute writes a folder")  # before the work
     ids, sequences, where = read_all_sequences(input, seq_col)
     loaded = load(model, device, batch_size=batch_size, precision=precision)
     result = attribute(loaded, sequences, method, target=target, standardized=standardized, hypothetical=hypothetical,

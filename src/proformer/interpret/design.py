@@ -30,11 +30,12 @@ import numpy as np
 
 from ..inference import Ensemble, Run
 from ..io.atomic import atomic_write, check_output
+from ..limits import MAX_BEAM, MAX_EDITS, check_memory, whole as whole_number
 from ..progress import Progress
 from .ism import mean_substitutions
 from .scorer import Scorer, mean_over, scorers
 
-__all__ = ["Design", "design", "parse_goal", "run_design", "write_designs"]
+__all__ = ["Design", "check_oracle", "design", "parse_goal", "run_design", "write_designs"]
 
 BASES = "ACGT"
 #: Input sequences searched together: their candidates share the batches of one step, and the
@@ -108,9 +109,28 @@ def parse_goal(goal: str | float) -> str | float:
 
 
 def _whole(name: str, value: int, at_least: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < at_least:
-        raise ValueError(f"{name}={value!r}: give a whole number, at least {at_least}")
-    return int(value)
+    """``max_edits`` and ``beam`` as ints within :mod:`proformer.limits`' bounds, else a ValueError naming them."""
+    return whole_number(name, value, at_least, {"max_edits": MAX_EDITS, "beam": MAX_BEAM}.get(name))
+
+
+#: Bytes per candidate and input position in one search step, roughly: the substitution
+#: predictions (float64, 4 bases) and their losses, the mutant index arrays in numpy and torch
+#: (3 substitutions x 17 bytes, twice), and the Python tuples of the improving children (up to 3).
+#: Measured: about 530 bytes (a tiny run, 256 sequences of 23 nt, beam 50, goal high).
+STEP_BYTES_PER_POSITION = 600
+
+
+def _check_design_memory(runs: int, oracle: bool, n: int, width: int, max_edits: int, beam: int) -> None:
+    """Refuse (:class:`~proformer.limits.NotEnoughMemory`) before the search when a step's candidates
+    (``min(n, CHUNK) x beam``, each ``width`` positions) would not fit in the machine's memory, nor
+    the oracle's sequences (every step of every design: ``n x (max_edits + 1)`` strings)."""
+    candidates = min(n, CHUNK) * beam
+    need = candidates * width * (STEP_BYTES_PER_POSITION + 32 * runs)
+    lower = f"--beam (beam={beam})"
+    if oracle:
+        need += n * (max_edits + 1) * (width + 80)
+        lower += f", --max-edits (max_edits={max_edits}) or the number of sequences (split the input)"
+    check_memory(need, f"design of {n:,} sequences of up to {width:,} nt with beam {beam:,}", lower)
 
 
 def _loss(goal: str | float) -> Callable[[np.ndarray], np.ndarray]:
@@ -150,7 +170,9 @@ def design(model: Run | Ensemble, sequences: Sequence[str], goal: str | float, m
         Names for the designs; default ``"0"``, ``"1"``, ...
     oracle : Run or Ensemble, optional
         A second model that predicts every step's sequence too (it lays the strings out itself,
-        so its layout may differ).
+        so its layout may differ). It must predict the design's target (by name; :func:`check_oracle`)
+        and see whole every sequence the model sees whole: an oracle whose window would cut one is
+        refused, naming the sequence.
     where : sequence of str, optional
         ``file:line`` of each sequence, for errors.
     progress : bool
@@ -164,14 +186,20 @@ def design(model: Run | Ensemble, sequences: Sequence[str], goal: str | float, m
     goal = parse_goal(goal)
     max_edits, beam = _whole("max_edits", max_edits), _whole("beam", beam)
     members = scorers(model, target, standardized)
-    judges = scorers(oracle, target, standardized) if oracle is not None else []
+    judges = []
+    if oracle is not None:
+        # The oracle judges the same target, found by name (its columns may be in another order).
+        judges = scorers(oracle, check_oracle(model, oracle, target, oracle_names=_names(oracle)), standardized)
     laid = members[0].lay_out(sequences, where)  # checks every symbol and length up front
+    if judges:
+        _check_oracle_window(members, judges, laid.lengths, where, oracle)
     for scorer in members[1:] + judges:
         scorer.lay_out(laid.sequences, where)  # another run's flanks may refuse a sequence: before the search
     n = len(laid.sequences)
     ids = [str(i) for i in range(n)] if ids is None else [str(i) for i in ids]
     if len(ids) != n:
         raise ValueError(f"{len(ids)} ids for {n} sequences; give one id per sequence")
+    _check_design_memory(len(members), bool(judges), n, laid.window.shape[1], max_edits, beam)
     loss = _loss(goal)
 
     best: list[_Candidate] = []
@@ -195,6 +223,64 @@ def design(model: Run | Ensemble, sequences: Sequence[str], goal: str | float, m
         for d, values in zip(designs, np.split(scores, ends[:-1])):
             d.oracle_predictions = values
     return designs
+
+
+def _names(model: Run | Ensemble) -> list[str]:
+    if not isinstance(model, (Run, Ensemble)):
+        raise TypeError(f"oracle is a {type(model).__name__}; give what proformer.load(RUN_DIR) returns (a run or a "
+                        f"list of runs)")
+    return model.target_names
+
+
+def _label(runs: str | os.PathLike | Sequence[str | os.PathLike] | Run | Ensemble) -> str:
+    if isinstance(runs, (Run, Ensemble)):
+        runs = runs.runs
+    if isinstance(runs, (str, os.PathLike)):
+        return str(runs)
+    return ", ".join(map(str, runs))
+
+
+def check_oracle(model: Run | Ensemble, oracle: str | os.PathLike | Sequence | Run | Ensemble,
+                 target: str | int | None, oracle_names: Sequence[str]) -> str:
+    """The name of the design's target, which the oracle must predict too.
+
+    The ensemble rule where it applies: an oracle judges the model's predictions, so it must
+    predict the same target, matched by name (an index picks the model's column; the oracle's
+    column of that name is used). ``oracle_names`` are the oracle's target names (from its
+    ``config.json`` before its weights load). A one-line ValueError names the targets of both
+    and, when they share some, says that ``--target-name`` picks one of those.
+    """
+    name = model.target_names[model.target_index(target)]
+    if name in oracle_names:
+        return name
+    shared = [n for n in model.target_names if n in oracle_names]
+    fix = (f"give --target-name (target=) one both predict: {', '.join(shared)}" if shared else
+           "give an oracle trained on the same target")
+    raise ValueError(
+        f"the oracle ({_label(oracle)}) predicts {len(oracle_names)} target(s) ({', '.join(oracle_names)}) but the "
+        f"design's target is {name!r} (of the model, {_label(model)}, which predicts {', '.join(model.target_names)}): "
+        f"an oracle judges the same target as the model; {fix}"
+    )
+
+
+def _check_oracle_window(members: list[Scorer], judges: list[Scorer], lengths: np.ndarray,
+                         where: Sequence[str] | None, oracle: Run | Ensemble) -> None:
+    """Refuse an oracle whose window would cut a sequence the model sees whole (a different
+    window length): it would judge another sequence than the one designed."""
+    whole = np.logical_and.reduce([member.layout.fits(lengths) for member in members])
+    for judge, run in zip(judges, oracle.runs):
+        cut = whole & ~judge.layout.fits(lengths)
+        if cut.any():
+            row = int(np.argmax(cut))
+            name = where[row] if where is not None else f"sequence {row}"
+            layout, own = judge.layout, members[0].layout
+            raise ValueError(
+                f"the oracle {run} takes sequences up to {layout.head + layout.tail + layout.length} nt (a "
+                f"{layout.length}-nt window after trimming {layout.head} + {layout.tail} nt) but {name} has "
+                f"{int(lengths[row])} nt, which the model sees whole (its window: {own.length} nt after trimming "
+                f"{own.head} + {own.tail} nt): the oracle would judge the sequence cut to its window; give an oracle "
+                f"trained on the same sequence length"
+            )
 
 
 def _search(members: list[Scorer], sequences: list[str], loss: Callable, max_edits: int, beam: int,
@@ -263,7 +349,9 @@ def _next_beam(family: list[tuple[_Candidate, list]], beam: int) -> list[_Candid
 
 
 def write_designs(designs: Sequence[Design], out: str | os.PathLike) -> str:
-    """Write the designs as a TSV, atomically; one row per step of every design.
+    """Write the designs as a TSV, one row per step of every design, under the output rule of
+    :mod:`proformer.io.atomic` (a file appears only when complete; a symbolic link's target is
+    written; a pipe, a device or ``-`` is written straight through).
 
     Columns: ``id``; ``step`` (0 is the input, k the sequence after k edits); ``edit``, the
     edit made at this step as ``POSITION:REF>NEW`` (0-based position in the input sequence,
@@ -320,7 +408,13 @@ def run_design(model: str | os.PathLike | Sequence[str | os.PathLike], input: st
     ids, sequences, where = read_all_sequences(input, seq_col)
     options = {"batch_size": batch_size, "precision": precision}
     loaded = load(model, device, **options)
-    judge = load(oracle, device, **options) if oracle is not None else None
+    judge = None
+    if oracle is not None:
+        # The oracle's targets are checked from its config.json, before its weights load.
+        from ..inference import read_target_names
+
+        check_oracle(loaded, oracle, target, oracle_names=read_target_names(oracle))
+        judge = load(oracle, device, **options)
     designs = design(loaded, sequences, goal, max_edits, beam=beam, target=target, standardized=standardized, ids=ids,
                      oracle=judge, where=where, progress=progress)
     write_designs(designs, out)

@@ -24,6 +24,8 @@ import torch
 
 from ..inference import Ensemble, LaidOut, Run
 from ..io.atomic import atomic_path
+from ..io.folders import check_output_folder, output_folder
+from ..limits import MAX_POSITION, whole
 from ..progress import Progress
 from ..sequence import COMPLEMENT, one_hot
 from .scorer import Scorer, mean_over, scorers
@@ -186,8 +188,8 @@ def ism(model: Run | Ensemble, sequences: Sequence[str], *, target: str | int | 
     members = scorers(model, target, standardized)
     laid = members[0].lay_out(sequences, where)
     n, width = laid.window.shape
-    start = 0 if start is None else int(start)
-    end = width if end is None else int(end)
+    start = 0 if start is None else whole("start", start, 0, MAX_POSITION - 1)  # no 2.5, no True
+    end = width if end is None else whole("end", end, 1, MAX_POSITION)
     if not 0 <= start < end:
         raise ValueError(f"--start {start} --end {end}: need 0 <= start < end (0-based positions, end exclusive)")
     mutable = np.zeros((n, width), dtype=bool)
@@ -212,11 +214,18 @@ def ism(model: Run | Ensemble, sequences: Sequence[str], *, target: str | int | 
                      laid.lengths, members[0].target_name, members[0].units, evaluated)
 
 
+#: The files ``ism`` writes in its folder (main file first): an earlier run's are replaced.
+ISM_FILES = ("ism.npz", "logos/*.png")
+
+
 def write_ism(result: IsmResult, out: str | os.PathLike, top: int = 0) -> dict:
     """Write ``out/ism.npz`` and, for the ``top`` sequences with the largest |effect|, a logo PNG each.
 
     ``ism.npz`` holds ``effects`` and ``one_hot`` ``(n, 4, width)``, ``reference`` ``(n,)``,
-    ``lengths``, ``ids``, ``target`` and ``units``. Every file is written atomically.
+    ``lengths``, ``ids``, ``target`` and ``units``. The folder then holds this run's files only:
+    they are staged and swapped in together (:func:`proformer.io.folders.output_folder`), an
+    earlier run's ``ism.npz`` and ``logos/*.png`` are removed, other files (a user's notes) stay,
+    and a failure (a full disk) leaves the folder as it was.
 
     Returns
     -------
@@ -224,24 +233,25 @@ def write_ism(result: IsmResult, out: str | os.PathLike, top: int = 0) -> dict:
         ``npz``: its path; ``logos``: the PNG paths, largest effect first.
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "ism.npz", suffix=".npz") as path:
-        np.savez_compressed(path, effects=result.effects, one_hot=result.one_hot, reference=result.reference,
-                            lengths=result.lengths, ids=np.array(result.ids), target=result.target, units=result.units)
     logos = []
-    if top:
-        from .logos import plot_logo
+    with output_folder(out, ISM_FILES, what="ism writes a folder (ism.npz, logos/)") as staging:
+        with atomic_path(staging / "ism.npz", suffix=".npz") as path:  # a failed write names its file
+            np.savez_compressed(path, effects=result.effects, one_hot=result.one_hot, reference=result.reference,
+                                lengths=result.lengths, ids=np.array(result.ids), target=result.target,
+                                units=result.units)
+        if top:
+            from .logos import plot_logo
 
-        strength = np.nanmax(np.abs(np.where(np.isnan(result.effects), 0, result.effects)), axis=(1, 2))
-        importance = result.importance()
-        (out / "logos").mkdir(exist_ok=True)
-        for rank, row in enumerate(np.argsort(-strength, kind="stable")[:top], start=1):
-            path = out / "logos" / f"{rank:03d}_{_file_name(result.ids[row])}.png"
-            plot_logo(importance[row, :, : result.lengths[row]], path,
-                      title=f"{result.ids[row]}: ISM importance of each base ({result.target}, {result.units}); "
-                            f"reference prediction {result.reference[row]:.3g}",
-                      seen=~np.isnan(result.effects[row, :, : result.lengths[row]]).all(axis=0))
-            logos.append(str(path))
+            strength = np.nanmax(np.abs(np.where(np.isnan(result.effects), 0, result.effects)), axis=(1, 2))
+            importance = result.importance()
+            (staging / "logos").mkdir()
+            for rank, row in enumerate(np.argsort(-strength, kind="stable")[:top], start=1):
+                name = Path("logos") / f"{rank:03d}_{_file_name(result.ids[row])}.png"
+                plot_logo(importance[row, :, : result.lengths[row]], staging / name,
+                          title=f"{result.ids[row]}: ISM importance of each base ({result.target}, {result.units}); "
+                                f"reference prediction {result.reference[row]:.3g}",
+                          seen=~np.isnan(result.effects[row, :, : result.lengths[row]]).all(axis=0))
+                logos.append(str(out / name))
     return {"npz": str(out / "ism.npz"), "logos": logos}
 
 
@@ -270,8 +280,7 @@ def run_ism(model: str | os.PathLike | Sequence[str | os.PathLike], input: str |
     from ..io.inputs import read_all_sequences
 
     began = time.perf_counter()
-    if Path(out).exists() and not Path(out).is_dir():
-        raise FileExistsError(f"--out {out} is a file; ism writes a folder (ism.npz, logos/): choose a folder name")
+    check_output_folder(out, what="ism writes a folder (ism.npz, logos/)")  # before the work
     if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 0:
         raise ValueError(f"top={top!r}: give how many sequences to draw logos for (0 for none)")
     ids, sequences, where = read_all_sequences(input, seq_col)

@@ -427,7 +427,8 @@ def variant_effect(model: Run | Ensemble, *, ref: Sequence[str] | None = None, a
 
 
 def write_effects(effects: Effects, out: str | os.PathLike) -> bool:
-    """Write an effect table as TSV, atomically (``out`` appears only when complete).
+    """Write an effect table as TSV under the output rule of :mod:`proformer.io.atomic` (a file
+    appears only when complete; a pipe, a device or ``-`` is written straight through).
 
     Columns in the order of ``effects.columns``, numbers to 9 significant digits, then
     ``log2_ratio`` = ``log2(alt_prediction / ref_prediction)`` only where a ratio has a meaning:
@@ -501,9 +502,7 @@ def run_variant_effect(model: str | os.PathLike | Sequence[str | os.PathLike], o
         raise ValueError(f"--on-mismatch {on_mismatch}: use {' or '.join(ON_MISMATCH)}")
     if seq_col is not None and snv_scan is None:
         raise ValueError("--seq-col names the sequence column of a --snv-scan table; pairs and VCF files have fixed columns")
-    check_output(out, pairs, snv_scan, vcf, fasta)
-    if not Path(out).parent.is_dir():
-        raise FileNotFoundError(2, f"the folder {Path(out).parent} does not exist (create it first)", os.fspath(out))
+    check_output(out, pairs, snv_scan, vcf, fasta)  # the output rule; a missing folder or an input is refused
     mode = next(iter(given))
     options = {"target": target, "standardized": standardized, "progress": progress}
 

@@ -9,17 +9,20 @@ library only.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import io
 import itertools
+import os
 import zlib
 from pathlib import Path
 from typing import Iterator
 
 from .errors import InputError
 
-__all__ = ["GZIP_MAGIC", "BOM", "READ_BUFFER", "Source", "check_input", "is_blank", "line_chunks", "first_char"]
+__all__ = ["GZIP_MAGIC", "BOM", "READ_BUFFER", "Source", "check_input", "check_link", "check_links", "is_blank",
+           "line_chunks", "first_char"]
 
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -27,8 +30,30 @@ BOM = b"\xef\xbb\xbf"
 READ_BUFFER = 1 << 20
 
 
+def check_link(path: str | os.PathLike, display: str) -> None:
+    """InputError when ``path`` cannot be followed because of a symbolic link: a loop (ELOOP), or
+    a link to something that does not exist. Anything else (absent, unreadable) is left to the caller."""
+    try:
+        os.stat(path)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise InputError(f"{display} is a symbolic link loop (ELOOP: its links lead back to themselves), not a "
+                             f"file; point the link at a real file, or give the file itself") from None
+        if os.path.islink(path):
+            raise InputError(f"{display} is a symbolic link to {os.readlink(path)}, which does not exist; point the "
+                             f"link at a real file, or give the file itself") from None
+
+
+def check_links(paths, flag: str) -> None:
+    """:func:`check_link` of each path of a command-line option (``flag PATH`` in the message)."""
+    for path in paths:
+        check_link(path, f"{flag} {os.fspath(path)}")
+
+
 def check_input(path: Path, display: str) -> None:
-    """Raise unless ``path`` is a file: FileNotFoundError when absent, InputError for a directory."""
+    """Raise unless ``path`` is a file: FileNotFoundError when absent, InputError for a directory or
+    a symbolic link that leads nowhere (a loop, or a link to nothing)."""
+    check_link(path, display)
     if path.is_dir():
         raise InputError(f"{display} is a directory; give the path of a sequence file (FASTA, DREAM TSV or a CSV/TSV table)")
     if not path.is_file():

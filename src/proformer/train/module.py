@@ -338,7 +338,7 @@ class EMAWeights(WeightAveraging):
 
     def averaged_state(self) -> dict[str, torch.Tensor]:
         """The Proformer weights that validation judges: the average's ``state_dict``, with
-        :class:`~proformer.model.Proformer`'s keys (as weights.pt holds them)."""
+        :class:`~proformer.model.Proformer`'s keys (as the run's weights file holds them)."""
         if self._average_model is None:
             raise RuntimeError("EMAWeights.averaged_state() before fit set the average up")
         return self._average_model.module.model.state_dict()

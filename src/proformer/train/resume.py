@@ -47,8 +47,12 @@ def check_resume(run_dir: Path, checkpoint: Path, config: RunConfig, model_cfg, 
         # checkpoint again when it restores it; a dream2022 checkpoint is about 0.6 GB).
         state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
     except Exception as error:  # noqa: BLE001 - any unreadable checkpoint gets the same advice
-        raise ValueError(f"--resume: {checkpoint} cannot be read ({str(error).splitlines()[0][:200]}); it is truncated "
-                         f"or damaged: start the run again in another --out") from None
+        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        if "weights_only" in str(error) or "Weights only" in str(error):  # never pass on torch's weights_only=False advice
+            reason = ("it holds objects other than tensors and plain values, which are never loaded since that could "
+                      "run code")
+        raise ValueError(f"--resume: {checkpoint} cannot be read ({reason}); it is truncated or damaged: start the "
+                         f"run again in another --out") from None
     changes = []
     old_model = (state.get("hyper_parameters") or {}).get("model")
     if isinstance(old_model, dict):

@@ -4,10 +4,10 @@ Run directory::
 
     RUN_DIR/config.yaml           the resolved run config (model length and n_targets as taken from the data)
     RUN_DIR/config.json           what predict needs: model shape, layout, target mean/std, best epoch
-    RUN_DIR/weights.pt            the best model's state_dict (torch.load(weights_only=True); with train.ema, the average's)
+    RUN_DIR/weights.safetensors   the best model's state_dict, tensors only (with train.ema, the average's)
     RUN_DIR/metrics.csv           one row per epoch (with several targets, a Pearson and Spearman per target)
     RUN_DIR/learning_curve.png
-    RUN_DIR/checkpoints/last.ckpt Lightning's full state, for --resume
+    RUN_DIR/checkpoints/last.ckpt Lightning's full state, for --resume (replaced atomically: AtomicCheckpointIO)
     RUN_DIR/tensorboard/          with train.logger=tensorboard: the same per-epoch figures as metrics.csv
     RUN_DIR/.train.lock           while a train writes the directory: the lock it holds (filelock; removed at exit)
 
@@ -46,10 +46,11 @@ from ..data.dataset import (
 )
 from ..data.splits import split_indices
 from ..device import check_bf16
-from ..io.run import CONFIG, RunInfo, TargetInfo, read_run_info
+from ..io.run import CONFIG, WEIGHTS, RunInfo, TargetInfo, read_run_info
 from ..model.config import ModelConfig
 from ..sequence import Layout
 from . import memory as memory_model
+from .checkpoint import AtomicCheckpointIO
 from .loggers import check_loggers, run_loggers
 from .memory import BatchPlan, NotEnoughMemory
 from .module import EMAWeights, ProformerModule, TrainingDiverged, TrainingFailed
@@ -433,7 +434,7 @@ def _fit(config, run_dir, resume, trainer, plan, dataset, valid_set, model_cfg, 
         raise TrainingStopped(f"training was stopped by SIGTERM in epoch {trainer.current_epoch + 1} at step "
                               f"{trainer.global_step}; {saved}") from None
     except TrainingDiverged as error:
-        kept = (f"; the best model of the epochs before is still in {run_dir} (config.json + weights.pt)"
+        kept = (f"; the best model of the epochs before is still in {run_dir} (config.json + {WEIGHTS})"
                 if (run_dir / CONFIG).exists() else f"; no model was written to {run_dir}")
         raise TrainingDiverged(f"{error}{kept}") from None
 
@@ -472,7 +473,7 @@ def _trainer(config: RunConfig, run_dir: Path, progress: bool) -> L.Trainer:
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
     train_cfg = config.train
-    # Only last.ckpt, for --resume: the best model is RunDirectory's weights.pt, written once.
+    # Only last.ckpt, for --resume: the best model is RunDirectory's weights.safetensors, written once.
     # (No monitor and top 1: the latest epoch, written over the one before.)
     callbacks = [ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", save_top_k=1, enable_version_counter=False)]
     if train_cfg.early_stopping:
@@ -493,6 +494,8 @@ def _trainer(config: RunConfig, run_dir: Path, progress: bool) -> L.Trainer:
         num_nodes=train_cfg.num_nodes,
         precision="bf16-mixed" if train_cfg.precision == "bf16" else "32-true",
         callbacks=callbacks,
+        # last.ckpt written beside itself and renamed: a failed save keeps the last good one.
+        plugins=[AtomicCheckpointIO(run_dir)],
         logger=False,  # set in _fit: metrics.csv and train.logger's (proformer.train.loggers)
         enable_progress_bar=bar,
         enable_model_summary=False,

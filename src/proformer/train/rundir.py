@@ -3,7 +3,7 @@ loggers (metrics.csv, :mod:`proformer.train.loggers`) and keeps the learning cur
 model up to date, and the lock that keeps a second ``train`` out.
 
 The layout of the directory is in :mod:`proformer.train.run`'s docstring; ``config.json`` and
-``weights.pt`` are written by :func:`proformer.io.run.write_run_model`.
+``weights.safetensors`` are written by :func:`proformer.io.run.write_run_model`.
 """
 
 from __future__ import annotations
