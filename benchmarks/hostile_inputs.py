@@ -1,4 +1,4 @@
-"""Replay issue 13's hostile cases (bad input, faults, misuse) against the real CLI.
+"""Replay the hostile cases (bad input, faults, misuse; outputs and run directories) against the real CLI.
 
 Builds a tiny dataset (tests/data/dream_train.tsv, 400 rows) and a tiny trained run (dim 8, one
 block, one epoch) in a temporary folder, then runs each case as ``python -m proformer.cli ...`` in
@@ -11,7 +11,8 @@ last stderr line, whether it finished in time, and whether it met its expectatio
 - files listed as ``keep`` must be byte-identical afterwards (nothing lost);
 - an optional ``check(result) -> str | None`` adds a case-specific condition (None: fine).
 
-Prints a Markdown table and exits 1 if any case fails its expectation::
+Prints a Markdown table, the failures by kind (data loss: a kept file changed; hangs; tracebacks;
+silently wrong or unclear: a case's own check failed), and exits 1 if any case fails::
 
     python benchmarks/hostile_inputs.py [--keep] [--only SUBSTRING]
 
@@ -29,6 +30,7 @@ import json
 import os
 import random
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -376,6 +378,7 @@ def cases(p: dict) -> list[Case]:
         Case("score", "score | head", lambda: shell(
             f"{sys.executable} -m proformer.cli score {submission} --data-dir {MINI} | head -n 0"), expect="clean"),
         Case("score", "unreadable input", lambda: cli("score", unreadable, "--data-dir", MINI), skip=root_skip),
+        *output_cases(p, body),
         # export
         Case("export", "--onnx RUN/weights.safetensors", lambda: cli("export", "--model", weights_only, "--onnx",
                                                                      weights_only / "weights.safetensors"),
@@ -411,6 +414,146 @@ def cases(p: dict) -> list[Case]:
         Case("bench", "--device cuda without CUDA", lambda: cli("bench", "predict", "--preset", "grid", "--device",
                                                                 "cuda", "--steps", "1"),
              skip="CUDA is available here" if _has_cuda() else None),
+    ]
+
+
+def output_cases(p: dict, body: str) -> list[Case]:
+    """The outputs and run directories of issue 25: what is there is written through or kept, never
+    replaced; a bad run directory or option is one line."""
+    r, run = p["root"] / "outputs", p["run"]
+    r.mkdir(exist_ok=True)
+    fasta = write(r / "seqs.fa", "".join(f">s{i}\n{line}\n" for i, line in enumerate(body.split()[:5])))
+    inputs = write(r / "seqs.txt", body)
+    table = write(r / "target.tsv", "old\n")
+    (r / "link.tsv").unlink(missing_ok=True)
+    (r / "link.tsv").symlink_to(table)
+    design_target = write(r / "design_target.tsv", "old\n")
+    (r / "design_link.tsv").unlink(missing_ok=True)
+    (r / "design_link.tsv").symlink_to(design_target)
+    for name in ("loop_a", "loop_b"):
+        (r / name).unlink(missing_ok=True)
+    (r / "loop_a").symlink_to(r / "loop_b")
+    (r / "loop_b").symlink_to(r / "loop_a")
+    device, device_skip = r / "full", None
+    if not device.exists():
+        try:
+            os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 7))  # /dev/full's numbers
+        except (PermissionError, OSError) as error:
+            device_skip = f"cannot mknod here ({error.strerror})"
+    earlier = r / "ism_folder"
+    (earlier / "logos").mkdir(parents=True, exist_ok=True)
+    for i in range(3):
+        write(earlier / "logos" / f"00{i}_earlier.png", b"old")
+
+    def run_copy(name: str, change: Callable[[dict], None]) -> Path:
+        target = r / name
+        if not target.exists():
+            shutil.copytree(run, target)
+            config = json.loads((target / "config.json").read_text())
+            change(config)
+            (target / "config.json").write_text(json.dumps(config))
+        return target
+
+    wide = run_copy("wide_run", lambda c: c["model"].update(dim=2 * c["model"]["dim"]))
+    names = run_copy("names_run", lambda c: c["target"].update(names=["a", "b"]))
+    layout = run_copy("layout_run", lambda c: c["layout"].update(pad="plastic"))
+    other = run_copy("other_target_run", lambda c: c["target"].update(names=["other"]))
+    pickled = r / "pickle_run"
+    marker = r / "pickle_ran"
+    if not pickled.exists():
+        shutil.copytree(run, pickled)
+        (pickled / "weights.safetensors").unlink()
+        write(pickled / "weights.pt", b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR.")
+    genome = r / "genome.fa.gz"
+    if not genome.exists():
+        import gzip
+        genome.write_bytes(gzip.compress((">chr1\n" + "ACGT" * 200 + "\n").encode()))
+    vcf = write(r / "variants.vcf", "##fileformat=VCFv4.2\n#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO\n"
+                                    "chr1\t400\t.\tT\tG\t.\t.\t.\n")
+    stale = r / "stale.fa"
+    if not stale.exists():
+        write(stale, ">chr1\n" + "ACGT" * 200 + "\n")
+        write(Path(str(stale) + ".fai"), "chr1\t800\t6\t800\t801\n")
+        os.utime(Path(str(stale) + ".fai"), (1, 1))  # an index older than its FASTA
+    first = body.split()[0]
+    pairs = write(r / "pairs.tsv", f"id\tref_sequence\talt_sequence\nv\t{first}\t{first[:-1]}A\n")
+    one_line = lambda res: None if len(res["stderr"].strip().splitlines()) == 1 else "not one line"
+
+    def is_device(res: dict) -> str | None:
+        return None if stat.S_ISCHR(os.lstat(device).st_mode) else "the device was replaced by a file"
+
+    def link_kept(link: Path, target: Path) -> Callable[[dict], str | None]:
+        def check(res: dict) -> str | None:
+            if not link.is_symlink():
+                return "the link was replaced"
+            return None if target.read_text().startswith(("sequence", "id")) else "the link's target not written"
+        return check
+
+    def logos(res: dict) -> str | None:
+        found = sorted(path.name for path in (earlier / "logos").glob("*.png"))
+        return None if len(found) == 1 else f"{len(found)} logos for --top 1: {found}"
+
+    def stdout_table(res: dict) -> str | None:
+        return None if res["stdout"].startswith("sequence\t") else "standard output got no table"
+
+    def no_code_ran(res: dict) -> str | None:
+        if marker.exists():
+            return "the pickle ran code"
+        return "suggests weights_only=False" if "weights_only=False" in res["stderr"] else one_line(res)
+
+    predict = lambda out, *extra: lambda: cli("predict", "--model", run, "--input", inputs, "--out", out,
+                                              "--no-progress", *extra)
+    model_error = lambda model: lambda: cli("predict", "--model", model, "--input", inputs, "--out",
+                                            r / "never.tsv", "--no-progress")
+    return [
+        Case("predict", "--out a character device (/dev/full)", predict(device), check=is_device, skip=device_skip),
+        Case("predict", "--out a symlink to a file", predict(r / "link.tsv"), expect="ok",
+             check=link_kept(r / "link.tsv", table)),
+        Case("predict", "--out a named pipe being read", lambda: shell(
+            f"cd {r} && rm -f pipe got && mkfifo pipe && (cat pipe > got &) && {sys.executable} -m proformer.cli "
+            f"predict --model {run} --input {inputs} --out pipe --no-progress && sleep 1 && test -p pipe && "
+            f"head -c 9 got | grep -q sequence", timeout=120), expect="ok"),
+        Case("predict", "--out a symlink to standard output", lambda: shell(
+            f"cd {r} && ln -sf /dev/stdout to_stdout && {sys.executable} -m proformer.cli predict --model {run} "
+            f"--input {inputs} --out to_stdout --no-progress"), expect="ok", check=stdout_table),
+        Case("predict", "--out a symlink loop", predict(r / "loop_a"), check=one_line),
+        Case("predict", "--input a symlink loop", lambda: cli("predict", "--model", run, "--input", r / "loop_a",
+                                                               "--out", r / "never.tsv", "--no-progress"),
+             check=lambda res: None if "loop" in res["stderr"] else "the loop is not named"),
+        Case("design", "--out a symlink to a file", lambda: cli("design", "--model", run, "--input", fasta, "--target",
+                                                              "high", "--max-edits", "1", "--out",
+                                                              r / "design_link.tsv", "--no-progress"),
+             expect="ok", check=lambda res: None if (r / "design_link.tsv").is_symlink() and
+             design_target.read_text().startswith("id") else "the link was replaced or its target not written"),
+        Case("ism", "into a folder of an earlier run", lambda: cli("ism", "--model", run, "--input", fasta, "--out",
+                                                                  earlier, "--top", "1", "--no-progress"),
+             expect="ok", check=logos),
+        Case("attribute", "--steps 1000000", lambda: cli("attribute", "--model", run, "--input", fasta, "--out",
+                                                        r / "attr", "--method", "integrated_gradients", "--steps",
+                                                        "1000000", "--no-progress"), check=one_line),
+        Case("predict", "config.json width != weights", model_error(wide), check=one_line),
+        Case("predict", "config.json 2 target names, 1 target", model_error(names), check=one_line),
+        Case("predict", "config.json pad 'plastic'", model_error(layout),
+             check=lambda res: None if "config.json" in res["stderr"] else "the file is not named"),
+        Case("predict", "weights.pt that runs code", model_error(pickled), check=no_code_ran),
+        Case("design", "--oracle with other targets", lambda: cli("design", "--model", run, "--oracle", other,
+                                                                 "--input", fasta, "--target", "high", "--max-edits",
+                                                                 "1", "--out", r / "never.tsv", "--no-progress"),
+             check=one_line),
+        Case("prepare", "prepare FILE --out FILE", lambda: cli("prepare", inputs, "--out", inputs, "--no-progress"),
+             keep=(inputs,), check=lambda res: None if "input" in res["stderr"] else "the input is not named"),
+        Case("variant-effect", "plain-gzip genome", lambda: cli("variant-effect", "--model", run, "--vcf", vcf,
+                                                               "--fasta", genome, "--out", r / "never.tsv",
+                                                               "--no-progress"),
+             check=lambda res: None if "bgzip" in res["stderr"] else "bgzip not named"),
+        Case("variant-effect", "a .fai older than its FASTA", lambda: cli(
+            "variant-effect", "--model", run, "--vcf", vcf, "--fasta", stale, "--out", r / "stale_effects.tsv",
+            "--no-progress"), expect="clean", check=lambda res: None if "older" in res["stderr"] else
+            "the stale index was used without a word"),
+        Case("variant-effect", "--out a symlink to standard output", lambda: shell(
+            f"cd {r} && ln -sf /dev/stdout effects_out && {sys.executable} -m proformer.cli variant-effect --model "
+            f"{run} --pairs {pairs} --out effects_out --no-progress"), expect="ok",
+             check=lambda res: None if res["stdout"].startswith("id\t") else "standard output got no table"),
     ]
 
 
@@ -488,6 +631,10 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(table))
         print(f"\n{passed + len(failures)} cases run, {passed} passed, {len(failures)} failed, {skipped} skipped"
               + (" (as root)" if AS_ROOT else ""))
+        kinds = {"data loss": " changed", "hangs": "timed out", "tracebacks": "traceback"}
+        counts = {kind: sum(word in failure for failure in failures) for kind, word in kinds.items()}
+        counts["silently wrong or unclear"] = len(failures) - sum(counts.values())
+        print(", ".join(f"{count} {kind}" for kind, count in counts.items()))
         for failure in failures:
             print(f"- FAIL {failure}")
         return 1 if failures else 0
