@@ -788,3 +788,34 @@ def run_shell(block: Block, text: str, spec: Run) -> None:
 @pytest.mark.parametrize("key", list(RUN))
 def test_block_runs(key, workspace):
     workspace(key)
+
+
+# -- the README's figures come from one place ------------------------------------------------------
+
+FIGURES_START, FIGURES_END = "<!-- readme-figures:start -->", "<!-- readme-figures:end -->"
+
+
+def test_the_readme_states_no_timing_or_count_of_its_own():
+    """Figures live in docs/benchmarks.md's block, written by benchmarks/readme_figures.py."""
+    text = (ROOT / "README.md").read_text()
+    stale = re.findall(r"\d[\d,]* tests (?:passed|collected)|passed in \d+ s|took \d+ min|\d+ min \d+ s|"
+                       r"Pearson r (?:was|of) 0\.\d", text)
+    assert not stale, f"the README states figures itself: {stale}; put them in docs/benchmarks.md's block"
+    assert "docs/benchmarks.md#the-readmes-figures" in text
+
+
+def test_the_test_count_in_docs_is_the_suites(request):
+    """The count docs/benchmarks.md states is the number of tests this (whole, default) run holds."""
+    config = request.config
+    whole = (config.args_source == pytest.Config.ArgsSource.TESTPATHS and not config.option.keyword
+             and config.option.markexpr == "not slow")
+    text = (ROOT / "docs" / "benchmarks.md").read_text()
+    block = text.split(FIGURES_START, 1)[1].split(FIGURES_END, 1)[0]
+    found = re.search(r"^\| tests in the default suite \| (?P<selected>[\d,]+) tests", block, re.MULTILINE)
+    assert found, "docs/benchmarks.md's figures block states no test count: run python benchmarks/readme_figures.py"
+    if not whole:
+        pytest.skip("the count is compared when the whole default suite runs (python -m pytest)")
+    stated = int(found.group("selected").replace(",", ""))
+    assert stated == len(request.session.items), (
+        f"docs/benchmarks.md says {stated:,} tests, the suite has {len(request.session.items):,}: run "
+        f"python benchmarks/readme_figures.py --count")
