@@ -247,7 +247,7 @@ def test_a_sigterm_in_a_cell_stops_the_sweep_and_records_the_cell(tiny_data, tmp
     grid, out = _grid(tmp_path / "grid.yaml"), tmp_path / "out"
     assert main(["sweep", "--grid", str(grid), "--data", str(tiny_data), "--out", str(out), "--epochs", "1"]) == 1
     err = capsys.readouterr().err
-    assert calls == ["bad"] and "stopped by SIGTERM in cell bad" in err and "run the same command again" in err
+    assert calls == ["bad"] and "stopped (SIGTERM or Ctrl-C) in cell bad" in err and "run the same command again" in err
     assert [(row["cell"], row["status"]) for row in read_csv(out / "results.csv")] == [("bad", "failed")]
 
 

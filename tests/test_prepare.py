@@ -206,7 +206,8 @@ def test_lentimpra(shared_dir, tmp_path):
     assert meta["rows_kept"] == 1000 and meta["target_names"] == ["mean_value"]
     assert np.array_equal(arrays["targets"], targets)
     assert decode(arrays["codes"], arrays["lengths"]) == sequences
-    assert meta["transforms"]["length"] == 230
+    # The 230-nt rows share 15-nt primers at both ends: found across the chunks, they are the layout's flanks.
+    assert meta["transforms"] == {"head": 15, "tail": 15, "length": 200}
 
 
 def test_quoted_csv_reads_like_plain(tmp_path):

@@ -168,20 +168,22 @@ def test_a_stray_bad_value_is_reported_with_its_line_not_mistaken_for_text(tmp_p
 
 
 @pytest.mark.parametrize(
-    "name, seq_col, targets, length",
+    "name, seq_col, targets, length, flanks",
     [
-        ("human_lentimpra_sample_train.txt", "seq", ["mean_value"], 230),
-        ("drosophila_deepstarr_sample_train.txt", "Sequence", ["Dev_log2_enrichment", "Hk_log2_enrichment"], 249),
+        # lentiMPRA's rows all carry the same 15-nt primers at both ends: prepare trims them (test_flanks.py).
+        ("human_lentimpra_sample_train.txt", "seq", ["mean_value"], 230, 15),
+        ("drosophila_deepstarr_sample_train.txt", "Sequence", ["Dev_log2_enrichment", "Hk_log2_enrichment"], 249, 0),
     ],
 )
-def test_real_mpra_samples_without_flags(shared_dir, tmp_path, capsys, name, seq_col, targets, length):
+def test_real_mpra_samples_without_flags(shared_dir, tmp_path, capsys, name, seq_col, targets, length, flanks):
     path = shared_dir / "data" / "mpra" / name
     status, err = cli(capsys, path, "--out", tmp_path / "ds")
     assert status == 0, err
     assert err.startswith(f"prepare: read {path} as a table: sequence column {seq_col!r}")
     meta = json.loads((tmp_path / "ds" / "meta.json").read_text())
     assert meta["target_names"] == targets and meta["table"]["seq_col"] == seq_col
-    assert meta["min_length"] == meta["max_length"] == length and meta["transforms"]["length"] == length
+    assert meta["min_length"] == meta["max_length"] == length
+    assert meta["transforms"] == {"head": flanks, "tail": flanks, "length": length - 2 * flanks}
     assert meta["rows_kept"] == 1000
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))

@@ -18,8 +18,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _add_progress_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar (errors and results still print)")
+def _add_progress_argument(parser: argparse.ArgumentParser, still: str = "errors and results") -> None:
+    parser.add_argument("--no-progress", action="store_true", help=f"no progress bar ({still} still print)")
 
 
 def _add_overrides_argument(parser: argparse.ArgumentParser) -> None:
@@ -80,7 +80,7 @@ def cmd_prepare(args: argparse.Namespace) -> None:
                              f"{len(DREAM_HEAD)},{len(DREAM_TAIL)} for DREAM files") from None
         trim = (head, tail)
     meta = prepare(args.input, args.out, format=args.format, seq_col=args.seq_col, target_cols=args.target_col,
-                   on_bad=args.on_bad, trim=trim, length=args.length, progress=not args.no_progress)
+                   on_bad=args.on_bad, trim=trim, length=args.length, keep_flanks=args.keep_flanks, progress=not args.no_progress)
     dropped = ", ".join(f"{k} {v:,}" for k, v in meta["dropped"].items() if v) or "none"
     print(f"{args.out}: {meta['rows_kept']:,} of {meta['rows_read']:,} rows kept (dropped: {dropped}); "
           f"targets {meta['target_names'] or 'none'}; layout {meta['transforms']}")
@@ -102,13 +102,11 @@ def cmd_train(args: argparse.Namespace) -> None:
     """Train a Proformer from a run config (YAML or preset) on a prepared dataset."""
     from .config import load_run_config
     from .train import train
-
-    overrides = list(args.overrides)
-    if args.data:
-        overrides.append(f"data.path={args.data}")
-    config = load_run_config(args.config, args.preset, overrides)  # neither: the default preset, auto
     from .train.report import best_summary
 
+    given = {"data.path": args.data, "data.valid": args.valid}
+    overrides = list(args.overrides) + [f"{key}={value}" for key, value in given.items() if value]
+    config = load_run_config(args.config, args.preset, overrides)  # neither: the default preset, auto
     result = train(config, args.out, resume=args.resume, progress=not args.no_progress)
     print(best_summary(result))
     print(f"model written to {args.out} (config.json + weights.safetensors)")
@@ -174,8 +172,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from .evaluate import evaluate
 
     result = evaluate(_models(args), args.data, seq_col=args.seq_col, target_cols=args.target_col or (),
-                      out_dir=args.out_dir, batch_size=args.batch_size, device=args.device, precision=args.precision,
-                      rc_average=args.rc_average, progress=not args.no_progress)
+                      id_col=args.id_col, out_dir=args.out_dir, batch_size=args.batch_size, device=args.device,
+                      precision=args.precision, rc_average=args.rc_average, progress=not args.no_progress)
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.to_table())
 
 
@@ -406,8 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--target-col", action="append", help="table input: a target column (repeat for several)")
     prep.add_argument("--on-bad", choices=["error", "skip"], default="error",
                       help="bad rows stop with an error (default) or are skipped and counted")
-    prep.add_argument("--trim", help="HEAD,TAIL flank lengths to trim when batches are built "
-                      f"(DREAM default {len(DREAM_HEAD)},{len(DREAM_TAIL)})")
+    prep.add_argument("--trim", help=f"HEAD,TAIL flank lengths the model never sees (default: DREAM {len(DREAM_HEAD)},{len(DREAM_TAIL)}, else flanks every row shares)")
+    prep.add_argument("--keep-flanks", action="store_true", help="keep flanks every row shares in the model's input")
     prep.add_argument("--length", type=bounded(1, MAX_POSITION), help=f"positions per strand after trimming, 1 to {MAX_POSITION:,}; longer rows are dropped (DREAM default {DREAM_LENGTH})")
     _add_progress_argument(prep)
     prep.set_defaults(func=cmd_prepare)
@@ -439,9 +437,11 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train on a prepared dataset (Lightning)")
     train.add_argument("--config", help="run config YAML with sections model, data, train (may name a preset)")
     train.add_argument("--data", help="prepared dataset directory (same as --set data.path=DIR)")
+    train.add_argument("--valid", metavar="FILE|DIR", help="validation set instead of a split of --data: a prepared "
+                       "dataset directory, or a table/FASTA file prepared like --data (same columns, trim, length) into OUT/valid_data")
     train.add_argument("--out", required=True, help="run directory to write")
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt")
-    _add_progress_argument(train)
+    _add_progress_argument(train, "errors, results and a line per epoch with the time left")
     _add_preset_arguments(train, required=False)
     train.set_defaults(func=cmd_train)
 
@@ -451,9 +451,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="FASTA, one sequence per line, DREAM TSV (sequence first), a CSV/TSV table with a header "
                               "(with --seq-col), plain or .gz; or a prepared dataset directory (ids: its row numbers)")
     predict.add_argument("--out", required=True, help="output file (written atomically), or - for stdout")
-    predict.add_argument("--seq-col", help="the sequence column of a table input with a header")
-    predict.add_argument("--id-col", help="a table's id column, written as the first output column id (FASTA ids are "
-                                          "kept without it)")
+    predict.add_argument("--seq-col", help="a table's sequence column (default: the run's, if the table has it)")
+    predict.add_argument("--id-col", help="a table's id column, written as the first output column id")
     predict.add_argument("--format", choices=["tsv", "dream-json"], default="tsv")
     predict.add_argument("--data-dir", help="DREAM 2022 folder (for --format dream-json: public_leaderboard/sample_submission.json)")
     _add_units_argument(predict, "predictions")
@@ -465,7 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", required=True,
                           help="labelled rows: a CSV/TSV table with a header (--seq-col, --target-col), a DREAM TSV "
                                "(sequence<TAB>value), plain or .gz, or a prepared dataset directory with targets")
-    evaluate.add_argument("--seq-col", help="the sequence column of a table")
+    evaluate.add_argument("--seq-col", help="a table's sequence column (default: the run's, if the table has it)")
+    evaluate.add_argument("--id-col", help="a table's id column (never a measured column)")
     evaluate.add_argument("--target-col", action="append", metavar="NAME",
                           help="a measured column of a table (repeat for several; default: the columns named after the "
                                "run's targets, or the one value column of a one-target run)")

@@ -9,6 +9,8 @@ definition), the mean squared error and the coefficient of determination R^2.
 Labelled rows
     A CSV/TSV table with a header (``seq_col`` and the measured columns), a DREAM TSV
     (``sequence<TAB>value``), plain or gzip, or a prepared dataset directory with targets.
+    Without ``seq_col``, a table whose header has the sequence column of the run's training
+    table (``config.json`` ``data.columns``) is read with it, as ``proformer predict`` does.
 Matching the run's targets to measured columns
     By name: the run's target names against the table's columns or the dataset's
     ``target_names`` (``target_cols`` narrows the table's columns to those named). A run with
@@ -25,6 +27,7 @@ Ensembles
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -36,11 +39,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .inference import load, read_target_names, units_text
+from .inference import load, read_target_names, recorded_columns, units_text
 from .io.atomic import atomic_write
 from .io.folders import check_output_folder, output_folder
 from .io.errors import InputError
-from .io.inputs import check_input_options, measured_columns, read_input
+from .io.inputs import check_input_options, columns_line, measured_columns, read_input, run_columns
 from .metrics import pearson, spearman
 from .plots import plot_scatter
 
@@ -192,7 +195,7 @@ def _file_name(name: str) -> str:
 
 
 def evaluate(model_dir: str | os.PathLike | Sequence[str | os.PathLike], data: str | os.PathLike, *, seq_col: str | None = None,
-             target_cols: Sequence[str] = (), out_dir: str | os.PathLike | None = None, batch_size: int = 256,
+             target_cols: Sequence[str] = (), id_col: str | None = None, out_dir: str | os.PathLike | None = None, batch_size: int = 256,
              device: str = "auto", precision: str = "32", rc_average: bool | None = None,
              progress: bool = True) -> Evaluation:
     """Predict the labelled rows of ``data`` with ``model_dir`` and compare, target by target.
@@ -206,10 +209,18 @@ def evaluate(model_dir: str | os.PathLike | Sequence[str | os.PathLike], data: s
         A table with a header (``seq_col``; measured columns by name or ``target_cols``), a DREAM
         TSV ``sequence<TAB>value``, plain or gzip, or a prepared dataset directory with targets.
     seq_col : str, optional
-        The table's sequence column (a table needs it).
+        The table's sequence column; default: the sequence column of the run's training table
+        when the header has it (one line on stderr says so; an ensemble's runs must agree).
+        Otherwise the file is read as a DREAM TSV (a first line is a header only when its first
+        field is ``sequence``), and a header without the run's sequence column is an error
+        naming the columns it has.
     target_cols : list of str
-        The table's measured columns; default: those named after the run's targets, or the one
-        column besides ``seq_col`` for a one-target run.
+        The table's measured columns; default: those named after the run's targets (the target
+        columns of its training table), or the one column besides ``seq_col`` and ``id_col``
+        for a one-target run.
+    id_col : str, optional
+        The table's id column: checked to exist and never taken as a measured column
+        (evaluate writes no per-row output).
     out_dir : path, optional
         Also write ``metrics.json`` (:meth:`Evaluation.to_dict`) and ``scatter_TARGET.png`` (a
         hexbin of predicted against measured, with a colour bar) per target. The folder then
@@ -228,24 +239,35 @@ def evaluate(model_dir: str | os.PathLike | Sequence[str | os.PathLike], data: s
     """
     data = os.fspath(data)
     target_cols = list(target_cols)
-    kind = check_input_options(data, seq_col, None, target_cols, input_flag="--data")
+    columns = run_columns(data, recorded_columns(model_dir), input_flag="--data") if seq_col is None else None
+    if columns is not None:  # the run's training table's columns, which this table has
+        if id_col is not None:  # the id column given wins over the recorded one
+            columns = dataclasses.replace(columns, id_col=None)
+        seq_col, id_col = columns.seq_col, id_col if id_col is not None else columns.id_col
+    kind = check_input_options(data, seq_col, id_col, target_cols, input_flag="--data")
     # config.json only (an ensemble's runs are checked against each other): the weights load
     # once the data is known good.
     run_names = read_target_names(model_dir)
-    columns = measured_columns(data, kind, seq_col, target_cols)
+    candidates = measured_columns(data, kind, seq_col, target_cols, id_col)
     hint = {"table": "pick the measured columns with --target-col NAME: any one column for a one-target run, "
                      "columns named after the run's targets otherwise",
             "dream": "a DREAM TSV holds one value column, which fits a one-target run; give a table whose header "
                      "names the run's targets (--seq-col, --target-col)",
             "dataset": "its meta.json target_names must name the run's targets (any one column fits a one-target "
                        "run); prepare it from a table whose columns are named so"}[kind]
-    pairs = match_targets(run_names, columns, f"--data {data}", chosen=bool(target_cols), hint=hint)
+    pairs = match_targets(run_names, candidates, f"--data {data}", chosen=bool(target_cols), hint=hint)
+    if columns is not None:
+        # the measured columns matched to the run's targets, unless --target-col named them
+        used = dataclasses.replace(columns, target_cols=[] if target_cols else [column for _, column in pairs])
+        runs = 1 if isinstance(model_dir, (str, os.PathLike)) else len(model_dir)
+        print(columns_line(data, used, runs), file=sys.stderr)
     if kind == "table":
-        chunks = read_input(data, seq_col=seq_col, target_cols=[column for _, column in pairs], input_flag="--data")
+        chunks = read_input(data, seq_col=seq_col, id_col=id_col, target_cols=[column for _, column in pairs],
+                            input_flag="--data")
         picked = list(range(len(pairs)))
     else:
         chunks = read_input(data, values=True, input_flag="--data")
-        picked = [columns.index(column) for _, column in pairs]
+        picked = [candidates.index(column) for _, column in pairs]
     if out_dir is not None:
         out_dir = Path(out_dir)
         check_output_folder(out_dir, "--out-dir", "evaluate writes a folder")  # before minutes of prediction

@@ -32,13 +32,13 @@ import torch
 
 from .device import check_bf16, resolve_device
 from .io.errors import InputError, first_invalid, invalid_message
-from .io.run import RunInfo, read_run_info, read_weights
+from .io.run import RunInfo, TableColumns, read_run_info, read_weights
 from .model import Proformer, swap_strands
 from .progress import Progress
 from .sequence import Layout, encode_padded
 
 __all__ = ["Ensemble", "LaidOut", "Run", "check_ensemble", "load", "predict_batch", "read_target_names",
-           "target_names", "units_text"]
+           "recorded_columns", "target_names", "units_text"]
 
 
 def units_text(standardized: bool) -> str:
@@ -79,6 +79,21 @@ def read_target_names(run_dir: str | os.PathLike | Sequence[str | os.PathLike]) 
     infos = [read_run_info(run) for run in runs]
     check_ensemble(runs, infos)
     return target_names(infos[0])
+
+
+def recorded_columns(run_dir: str | os.PathLike | Sequence[str | os.PathLike]) -> list[tuple[str, TableColumns | None]]:
+    """``(run, its training table's columns or None)`` for a run or each run of a list, from
+    ``config.json`` alone, for reading a table before the model loads
+    (:func:`proformer.io.inputs.run_columns`). A run whose ``config.json`` cannot be read gives
+    None here: loading it reports that, after the input's own checks."""
+    runs = [os.fspath(run_dir)] if isinstance(run_dir, (str, os.PathLike)) else [os.fspath(run) for run in run_dir]
+    recorded = []
+    for run in runs:
+        try:
+            recorded.append((run, read_run_info(run).columns))
+        except (OSError, ValueError):
+            recorded.append((run, None))
+    return recorded
 
 
 def _check_options(batch_size, precision) -> int:

@@ -12,15 +12,16 @@ written straight through.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
 from collections.abc import Sequence
 
-from .inference import Ensemble, load, units_text
+from .inference import Ensemble, load, recorded_columns, units_text
 from .io.atomic import atomic_write, check_output
 from .io.errors import InputError
-from .io.inputs import read_input
+from .io.inputs import columns_line, read_input, run_columns
 from .io.submission import public_indices, sample_submission
 
 __all__ = ["predict"]
@@ -76,6 +77,10 @@ def predict(
         own output, z-scores of the training targets.
     seq_col, id_col : str, optional
         A table's sequence column, and a column written as the output's first column ``id``.
+        Without ``seq_col``, a table whose header has the sequence column of the run's training
+        table (``config.json`` ``data.columns``; an ensemble's runs must agree) is read with it,
+        and one line on stderr says so; a header without it is an error naming the columns it
+        has, and other inputs are read as they are without a record.
     batch_size, device, precision, rc_average
         As :func:`proformer.load`.
     progress : bool
@@ -104,6 +109,14 @@ def predict(
         wanted = public_indices(data_dir)
         needed = {int(k) for k in wanted}
         kept: dict[int, float] = {}
+    if seq_col is None:  # the run's training table's columns, when this table has them
+        columns = run_columns(input, recorded_columns(model))
+        if columns is not None:
+            if id_col is not None:  # the id column given wins over the recorded one
+                columns = dataclasses.replace(columns, id_col=None)
+            seq_col, id_col = columns.seq_col, id_col if id_col is not None else columns.id_col
+            print(columns_line(input, columns, runs=1 if isinstance(model, (str, os.PathLike)) else len(model)),
+                  file=sys.stderr)
     chunks = read_input(input, seq_col=seq_col, id_col=id_col)  # checks the options before the model loads
     runner = load(model, device, batch_size=batch_size, precision=precision, rc_average=rc_average)
     n = 0

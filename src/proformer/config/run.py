@@ -88,7 +88,9 @@ class DataConfig:
     path : str or None
         Dataset directory written by ``proformer prepare`` (training rows).
     valid : str or None
-        A separate validation dataset directory; when set, ``split`` is ignored.
+        A separate validation set: a prepared dataset directory, or a sequence file that ``train``
+        prepares with the training set's settings into ``RUN/valid_data``; when set, ``split`` is
+        ignored.
     split : str
         ``random:F`` (seeded; F = training fraction) or ``hash:F`` (by a hash of the sequence,
         stable across runs and machines).

@@ -7,6 +7,11 @@ to temporary files; ``codes.npy`` is assembled at the end in a memory-mapped ``.
 final shape, one chunk padded to the final width at a time, so the full matrix is never held in
 memory (:func:`_assemble_codes`). numpy and the standard library only. The names are private to
 :mod:`proformer.data.prepare`, which calls them.
+
+When prepare looks for constant flanks, :func:`_process` also keeps the longest prefix and the
+longest suffix shared by every kept row so far (``_Stats.prefix``/``suffix``, codes): each chunk
+only shortens them, by one vectorised comparison of its rows against them (the suffix measured
+from each row's own end), so finding them costs a few bytes compared per row and no second pass.
 """
 
 from __future__ import annotations
@@ -63,6 +68,41 @@ class _Stats:
     targets: list[np.ndarray] = field(default_factory=list)
     integer: list[np.ndarray] = field(default_factory=list)
     chunk_files: list[tuple[Path, int, int]] = field(default_factory=list)  # (file, rows, width)
+    # With flanks=True: the codes every kept row so far starts / ends with (None before the first).
+    prefix: np.ndarray | None = None
+    suffix: np.ndarray | None = None
+
+
+def _shared_run(same: np.ndarray) -> int:
+    """How many leading entries of the bool vector ``same`` are True."""
+    return len(same) if same.all() else int(np.argmin(same))
+
+
+def _update_flanks(stats: _Stats, codes: np.ndarray, lengths: np.ndarray) -> None:
+    """Shorten ``stats.prefix``/``suffix`` to what every row of ``codes`` (kept rows, ``(m, width)``
+    padded with N beyond ``lengths``) also starts / ends with. A row's suffix is measured from its own
+    end, so rows of different lengths share one."""
+    shortest = int(lengths.min())
+    prefix = codes[0, :shortest] if stats.prefix is None else stats.prefix[:shortest]
+    same = (codes[:, : len(prefix)] == prefix).all(axis=0)
+    stats.prefix = prefix[: _shared_run(same)].copy()
+
+    if stats.suffix is None:
+        first = int(lengths[0])
+        suffix = codes[0, first - shortest : first]
+    else:
+        suffix = stats.suffix[len(stats.suffix) - min(len(stats.suffix), shortest) :]
+    s = len(suffix)
+    same = np.ones(s, dtype=bool)
+    if s:
+        # One slice per distinct length, not per row; stop once even the last base differs.
+        order = np.argsort(lengths, kind="stable")
+        for group in np.split(order, np.flatnonzero(np.diff(lengths[order])) + 1):
+            length = int(lengths[group[0]])
+            same &= (codes[group, length - s : length] == suffix).all(axis=0)
+            if not same[-1]:
+                break
+    stats.suffix = suffix[s - _shared_run(same[::-1]) :].copy()
 
 
 def _process(
@@ -76,12 +116,13 @@ def _process(
     limit: int | None,
     tmp_dir: Path,
     advise: Callable[[int, int, bool], str],
+    flanks: bool = False,
 ) -> None:
     """Classify, encode and store one chunk of rows (or raise on the first bad one).
 
     ``advise(reason, line, some_kept)`` is what the error tells the user to do about a bad row;
     ``some_kept`` says whether any row read so far is good, i.e. whether skipping bad rows would
-    leave anything.
+    leave anything. ``flanks``: also shorten the shared prefix and suffix (:func:`_update_flanks`).
     """
     n = len(rows.line)
     stats.rows_read += n
@@ -116,6 +157,8 @@ def _process(
     lengths = rows.length[kept]
     width = int(lengths.max())
     codes = np.ascontiguousarray(codes[kept_in_candidates, :width])
+    if flanks:
+        _update_flanks(stats, codes, lengths)
     path = tmp_dir / f"codes-{len(stats.chunk_files):05d}.u8"
     codes.tofile(path)
     stats.chunk_files.append((path, len(kept), width))
@@ -128,20 +171,27 @@ def _process(
         stats.integer.append(np.zeros(len(kept), dtype=bool))
 
 
-def _assemble_codes(path: Path, chunk_files: list[tuple[Path, int, int]], width: int) -> None:
+def _assemble_codes(path: Path, chunk_files: list[tuple[Path, int, int]], width: int,
+                    keep: np.ndarray | None = None) -> None:
     """Write ``codes.npy`` of shape ``(rows, width)`` from the chunk files, one chunk in memory.
 
-    Each chunk file holds uint8 ``(rows, chunk_width)``, ``chunk_width <= width``; the columns
-    beyond a chunk's width are padding (N).
+    Each chunk file holds uint8 ``(rows, chunk_width)``; the columns beyond a chunk's width are
+    padding (N). ``keep``: bool ``(all chunk rows,)``, the rows to write (the others were dropped
+    after they were stored); ``width`` is at least the length of every row written, so columns of
+    a wider chunk beyond it are padding.
     """
-    n = sum(rows for _, rows, _ in chunk_files)
+    n = sum(rows for _, rows, _ in chunk_files) if keep is None else int(keep.sum())
     codes = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(n, width))
-    start = 0
+    start = read = 0
     for chunk_path, rows, chunk_width in chunk_files:
-        block = codes[start : start + rows]
-        block[:, :chunk_width] = np.fromfile(chunk_path, dtype=np.uint8).reshape(rows, chunk_width)
-        block[:, chunk_width:] = N
-        start += rows
+        chunk = np.fromfile(chunk_path, dtype=np.uint8).reshape(rows, chunk_width)[:, :width]
+        if keep is not None:
+            chunk = chunk[keep[read : read + rows]]
+        read += rows
+        block = codes[start : start + len(chunk)]
+        block[:, : chunk.shape[1]] = chunk
+        block[:, chunk.shape[1] :] = N
+        start += len(chunk)
         chunk_path.unlink()
     codes.flush()
     del codes  # close the map before the file is moved into place

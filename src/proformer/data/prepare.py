@@ -41,6 +41,16 @@ reason              meaning                                                     
 dropped in both modes (their symbols and targets are not checked). With ``on_bad="skip"`` the
 other rows are dropped too and counted; a summary goes to stderr. An empty input and a truncated
 or corrupt ``.gz`` file are errors in both modes.
+
+Constant flanks: without ``trim`` (and not for DREAM TSV, whose 17 + 13 nt are the default
+``trim``), prepare finds the longest prefix and the longest suffix every kept row shares (the
+suffix measured from each row's end), while it streams (:mod:`proformer.data.chunks`). One of at
+least :data:`MIN_FLANK` nt becomes the layout's ``head``/``tail``, exactly as ``--trim`` would set
+them: the model never sees it, and ``ism``/``design`` treat its positions as unseen. It is said in
+one line on stderr and kept in ``meta["flanks"]``; ``keep_flanks=True`` (``--keep-flanks``) keeps
+the flanks in the model's input (head 0, tail 0). With one row, or where the flanks would cover a
+whole row (every row the same), nothing is a flank. With an explicit ``length`` the length filter
+then runs after the flanks are found (rows it drops were checked like the others).
 """
 
 from __future__ import annotations
@@ -65,11 +75,15 @@ from ..io.sniff import TableChoice, TableSniff, choose_columns, detect_format, s
 from ..io.sources import Source, check_input, check_link, is_blank, line_chunks
 from ..io.tables import Delimited, table_parser
 from ..progress import Progress
-from ..sequence import DREAM_HEAD, DREAM_LENGTH, DREAM_TAIL
+from ..sequence import CODE_LETTERS, DREAM_HEAD, DREAM_LENGTH, DREAM_TAIL, Layout
 from .chunks import _assemble_codes, _process, _Stats
 from .staging import OutputLocked, _cleanup_on_signal, _make_staging, _output_lock, _remove_stale_staging
 
-__all__ = ["InputError", "OutputLocked", "prepare", "load_meta", "FORMAT_VERSION", "REASONS"]
+__all__ = ["InputError", "OutputLocked", "prepare", "load_meta", "FORMAT_VERSION", "REASONS", "MIN_FLANK"]
+
+#: The fewest nt a prefix or suffix shared by every row needs to count as a constant flank: one to
+#: three shared bases happen by chance (n random rows all start with the same base 1 time in 4^(n-1)).
+MIN_FLANK = 4
 
 _ADVICE = (
     "Fix the input, or pass --on-bad skip (prepare(..., on_bad='skip')) to drop such rows; "
@@ -138,6 +152,7 @@ def prepare(
     on_bad: str = "error",
     trim: tuple[int, int] | None = None,
     length: int | None = None,
+    keep_flanks: bool = False,
     chunk_rows: int = 200_000,
     progress: bool = True,
 ) -> dict:
@@ -169,10 +184,16 @@ def prepare(
         ``error`` raises :class:`InputError` at the first bad row; ``skip`` drops bad rows,
         counts them by reason in ``meta["dropped"]`` and prints a summary to stderr.
     trim : (int, int), optional
-        ``(head, tail)`` for ``meta["transforms"]``; default ``(17, 13)`` for DREAM, else ``(0, 0)``.
+        ``(head, tail)`` for ``meta["transforms"]``; default ``(17, 13)`` for DREAM, else the
+        constant flanks found: the longest prefix and suffix shared by every kept row, each at
+        least :data:`MIN_FLANK` nt (else 0); the one line saying so goes to stderr, the sequences
+        to ``meta["flanks"]``.
     length : int, optional
         Positions per strand after trimming; rows longer than this after trimming are dropped as
         ``too_long``. Default 100 for DREAM, else the longest trimmed row (nothing dropped).
+    keep_flanks : bool
+        Do not look for constant flanks (``--keep-flanks``): without ``trim``, head and tail are 0
+        and the model sees every position. No effect with ``trim`` or on DREAM TSV.
     chunk_rows : int
         Rows parsed at a time; memory use scales with it, not with the file.
     progress : bool
@@ -233,6 +254,7 @@ def prepare(
             print(f"prepare: {choice.message}", file=sys.stderr, flush=True)
 
     dream = format == "dream"
+    find_flanks = trim is None and not dream and not keep_flanks
     head, tail = trim if trim is not None else ((len(DREAM_HEAD), len(DREAM_TAIL)) if dream else (0, 0))
     head, tail = int(head), int(tail)
     if head < 0 or tail < 0:
@@ -252,7 +274,7 @@ def prepare(
         out.mkdir(parents=True, exist_ok=True)
         return _prepare_into(
             out, created_out, path, display, format, seq_col, target_cols, on_bad, head, tail, length,
-            chunk_rows, progress, sniff, choice,
+            chunk_rows, progress, sniff, choice, find_flanks,
         )
 
 
@@ -350,14 +372,17 @@ def _delimiter_word(delimiter: str) -> str:
 
 
 def _prepare_into(out, created_out, path, display, format, seq_col, target_cols, on_bad, head, tail, length,
-                  chunk_rows, progress, sniff: TableSniff | None, choice: TableChoice | None) -> dict:
+                  chunk_rows, progress, sniff: TableSniff | None, choice: TableChoice | None,
+                  find_flanks: bool = False) -> dict:
     """:func:`prepare` after its arguments are checked: read, stage, publish."""
     from .. import __version__
 
     tmp_dir = _make_staging(out)
     stats = _Stats()
     began = time.perf_counter()
-    process = dict(display=display, on_bad=on_bad, head=head, tail=tail, limit=length, tmp_dir=tmp_dir)
+    # Looking for flanks, the length filter waits for them (it applies after trimming them).
+    process = dict(display=display, on_bad=on_bad, head=head, tail=tail, limit=None if find_flanks else length,
+                   tmp_dir=tmp_dir, flanks=find_flanks)
     source = None
     finished = False
     try:
@@ -403,8 +428,17 @@ def _prepare_into(out, created_out, path, display, format, seq_col, target_cols,
         if stats.rows_read == 0:
             what = "after the header" if format == "table" else "(the file is empty or holds only blank lines)"
             raise InputError(f"{display}:{empty_line}: no data rows {what}; nothing to prepare")
+        flanks, keep = None, None
+        if find_flanks and stats.chunk_files:
+            flanks = _found_flanks(stats)
+            head, tail = len(flanks["head"]), len(flanks["tail"])
+            if "message" in flanks:
+                print(f"prepare: {flanks['message']}", file=sys.stderr, flush=True)
+            if length is not None:
+                keep = Layout(head=head, tail=tail, length=length).fits(np.concatenate(stats.lengths))
+                stats.dropped["too_long"] += int((~keep).sum())
         _print_summary(display, stats, on_bad)
-        rows_kept = sum(rows for _, rows, _ in stats.chunk_files)
+        rows_kept = sum(rows for _, rows, _ in stats.chunk_files) if keep is None else int(keep.sum())
         if rows_kept == 0:
             raise InputError(
                 f"{display}: none of the {stats.rows_read:,} rows was kept (dropped: "
@@ -412,8 +446,10 @@ def _prepare_into(out, created_out, path, display, format, seq_col, target_cols,
             )
 
         lengths = np.concatenate(stats.lengths)
-        targets = np.concatenate(stats.targets).reshape(rows_kept, len(target_names))
+        targets = np.concatenate(stats.targets).reshape(len(lengths), len(target_names))
         integer = np.concatenate(stats.integer)
+        if keep is not None:
+            lengths, targets, integer = lengths[keep], targets[keep], integer[keep]
         width = int(lengths.max())
         if head + tail >= width:
             # Every sequence would be trimmed to nothing: the model would see only padding.
@@ -422,7 +458,7 @@ def _prepare_into(out, created_out, path, display, format, seq_col, target_cols,
                 f"{width}: every sequence would be empty; trim less (DREAM files: --trim "
                 f"{len(DREAM_HEAD)},{len(DREAM_TAIL)}; other files usually need no trim)"
             )
-        _assemble_codes(tmp_dir / CODES, stats.chunk_files, width)
+        _assemble_codes(tmp_dir / CODES, stats.chunk_files, width, keep)
         np.save(tmp_dir / LENGTHS, lengths)
         np.save(tmp_dir / TARGETS, targets)
         np.save(tmp_dir / INTEGER_TARGET, integer)
@@ -445,6 +481,8 @@ def _prepare_into(out, created_out, path, display, format, seq_col, target_cols,
                 "length": length if length is not None else max(width - head - tail, 0),
             },
         }
+        if flanks is not None:
+            meta["flanks"] = flanks
         if choice is not None:
             # How the table was read: which columns, which were found rather than given, and why
             # the others were left out (the line prepare printed).
@@ -479,13 +517,48 @@ def _prepare_into(out, created_out, path, display, format, seq_col, target_cols,
             out.rmdir()  # do not leave an empty dataset directory behind a failed run
 
 
+def _found_flanks(stats: _Stats) -> dict:
+    """``meta["flanks"]``: the constant flanks :func:`~proformer.data.chunks._process` found, as
+    sequences (``""`` for none), with the rows they were found over and, when there are any, the
+    line prepare prints.
+
+    A prefix or suffix counts from :data:`MIN_FLANK` nt. Nothing is a flank with one row, or where
+    prefix and suffix would cover a whole row (every row the same): the model would see nothing.
+    """
+    rows = sum(count for _, count, _ in stats.chunk_files)
+    head, tail = len(stats.prefix), len(stats.suffix)
+    shortest = int(min(lengths.min() for lengths in stats.lengths))
+    if rows < 2 or head + tail >= shortest:
+        head = tail = 0
+    head, tail = (head if head >= MIN_FLANK else 0), (tail if tail >= MIN_FLANK else 0)
+    found = {"head": _letters(stats.prefix[:head]), "tail": _letters(stats.suffix[len(stats.suffix) - tail :]),
+             "rows": rows}
+    if head or tail:
+        ends = [f"{n} nt at the {end} ({_shown(seq)})" for n, end, seq in
+                ((head, "start", found["head"]), (tail, "end", found["tail"])) if n]
+        found["message"] = (
+            f"found constant flanks shared by all {rows:,} rows: {' and '.join(ends)}; the model will not see them "
+            "(--keep-flanks, keep_flanks=True, to keep them)"
+        )
+    return found
+
+
+def _letters(codes: np.ndarray) -> str:
+    return CODE_LETTERS[codes].tobytes().decode("ascii")
+
+
+def _shown(sequence: str, most: int = 40) -> str:
+    """A flank as the message shows it: whole, or its ends around '...' when longer than ``most``."""
+    return sequence if len(sequence) <= most else f"{sequence[:most // 2]}...{sequence[-(most // 2):]}"
+
+
 def _nothing_kept_advice(stats: _Stats, head: int, tail: int, length: int | None) -> str:
     """What to do when ``on_bad="skip"`` kept no row: the length filter, or a misread file."""
     dropped = stats.dropped
     if dropped["too_long"] and dropped["too_long"] >= max(v for k, v in dropped.items() if k != "too_long"):
         return (
-            f"Rows longer than --length {length} after --trim {head},{tail} are dropped: pass a larger --length "
-            "(length=), or a --trim (trim=) that removes the flanks"
+            f"Rows longer than --length {length} after trimming {head} + {tail} nt of flanks (--trim {head},{tail}) are "
+            "dropped: pass a larger --length (length=), or a --trim (trim=) that removes the flanks"
         )
     return (
         "Check that the file is read as intended: --format (format=), and for a table --seq-col and "

@@ -165,7 +165,7 @@ def run_sweep(grid: str | Path | Grid, data: str | Path | None, out: str | Path,
                 # SIGTERM: the user (or a scheduler) asked the sweep to stop, not just this cell.
                 _record(out, row, units, columns)
                 _release(out, claim)
-                raise type(error)(f"sweep {out} stopped by SIGTERM in cell {name}; run the same command again to "
+                raise type(error)(f"sweep {out} stopped (SIGTERM or Ctrl-C) in cell {name}; run the same command again to "
                                   f"resume it (finished cells are kept)") from None
         else:
             row.update(_metrics_row(result, seconds))
@@ -184,7 +184,7 @@ def _one_line(error: BaseException, limit: int = 500) -> str:
 
 
 def _stopped(error: BaseException) -> bool:
-    """The cell's training was stopped by SIGTERM (:class:`proformer.train.run.TrainingStopped`)."""
+    """The cell's training was stopped by SIGTERM or Ctrl-C (:class:`proformer.train.run.TrainingStopped`)."""
     module = sys.modules.get("proformer.train.run")
     return module is not None and isinstance(error, module.TrainingStopped)
 

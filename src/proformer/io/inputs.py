@@ -15,10 +15,12 @@ non-number is an error.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -27,12 +29,19 @@ from .dataset import CODES, META, read_dataset, read_meta
 from .errors import InputError
 from .numbers import parse_measured
 from .reader import read_sequences
-from .sniff import HEADER_NAMES, detect_format, is_header_line
+from .sniff import HEADER_NAMES, detect_format, is_header_line, sniff_table
 from .sources import Source, check_input
 from .tables import check_columns, table_delimiter, table_header
 
-__all__ = ["InputChunk", "check_input_options", "input_format", "measured_columns", "read_all_sequences",
-           "read_input"]
+if TYPE_CHECKING:  # io.run pulls in the model package (torch); the readers need neither
+    from .run import TableColumns
+
+__all__ = ["InputChunk", "check_input_options", "columns_line", "input_format", "measured_columns",
+           "read_all_sequences", "read_input", "run_columns"]
+
+#: What else the header advice suggests, by the input flag: evaluate (``--data``) picks measured
+#: columns and writes no per-row output; predict keeps an id column in its output.
+_MORE_COLUMNS = {"--data": "--target-col NAME to pick the measured columns"}
 
 
 @dataclass
@@ -123,9 +132,82 @@ def check_input_options(input: str | os.PathLike, seq_col: str | None = None, id
     if fields and fields[0].casefold() not in HEADER_NAMES and named:
         raise InputError(
             f"{input}:1 is a table header ({', '.join(fields)}): give --seq-col {named[0]} to read the table "
-            f"(and --id-col NAME to keep an id column)"
+            f"(and {_MORE_COLUMNS.get(input_flag, '--id-col NAME to keep an id column')})"
         )
     return kind
+
+
+def run_columns(input: str | os.PathLike, recorded: Sequence[tuple[str, "TableColumns | None"]],
+                input_flag: str = "--input") -> "TableColumns | None":
+    """The training table's columns to read ``input`` with when ``--seq-col`` is not given.
+
+    Parameters
+    ----------
+    input : path
+        The table (or any input: a dataset directory, a FASTA or an empty file give None).
+    recorded : list of (run, TableColumns or None)
+        Each run's recorded columns (``config.json`` ``data.columns``; None for a run trained on
+        a FASTA or a DREAM TSV, or written before runs recorded them).
+    input_flag : str
+        How errors name the input.
+
+    Returns
+    -------
+    TableColumns or None
+        The runs' columns narrowed to those the table's header has (its ``seq_col`` always;
+        ``target_cols`` and ``id_col`` where present), or None: no run recorded columns (runs
+        without a record are left out of an ensemble's vote), or the file has no header with
+        the sequence column and is read as it is without a record (a DREAM TSV, one sequence
+        per line, a header whose first field is ``sequence``).
+
+    Raises ``ValueError`` when the runs of an ensemble recorded different columns and the header
+    names one of their sequence columns (``--seq-col`` must say which), and ``InputError`` naming
+    the header's columns when line 1 is a table header without the run's sequence column.
+    """
+    records = [(run, columns) for run, columns in recorded if columns is not None]
+    path = Path(input)
+    if not records or path.is_dir():
+        return None
+    check_input(path, os.fspath(input))
+    if detect_format(path) == "fasta":
+        return None
+    try:
+        names, _ = table_header(input)
+    except InputError:
+        return None  # an empty file: the reader says so
+    distinct = list({(c.seq_col, tuple(c.target_cols), c.id_col): c for _, c in records}.values())
+    if len(distinct) > 1:
+        if any(columns.seq_col in names for columns in distinct):
+            each = "; ".join(f"{run}: sequence {columns.seq_col!r}"
+                             + (f", targets {', '.join(map(repr, columns.target_cols))}" if columns.target_cols else "")
+                             for run, columns in records)
+            raise ValueError(f"the runs were trained on tables read with different columns ({each}): give --seq-col "
+                             f"NAME to say which column of {input_flag} {input} holds the sequences (its header has "
+                             f"{', '.join(map(repr, names))})")
+        return None
+    columns = distinct[0]
+    if columns.seq_col in names:
+        return dataclasses.replace(columns, target_cols=[name for name in columns.target_cols if name in names],
+                                   id_col=columns.id_col if columns.id_col in names else None)
+    sniff = None if names and names[0].casefold() in HEADER_NAMES else sniff_table(path, os.fspath(input))
+    if sniff is not None:  # line 1 names columns, and none is the run's: say which there are
+        dna = [column.name for column in sniff.columns if column.kind == "sequence"]
+        example = f" (--seq-col {dna[0]} holds DNA)" if len(dna) == 1 else ""
+        raise InputError(f"{input_flag} {input} has no column {columns.seq_col!r}, the sequence column of the table "
+                         f"the run was trained on; its header has {', '.join(map(repr, sniff.names))}: give --seq-col "
+                         f"NAME, the column that holds the sequences{example}")
+    return None
+
+
+def columns_line(input: str | os.PathLike, columns: "TableColumns", runs: int = 1) -> str:
+    """The one line (for stderr) saying which recorded columns ``input`` is read with."""
+    parts = [f"sequence {columns.seq_col!r}"]
+    if columns.id_col is not None:
+        parts.append(f"id {columns.id_col!r}")
+    if columns.target_cols:
+        parts.append(f"targets {', '.join(map(repr, columns.target_cols))}")
+    whose = "the run's" if runs == 1 else "the runs'"
+    return f"reading {os.fspath(input)} with {whose} columns: {', '.join(parts)}"
 
 
 def read_input(input: str | os.PathLike, chunk_rows: int = 100_000, *, seq_col: str | None = None,
@@ -243,10 +325,11 @@ def _first_data_fields(path: Path) -> int | None:
     return None
 
 
-def measured_columns(data: str, kind: str, seq_col: str | None, target_cols: Sequence[str]) -> list[str]:
+def measured_columns(data: str, kind: str, seq_col: str | None, target_cols: Sequence[str],
+                     id_col: str | None = None) -> list[str]:
     """The measured columns of labelled rows (``kind`` from :func:`check_input_options`): a table's
-    columns besides ``seq_col`` (or ``target_cols``), ``["value"]`` for a DREAM TSV, a dataset's
-    ``target_names``; an error saying why there are none."""
+    columns besides ``seq_col`` and ``id_col`` (or ``target_cols``), ``["value"]`` for a DREAM TSV,
+    a dataset's ``target_names``; an error saying why there are none."""
     if kind == "fasta":
         raise InputError(f"--data {data} is FASTA: sequences without measured values. Give a table with a header "
                          f"(--seq-col, --target-col), a DREAM TSV (sequence<TAB>value) or a prepared dataset directory")
@@ -265,8 +348,9 @@ def measured_columns(data: str, kind: str, seq_col: str | None, target_cols: Seq
     if target_cols:
         return list(target_cols)
     names, _ = table_header(data)
-    columns = [name for name in names if name != seq_col]
+    columns = [name for name in names if name not in (seq_col, id_col)]
     if not columns:
-        raise InputError(f"--data {data} has no column besides --seq-col {seq_col!r}: no measured values to compare "
+        besides = f"--seq-col {seq_col!r}" + (f" and --id-col {id_col!r}" if id_col is not None else "")
+        raise InputError(f"--data {data} has no column besides {besides}: no measured values to compare "
                          f"with. Give a table with a value column (--target-col NAME)")
     return columns

@@ -29,8 +29,8 @@ from typing import Any
 from ..model.config import ModelConfig
 from ..sequence import PAD_MODES, Layout
 
-__all__ = ["CONFIG", "LEGACY_WEIGHTS", "RunInfo", "RunWriteError", "TargetInfo", "WEIGHTS", "check_weights",
-           "read_run_info", "read_weights", "weights_path", "write_error", "write_run_model"]
+__all__ = ["CONFIG", "LEGACY_WEIGHTS", "RunInfo", "RunWriteError", "TableColumns", "TargetInfo", "WEIGHTS",
+           "check_weights", "read_run_info", "read_weights", "weights_path", "write_error", "write_run_model"]
 
 CONFIG = "config.json"
 #: The weights of a run: a safetensors file of the model's state_dict.
@@ -97,6 +97,43 @@ class TargetInfo:
 
 
 @dataclass(frozen=True)
+class TableColumns:
+    """How ``prepare`` read the run's training table: its column names.
+
+    Stored in ``config.json`` as ``data.columns``; predict and evaluate read a headed table with
+    them when ``--seq-col`` is not given. ``id_col`` is None when the table was read without one.
+    """
+
+    seq_col: str
+    target_cols: list[str]
+    id_col: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        values: dict[str, Any] = {"seq_col": self.seq_col, "target_cols": list(self.target_cols)}
+        if self.id_col is not None:
+            values["id_col"] = self.id_col
+        return values
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> "TableColumns | None":
+        """The columns a dataset's ``meta.json`` records (its ``table`` section, written when
+        prepare read a table), or None (a FASTA, a DREAM TSV, a dataset of an older prepare)."""
+        table = meta.get("table") if isinstance(meta, dict) else None
+        if not isinstance(table, dict) or not isinstance(table.get("seq_col"), str) or not table["seq_col"]:
+            return None
+        targets = table.get("target_cols") or []
+        id_col = table.get("id_col")
+        return cls(table["seq_col"], [str(name) for name in targets], id_col if isinstance(id_col, str) else None)
+
+    @classmethod
+    def record(cls, meta: dict) -> dict[str, Any] | None:
+        """``config.json``'s ``data.columns`` for a run trained on the dataset of ``meta``:
+        :meth:`from_meta` as a dict, or None."""
+        columns = cls.from_meta(meta)
+        return None if columns is None else columns.to_dict()
+
+
+@dataclass(frozen=True)
 class RunInfo:
     """What a run directory's ``config.json`` holds.
 
@@ -108,7 +145,8 @@ class RunInfo:
         How a stored sequence becomes model input (trim, pad, reverse complement).
     target : TargetInfo
     data : dict
-        Provenance: the training and validation datasets, the split, row counts.
+        Provenance: the training and validation datasets, the split, row counts, and
+        ``columns`` (:class:`TableColumns`, a dict) when the training data was read from a table.
     rc_average : bool
         Predict the mean over each sequence and its reverse complement (``data.rc_average``).
     best : dict or None
@@ -170,10 +208,19 @@ class RunInfo:
         info.check(source)
         return info
 
+    @property
+    def columns(self) -> TableColumns | None:
+        """The training table's column names (``data.columns``); None for a run trained on a
+        FASTA or a DREAM TSV, or written before runs recorded them."""
+        values = self.data.get("columns")
+        if values is None:
+            return None
+        return TableColumns(values["seq_col"], list(values["target_cols"]), values.get("id_col"))
+
     def check(self, source: str = CONFIG) -> None:
         """Raise a one-line ValueError naming ``source``, the field and its value where the fields
         disagree: a target name, mean and std per target (``model.n_targets``), finite statistics
-        with ``std > 0``, and ``layout.length == model.length``."""
+        with ``std > 0``, ``layout.length == model.length``, and a well-formed ``data.columns``."""
         def refuse(problem: str) -> None:
             raise ValueError(f"{source}: {problem}; the file is damaged or was edited: restore the run's own "
                              f"config.json or train the model again")
@@ -194,6 +241,17 @@ class RunInfo:
         if self.layout.length != self.model.length:
             refuse(f"layout.length is {self.layout.length} but model.length is {self.model.length}; the model "
                    f"takes the window the layout makes, so the two are equal")
+        columns = self.data.get("columns")
+        if columns is not None:
+            def named(value: Any) -> bool:
+                return isinstance(value, str) and bool(value)
+
+            if (not isinstance(columns, dict) or not named(columns.get("seq_col"))
+                    or not isinstance(columns.get("target_cols"), list)
+                    or not all(map(named, columns["target_cols"]))
+                    or columns.get("id_col") is not None and not named(columns["id_col"])):
+                refuse(f"data.columns is {_short([columns])[1:-1]}; it must be an object with a seq_col name, a "
+                       f"target_cols list of names and, optionally, an id_col name")
 
     def with_best(self, best: dict) -> "RunInfo":
         """A copy that records ``best`` as the best epoch's metrics."""

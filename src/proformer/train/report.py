@@ -1,6 +1,6 @@
-"""What training tells the person running it: plain per-epoch progress lines for a log file
-(:class:`EpochLines`, used where Lightning's bar would fill the log) and the end-of-training
-summary line (:func:`best_summary`, printed by ``proformer train``).
+"""What training tells the person running it: one line per epoch on stderr (:class:`EpochLines`,
+shown whatever the progress setting, with the time the rest of the run will take) and the
+end-of-training summary line (:func:`best_summary`, printed by ``proformer train``).
 """
 
 from __future__ import annotations
@@ -13,27 +13,46 @@ import lightning as L
 
 from .module import ProformerModule, target_keys
 
-__all__ = ["EpochLines", "best_summary"]
+__all__ = ["EpochLines", "best_summary", "duration"]
+
+
+def duration(seconds: float) -> str:
+    """``seconds`` for a person: ``"0.4 s"``, ``"34 s"``, ``"9 min 40 s"``, ``"2 h 5 min"``."""
+    if seconds < 9.95:
+        return f"{max(seconds, 0.0):.1f} s"
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        minutes, rest = divmod(seconds, 60)
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
 
 
 class EpochLines(L.Callback):
-    """Progress for a log file: plain lines on stderr instead of Lightning's bar, whose thousands
-    of ``\\r`` updates a log file keeps.
+    """After each validation, one line on stderr: the epoch (k/N), its training loss and validation
+    metrics (with several targets, each target's Pearson too), its time, and an estimate of the
+    time left: the mean epoch time so far (the epochs of this process) times the epochs to go.
+    ``at most`` where the run may end sooner: early stopping, or ``train.max_time`` when it comes
+    before the planned epochs are done.
 
-    Within an epoch, a :class:`proformer.progress.Progress` line at most every ``every``
-    seconds; after each validation, one line with the epoch's training loss and validation
-    metrics (with several targets, each target's Pearson too).
+    ``steps``: within an epoch, also a :class:`proformer.progress.Progress` line at most every
+    ``every`` seconds (a log file in place of Lightning's bar). With the bar on (a terminal), the
+    epoch line goes through the bar so that it does not break the bar's line.
     """
 
-    def __init__(self, every: float = 60.0):
-        self.every = every
+    def __init__(self, steps: bool = False, every: float = 60.0):
+        self.steps, self.every = steps, every
         self.progress = None
-        self.started = time.monotonic()
+        self.epoch_started: float | None = None
+        self.epoch_seconds: list[float] = []
 
     def on_train_epoch_start(self, trainer: L.Trainer, module: ProformerModule) -> None:
-        from ..progress import Progress
+        self.epoch_started = time.monotonic()
+        if self.steps and trainer.is_global_zero:
+            from ..progress import Progress
 
-        if trainer.is_global_zero:
             total = trainer.num_training_batches
             self.progress = Progress(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}",
                                      total=total if math.isfinite(total) else None, unit="steps", every=self.every)
@@ -45,15 +64,43 @@ class EpochLines(L.Callback):
     def on_validation_end(self, trainer: L.Trainer, module: ProformerModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero or not module.val_history:
             return
+        seconds = time.monotonic() - self.epoch_started if self.epoch_started is not None else math.nan
+        if math.isfinite(seconds):
+            self.epoch_seconds.append(seconds)
         latest, train_loss = module.val_history[-1], module.train_means()["train_loss"]
         keys = target_keys(module.target_names)
         each = ""
         if len(keys) > 1:
             each = " (mean; " + ", ".join(f"{name} {latest[f'val_pearson_{k}']:.4f}"
                                           for name, k in zip(module.target_names, keys)) + ")"
-        print(f"epoch {latest['epoch'] + 1}/{trainer.max_epochs}: train loss {train_loss:.4f}, validation MSE "
-              f"{latest['val_mse']:.4f}, Pearson {latest['val_pearson']:.4f}{each}, Spearman "
-              f"{latest['val_spearman']:.4f} ({time.monotonic() - self.started:.0f} s)", file=sys.stderr, flush=True)
+        line = (f"epoch {latest['epoch'] + 1}/{trainer.max_epochs}: train loss {train_loss:.4f}, validation MSE "
+                f"{latest['val_mse']:.4f}, Pearson {latest['val_pearson']:.4f}{each}, Spearman "
+                f"{latest['val_spearman']:.4f}; {duration(seconds) if math.isfinite(seconds) else '?'}")
+        left = self.time_left(trainer, latest["epoch"] + 1)
+        if left:
+            line += f"; {left}"
+        bar = trainer.progress_bar_callback
+        if bar is not None and bar.is_enabled:
+            from tqdm import tqdm
+
+            tqdm.write(line, file=sys.stderr)  # above the bar's line, which is drawn again below it
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def time_left(self, trainer: L.Trainer, done: int) -> str | None:
+        """``"about 9 min 40 s left"`` (``"at most about ..."``), or None after the last epoch."""
+        from lightning.pytorch.callbacks import EarlyStopping, Timer
+
+        to_go = (trainer.max_epochs or 0) - done
+        if to_go <= 0 or not self.epoch_seconds:
+            return None
+        estimate = to_go * sum(self.epoch_seconds) / len(self.epoch_seconds)
+        at_most = any(isinstance(c, EarlyStopping) for c in trainer.callbacks)
+        for timer in (c for c in trainer.callbacks if isinstance(c, Timer)):
+            remaining = timer.time_remaining()
+            if remaining is not None and remaining < estimate:
+                estimate, at_most = max(remaining, 0.0), True
+        return f"{'at most ' if at_most else ''}about {duration(estimate)} left"
 
 
 def best_summary(result: dict) -> str:

@@ -8,6 +8,7 @@ Run directory::
     RUN_DIR/metrics.csv           one row per epoch (with several targets, a Pearson and Spearman per target)
     RUN_DIR/learning_curve.png
     RUN_DIR/checkpoints/last.ckpt Lightning's full state, for --resume (replaced atomically: AtomicCheckpointIO)
+    RUN_DIR/valid_data/           with data.valid naming a file: that file, prepared as data.path was (rundir.py)
     RUN_DIR/tensorboard/          with train.logger=tensorboard: the same per-epoch figures as metrics.csv
     RUN_DIR/.train.lock           while a train writes the directory: the lock it holds (filelock; removed at exit)
 
@@ -21,15 +22,15 @@ import dataclasses
 import logging
 import math
 import os
-import signal
 import sys
-import threading
+import tempfile
 import warnings
 from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
 from .. import __version__
 from ..config import RunConfig, save_run_config
@@ -46,7 +47,7 @@ from ..data.dataset import (
 )
 from ..data.splits import split_indices
 from ..device import check_bf16
-from ..io.run import CONFIG, WEIGHTS, RunInfo, TargetInfo, read_run_info
+from ..io.run import CONFIG, WEIGHTS, RunInfo, TableColumns, TargetInfo, read_run_info
 from ..model.config import ModelConfig
 from ..sequence import Layout
 from . import memory as memory_model
@@ -57,52 +58,30 @@ from .module import EMAWeights, ProformerModule, TrainingDiverged, TrainingFaile
 from .recipe import budget_epochs, epoch_rows, resolve_recipe
 from .report import EpochLines
 from .resume import ResumeMismatch, check_resume, dataset_identity
-from .rundir import RunDirectory, RunDirectoryError, RunLocked, is_secondary_process, run_lock
+from .rundir import (VALID_DATA, RunDirectory, RunDirectoryError, RunLocked, is_secondary_process, keep_validation,
+                     run_lock, validation_file)
+from .stop import StopNow, StopSignals, TrainingStopped
 
 # The errors train() raises are importable from here.
 __all__ = ["NotEnoughMemory", "ResumeMismatch", "RunDirectoryError", "RunLocked", "TrainingDiverged",
            "TrainingFailed", "TrainingStopped", "resolve_shape", "train"]
 
 
-class TrainingStopped(TrainingFailed):
-    """Training was stopped by SIGTERM before it finished; ``--resume`` continues it."""
+class _DropLines(logging.Filter):
+    """Lightning's lines with nothing to act on: its advertising, its device banner ("GPU
+    available: ...", "TPU available: ...", "LOCAL_RANK: ...": the run's memory line names the
+    device) and its note of a SIGTERM (the run's own line says it stopped, as for SIGINT)."""
 
+    BANNER = ("GPU available:", "TPU available:", "HPU available:", "IPU available:", "LOCAL_RANK:")
 
-@contextlib.contextmanager
-def _sigterm_until_fit():
-    """Until ``trainer.fit`` starts, SIGTERM raises :class:`TrainingStopped`.
-
-    While the data are read and checked, Python's default handler would end the process with
-    no word. Lightning sets its own handler in ``fit`` (stop after the current step), but it
-    also calls any handler already set, so ours must be gone by then: the context yields a
-    ``hand_over()`` that restores the previous handler, called just before ``fit``.
-    """
-    if threading.current_thread() is not threading.main_thread():  # signals go to the main thread only
-        yield lambda: None
-        return
-
-    def stop(signum, frame):
-        raise TrainingStopped("training was stopped by SIGTERM before its first step (while the data were read "
-                              "and checked); nothing was trained, so there is nothing to resume: start the run again")
-
-    previous = signal.signal(signal.SIGTERM, stop)
-
-    def hand_over():
-        if signal.getsignal(signal.SIGTERM) is stop:
-            signal.signal(signal.SIGTERM, previous)
-
-    try:
-        yield hand_over
-    finally:
-        hand_over()
-
-
-class _DropAdvertising(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return "litlogger" not in record.getMessage()
+        message = record.getMessage()
+        return not ("litlogger" in message or message.startswith(self.BANNER) or "Received SIGTERM:" in message)
 
 
-logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(_DropAdvertising())
+for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda",
+              "lightning.pytorch.trainer.connectors.signal_connector"):
+    logging.getLogger(_name).addFilter(_DropLines())
 # Lightning 2.6 calls a torch pytree API that torch 2.13 deprecates; nothing for users to act on.
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 # The loggers get one row per epoch (RunDirectory), never per step, so log_every_n_steps is moot.
@@ -121,14 +100,19 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
     Parameters
     ----------
     config : RunConfig
-        ``config.data.path`` names the dataset directory (``proformer prepare``).
+        ``config.data.path`` names the dataset directory (``proformer prepare``). ``config.data.valid``
+        names a validation dataset directory, or a table/FASTA file that is prepared with the
+        training set's settings (its columns, trim and length, as its meta.json records them) into
+        ``run_dir/valid_data``, which the run's config.yaml then names.
     run_dir : path
         Output directory; with ``resume=True`` training continues from
         ``run_dir/checkpoints/last.ckpt``.
     progress : bool
-        Show progress on stderr: Lightning's bar on a terminal; elsewhere (a log file, a pipe)
-        plain lines instead, one per epoch with its metrics and one at most every minute
-        within an epoch.
+        Show progress within an epoch on stderr: Lightning's bar on a terminal; elsewhere (a log
+        file, a pipe) a plain line at most every minute. Either way, one line per epoch gives its
+        metrics, its time and the time left (:class:`proformer.train.report.EpochLines`).
+        SIGTERM and SIGINT (Ctrl-C) stop the run after the current step, keeping the last
+        checkpoint: :class:`TrainingStopped` says how to resume.
 
     Returns
     -------
@@ -145,8 +129,8 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
         With ``train.memory=auto``: one sequence per step does not fit; with ``check``: the
         batch does not fit as configured. Raised before anything is written.
     """
-    with _sigterm_until_fit() as hand_over_sigterm:
-        return _checked_train(config, Path(run_dir), resume, progress, hand_over_sigterm)
+    with StopSignals() as stop, contextlib.ExitStack() as cleanup:
+        return _checked_train(config, Path(run_dir), resume, progress, stop, cleanup)
 
 
 def _say(line: str) -> None:
@@ -230,7 +214,8 @@ def _length_advice(dataset: Dataset, layout: Layout, length: int, longest: int, 
     return message
 
 
-def _checked_train(config: RunConfig, run_dir: Path, resume: bool, progress: bool, hand_over_sigterm) -> dict:
+def _checked_train(config: RunConfig, run_dir: Path, resume: bool, progress: bool, stop: StopSignals,
+                   cleanup: contextlib.ExitStack) -> dict:
     """train(): everything is checked before anything is written, then _fit."""
     if config.data.path is None:
         raise ValueError("no training data: set data.path in the config or pass --data DATASET_DIR")
@@ -262,8 +247,21 @@ def _checked_train(config: RunConfig, run_dir: Path, resume: bool, progress: boo
     # The resolved config is the run's: config.yaml records the shape taken from the data.
     config = dataclasses.replace(config, model=model_cfg)
 
+    staged = False  # a validation file prepared outside the run directory, moved in once it is locked
+    if config.data.valid and Path(config.data.valid).is_file():
+        scratch = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="proformer-valid-")))
+        valid_dir, staged, line = validation_file(Path(config.data.valid), dataset.directory, dataset.meta, run_dir,
+                                                  resume, scratch)
+        _say(line)
+        # The run's config.yaml names the prepared dataset.
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, valid=str(run_dir / VALID_DATA)))
+    elif config.data.valid:
+        valid_dir = Path(config.data.valid)
+        if not valid_dir.exists():
+            raise FileNotFoundError(f"data.valid (--valid) {valid_dir} does not exist; give a prepared dataset "
+                                    f"directory or a table/FASTA file to prepare like data.path")
     if config.data.valid:
-        valid_set = Dataset(config.data.valid)
+        valid_set = Dataset(valid_dir)
         check_layout(valid_set, layout, model_cfg.kmer)
         if valid_set.n_targets != dataset.n_targets:
             raise ValueError(
@@ -286,6 +284,8 @@ def _checked_train(config: RunConfig, run_dir: Path, resume: bool, progress: boo
         mean, std = np.zeros(dataset.n_targets), np.ones(dataset.n_targets)
 
     identity = {"train": dataset_identity(dataset), "valid": dataset_identity(valid_set) if config.data.valid else None}
+    if staged:
+        identity["valid"]["path"] = str((run_dir / VALID_DATA).resolve())  # where it will be
     if note:
         _say(note)
     train_cfg, recipe = resolve_recipe(train_cfg, len(train_rows), config.data.rc_rows)
@@ -304,7 +304,7 @@ def _checked_train(config: RunConfig, run_dir: Path, resume: bool, progress: boo
     batch_size = min(train_cfg.batch_size, epoch_rows(len(train_rows), config.data.rc_rows))
     batch_size -= batch_size % trainer.world_size
     plan = _batch_plan(model_cfg, train_cfg, batch_size, trainer)
-    _say(plan.describe())
+    _say(f"{plan.describe()}; training on {_device_text(trainer)}")
 
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -313,8 +313,11 @@ def _checked_train(config: RunConfig, run_dir: Path, resume: bool, progress: boo
     with run_lock(run_dir):
         if resume:
             check_resume(run_dir, checkpoint, config, model_cfg, identity)
+        if staged and not is_secondary_process():  # DDP's other processes validate on their scratch copy
+            valid_set = Dataset(keep_validation(valid_dir, run_dir))
+            cleanup.close()  # the scratch copy
         return _fit(config, run_dir, resume, trainer, plan, dataset, valid_set, model_cfg, layout, train_rows,
-                    valid_rows, mean, std, identity, checkpoint, hand_over_sigterm)
+                    valid_rows, mean, std, identity, checkpoint, stop)
 
 
 #: Under DDP the launching process's gradient accumulation, for the processes it starts (they
@@ -368,7 +371,7 @@ class AccumulationSteps(torch.utils.data.Sampler):
 
 
 def _fit(config, run_dir, resume, trainer, plan, dataset, valid_set, model_cfg, layout, train_rows, valid_rows, mean,
-         std, identity, checkpoint, hand_over_sigterm) -> dict:
+         std, identity, checkpoint, stop) -> dict:
     train_cfg = config.train
     if not resume:
         save_run_config(config, run_dir / "config.yaml")
@@ -411,7 +414,8 @@ def _fit(config, run_dir, resume, trainer, plan, dataset, valid_set, model_cfg, 
         ),
         data={"train": str(Path(config.data.path).resolve()), "split": config.data.split if not config.data.valid else None,
               "valid": str(Path(config.data.valid).resolve()) if config.data.valid else None,
-              "n_train": int(len(train_rows)), "n_valid": int(len(valid_rows))},
+              "n_train": int(len(train_rows)), "n_valid": int(len(valid_rows)),
+              "columns": TableColumns.record(dataset.meta)},  # the training table's columns, or None
     )
     directory = RunDirectory(run_dir, info, identity)
     if resume:
@@ -421,18 +425,19 @@ def _fit(config, run_dir, resume, trainer, plan, dataset, valid_set, model_cfg, 
     trainer.loggers = run_loggers(train_cfg.logger, run_dir, directory.metrics)
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    hand_over_sigterm()
+    trainer.callbacks.append(stop)  # SIGINT ends the run as SIGTERM does: after the current step
+    stop.hand_over()
     try:
         trainer.fit(module, train_loader, valid_loader, ckpt_path=str(checkpoint) if resume else None)
-    except SIGTERMException:
+    except (SIGTERMException, StopNow):
         # Lightning stops after the current step on SIGTERM and raises SystemExit (status 0).
         if checkpoint.exists():
             saved = (f"the last checkpoint ({checkpoint}) holds the last finished epoch; continue the run with "
                      f"`proformer train --out {run_dir} --resume` and the same config and data")
         else:
             saved = "no epoch had finished, so there is nothing to resume: start the run again"
-        raise TrainingStopped(f"training was stopped by SIGTERM in epoch {trainer.current_epoch + 1} at step "
-                              f"{trainer.global_step}; {saved}") from None
+        raise TrainingStopped(f"training was stopped by {stop.received or 'SIGTERM'} in epoch "
+                              f"{trainer.current_epoch + 1} at step {trainer.global_step}; {saved}") from None
     except TrainingDiverged as error:
         kept = (f"; the best model of the epochs before is still in {run_dir} (config.json + {WEIGHTS})"
                 if (run_dir / CONFIG).exists() else f"; no model was written to {run_dir}")
@@ -469,22 +474,46 @@ def check_bin_targets(dataset: Dataset, rows: np.ndarray) -> None:
         )
 
 
-def _trainer(config: RunConfig, run_dir: Path, progress: bool) -> L.Trainer:
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+def _device_text(trainer: L.Trainer) -> str:
+    """``"cpu"``, ``"cuda:0 (NVIDIA H100 80GB HBM3)"``; with several processes, how many."""
+    device = trainer.strategy.root_device
+    text = str(device)
+    if device.type == "cuda":
+        text += f" ({torch.cuda.get_device_name(device)})"
+    if trainer.world_size > 1:
+        text += f", {trainer.world_size} processes"
+    return text
 
+
+class _LastCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint without its warning that the checkpoint directory is not empty:
+    --resume continues from the checkpoint there, and a new run writes over it."""
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+            super().setup(trainer, pl_module, stage)
+
+    @property
+    def state_key(self) -> str:
+        # ModelCheckpoint's own key, under which last.ckpt has always kept its state (for --resume).
+        return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
+
+
+def _trainer(config: RunConfig, run_dir: Path, progress: bool) -> L.Trainer:
     train_cfg = config.train
     # Only last.ckpt, for --resume: the best model is RunDirectory's weights.safetensors, written once.
     # (No monitor and top 1: the latest epoch, written over the one before.)
-    callbacks = [ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", save_top_k=1, enable_version_counter=False)]
+    callbacks = [_LastCheckpoint(dirpath=run_dir / "checkpoints", filename="last", save_top_k=1, enable_version_counter=False)]
     if train_cfg.early_stopping:
         callbacks.append(EarlyStopping(monitor="val_pearson", mode="max", patience=train_cfg.early_stopping))
     if train_cfg.ema:
         # Validation (so val_pearson, the best model and early stopping) sees the average.
         callbacks.append(EMAWeights(train_cfg.ema))
-    # The bar rewrites its line with \r: right on a terminal, thousands of lines in a log file.
+    # The bar rewrites its line with \r: right on a terminal, thousands of lines in a log file
+    # (there, a line at most every minute instead). A line per epoch whatever the setting.
     bar = progress and sys.stderr.isatty()
-    if progress and not bar:
-        callbacks.append(EpochLines())
+    callbacks.append(EpochLines(steps=progress and not bar))
     return L.Trainer(
         default_root_dir=run_dir,
         max_epochs=train_cfg.epochs,

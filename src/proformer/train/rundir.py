@@ -1,6 +1,7 @@
 """The run directory while ``train`` writes it: the callback that hands each epoch's metrics to the
 loggers (metrics.csv, :mod:`proformer.train.loggers`) and keeps the learning curve and the best
-model up to date, and the lock that keeps a second ``train`` out.
+model up to date, the lock that keeps a second ``train`` out, and ``valid_data/``, a validation
+file prepared like the training set (``data.valid`` naming a file: ``proformer train --valid FILE``).
 
 The layout of the directory is in :mod:`proformer.train.run`'s docstring; ``config.json`` and
 ``weights.safetensors`` are written by :func:`proformer.io.run.write_run_model`.
@@ -9,8 +10,10 @@ The layout of the directory is in :mod:`proformer.train.run`'s docstring; ``conf
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -25,9 +28,12 @@ from .history import metric_columns
 from .loggers import MetricsCSV
 from .module import ProformerModule, validated_weights
 
-__all__ = ["LOCK", "RunDirectory", "RunDirectoryError", "RunLocked", "is_secondary_process", "run_lock"]
+__all__ = ["LOCK", "VALID_DATA", "RunDirectory", "RunDirectoryError", "RunLocked", "is_secondary_process",
+           "keep_validation", "prepared_like", "run_lock", "validation_file"]
 
 LOCK = ".train.lock"
+#: Where a run keeps the validation file it prepared (``data.valid`` naming a file).
+VALID_DATA = "valid_data"
 
 
 class RunLocked(FileExistsError):
@@ -171,3 +177,101 @@ def run_lock(run_dir: Path):
             pass
         finally:
             lock.release()
+
+
+# -- a validation file, prepared like the training set -------------------------------------------
+
+#: meta.json's drop reasons that only ``on_bad="skip"`` drops (too_long is the length filter).
+_BAD_ROWS = ("wrong_columns", "empty_sequence", "invalid_symbol", "bad_target")
+
+
+def prepared_like(meta: dict, directory: Path) -> dict:
+    """The :func:`proformer.data.prepare.prepare` arguments that made the dataset whose meta.json
+    is ``meta``: its format, a table's sequence and target columns, its trim and length, and
+    ``on_bad="skip"`` where it dropped bad rows. ValueError for a dataset prepare did not make."""
+    source = meta.get("source") if isinstance(meta.get("source"), dict) else {}
+    format = source.get("format")
+    if format not in ("dream", "fasta", "table"):
+        raise ValueError(f"data.valid names a file, which is prepared like data.path, but {directory} was not made by "
+                         f"proformer prepare from a sequence file (meta.json source format {format!r}); prepare the "
+                         f"validation file yourself (proformer prepare FILE --out DIR) and give that directory")
+    transforms = meta.get("transforms") or {}
+    settings = {"format": format, "trim": (int(transforms.get("head", 0)), int(transforms.get("tail", 0))),
+                "length": transforms.get("length")}
+    table = meta.get("table") or {}
+    if format == "table" and table.get("seq_col"):
+        settings.update(seq_col=table["seq_col"], target_cols=list(table.get("target_cols") or []))
+    if any((meta.get("dropped") or {}).get(reason) for reason in _BAD_ROWS):
+        settings["on_bad"] = "skip"
+    return settings
+
+
+def _settings_text(settings: dict) -> str:
+    parts = [f"{settings['format']} format"]
+    if "seq_col" in settings:
+        parts.append(f"columns {settings['seq_col']} -> {', '.join(settings['target_cols']) or 'no targets'}")
+    head, tail = settings["trim"]
+    parts.append(f"trim {head},{tail}, length {settings['length']}")
+    if settings.get("on_bad") == "skip":
+        parts.append("bad rows skipped")
+    return ", ".join(parts)
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def validation_file(source: Path, train_dir: Path, train_meta: dict, run_dir: Path, resume: bool,
+                    scratch: Path) -> tuple[Path, bool, str]:
+    """The dataset to validate on for the validation file ``source``, and a line saying so.
+
+    On ``--resume`` (and in the processes DDP starts, after the launching one prepared it), the
+    run's own ``run_dir/valid_data`` when it was prepared from a file with the same bytes
+    (meta.json's sha256). Otherwise ``source`` is prepared into ``scratch/valid_data`` as the
+    training set in ``train_dir`` was (:func:`prepared_like`), so that nothing is written to the
+    run directory before the run is checked and locked; :func:`keep_validation` moves it there
+    then (the launching process only).
+
+    Returns
+    -------
+    directory : Path
+    staged : bool
+        ``directory`` is in ``scratch``, for :func:`keep_validation`.
+    line : str
+    """
+    from ..data.prepare import prepare
+
+    kept = run_dir / VALID_DATA
+    if (resume or is_secondary_process()) and (kept / "meta.json").is_file():
+        from ..io.dataset import read_meta
+
+        try:
+            stored = (read_meta(kept).get("source") or {}).get("sha256")
+        except (OSError, ValueError):
+            stored = None
+        if stored is not None and stored == _sha256(source):
+            return kept, False, f"validation data: {kept}, prepared from {source} when the run started"
+    settings = prepared_like(train_meta, train_dir)
+    try:
+        meta = prepare(source, scratch / VALID_DATA, progress=False, **settings)
+    except ValueError as error:  # the file does not read as the training set's did
+        raise ValueError(f"validation file {source}, read as {train_dir} was ({_settings_text(settings)}): "
+                         f"{error}") from None
+    return scratch / VALID_DATA, True, (f"validation data: {source} prepared as {train_dir} was "
+                                        f"({_settings_text(settings)}): {meta['rows_kept']:,} rows, kept in {kept}")
+
+
+def keep_validation(staged: Path, run_dir: Path) -> Path:
+    """Move the dataset :func:`validation_file` prepared into ``run_dir/valid_data``, whole or not at
+    all (replacing one there: :func:`proformer.io.dataset.publish`); returns that directory."""
+    from ..io.dataset import publish
+
+    kept, copy = run_dir / VALID_DATA, run_dir / f".{VALID_DATA}.staging"
+    shutil.rmtree(copy, ignore_errors=True)
+    try:
+        shutil.copytree(staged, copy)  # a sibling of the final directory: publish renames it in
+        publish(copy, kept)
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+    return kept
