@@ -115,15 +115,6 @@ class Fasta:
         else:
             values = np.zeros((n, 0))
             bad_target = np.zeros(n, dtype=bool)
-        start = np.zeros(n, dtype=np.int64)
-        np.cumsum(length[:-1], out=start[1:])
-        return Rows(
-            line=np.array([record.header_line for record in records], dtype=np.int64),
-            buffer=np.frombuffer(b"".join(sequences), dtype=np.uint8),
-            start=start,
-            length=length,
-            values=values,
-            reason=reason,
-            bad_target=bad_target,
-            describe=lambda row, why: self.describe(records, row, why),
-        )
+        return Rows.joined(sequences, length, line=np.array([record.header_line for record in records], dtype=np.int64),
+                           values=values, reason=reason, bad_target=bad_target,
+                           describe=lambda row, why: self.describe(records, row, why))

@@ -53,3 +53,11 @@ class Rows:
     reason: np.ndarray
     bad_target: np.ndarray
     describe: Callable[[int, int], tuple[int, str]]
+
+    @classmethod
+    def joined(cls, sequences: list[bytes], length: np.ndarray, **fields) -> "Rows":
+        """Rows whose sequences are given one by one (the csv and FASTA paths): joined into one
+        buffer, each row's ``start`` where its sequence begins; ``fields`` are the others."""
+        start = np.zeros(len(length), dtype=np.int64)
+        np.cumsum(length[:-1], out=start[1:])
+        return cls(buffer=np.frombuffer(b"".join(sequences), dtype=np.uint8), start=start, length=length, **fields)

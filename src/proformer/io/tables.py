@@ -176,18 +176,9 @@ class Delimited:
         for j in range(len(self.target_columns)):
             values[:, j], bad = parse_numbers([row[j] for row in targets])
             bad_target |= bad
-        start = np.zeros(n, dtype=np.int64)
-        np.cumsum(length[:-1], out=start[1:])
-        return Rows(
-            line=first_line + np.arange(n, dtype=np.int64),
-            buffer=np.frombuffer(b"".join(sequences), dtype=np.uint8),
-            start=start,
-            length=length,
-            values=values,
-            reason=reason,
-            bad_target=bad_target,
-            describe=lambda row, why: self.locate(lines, first_line, row, why),
-        )
+        return Rows.joined(sequences, length, line=first_line + np.arange(n, dtype=np.int64), values=values,
+                           reason=reason, bad_target=bad_target,
+                           describe=lambda row, why: self.locate(lines, first_line, row, why))
 
 
 def table_delimiter(path: Path, header: str) -> str:
