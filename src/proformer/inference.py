@@ -33,6 +33,7 @@ import torch
 from .device import check_bf16, resolve_device
 from .io.errors import InputError, first_invalid, invalid_message
 from .io.run import RunInfo, TableColumns, read_run_info, read_weights
+from .limits import MAX_BATCH, whole
 from .model import Proformer, swap_strands
 from .progress import Progress
 from .sequence import Layout, encode_padded
@@ -97,11 +98,10 @@ def recorded_columns(run_dir: str | os.PathLike | Sequence[str | os.PathLike]) -
 
 
 def _check_options(batch_size, precision) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size={batch_size!r}: give a whole number of sequences per forward pass, at least 1")
+    batch_size = whole("batch_size", batch_size, 1, MAX_BATCH)  # the bound of --batch-size
     if precision not in ("32", "bf16"):
         raise ValueError(f"precision={precision!r}: use 32 or bf16")
-    return int(batch_size)
+    return batch_size
 
 
 def _window(layout: Layout) -> str:

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..inference import Ensemble, Run
 from ..io.atomic import atomic_write, check_output
-from ..limits import MAX_BEAM, MAX_EDITS, check_memory, whole as whole_number
+from ..limits import MAX_BEAM, MAX_EDITS, check_memory, whole
 from ..progress import Progress
 from .ism import mean_substitutions
 from .scorer import Scorer, mean_over, scorers
@@ -108,11 +108,6 @@ def parse_goal(goal: str | float) -> str | float:
                      f"number to aim for, in the model's units")
 
 
-def _whole(name: str, value: int, at_least: int = 1) -> int:
-    """``max_edits`` and ``beam`` as ints within :mod:`proformer.limits`' bounds, else a ValueError naming them."""
-    return whole_number(name, value, at_least, {"max_edits": MAX_EDITS, "beam": MAX_BEAM}.get(name))
-
-
 #: Bytes per candidate and input position in one search step, roughly: the substitution
 #: predictions (float64, 4 bases) and their losses, the mutant index arrays in numpy and torch
 #: (3 substitutions x 17 bytes, twice), and the Python tuples of the improving children (up to 3).
@@ -184,7 +179,7 @@ def design(model: Run | Ensemble, sequences: Sequence[str], goal: str | float, m
         ``n``, in input order. A sequence that no single substitution improves has no edits.
     """
     goal = parse_goal(goal)
-    max_edits, beam = _whole("max_edits", max_edits), _whole("beam", beam)
+    max_edits, beam = whole("max_edits", max_edits, 1, MAX_EDITS), whole("beam", beam, 1, MAX_BEAM)
     members = scorers(model, target, standardized)
     judges = []
     if oracle is not None:
@@ -267,9 +262,9 @@ def _check_oracle_window(members: list[Scorer], judges: list[Scorer], lengths: n
                          where: Sequence[str] | None, oracle: Run | Ensemble) -> None:
     """Refuse an oracle whose window would cut a sequence the model sees whole (a different
     window length): it would judge another sequence than the one designed."""
-    whole = np.logical_and.reduce([member.layout.fits(lengths) for member in members])
+    seen_whole = np.logical_and.reduce([member.layout.fits(lengths) for member in members])
     for judge, run in zip(judges, oracle.runs):
-        cut = whole & ~judge.layout.fits(lengths)
+        cut = seen_whole & ~judge.layout.fits(lengths)
         if cut.any():
             row = int(np.argmax(cut))
             name = where[row] if where is not None else f"sequence {row}"
@@ -294,7 +289,8 @@ def _search(members: list[Scorer], sequences: list[str], loss: Callable, max_edi
             break
         # Edits keep every length, so each candidate's layout shows the model the input's positions
         # (substitution_predictions mutates exactly those): flanks and padding never change.
-        reference, values = mean_substitutions(members, [candidate.sequence for _, candidate in flat])
+        candidates = [candidate.sequence for _, candidate in flat]
+        reference, values = mean_substitutions(members, [member.lay_out(candidates) for member in members])
         families: list[list] = [[] for _ in beams]
         for k, (row, candidate) in enumerate(flat):
             if step == 0:
@@ -402,8 +398,8 @@ def run_design(model: str | os.PathLike | Sequence[str | os.PathLike], input: st
     from ..io.inputs import read_all_sequences
 
     goal = parse_goal(goal)
-    _whole("max_edits", max_edits)  # checked before the models load
-    _whole("beam", beam)
+    whole("max_edits", max_edits, 1, MAX_EDITS)  # checked before the models load
+    whole("beam", beam, 1, MAX_BEAM)
     check_output(out, input)
     ids, sequences, where = read_all_sequences(input, seq_col)
     options = {"batch_size": batch_size, "precision": precision}

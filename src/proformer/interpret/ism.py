@@ -103,13 +103,12 @@ def substitution_predictions(scorer: Scorer, laid: LaidOut, mutable: np.ndarray 
     return reference, values
 
 
-def mean_substitutions(members: list[Scorer], sequences: Sequence[str], mutable: np.ndarray | None = None,
-                       where: Sequence[str] | None = None, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`substitution_predictions` of every run (each lays the sequences out its own way),
-    averaged in input coordinates: the ensemble's prediction of every substitution. A position is
-    mutated where every run sees it."""
-    found = [substitution_predictions(member, member.lay_out(sequences, where), mutable, progress)
-             for member in members]
+def mean_substitutions(members: list[Scorer], laids: Sequence[LaidOut], mutable: np.ndarray | None = None,
+                       progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`substitution_predictions` of every run, each on the sequences as its own layout lays
+    them out (``laids[i]`` from ``members[i].lay_out``), averaged in input coordinates: the
+    ensemble's prediction of every substitution. A position is mutated where every run sees it."""
+    found = [substitution_predictions(member, laid, mutable, progress) for member, laid in zip(members, laids)]
     return mean_over([reference for reference, _ in found]), mean_over([values for _, values in found])
 
 
@@ -199,10 +198,8 @@ def ism(model: Run | Ensemble, sequences: Sequence[str], *, target: str | int | 
         raise ValueError(f"positions {start}..{end - 1} are not seen by the model in any sequence (the run's layout "
                          f"trims {layout.head} nt at the start and {layout.tail} at the end); "
                          f"choose --start/--end inside the sequences")
-    if len(members) == 1:
-        reference, values = substitution_predictions(members[0], laid, mutable, progress)
-    else:
-        reference, values = mean_substitutions(members, laid.sequences, mutable, where, progress)
+    laids = [laid, *(member.lay_out(laid.sequences, where) for member in members[1:])]
+    reference, values = mean_substitutions(members, laids, mutable, progress)
     effects = (values - reference[:, None, None]).astype(np.float32)
     mutated = ~np.isnan(values).all(axis=1)  # (n, width): positions mutated (by every run)
     identities = int((mutated & (laid.input_codes < 4)).sum())

@@ -36,7 +36,7 @@ from ..io.errors import InputError, show_value
 from ..io.genome import Genome
 from ..io.vcf import Variant, read_vcf
 from ..progress import Progress
-from ..sequence import CODE_LETTERS, GENOME_CODES, INVALID, encode_padded
+from ..sequence import CODE_LETTERS, GENOME_CODES, INVALID
 from .ism import mean_substitutions
 from .scorer import Scorer, mean_over, scorers
 
@@ -213,8 +213,9 @@ def snv_effects(model: Run | Ensemble, ids: Sequence[str], sequences: Sequence[s
     ids = np.asarray([str(i) for i in ids], dtype=object)
     if len(ids) != len(sequences):
         raise ValueError(f"{len(ids)} ids for {len(sequences)} sequences")
-    reference, values = mean_substitutions(members, sequences, where=where, progress=progress)
-    input_codes = encode_padded([sequence.upper() for sequence in sequences], values.shape[2])[0]
+    laids = [member.lay_out(sequences, where) for member in members]
+    reference, values = mean_substitutions(members, laids, progress=progress)
+    input_codes = laids[0].input_codes
     rows, positions = np.nonzero(~np.isnan(values).all(axis=1))  # the positions mutated
     refs = input_codes[rows, positions]
     rows, positions, refs = (np.repeat(a, 4) for a in (rows, positions, refs))
