@@ -1,6 +1,6 @@
 """Replay the hostile cases (bad input, faults, misuse; outputs and run directories) against the real CLI.
 
-Builds a tiny dataset (tests/data/dream_train.tsv, 400 rows) and a tiny trained run (dim 8, one
+Builds a tiny dataset (tests/fixtures/dream_train.tsv, 400 rows) and a tiny trained run (dim 8, one
 block, one epoch) in a temporary folder, then runs each case as ``python -m proformer.cli ...`` in
 a subprocess with a timeout and records: the exit code, whether stderr holds a ``Traceback``, the
 last stderr line, whether it finished in time, and whether it met its expectation:

@@ -4,6 +4,9 @@ Each check runs in a fresh interpreter, so what an import pulls in is not hidden
 tests imported before.
 """
 
+
+from __future__ import annotations
+
 import ast
 import json
 import subprocess
@@ -21,6 +24,29 @@ def loaded_after(module: str) -> set[str]:
     return set(json.loads(done.stdout.splitlines()[-1]))
 
 
+SOURCE = Path(__file__).resolve().parent.parent / "src" / "proformer"
+
+
+#: Calls that parse text: a module above io/ that makes one reads a file format itself.
+PARSING = {"split", "rsplit", "splitlines", "partition", "rpartition", "readline", "readlines", "read_text",
+           "reader", "DictReader", "loadtxt", "genfromtxt", "parse_number", "parse_numbers"}
+
+
+_WITHOUT_TORCH = """
+import sys
+sys.modules["torch"] = None  # "import torch" now raises ImportError, as where it is not installed
+from pathlib import Path
+import proformer.data.prepare
+import proformer.data.atac
+from proformer.io.dataset import validate
+root = Path(sys.argv[1])
+(root / "in.tsv").write_text("ACGTACGT\\t1.5\\nACGGT\\t2\\n")
+meta = proformer.data.prepare.prepare(root / "in.tsv", root / "ds", trim=(0, 0), progress=False)
+assert validate(root / "ds") == meta and meta["rows_kept"] == 2
+print("prepared without torch")
+"""
+
+
 @pytest.mark.parametrize("module", ["proformer.sequence", "proformer.metrics", "proformer.score",
                                     "proformer.io.submission", "proformer.data.splits"])
 def test_modules_below_the_model_need_no_torch(module):
@@ -34,9 +60,6 @@ def test_the_model_imports_nothing_of_data_training_or_the_command_line():
     ours = {name for name in loaded if name.startswith("proformer.")}
     assert not {name for name in ours if name.split(".")[1] in {"data", "train", "cli", "predict", "experiments"}}
     assert "lightning" not in loaded
-
-
-SOURCE = Path(__file__).resolve().parent.parent / "src" / "proformer"
 
 
 @pytest.mark.parametrize("module", ["proformer.io.inputs", "proformer.io.reader", "proformer.io.pairs",
@@ -61,11 +84,6 @@ def test_import_proformer_is_light_and_the_verbs_load_on_use():
                                    "False"]
 
 
-#: Calls that parse text: a module above io/ that makes one reads a file format itself.
-PARSING = {"split", "rsplit", "splitlines", "partition", "rpartition", "readline", "readlines", "read_text",
-           "reader", "DictReader", "loadtxt", "genfromtxt", "parse_number", "parse_numbers"}
-
-
 @pytest.mark.parametrize("path", ["predict.py", "evaluate.py", "inference.py"])
 def test_prediction_and_evaluation_parse_nothing(path):
     """Files are read in io/ only: predict, evaluate and the inference layer call the readers and
@@ -88,3 +106,26 @@ def test_no_module_is_over_600_lines_but_the_model():
     long = {str(path.relative_to(SOURCE)): n for path in SOURCE.rglob("*.py")
             if (n := len(path.read_text().splitlines())) > 600 and path != SOURCE / "model" / "proformer.py"}
     assert not long, long
+
+
+def test_cli_starts_without_heavy_imports():
+    code = "import sys; from proformer.cli import build_parser; build_parser(); print(sorted(m for m in ('torch', 'lightning', 'matplotlib') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_prepare_runs_without_torch(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_TORCH, str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "prepared without torch" in result.stdout
+
+
+def test_import_proformer_stays_light():
+    import subprocess
+    import sys
+
+    code = "import sys, proformer; proformer.load; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"

@@ -1,5 +1,8 @@
+"""Tests of :mod:`proformer.bench`."""
+
+from __future__ import annotations
+
 import dataclasses
-import warnings
 
 import pytest
 import torch
@@ -7,7 +10,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from proformer.bench import benchmark, forward_flops, training_flops
-from proformer.cli import main
+from proformer.cli import build_parser, main
+from proformer.config import RUN_PRESETS, load_run_config
 from proformer.model import Proformer, model_preset
 
 CONFIGS = {
@@ -25,6 +29,19 @@ def counted(model, run) -> dict[str, float]:
     with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
         run()
     return {str(op): flops for op, flops in counter.get_flop_counts()["Global"].items()}
+
+
+class StepClock:
+    """A stand-in for the ``time`` module of proformer.bench on which every timed interval
+    (a ``perf_counter()`` start, then its stop) lasts exactly ``seconds``."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.calls = seconds, 0
+
+    def perf_counter(self) -> float:
+        self.calls += 1
+        interval, is_stop = divmod(self.calls - 1, 2)
+        return 100.0 * interval + is_stop * self.seconds
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -49,19 +66,6 @@ def test_analytic_flops_agree_with_the_flop_counter(name):
     # gradient as a dense conv): replace it with twice the forward convolution.
     total = sum(train.values()) - train.get("aten.convolution_backward", 0) + 2 * train["aten.convolution"]
     assert total / 2 == pytest.approx(training_flops(config), rel=0.05)
-
-
-class StepClock:
-    """A stand-in for the ``time`` module of proformer.bench on which every timed interval
-    (a ``perf_counter()`` start, then its stop) lasts exactly ``seconds``."""
-
-    def __init__(self, seconds: float):
-        self.seconds, self.calls = seconds, 0
-
-    def perf_counter(self) -> float:
-        self.calls += 1
-        interval, is_stop = divmod(self.calls - 1, 2)
-        return 100.0 * interval + is_stop * self.seconds
 
 
 def test_bench_figures_follow_from_the_timed_steps(capsys, monkeypatch):
@@ -110,15 +114,33 @@ def test_bench_refuses_an_empty_measurement(option, value, capsys):
         benchmark(model_preset("grid"), mode="predict", **{option[2:].replace("-", "_"): 0})
 
 
-def test_bf16_on_a_cpu_without_bf16_instructions_warns(monkeypatch):
-    from proformer.device import check_bf16
+@pytest.mark.parametrize("preset", RUN_PRESETS)
+def test_model_and_bench_take_every_preset_train_lists(preset, capsys):
+    from proformer.cli import _model_config
 
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
-    with pytest.warns(RuntimeWarning, match="bf16 matmuls are emulated"):
-        check_bf16("cpu", "bf16")
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        check_bf16("cpu", "bf16")  # AMX: real bf16, no warning
-        check_bf16("cpu", "32")
+    for argv in (["model", "--preset", preset], ["bench", "train", "--preset", preset, "--set", "dim=32"]):
+        config = _model_config(build_parser().parse_args(argv))
+        assert config == load_run_config(None, preset, [a for a in argv[3:] if "=" in a]).model
+    if preset != "dream2022":  # 47M parameters: the summary alone takes seconds
+        assert main(["model", "--preset", preset]) == 0
+        assert f"Proformer (preset {preset})" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", [["model"], ["bench", "train"]])
+def test_model_and_bench_refuse_an_unknown_preset_listing_the_valid_ones(command, capsys):
+    assert main([*command, "--preset", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown preset 'nope'" in err and all(name in err for name in RUN_PRESETS) and "Traceback" not in err
+
+
+def test_bench_with_cuda_on_a_machine_without_it_is_one_line(capsys):
+    """The device rule lives in proformer.device.resolve_device: bench gets it as predict does."""
+    import torch
+
+    from proformer.cli import main
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert main(["bench", "predict", "--preset", "grid", "--device", "cuda", "--steps", "1", "--batch-size", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "CUDA is not available on this machine" in err and "Traceback" not in err

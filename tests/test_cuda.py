@@ -5,6 +5,7 @@ Every test here needs a CUDA device and is skipped without one (the CI machine h
 fast path for wide heads is also checked on the CPU (the last tests), where it must equal SDPA.
 """
 
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,23 +23,16 @@ from proformer.train import train
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (benchmarks/gpu_check.py)")
 
+
 LENGTH = 24
+
+
 #: A model with the submitted model's attention shape (key_dim = dim = 512 > FUSED_HEAD_DIM_LIMIT,
 #: so CUDA takes the matmul path) but one block, and the small grid cell (SDPA on CUDA too).
 WIDE = ModelConfig(kmer=5, dim=512, heads=8, blocks=1, readout=4, length=LENGTH, dropout=0.0)
+
+
 NARROW = ModelConfig(kmer=5, dim=64, heads=2, blocks=2, readout=8, length=LENGTH, dropout=0.0)
-
-
-@pytest.fixture(autouse=True)
-def full_precision_fp32():
-    """TF32 would make CUDA's fp32 differ from the CPU's by 1e-3; the comparisons are of fp32."""
-    if not torch.cuda.is_available():
-        yield
-        return
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    yield
-    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +49,16 @@ def a_batch(dataset_dir, mask_ratio: float = 0.15) -> dict[str, torch.Tensor]:
     builder = BatchBuilder(dataset, dataset.layout(length=LENGTH), mask_ratio=mask_ratio, seed=3, shift=2)
     sampler = ShardedBatchSampler(np.arange(len(dataset)), 64, shuffle=True, seed=3)
     return builder[next(iter(sampler))]
+
+
+@pytest.fixture(scope="module")
+def cuda_run(dataset_dir, tmp_path_factory):
+    """A tiny run trained on the GPU in bf16 mixed precision."""
+    overrides = [f"data.path={dataset_dir}", f"length={LENGTH}", *as_overrides(TINY_MODEL), "dim=32",
+                 "data.split=hash:0.8", "train.batch_size=64", "train.epochs=6", "train.lr=3e-3",
+                 "train.precision=bf16", "train.accelerator=gpu", "train.devices=1"]
+    run_dir = tmp_path_factory.mktemp("cuda_runs") / "bf16"
+    return run_dir, train(load_run_config(preset="grid", overrides=overrides), run_dir, progress=False)
 
 
 @pytest.mark.parametrize("config", [NARROW, WIDE], ids=["d64-sdpa", "d512-wide-heads"])
@@ -131,16 +135,6 @@ def test_a_training_step_never_waits_for_the_gpu(precision, dataset_dir):
     assert torch.isfinite(loss).item()
 
 
-@pytest.fixture(scope="module")
-def cuda_run(dataset_dir, tmp_path_factory):
-    """A tiny run trained on the GPU in bf16 mixed precision."""
-    overrides = [f"data.path={dataset_dir}", f"length={LENGTH}", *as_overrides(TINY_MODEL), "dim=32",
-                 "data.split=hash:0.8", "train.batch_size=64", "train.epochs=6", "train.lr=3e-3",
-                 "train.precision=bf16", "train.accelerator=gpu", "train.devices=1"]
-    run_dir = tmp_path_factory.mktemp("cuda_runs") / "bf16"
-    return run_dir, train(load_run_config(preset="grid", overrides=overrides), run_dir, progress=False)
-
-
 @pytest.mark.cuda
 @needs_cuda
 def test_bf16_mixed_training_on_cuda_learns_the_planted_rule(cuda_run):
@@ -159,9 +153,6 @@ def test_a_run_trained_on_cuda_predicts_the_same_on_cpu_and_cuda(cuda_run):
     on_cuda = proformer.load(run_dir, device="cuda").predict(sequences)
     assert np.isfinite(on_cpu).all() and on_cpu.std() > 0
     np.testing.assert_allclose(on_cuda, on_cpu, rtol=1e-4, atol=1e-4)
-
-
-# -- the wide-head attention path, checked where it can be: on the CPU ---------------------------
 
 
 def test_the_matmul_path_is_taken_only_for_heads_the_fused_kernels_refuse_on_cuda():

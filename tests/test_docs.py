@@ -29,7 +29,7 @@ inline config keys (`data.split=hash:0.9`, `train.optimizer`) exist.
 **Running blocks.** Each bash and python block is in ``RUN`` or in ``NOT_RUN`` (with the reason it
 cannot run here: a GPU, SLURM, a download, hours of training); a new block fails the test until it
 is listed. Blocks in ``RUN`` run in one working directory per test session (``workspace``) that
-holds the committed DREAM-shaped fixtures of tests/data under the names the docs use
+holds the committed DREAM-shaped fixtures of tests/fixtures under the names the docs use
 (``train_sequences.txt``, ``test_sequences.txt``, ``dream2022/`` with the 130-row mini test set and
 its leaderboard files) and a few small inputs (``seqs.fa``, ``pairs.tsv``, ...). Bash blocks run
 their ``proformer`` commands in this process, python blocks are executed. ``replace`` makes a block
@@ -42,6 +42,7 @@ what the block's comments and the text around it promise.
 prefix is enough when it is unique), to ``RUN`` (how to make it cheap, what to check) or to
 ``NOT_RUN`` (why not). A key that matches no block fails too.
 """
+
 
 from __future__ import annotations
 
@@ -66,10 +67,9 @@ from helpers import DATA, TINY_MODEL, as_overrides, torch_threads
 from proformer.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-
-
-# -- the blocks --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -125,9 +125,6 @@ def find_block(key: str) -> Block:
     return found[0]
 
 
-# -- shell lines -> commands -------------------------------------------------------------------
-
-
 def logical_lines(text: str) -> list[str]:
     """Lines with their ``\\`` continuations joined."""
     lines, pending = [], ""
@@ -141,6 +138,8 @@ def logical_lines(text: str) -> list[str]:
 
 
 SEPARATORS = {"&&", "||", ";", "&", "|"}
+
+
 ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
 
@@ -179,9 +178,6 @@ def unwrap(words: list[str]) -> list[str]:
 def drop_brackets(words: list[str]) -> list[str]:
     """``[--on-mismatch skip]`` (an optional part) -> ``--on-mismatch skip``."""
     return [w.removeprefix("[").removesuffix("]") for w in words]
-
-
-# -- checking commands -------------------------------------------------------------------------
 
 
 def parse_proformer(argv: list[str]) -> argparse.Namespace:
@@ -278,20 +274,6 @@ def check_command(words: list[str]) -> None:
 COMMAND_START = re.compile(r"^\s*(?:[A-Za-z_][A-Za-z0-9_]*=\S*\s+)*(?:proformer|pip|python3?|torchrun|srun|nice|time)\s")
 
 
-@pytest.mark.parametrize("block", [b for b in BLOCKS if b.lang in ("bash", "")], ids=str)
-def test_every_command_in_a_shell_block_parses(block):
-    text = block.text
-    if block.lang == "":  # a listing: only its lines that look like commands
-        text = "\n".join(line for line in logical_lines(text) if COMMAND_START.match(line))
-    problems = []
-    for line, words in shell_commands(text):
-        try:
-            check_command(words)
-        except AssertionError as error:
-            problems.append(f"{block}: {line}\n  -> {error}")
-    assert not problems, "\n".join(problems)
-
-
 def subcommand_parser(words: list[str]) -> argparse.ArgumentParser:
     """The parser of ``proformer WORDS...`` (``atac prepare``: the ``prepare`` under ``atac``)."""
     parser = build_parser()
@@ -334,19 +316,6 @@ def prose(path: Path) -> str:
     return "\n".join(lines)
 
 
-def test_inline_commands_name_real_commands_and_flags():
-    problems = []
-    for path in DOCS:
-        text = prose(path)
-        for match in INLINE.finditer(text.replace("\n", " ")):
-            span = match.group(1)
-            try:
-                check_inline(span)
-            except AssertionError as error:
-                problems.append(f"{path.name}:{text.count(chr(10), 0, match.start()) + 1}: `{span}`: {error}")
-    assert not problems, "\n".join(problems)
-
-
 def every_option() -> set[str]:
     """The option strings of every proformer command, and the flags of the benchmark scripts."""
     options, parsers = set(), [build_parser()]
@@ -363,27 +332,9 @@ def every_option() -> set[str]:
 
 #: Flags in running text that belong to other programs.
 OTHER_FLAGS = {"--index-url": "pip"}
+
+
 CONFIG_KEY = re.compile(r"`((?:model|data|train)\.[a-z_]+)(?:=[^`\s]*)?`")
-
-
-def test_flags_and_config_keys_in_running_text_exist():
-    """`--flag` spans name an option of some proformer command (or benchmark script); spans such as
-    `data.split=hash:0.9` or `train.optimizer` name a real config key (any value: prose has
-    placeholders)."""
-    from proformer.config import run_preset
-
-    options, problems = every_option() | set(OTHER_FLAGS), []
-    config = run_preset("grid")
-    for path in DOCS:
-        text = prose(path)
-        for span in re.findall(r"`(--[a-z][^`]*)`", text):
-            problems += [f"{path.name}: `{span}`: no command takes {flag}"
-                         for flag in re.findall(r"--[a-z][a-z0-9-]*", span) if flag not in options]
-            for setting in re.findall(r"--set\s+(\S+=\S+)", span):
-                problems += unknown_key(config, setting, f"{path.name}: `{span}`")
-        for key in CONFIG_KEY.findall(text):
-            problems += unknown_key(config, f"{key}=0", f"{path.name}: `{key}`")
-    assert not problems, "\n".join(problems)
 
 
 #: What the docs write for "some key" (``--set key=value``).
@@ -402,74 +353,6 @@ def unknown_key(config, setting: str, where: str) -> list[str]:
         if str(error).startswith("unknown key"):
             return [f"{where}: {str(error)[:120]}"]
     return []
-
-
-def test_ci_runs_the_readme_install_and_test_commands():
-    """.ci/run installs as the README's set-up block does and runs its test command, exactly."""
-    ci = (ROOT / ".ci" / "run").read_text()
-    ci_installs = [[w for w in words if w != "--quiet"] for _, words in shell_commands(ci) if words[:2] == ["pip", "install"]]
-    readme_installs = [words for _, words in shell_commands(find_block("README.md: pip install torch==2.13.0 &&").text)
-                       if words[0] == "pip"]
-    assert ci_installs == readme_installs
-    test_command = find_block("README.md: python -m pytest").text.strip()
-    assert test_command in ci.splitlines()
-
-
-def test_the_quickstart_report_suggests_a_command_that_parses():
-    from proformer.config import run_preset
-    from proformer.quickstart import _report_markdown
-
-    metrics = {"source": "built-in", "n_train_rows": 20_000, "n_validation": 2_000, "n_test": 2_000,
-               "model": run_preset("grid").model.to_dict(), "epochs": 3, "best_epoch": 3,
-               "validation_pearson": 0.79, "test_pearson": 0.80, "test_spearman": 0.78, "noise_ceiling": 0.89,
-               "fraction_of_ceiling": 0.9, "seconds": {"total": 169.0}}
-    commands = INLINE.findall(_report_markdown(metrics))
-    assert commands
-    for command in commands:
-        parse_proformer(shlex.split(command)[1:])
-
-
-@pytest.mark.parametrize("line, error", [
-    ("proformer prepare-atac --fasta g.fa --signal s.bw --peaks p.bed --out o", "invalid choice: 'prepare-atac'"),
-    ("proformer quickstart --set n=100000", "unknown key 'n'"),
-    ("proformer train --data d --out r --set dimm=64", "unknown key 'dimm'"),
-    ("proformer train --data d --out r --set dim=wide", "dim"),
-    ("proformer predict --model r --input i --out o --destandardize", "unrecognized arguments: --destandardize"),
-    ("proformer train --preset dream2023 --out r", "not a preset"),
-    ("proformer sweep --grid poster-yeas --out o", "not a built-in grid"),
-    ("pip install -e .[gpu]", "[gpu] is not in pyproject.toml"),
-    ("pip install torch==2.1.0", ".ci/run installs torch==2.13.0"),
-    ("python benchmarks/bench_encode.py --rows 5", "takes no --rows"),
-    ("python -m pytest -m slowest", "not registered"),
-    ("wget https://example.org/file", "not a command the docs test knows"),
-])
-def test_the_checks_catch_drift(line, error):
-    """The checks above are not vacuous: each of these stale lines fails with a message that says why."""
-    (_, words), = shell_commands(line)
-    with pytest.raises(AssertionError, match=re.escape(error)):
-        check_command(words)
-
-
-@pytest.mark.parametrize("span, error", [
-    ("proformer prepare-atac --fasta hg38.fa ...", "no command 'prepare-atac'"),
-    ("proformer quickstart --set n=...", "unknown key 'n'"),
-    ("proformer atac prepare --fasta FA --max-n 0.1", "--max-n is not an option of proformer atac prepare"),
-])
-def test_the_inline_check_catches_drift(span, error):
-    with pytest.raises(AssertionError, match=re.escape(error)):
-        check_inline(span)
-
-
-def test_the_python_check_catches_a_renamed_import_or_keyword():
-    for code, error in [("from proformer.model import Proformr\n", "has no Proformr"),
-                        ("from proformer.data.synthetic import simulate_library\nsimulate_library(10, sed=0)\n",
-                         "unexpected keyword argument 'sed'"),
-                        ("import proformer.predict\nproformer.predict.nothing_here()\n", "has no nothing_here")]:
-        with pytest.raises(AssertionError, match=error):
-            check_api(Block("example.md", 1, "python", code))
-
-
-# -- python and yaml blocks: imports and signatures --------------------------------------------
 
 
 def imported_names(tree: ast.AST) -> dict[str, object]:
@@ -523,38 +406,6 @@ def check_api(block: Block) -> None:
             raise AssertionError(f"line {node.lineno}: {ast.unparse(node)[:100]}: {error}") from None
 
 
-@pytest.mark.parametrize("block", blocks("python"), ids=str)
-def test_python_blocks_import_and_call_the_real_api(block):
-    try:
-        check_api(block)
-    except AssertionError as error:
-        pytest.fail(f"{block}: {error}", pytrace=False)
-
-
-@pytest.mark.parametrize("block", blocks("yaml"), ids=str)
-def test_yaml_blocks_load(block, tmp_path):
-    """A sweep grid (it has rows/columns or cells) loads with load_grid, anything else is a run config."""
-    import yaml
-
-    from proformer.config import load_run_config
-    from proformer.experiments.grids import load_grid
-
-    path = tmp_path / "block.yaml"
-    path.write_text(block.text)
-    document = yaml.safe_load(block.text)
-    try:
-        if {"rows", "cells"} & set(document):
-            grid = load_grid(path)
-            assert len(grid.cells) >= 1
-        else:
-            load_run_config(str(path))
-    except ValueError as error:
-        pytest.fail(f"{block}: {error}", pytrace=False)
-
-
-# -- running blocks ----------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class Run:
     """How to run one block here (see the module docstring)."""
@@ -567,6 +418,8 @@ class Run:
 
 #: A model that trains in a second on the 400 fixture rows (``--set`` values).
 TINY = [*as_overrides(TINY_MODEL), "train.epochs=1", "train.batch_size=64"]
+
+
 TINY_SETS = " ".join(f"--set {setting}" for setting in TINY)
 
 
@@ -581,7 +434,9 @@ def check_model_example(ns: dict) -> None:
 def check_whole_path(ns: dict) -> None:
     import torch
 
-    from proformer.inference import Run as LoadedRun  # not this module's Run (how a block runs)
+    from proformer.inference import (
+        Run as LoadedRun,  # not this module's Run (how a block runs)
+    )
     from proformer.io.run import RunInfo
 
     assert "Score PearsonR^2" in ns["__stdout__"]
@@ -644,6 +499,7 @@ RUN: dict[str, Run] = {
     "docs/synthetic-grammar.md: import numpy as np": Run(),
 }
 
+
 #: Blocks that are not run here, and why. They are still checked: bash blocks parsed, python blocks
 #: compiled with their imports and calls bound (above).
 NOT_RUN: dict[str, str] = {
@@ -692,24 +548,6 @@ NOT_RUN: dict[str, str] = {
     "docs/sweep.md: OMP_NUM_THREADS=1 nice": "the CPU study: 3.4 hours of training",
     "docs/training-ideas.md: OMP_NUM_THREADS=1 python": "the study: 36 training runs of minutes each",
 }
-
-
-def test_every_block_is_run_or_listed_with_the_reason_it_is_not():
-    """A bash or python block is in RUN or in NOT_RUN (a new block fails until it is listed);
-    each key names exactly one block, and no key is stale."""
-    for key in [*RUN, *NOT_RUN]:
-        find_block(key)
-    assert not set(RUN) & set(NOT_RUN)
-    assert all(reason.strip() for reason in NOT_RUN.values())
-    listed = [*RUN, *NOT_RUN]
-    unlisted = [f"{b} {b.key!r}" for b in BLOCKS
-                if b.lang in ("bash", "python") and not any(b.key.startswith(key) for key in listed)]
-    assert not unlisted, "blocks in neither RUN nor NOT_RUN (tests/test_docs.py):\n" + "\n".join(unlisted)
-
-
-def test_every_block_has_a_language_this_test_checks():
-    unknown = [str(b) for b in BLOCKS if b.lang not in ("bash", "python", "yaml", "")]
-    assert not unknown, f"blocks in a language tests/test_docs.py does not check (add a check): {unknown}"
 
 
 @pytest.fixture(scope="module")
@@ -785,14 +623,171 @@ def run_shell(block: Block, text: str, spec: Run) -> None:
         spec.check(printed)
 
 
+FIGURES_START, FIGURES_END = "<!-- readme-figures:start -->", "<!-- readme-figures:end -->"
+
+
+@pytest.mark.parametrize("block", [b for b in BLOCKS if b.lang in ("bash", "")], ids=str)
+def test_every_command_in_a_shell_block_parses(block):
+    text = block.text
+    if block.lang == "":  # a listing: only its lines that look like commands
+        text = "\n".join(line for line in logical_lines(text) if COMMAND_START.match(line))
+    problems = []
+    for line, words in shell_commands(text):
+        try:
+            check_command(words)
+        except AssertionError as error:
+            problems.append(f"{block}: {line}\n  -> {error}")
+    assert not problems, "\n".join(problems)
+
+
+def test_inline_commands_name_real_commands_and_flags():
+    problems = []
+    for path in DOCS:
+        text = prose(path)
+        for match in INLINE.finditer(text.replace("\n", " ")):
+            span = match.group(1)
+            try:
+                check_inline(span)
+            except AssertionError as error:
+                problems.append(f"{path.name}:{text.count(chr(10), 0, match.start()) + 1}: `{span}`: {error}")
+    assert not problems, "\n".join(problems)
+
+
+def test_flags_and_config_keys_in_running_text_exist():
+    """`--flag` spans name an option of some proformer command (or benchmark script); spans such as
+    `data.split=hash:0.9` or `train.optimizer` name a real config key (any value: prose has
+    placeholders)."""
+    from proformer.config import run_preset
+
+    options, problems = every_option() | set(OTHER_FLAGS), []
+    config = run_preset("grid")
+    for path in DOCS:
+        text = prose(path)
+        for span in re.findall(r"`(--[a-z][^`]*)`", text):
+            problems += [f"{path.name}: `{span}`: no command takes {flag}"
+                         for flag in re.findall(r"--[a-z][a-z0-9-]*", span) if flag not in options]
+            for setting in re.findall(r"--set\s+(\S+=\S+)", span):
+                problems += unknown_key(config, setting, f"{path.name}: `{span}`")
+        for key in CONFIG_KEY.findall(text):
+            problems += unknown_key(config, f"{key}=0", f"{path.name}: `{key}`")
+    assert not problems, "\n".join(problems)
+
+
+def test_ci_runs_the_readme_install_and_test_commands():
+    """.ci/run installs as the README's set-up block does and runs its test command, exactly."""
+    ci = (ROOT / ".ci" / "run").read_text()
+    ci_installs = [[w for w in words if w != "--quiet"] for _, words in shell_commands(ci) if words[:2] == ["pip", "install"]]
+    readme_installs = [words for _, words in shell_commands(find_block("README.md: pip install torch==2.13.0 &&").text)
+                       if words[0] == "pip"]
+    assert ci_installs == readme_installs
+    test_command = find_block("README.md: python -m pytest").text.strip()
+    assert test_command in ci.splitlines()
+
+
+def test_the_quickstart_report_suggests_a_command_that_parses():
+    from proformer.config import run_preset
+    from proformer.quickstart import _report_markdown
+
+    metrics = {"source": "built-in", "n_train_rows": 20_000, "n_validation": 2_000, "n_test": 2_000,
+               "model": run_preset("grid").model.to_dict(), "epochs": 3, "best_epoch": 3,
+               "validation_pearson": 0.79, "test_pearson": 0.80, "test_spearman": 0.78, "noise_ceiling": 0.89,
+               "fraction_of_ceiling": 0.9, "seconds": {"total": 169.0}}
+    commands = INLINE.findall(_report_markdown(metrics))
+    assert commands
+    for command in commands:
+        parse_proformer(shlex.split(command)[1:])
+
+
+@pytest.mark.parametrize("line, error", [
+    ("proformer prepare-atac --fasta g.fa --signal s.bw --peaks p.bed --out o", "invalid choice: 'prepare-atac'"),
+    ("proformer quickstart --set n=100000", "unknown key 'n'"),
+    ("proformer train --data d --out r --set dimm=64", "unknown key 'dimm'"),
+    ("proformer train --data d --out r --set dim=wide", "dim"),
+    ("proformer predict --model r --input i --out o --destandardize", "unrecognized arguments: --destandardize"),
+    ("proformer train --preset dream2023 --out r", "not a preset"),
+    ("proformer sweep --grid poster-yeas --out o", "not a built-in grid"),
+    ("pip install -e .[gpu]", "[gpu] is not in pyproject.toml"),
+    ("pip install torch==2.1.0", ".ci/run installs torch==2.13.0"),
+    ("python benchmarks/bench_encode.py --rows 5", "takes no --rows"),
+    ("python -m pytest -m slowest", "not registered"),
+    ("wget https://example.org/file", "not a command the docs test knows"),
+])
+def test_the_checks_catch_drift(line, error):
+    """The checks above are not vacuous: each of these stale lines fails with a message that says why."""
+    (_, words), = shell_commands(line)
+    with pytest.raises(AssertionError, match=re.escape(error)):
+        check_command(words)
+
+
+@pytest.mark.parametrize("span, error", [
+    ("proformer prepare-atac --fasta hg38.fa ...", "no command 'prepare-atac'"),
+    ("proformer quickstart --set n=...", "unknown key 'n'"),
+    ("proformer atac prepare --fasta FA --max-n 0.1", "--max-n is not an option of proformer atac prepare"),
+])
+def test_the_inline_check_catches_drift(span, error):
+    with pytest.raises(AssertionError, match=re.escape(error)):
+        check_inline(span)
+
+
+def test_the_python_check_catches_a_renamed_import_or_keyword():
+    for code, error in [("from proformer.model import Proformr\n", "has no Proformr"),
+                        ("from proformer.data.synthetic import simulate_library\nsimulate_library(10, sed=0)\n",
+                         "unexpected keyword argument 'sed'"),
+                        ("import proformer.predict\nproformer.predict.nothing_here()\n", "has no nothing_here")]:
+        with pytest.raises(AssertionError, match=error):
+            check_api(Block("example.md", 1, "python", code))
+
+
+@pytest.mark.parametrize("block", blocks("python"), ids=str)
+def test_python_blocks_import_and_call_the_real_api(block):
+    try:
+        check_api(block)
+    except AssertionError as error:
+        pytest.fail(f"{block}: {error}", pytrace=False)
+
+
+@pytest.mark.parametrize("block", blocks("yaml"), ids=str)
+def test_yaml_blocks_load(block, tmp_path):
+    """A sweep grid (it has rows/columns or cells) loads with load_grid, anything else is a run config."""
+    import yaml
+
+    from proformer.config import load_run_config
+    from proformer.experiments.grids import load_grid
+
+    path = tmp_path / "block.yaml"
+    path.write_text(block.text)
+    document = yaml.safe_load(block.text)
+    try:
+        if {"rows", "cells"} & set(document):
+            grid = load_grid(path)
+            assert len(grid.cells) >= 1
+        else:
+            load_run_config(str(path))
+    except ValueError as error:
+        pytest.fail(f"{block}: {error}", pytrace=False)
+
+
+def test_every_block_is_run_or_listed_with_the_reason_it_is_not():
+    """A bash or python block is in RUN or in NOT_RUN (a new block fails until it is listed);
+    each key names exactly one block, and no key is stale."""
+    for key in [*RUN, *NOT_RUN]:
+        find_block(key)
+    assert not set(RUN) & set(NOT_RUN)
+    assert all(reason.strip() for reason in NOT_RUN.values())
+    listed = [*RUN, *NOT_RUN]
+    unlisted = [f"{b} {b.key!r}" for b in BLOCKS
+                if b.lang in ("bash", "python") and not any(b.key.startswith(key) for key in listed)]
+    assert not unlisted, "blocks in neither RUN nor NOT_RUN (tests/test_docs.py):\n" + "\n".join(unlisted)
+
+
+def test_every_block_has_a_language_this_test_checks():
+    unknown = [str(b) for b in BLOCKS if b.lang not in ("bash", "python", "yaml", "")]
+    assert not unknown, f"blocks in a language tests/test_docs.py does not check (add a check): {unknown}"
+
+
 @pytest.mark.parametrize("key", list(RUN))
 def test_block_runs(key, workspace):
     workspace(key)
-
-
-# -- the README's figures come from one place ------------------------------------------------------
-
-FIGURES_START, FIGURES_END = "<!-- readme-figures:start -->", "<!-- readme-figures:end -->"
 
 
 def test_the_readme_states_no_timing_or_count_of_its_own():

@@ -1,12 +1,4 @@
-"""Tests of proformer.download (pooch, with a resuming downloader) against a small Zenodo
-look-alike served on 127.0.0.1.
-
-The fixture server answers the records API (``/api/records/10633252``) with links back to
-itself and serves a few generated files with HTTP Range support. Switches on the server let a
-test make it ignore Range, refuse it (416), list a wrong checksum, serve wrong bytes or drop the
-connection, and every request is logged with its headers so tests can check what the client
-asked for.
-"""
+"""Tests of :mod:`proformer.download`."""
 
 from __future__ import annotations
 
@@ -14,6 +6,7 @@ import hashlib
 import http.server
 import json
 import random
+import re
 import socket
 import threading
 from pathlib import Path
@@ -154,7 +147,23 @@ def _get(site: FakeZenodo, out: Path, **kwargs) -> list[Path]:
     return download_dream2022(out, api_url=site.api_url, timeout=5, **kwargs)
 
 
-# --------------------------------------------------------------------------------------------
+def _strip(fake: FakeZenodo, key: str, *fields: str) -> None:
+    """Serve the record with ``fields`` left out of ``key``'s entry."""
+    original = fake.record
+
+    def record() -> dict:
+        data = original()
+        for entry in data["files"]:
+            if entry["key"] == key:
+                for name in fields:
+                    entry.pop(name, None)
+        return data
+
+    fake.record = record
+
+
+def _fetch(fake: FakeZenodo, out: Path, **kwargs):
+    return download_dream2022(out, api_url=fake.api_url, timeout=5, progress=False, **kwargs)
 
 
 @pytest.mark.parametrize("variant", [False, True], ids=["files-list", "files-entries"])
@@ -364,3 +373,57 @@ def test_record_files_entries_dict_and_bare_checksum() -> None:
     (item,) = record_files(meta, record="10.5281/zenodo.42", api_url="http://127.0.0.1/api/")
     assert (item.key, item.size, item.checksum) == ("a b.txt", 3, f"sha256:{digest}")
     assert item.url == "http://127.0.0.1/api/42/files/a%20b.txt/content"
+
+
+def test_download_without_a_size_is_bounded(site, tmp_path, monkeypatch):  # noqa: F811 - the imported fixture
+    key = "train_sequences.txt"  # 5,000 bytes
+    _strip(site, key, "size")
+    monkeypatch.setattr(download, "MAX_UNSIZED_BYTES", 1000, raising=False)
+    with pytest.raises(DownloadError, match=rf"{key}.*gives no size and the server sent more than"):
+        _fetch(site, tmp_path, files=[key])
+    assert not (tmp_path / key).exists() and not (tmp_path / f"{key}.part").exists()
+    monkeypatch.setattr(download, "MAX_UNSIZED_BYTES", 10_000, raising=False)
+    assert _fetch(site, tmp_path, files=[key])[0].read_bytes() == site.files[key]
+
+
+def test_download_of_a_sized_file_stops_at_its_size(site, tmp_path):  # noqa: F811 - the imported fixture
+    key = "test_sequences.txt"
+    site.body_override[key] = site.files[key] * 50  # a server that sends far more than listed
+    _strip(site, key, "checksum")
+    with pytest.warns(UserWarning, match="no checksum"), pytest.raises(DownloadError, match=rf"size mismatch for {key}"):
+        _fetch(site, tmp_path, files=[key])
+    assert not (tmp_path / f"{key}.part").exists()
+
+
+def test_download_warns_when_a_file_has_no_checksum(site, tmp_path):  # noqa: F811 - the imported fixture
+    key = "sample_submission.json"
+    _strip(site, key, "checksum")
+    with pytest.warns(UserWarning, match=rf"{key}: the Zenodo record gives no checksum"):
+        paths = _fetch(site, tmp_path)
+    assert [p.read_bytes() for p in paths] == list(site.files.values())
+
+
+@pytest.mark.parametrize("key", ["zenodo_record.json", "zenodo_record.json.tmp", "test_sequences.txt.part"])
+def test_download_refuses_a_file_named_like_its_own_files(site, tmp_path, key):  # noqa: F811 - the imported fixture
+    site.files[key] = b"not the record"
+    with pytest.raises(DownloadError, match=rf"file '{re.escape(key)}' of Zenodo record \d+ has the name of"):
+        _fetch(site, tmp_path)
+    assert not (tmp_path / "zenodo_record.json").exists()  # refused before anything is written
+    others = [name for name in site.files if name != key]
+    _fetch(site, tmp_path, files=others)  # leaving it out works
+    assert json.loads((tmp_path / "zenodo_record.json").read_text())["id"] == int(RECORD)
+
+
+def test_download_refuses_a_too_long_file_name_clearly(site, tmp_path):  # noqa: F811 - the imported fixture
+    key = "x" * 300 + ".txt"
+    site.files[key] = b"long"
+    with pytest.raises(DownloadError, match=r"is 304 bytes long; with '.part' it exceeds the \d+ bytes"):
+        _fetch(site, tmp_path)
+    with pytest.raises(DownloadError, match=r"exceeds"):
+        _fetch(site, tmp_path, files=[key])
+
+
+def test_download_refuses_a_record_listing_a_file_twice():
+    entry = {"key": "a.txt", "size": 1, "links": {"self": "http://x/a"}}
+    with pytest.raises(DownloadError, match="lists the file 'a.txt' twice"):
+        download.record_files({"files": [entry, dict(entry)]})

@@ -1,9 +1,9 @@
-"""The whole path through the command line on the committed fixtures (tests/data): prepare ->
+"""The whole path through the command line on the committed fixtures (tests/fixtures): prepare ->
 train -> predict (a TSV and the challenge's JSON) -> score. Nothing outside the repository is
 needed (no ../shared, no download); about 15 s on one thread.
 
 The fixtures plant a rule that a model learns only by knowing where it is in the sequence: the
-expression is 3 + 12 x the G+C fraction of the core's first half (tests/data/make_fixtures.py).
+expression is 3 + 12 x the G+C fraction of the core's first half (tests/fixtures/make_fixtures.py).
 So the thresholds below tell a working pipeline from one that misaligns rows or loses the
 orientation: on the project's 2-core machine the working path reaches r = 0.98-0.99 on the 130
 held-out rows (seeds 0-3), while the same model given its input shifted by one row, or every
@@ -11,6 +11,7 @@ sequence reversed or reverse-complemented, reaches r < 0.1, and a model trained 
 targets r = -0.6. What this test cannot see is a small trimming error (flanks of 0 instead of
 17/13 move an 80-nt core by 2 positions; r stays 0.98): test_sequence.py checks the layout.
 """
+
 
 from __future__ import annotations
 
@@ -22,19 +23,37 @@ import sys
 
 import numpy as np
 import pytest
-from helpers import DATA, TINY_MODEL, as_overrides, read_csv, read_predictions, torch_threads
+from helpers import (
+    DATA,
+    TINY_MODEL,
+    as_overrides,
+    read_csv,
+    read_predictions,
+    torch_threads,
+)
 
 from proformer.cli import main
 from proformer.metrics import pearson
 
 TRAIN = DATA / "dream_train.tsv"
+
+
 MINI = DATA / "dream_mini"  # a miniature dream2022 directory: 130 test rows, 65 public
+
+
 TRUTH = DATA / "dream_test_truth.tsv"  # measured expression of every test row, in test order
+
+
 TEST_SEQUENCES = MINI / "test_sequences.txt"
+
+
 BOARD = MINI / "public_leaderboard"
+
 
 # Three epochs with a constant lr of 1e-2: learnt at every seed tried (0-3), ~8 s on one thread.
 EPOCHS = 3
+
+
 RECIPE = {**TINY_MODEL, "batch_size": 32, "data.split": "hash:0.8", "lr": 1e-2, "schedule": "constant",
           "epochs": EPOCHS}
 

@@ -1,9 +1,4 @@
-"""Issue 14, ``proformer evaluate``: a trained run against measured values, per target.
-
-Every metric is checked against a direct computation (numpy, scipy) from the file ``proformer
-predict`` writes for the same rows, so evaluate and predict cannot drift apart. Tiny random runs
-(helpers.write_tiny_run) keep each test well under a second; the scatter test imports matplotlib.
-"""
+"""Tests of :mod:`proformer.evaluate`."""
 
 from __future__ import annotations
 
@@ -11,15 +6,30 @@ import json
 
 import numpy as np
 import pytest
-from helpers import random_dna, write_tiny_run
+from helpers import (
+    N_TEST,
+    TEST_SEQUENCES,
+    cli,
+    edited_run,
+    headed_tsv,
+    random_dna,
+    write_tiny_run,
+)
 from scipy.stats import spearmanr
 
-from proformer.cli import main
 from proformer.data.prepare import prepare
+from proformer.evaluate import evaluate
+from proformer.io.errors import InputError
 
 RNG = np.random.default_rng(11)
+
+
 N = 40
+
+
 SEQUENCES = random_dna(RNG, N, 22)  # flanks 2 + 1: 19 nt seen, inside the 20-position window
+
+
 MEASURED = RNG.normal(1.0, 2.0, size=(N, 2))
 
 
@@ -32,9 +42,6 @@ def run2(tmp_path_factory):
 def run1(tmp_path_factory):
     return write_tiny_run(tmp_path_factory.mktemp("one") / "run", seed=6)
 
-
-def cli(*args) -> int:
-    return main([str(arg) for arg in args] + ["--no-progress"])
 
 
 def labelled_table(path, missing_row: int | None = None):
@@ -74,6 +81,15 @@ def run_json(capsys, *args) -> dict:
     capsys.readouterr()
     assert cli("evaluate", *args, "--json") == 0
     return json.loads(capsys.readouterr().out)
+
+
+def one_line_error(err: str, *fragments: str) -> str:
+    """helpers.one_line_error, with evaluate's warning lines set aside."""
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("warning:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
 
 
 def test_a_labelled_table_matches_the_run_targets_by_name(run2, tmp_path, capsys):
@@ -133,13 +149,6 @@ def test_a_dream_tsv_matches_a_one_target_run_by_position(run1, tmp_path, capsys
     assert_metrics(result["targets"]["expr"], direct(predicted, MEASURED[:, 0]))
 
 
-def one_line_error(err: str, *fragments: str) -> None:
-    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("warning:")]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-
-
 def test_errors_are_one_line_naming_the_flag_and_both_sides(run1, run2, tmp_path, capsys):
     table = labelled_table(tmp_path / "labelled.tsv")
     (tmp_path / "in.fa").write_text(f">a\n{SEQUENCES[0]}\n")
@@ -165,3 +174,63 @@ def test_errors_are_one_line_naming_the_flag_and_both_sides(run1, run2, tmp_path
         capsys.readouterr()
         assert cli("evaluate", "--model", model, "--data", data, *flags) == 2, (data, flags)
         one_line_error(capsys.readouterr().err, *fragments)
+
+
+def test_evaluate_reads_a_table_with_the_runs_columns(trained, capsys):
+    capsys.readouterr()
+    assert cli("evaluate", "--model", trained["run"], "--data", trained["test"], "--json") == 0
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)
+    assert list(result["targets"]) == ["mean_value"]
+    metrics = result["targets"]["mean_value"]
+    assert metrics["column"] == "mean_value" and metrics["n"] == N_TEST and metrics["pearson"] is not None
+    assert (f"reading {trained['test']} with the run's columns: sequence 'seq', targets 'mean_value'"
+            in captured.err.splitlines())
+    # The Python function reads it the same way, and agrees with --seq-col given by hand.
+    given = evaluate(trained["run"], trained["test"], seq_col="seq", device="cpu", progress=False)
+    found = evaluate(trained["run"], trained["test"], device="cpu", progress=False)
+    assert found.to_dict()["targets"] == given.to_dict()["targets"]
+
+
+def test_a_table_without_the_runs_column_names_the_columns_it_has(trained, tmp_path, capsys):
+    other = headed_tsv(tmp_path / "other.tsv", TEST_SEQUENCES, header=("name", "dna", "value", "fold"))
+    capsys.readouterr()
+    assert cli("predict", "--model", trained["run"], "--input", other, "--out", tmp_path / "o.tsv") != 0
+    line = one_line_error(capsys.readouterr().err)
+    assert "no column 'seq'" in line and "'name', 'dna', 'value', 'fold'" in line and "--seq-col" in line, line
+    assert not (tmp_path / "o.tsv").exists()
+    with pytest.raises(InputError, match="'name', 'dna', 'value', 'fold'"):
+        evaluate(trained["run"], other, device="cpu", progress=False)
+    # --seq-col still reads it; a one-target run matches the one value column left besides --id-col.
+    assert cli("evaluate", "--model", trained["run"], "--data", other, "--seq-col", "dna", "--id-col", "name",
+               "--target-col", "value") == 0
+
+
+def test_evaluate_accepts_an_id_column(trained, tmp_path, capsys):
+    capsys.readouterr()
+    assert cli("evaluate", "--model", trained["run"], "--data", trained["test"], "--id-col", "seq_id", "--json") == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["targets"]["mean_value"]["n"] == N_TEST
+    assert cli("evaluate", "--model", trained["run"], "--data", trained["test"], "--id-col", "name") != 0
+    line = one_line_error(capsys.readouterr().err)
+    assert "--id-col 'name'" in line and "'seq_id', 'seq', 'mean_value', 'fold'" in line, line
+
+
+def test_an_ensemble_whose_runs_recorded_other_columns_asks_for_seq_col(trained, tmp_path, capsys):
+    def rename(values):
+        values["data"]["columns"] = {"seq_col": "sequence", "target_cols": ["mean_value"]}
+
+    other = edited_run(trained, "other", rename)
+    capsys.readouterr()
+    assert cli("predict", "--model", trained["run"], other, "--input", trained["test"], "--out", tmp_path / "o.tsv") != 0
+    line = one_line_error(capsys.readouterr().err)
+    assert "different columns" in line and "'seq'" in line and "'sequence'" in line and "--seq-col" in line, line
+    assert cli("evaluate", "--model", trained["run"], other, "--data", trained["test"]) != 0
+    assert "different columns" in one_line_error(capsys.readouterr().err)
+    # --seq-col says which; runs that agree need nothing.
+    assert cli("predict", "--model", trained["run"], other, "--input", trained["test"], "--seq-col", "seq",
+               "--out", tmp_path / "given.tsv") == 0
+    same = edited_run(trained, "same", lambda values: None)
+    capsys.readouterr()
+    assert cli("predict", "--model", trained["run"], same, "--input", trained["test"], "--out", tmp_path / "o.tsv") == 0
+    assert "with the runs' columns: sequence 'seq'" in capsys.readouterr().err

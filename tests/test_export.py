@@ -1,14 +1,55 @@
+"""Tests of :mod:`proformer.export`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from helpers import (
+    SEQUENCE,
+    one_line_error,
+    write_tiny_run,
+)
 
+import proformer
 from proformer.cli import main
+from proformer.export import check_target
+from proformer.io.run import (
+    RunInfo,
+    TargetInfo,
+    write_run_model,
+)
 from proformer.model import Proformer, model_preset
-from proformer.io.run import RunInfo, TargetInfo, write_run_model
 from proformer.sequence import Layout
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
+
+
+def _run(path, seed: int, mean: float, std: float, rc_average: bool = False):
+    path.mkdir()
+    config = model_preset("grid")
+    config.dim, config.readout, config.blocks = 16, 4, 1
+    torch.manual_seed(seed)
+    model = Proformer(config).eval()
+    info = RunInfo(model=config, layout=Layout(), rc_average=rc_average,
+                   target=TargetInfo(names=["y"], mean=[mean], std=[std], standardized=True))
+    write_run_model(path, model.state_dict(), info)
+    return path
+
+
+onnx_needed = pytest.mark.skipif(
+    any(__import__("importlib").util.find_spec(m) is None for m in ("onnx", "onnxscript", "onnxruntime")),
+    reason="needs the onnx extra",
+)
+
+
+def importlib_spec(name: str):
+    import importlib.util
+
+    return importlib.util.find_spec(name)
 
 
 def test_onnx_export_matches_torch_on_any_batch_size(tmp_path, capsys):
@@ -30,25 +71,12 @@ def test_onnx_export_matches_torch_on_any_batch_size(tmp_path, capsys):
             np.testing.assert_allclose(got, model(codes).numpy(), rtol=1e-4, atol=1e-5)
 
 
-def _run(path, seed: int, mean: float, std: float, rc_average: bool = False):
-    path.mkdir()
-    config = model_preset("grid")
-    config.dim, config.readout, config.blocks = 16, 4, 1
-    torch.manual_seed(seed)
-    model = Proformer(config).eval()
-    info = RunInfo(model=config, layout=Layout(), rc_average=rc_average,
-                   target=TargetInfo(names=["y"], mean=[mean], std=[std], standardized=True))
-    write_run_model(path, model.state_dict(), info)
-    return path
-
-
 def test_the_graph_predicts_as_predict_does_in_training_units_or_z_scores_and_for_an_ensemble(tmp_path):
     """The ONNX graph is what proformer.load(...).predict_codes gives: training units by default
     (mean 5, std 2 here), z-scores with --standardized, the run's RC averaging, and for two runs
     the mean of their predictions."""
     import onnxruntime
 
-    import proformer
 
     a = _run(tmp_path / "a", seed=1, mean=5.0, std=2.0, rc_average=True)
     b = _run(tmp_path / "b", seed=2, mean=5.0, std=2.0)
@@ -83,3 +111,56 @@ def test_runs_with_different_layouts_are_refused(tmp_path, capsys):
     assert main(["export", "--model", str(a), "--model", str(tmp_path / "b"), "--onnx", str(tmp_path / "m.onnx")]) == 2
     assert "lay sequences out differently" in capsys.readouterr().err
     assert not (tmp_path / "m.onnx").exists()
+
+
+@onnx_needed
+def test_export_refuses_the_run_files_and_writes_atomically(tiny_run, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    import proformer.export as export_module
+
+    tiny_run = Path(shutil.copytree(tiny_run, tmp_path / "run"))  # the old code overwrote the model: a copy
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    weights = (tiny_run / "weights.safetensors").read_bytes()
+    config = (tiny_run / "config.json").read_text()
+    for target in (tiny_run / "weights.safetensors", tiny_run / "config.json", tiny_run / "." / "weights.safetensors"):
+        assert main(["export", "--model", str(tiny_run), "--onnx", str(target), "--no-check"]) == 2
+        one_line_error(capsys.readouterr().err, "destroy the model")
+    assert (tiny_run / "weights.safetensors").read_bytes() == weights and (tiny_run / "config.json").read_text() == config
+
+    def failed_check(*args, **kwargs):
+        raise RuntimeError("parity check failed")
+
+    monkeypatch.setattr(export_module, "onnx_parity", failed_check)
+    with pytest.raises(RuntimeError):
+        export_module.export_onnx(tiny_run, out_dir / "m.onnx")
+    assert list(out_dir.iterdir()) == []  # neither the .onnx nor a temporary
+
+
+def test_a_directory_where_a_file_is_expected_is_one_line(tiny_run, tmp_path, capsys):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (tmp_path / "in.txt").write_text(f"{SEQUENCE}\n")
+    commands = [
+        ["predict", "--model", str(tiny_run), "--input", str(folder), "--out", str(tmp_path / "o.tsv"), "--no-progress"],
+        ["predict", "--model", str(tiny_run), "--input", str(tmp_path / "in.txt"), "--out", str(folder), "--no-progress"],
+        ["score", str(folder), "--data-dir", str(folder)],
+        ["train", "--config", str(folder), "--out", str(tmp_path / "run")],
+    ]
+    if importlib_spec("onnx") and importlib_spec("onnxscript"):
+        commands.append(["export", "--model", str(tiny_run), "--onnx", str(folder), "--no-check"])
+    for command in commands:
+        assert main(command) == 2, command
+        one_line_error(capsys.readouterr().err, str(folder))
+    assert list(folder.iterdir()) == []
+
+
+def test_export_refuses_every_file_of_the_run_as_its_target(tmp_path):
+    """(Old code: weights.safetensors and checkpoints/last.ckpt were not among the run's files, so
+    an export there was not refused: pytest.raises fails for them.)"""
+    run = write_tiny_run(tmp_path / "run")
+    for name in ("config.json", "weights.safetensors", "weights.pt", "checkpoints/last.ckpt"):
+        with pytest.raises(ValueError, match=rf"is the run's {name}: exporting there would destroy the model"):
+            check_target(run, run / name)
+    check_target(run, run / "model.onnx")

@@ -5,6 +5,7 @@ killed at its limit and named, a failing step makes the exit status 1 and is nam
 package is named with its wheel, and the JSON and Markdown reports hold what the steps returned.
 """
 
+
 from __future__ import annotations
 
 import importlib.util
@@ -17,6 +18,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
 SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
 
 

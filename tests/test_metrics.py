@@ -1,5 +1,8 @@
 """The one correlation definition (proformer.metrics) against scipy's, and its undefined cases."""
 
+
+from __future__ import annotations
+
 import math
 
 import numpy as np

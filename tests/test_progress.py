@@ -1,5 +1,8 @@
 """proformer.progress: tqdm in place on a terminal, a few plain lines in a log."""
 
+
+from __future__ import annotations
+
 import io
 
 from proformer.progress import Progress

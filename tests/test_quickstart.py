@@ -1,13 +1,34 @@
+"""Tests of :mod:`proformer.quickstart`."""
+
+from __future__ import annotations
+
 import json
 import re
 
+import matplotlib
 import numpy as np
 import pytest
 
 from proformer.data.synthetic import simulate_library, write_tsv
 from proformer.quickstart import quickstart
 
+matplotlib.use("Agg")
+
+
 FAST = ["train.epochs=1", "train.batch_size=64", "model.dim=16"]
+
+
+def test_quickstart_on_an_empty_file_names_the_users_file(tmp_path, capsys):
+    from proformer.cli import main
+
+    empty = tmp_path / "my_library.tsv"
+    empty.write_text("")
+    code = main(["quickstart", "--data", str(empty), "--out", str(tmp_path / "qs"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "Traceback" not in err
+    assert str(empty) in err and "empty" in err
+    assert "train.tsv" not in err  # not the quickstart's internal file
 
 
 def test_quickstart_writes_a_complete_report(tmp_path, capsys, one_thread):

@@ -1,9 +1,14 @@
+"""Tests of :mod:`proformer.sequence`."""
+
+from __future__ import annotations
+
+import json
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import random_dna
+from helpers import random_dna, random_dna_training_ideas, rc
 
 from proformer import sequence as seq
 from proformer.sequence import (
@@ -14,14 +19,16 @@ from proformer.sequence import (
     INPUT_CODES,
     INPUT_CODES_BYTES,
     INVALID,
+    PLASMID_DOWNSTREAM,
+    PLASMID_UPSTREAM,
     SYMBOL_CODES,
     A,
     C,
     G,
+    Layout,
     M,
     N,
     T,
-    Layout,
     add_reverse_complement,
     center_pad,
     decode,
@@ -32,6 +39,38 @@ from proformer.sequence import (
     reverse_complement,
     trim,
 )
+
+
+def dream(random_part: str) -> str:
+    return DREAM_HEAD + random_part + DREAM_TAIL
+
+
+def _reference_forward(sequence: str, head: int, tail: int, length: int) -> str:
+    """Plain-Python forward strand of the one rule: trim, cut a long row to its centre (the extra
+    position of an odd excess goes on the right), centre-pad with N (the extra N on the right)."""
+    core = sequence[head : len(sequence) - tail] if len(sequence) > head + tail else ""
+    if len(core) > length:
+        left = (len(core) - length) // 2
+        core = core[left : left + length]
+    left = (length - len(core)) // 2
+    return "N" * left + core + "N" * (length - len(core) - left)
+
+
+def _codes_of(table: np.ndarray, text: str) -> list[int]:
+    return table[np.frombuffer(text.encode("ascii"), dtype=np.uint8)].tolist()
+
+
+_DUPLICATES = {
+    "the invalid marker": r"=\s*255\b",
+    "a byte lookup table": r"np\.full\(\s*256",
+    "a table definition": r"^\s*_?[A-Z0-9_]*(LUT|TABLE)\s*(:[^=]*)?=",
+    "a complement table": r"str\.maketrans\(",
+    "a letter table": r'frombuffer\(b"[ACGTNM]+"',
+    "a DREAM flank or window literal": r"\b(head|tail|length)\s*(:\s*int\s*)?=\s*(17|13|100)\b",
+    "a bare N code": r"codes\w*\s*[!=]=\s*4\b",
+    "a symbol code constant": r"^\s*\w*(_CODE|SYMBOLS)\b[\w\s,]*=\s*\d",
+    "an IUPAC table": r"""["']R["']\s*:\s*["'0]""",
+}
 
 
 def test_encode_maps_alphabet_to_codes_and_accepts_lower_case():
@@ -79,10 +118,6 @@ def test_reverse_complement_round_trip_and_known_value():
     assert decode(rc, lengths) == ["GTT", "C"]
     assert rc[1, 1:].tolist() == [N, N]
     assert np.array_equal(reverse_complement(rc, lengths), padded)
-
-
-def dream(random_part: str) -> str:
-    return DREAM_HEAD + random_part + DREAM_TAIL
 
 
 @pytest.mark.parametrize("total, kept", [(87, True), (110, True), (130, True), (131, False), (135, False)])
@@ -171,20 +206,6 @@ def test_every_symbol_round_trips_and_the_default_layout_trims_the_real_dream_fl
     assert decode(plasmid[:1, :DREAM_LENGTH]) == [(head + cores[0] + tail)[7:107]]
 
 
-# -- one layout: dream_layout is Layout on the rows that fit ------------------------------------
-
-
-def _reference_forward(sequence: str, head: int, tail: int, length: int) -> str:
-    """Plain-Python forward strand of the one rule: trim, cut a long row to its centre (the extra
-    position of an odd excess goes on the right), centre-pad with N (the extra N on the right)."""
-    core = sequence[head : len(sequence) - tail] if len(sequence) > head + tail else ""
-    if len(core) > length:
-        left = (len(core) - length) // 2
-        core = core[left : left + length]
-    left = (length - len(core)) // 2
-    return "N" * left + core + "N" * (length - len(core) - left)
-
-
 @pytest.mark.parametrize("head, tail, length", [(17, 13, 100), (3, 0, 9), (0, 0, 8), (2, 5, 11)])
 def test_dream_layout_is_layout_apply_on_the_rows_that_fit(head, tail, length):
     rng = np.random.default_rng(head * 100 + length)
@@ -234,13 +255,6 @@ def test_layout_defaults_are_the_dream_layout():
     assert np.array_equal(layout.apply(codes, lengths), dream_layout(sequences)[0])
 
 
-# -- the byte -> code tables --------------------------------------------------------------------
-
-
-def _codes_of(table: np.ndarray, text: str) -> list[int]:
-    return table[np.frombuffer(text.encode("ascii"), dtype=np.uint8)].tolist()
-
-
 def test_input_table_refuses_the_mask_letter_and_maps_lower_case():
     assert _codes_of(INPUT_CODES, "ACGTN") == _codes_of(INPUT_CODES, "acgtn") == [A, C, G, T, N]
     assert _codes_of(INPUT_CODES, "Mm") == [INVALID, INVALID]
@@ -263,21 +277,6 @@ def test_genome_table_maps_iupac_ambiguity_codes_to_n():
     assert _codes_of(GENOME_CODES, "X-U.") == [INVALID] * 4
 
 
-# -- structural guard: one home for the alphabet, its tables and the DREAM numbers ----------------
-
-_DUPLICATES = {
-    "the invalid marker": r"=\s*255\b",
-    "a byte lookup table": r"np\.full\(\s*256",
-    "a table definition": r"^\s*_?[A-Z0-9_]*(LUT|TABLE)\s*(:[^=]*)?=",
-    "a complement table": r"str\.maketrans\(",
-    "a letter table": r'frombuffer\(b"[ACGTNM]+"',
-    "a DREAM flank or window literal": r"\b(head|tail|length)\s*(:\s*int\s*)?=\s*(17|13|100)\b",
-    "a bare N code": r"codes\w*\s*[!=]=\s*4\b",
-    "a symbol code constant": r"^\s*\w*(_CODE|SYMBOLS)\b[\w\s,]*=\s*\d",
-    "an IUPAC table": r"""["']R["']\s*:\s*["'0]""",
-}
-
-
 def test_alphabet_tables_and_dream_constants_live_only_in_sequence_py():
     package = Path(seq.__file__).parent
     found = []
@@ -289,3 +288,30 @@ def test_alphabet_tables_and_dream_constants_live_only_in_sequence_py():
                 if re.search(pattern, line):
                     found.append(f"{path.relative_to(package)}:{number}: {what}: {line.strip()}")
     assert not found, "import these from proformer.sequence instead:\n" + "\n".join(found)
+
+
+def test_plasmid_flanks_are_the_shared_plasmid_sequence(shared_dir):
+    plasmid = json.loads((shared_dir / "data" / "dream2022" / "plasmid.json").read_text())
+    start, end = plasmid.index("N"), plasmid.rindex("N") + 1
+    assert end - start == 80 and set(plasmid[start:end]) == {"N"}
+    assert plasmid[start - len(PLASMID_UPSTREAM):start] == PLASMID_UPSTREAM
+    assert plasmid[end:end + len(PLASMID_DOWNSTREAM)] == PLASMID_DOWNSTREAM
+    assert PLASMID_UPSTREAM.endswith(DREAM_HEAD) and PLASMID_DOWNSTREAM.startswith(DREAM_TAIL)
+
+
+def test_plasmid_padding_places_the_exact_flanks():
+    cores = [random_dna_training_ideas(80), random_dna_training_ideas(77), random_dna_training_ideas(100), random_dna_training_ideas(12)]
+    codes, lengths = encode_padded([DREAM_HEAD + c + DREAM_TAIL for c in cores])
+    laid = Layout(head=17, tail=13, length=100, pad="plasmid").apply(codes, lengths)
+    assert laid.shape == (4, 200)
+    for core, row in zip(cores, laid):
+        left = (100 - len(core)) // 2
+        right = 100 - len(core) - left
+        forward = decode(row[:100])[0]
+        expected = PLASMID_UPSTREAM[len(PLASMID_UPSTREAM) - left:] + core + PLASMID_DOWNSTREAM[:right]
+        assert forward == expected
+        assert decode(row[100:])[0] == rc(expected)
+    # 80 nt: the trimmed head and tail come back as the padding, i.e. the measured 110-nt construct's centre.
+    assert decode(laid[0, :100])[0] == (DREAM_HEAD + cores[0] + DREAM_TAIL)[7:107]
+    n_padded = Layout(head=17, tail=13, length=100).apply(codes, lengths)
+    assert decode(n_padded[1, :100])[0] == "N" * 11 + cores[1] + "N" * 12

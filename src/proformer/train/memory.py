@@ -29,7 +29,7 @@ and expression heads, batches of 8-512) land within 0.88-1.14x of the measured g
 0.99); e.g. the README's 128/4/4 model at batch 512: 11.1 GiB measured, 1.05x; dream2022 at
 batch 8: 1.7 GiB, 1.12x. bf16-mixed steps measured 0.57-0.63x of float32's (2.5 bytes per
 float value here). On CUDA the caching allocator differs; the same formula is used there.
-tests/test_memory.py checks two sizes against a measured peak (within 30 %).
+tests/train/test_memory.py checks two sizes against a measured peak (within 30 %).
 
 :func:`plan_batches` compares the estimate with :func:`available_memory` and picks the gradient
 accumulation (``train.accumulate``) that fits, as ``train.memory`` asks.
