@@ -70,13 +70,15 @@ __all__ = ["NotEnoughMemory", "ResumeMismatch", "RunDirectoryError", "RunLocked"
 class _DropLines(logging.Filter):
     """Lightning's lines with nothing to act on: its advertising, its device banner ("GPU
     available: ...", "TPU available: ...", "LOCAL_RANK: ...": the run's memory line names the
-    device) and its note of a SIGTERM (the run's own line says it stopped, as for SIGINT)."""
+    device), its note of a SIGTERM (the run's own line says it stopped, as for SIGINT) and its
+    "`Trainer.fit` stopped: `max_epochs=N` reached" (the last epoch line says the run ended)."""
 
     BANNER = ("GPU available:", "TPU available:", "HPU available:", "IPU available:", "LOCAL_RANK:")
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        return not ("litlogger" in message or message.startswith(self.BANNER) or "Received SIGTERM:" in message)
+        return not ("litlogger" in message or message.startswith(self.BANNER) or "Received SIGTERM:" in message
+                    or message.startswith("`Trainer.fit` stopped: `max_epochs="))
 
 
 for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda",
