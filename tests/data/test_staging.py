@@ -121,16 +121,17 @@ def test_a_staging_folder_of_a_killed_prepare_is_removed_by_the_next_one(tmp_pat
 
 def test_an_output_whose_folder_is_not_writable_holds_its_lock_and_staging_inside(tmp_path, monkeypatch):
     """Root writes anywhere, so the unwritable parent is simulated: creating files beside the
-    output is refused; prepare then locks and stages inside the (writable) output."""
+    output is refused; prepare then locks and stages inside the (writable) output, and removes
+    the lock file when it ends."""
     import tempfile
 
     import filelock
 
-    import proformer.data.staging as staging
+    import proformer.io.lock
 
     out = tmp_path / "ds"
     prepare(_dream_input(tmp_path / "a.txt", 3, 1.0), out, progress=False)
-    (tmp_path / "ds.lock").unlink()
+    assert not (tmp_path / "ds.lock").exists()  # a finished prepare leaves no lock file behind
     real_lock, real_mkdtemp = filelock.FileLock, tempfile.mkdtemp
 
     def lock(path, *args, **kwargs):
@@ -143,10 +144,10 @@ def test_an_output_whose_folder_is_not_writable_holds_its_lock_and_staging_insid
             raise PermissionError(13, "Permission denied", str(dir))
         return real_mkdtemp(*args, dir=dir, **kwargs)
 
-    monkeypatch.setattr(staging, "FileLock", lock)
+    monkeypatch.setattr(proformer.io.lock, "FileLock", lock)
     monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
     assert prepare(_dream_input(tmp_path / "b.txt", 4, 2.0), out, progress=False)["rows_kept"] == 4
-    assert not (tmp_path / "ds.lock").exists() and (out / ".prepare.lock").exists()
+    assert not (tmp_path / "ds.lock").exists() and not (out / ".prepare.lock").exists()  # taken inside, removed at the end
     assert _staging(out) == []
     held = real_lock(out / ".prepare.lock", timeout=0)
     held.acquire()

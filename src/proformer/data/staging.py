@@ -1,8 +1,9 @@
 """Staging: where a prepare run writes before it publishes, and what a killed run left behind.
 
-A run holds the output's lock, ``OUT.lock`` beside the output (:func:`_output_lock`, a
-:class:`filelock.FileLock`), from start to end: a second run on the same output is refused at
-once, naming the lock, and the lock is freed by the system when its holder dies. The run
+A run holds the output's lock, ``OUT.lock`` beside the output (:func:`_output_lock`,
+:func:`proformer.io.lock.exclusive`), from start to end: a second run on the same output is
+refused at once, naming the lock; the lock is freed by the system when its holder dies and
+removed when the run ends. The run
 writes its dataset into a fresh ``.OUT.prepare-<random>`` directory beside the output
 (:func:`_make_staging`), which :func:`proformer.io.dataset.publish` swaps into place; SIGTERM
 and SIGHUP are turned into an exception meanwhile so that the staging directory is removed
@@ -23,9 +24,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from filelock import FileLock, Timeout
-
 from ..io.dataset import recover
+from ..io.lock import exclusive
 
 __all__ = ["OutputLocked", "_output_lock", "_remove_stale_staging", "_make_staging", "_cleanup_on_signal"]
 
@@ -38,34 +38,18 @@ def _staging_prefix(target: Path) -> str:
     return f".{target.name}.prepare-"
 
 
-def _take(path: Path, out: Path) -> FileLock:
-    lock = FileLock(path, timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        raise OutputLocked(f"{out} is being prepared by another run, which holds the lock {path}; wait for it "
-                           f"to finish, or prepare into another --out") from None
-    return lock
-
-
 @contextlib.contextmanager
 def _output_lock(out: Path) -> Iterator[Path]:
     """Hold ``OUT.lock`` beside the output (inside it where the parent is not writable) for the
-    block; raise :class:`OutputLocked` at once when another run holds it. Yields the lock's path."""
+    block (:func:`proformer.io.lock.exclusive`); raise :class:`OutputLocked` at once when another
+    run holds it. Yields the lock's path."""
     target = out.resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
-    path = target.with_name(target.name + ".lock")
-    try:
-        lock = _take(path, out)
-    except PermissionError:
-        if not target.is_dir():
-            raise
-        path = target / ".prepare.lock"
-        lock = _take(path, out)
-    try:
+    places = [target.with_name(target.name + ".lock")] + ([target / ".prepare.lock"] if target.is_dir() else [])
+    refused = lambda lock: OutputLocked(f"{out} is being prepared by another run, which holds the lock {lock}; "  # noqa: E731
+                                        f"wait for it to finish, or prepare into another --out")
+    with exclusive(places, refused) as path:
         yield path
-    finally:
-        lock.release()
 
 
 def _remove_stale_staging(out: Path) -> tuple[list[Path], str | None]:

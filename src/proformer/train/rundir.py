@@ -17,11 +17,11 @@ import shutil
 import time
 from pathlib import Path
 
-import filelock
 import lightning as L
 import torch
 
 from ..config import RunConfig, save_run_config
+from ..io.lock import exclusive
 from ..io.run import RunInfo, write_run_model
 from ..plots import plot_learning_curve
 from .history import metric_columns
@@ -139,44 +139,19 @@ def is_secondary_process() -> bool:
 
 @contextlib.contextmanager
 def run_lock(run_dir: Path):
-    """Hold ``run_dir/.train.lock`` (a :class:`filelock.FileLock`) for the block.
-
-    Taken without waiting: held by another process, it raises :class:`RunLocked` at once. The
-    operating system releases it when its process ends, however it ends, so a lock file left by
-    a killed run blocks nothing. Only the launching process takes it; the DDP processes it
-    starts run under its lock (:func:`is_secondary_process`).
-
-    The file is removed at the end while still held, so a run leaves none behind (and a refused
-    one changes nothing on disk): a process that opened it just before takes no lock on the
-    removed file (filelock refuses a lock on a file with no name left) and is refused as if the
-    lock were held.
-    """
+    """Hold ``run_dir/.train.lock`` for the block (:func:`proformer.io.lock.exclusive`): held by
+    another process, :class:`RunLocked` at once. Only the launching process takes it; the DDP
+    processes it starts run under its lock (:func:`is_secondary_process`)."""
     if is_secondary_process():
         yield
         return
     path = run_dir / LOCK
-    lock = filelock.FileLock(path, timeout=0)
-    try:
-        lock.acquire()
-        held = path.stat()
-    except filelock.Timeout:
-        raise RunLocked(f"{run_dir} is being written by another proformer train (it holds {path}); wait for it to "
-                        f"finish or use another --out") from None
-    except OSError as error:
-        if lock.is_locked:
-            lock.release()
-        raise RunDirectoryError(f"cannot write to the run directory {run_dir} ({error.strerror or error}); "
-                                f"choose another --out") from None
-    try:
+    refused = lambda _: RunLocked(f"{run_dir} is being written by another proformer train (it holds {path}); "  # noqa: E731
+                                  f"wait for it to finish or use another --out")
+    unwritable = lambda error: RunDirectoryError(f"cannot write to the run directory {run_dir} "  # noqa: E731
+                                                 f"({error.strerror or error}); choose another --out")
+    with exclusive([path], refused, unwritable):
         yield
-    finally:
-        try:
-            if os.path.samestat(path.stat(), held):
-                path.unlink()
-        except OSError:
-            pass
-        finally:
-            lock.release()
 
 
 # -- a validation file, prepared like the training set -------------------------------------------
