@@ -87,11 +87,10 @@ def physical_memory() -> int | None:
 
 
 def size_text(n_bytes: float) -> str:
-    """``1536`` -> ``'1.5 KiB'``."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n_bytes < 1024 or unit == "TiB":
-            return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
-        n_bytes /= 1024
+    """Bytes for a person: ``"1,536 bytes"`` up to 1 MiB, then ``"133.0 MiB"``, ``"11.6 GiB"``."""
+    if n_bytes < 2**20:
+        return f"{n_bytes:,.0f} bytes"
+    return f"{n_bytes / 2**20:,.1f} MiB" if n_bytes < 2**30 else f"{n_bytes / 2**30:,.1f} GiB"
 
 
 def check_memory(need: float, what: str, lower: str) -> None:

@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from ..limits import size_text
+
 __all__ = ["Output", "atomic_path", "atomic_write", "check_output", "output_target", "same_file"]
 
 #: The errors of a write that ran out of room or failed on the device: reported naming the output.
@@ -157,11 +159,6 @@ def output_target(path: str | os.PathLike, flag: str = "--out") -> Output:
 
 # -- messages for failed writes ------------------------------------------------------------------
 
-def _size(n: int) -> str:
-    """Free space, readably: bytes up to 1 MiB, then MiB or GiB."""
-    if n < 2**20:
-        return f"{n:,} bytes"
-    return f"{n / 2**20:,.1f} MiB" if n < 2**30 else f"{n / 2**30:,.1f} GiB"
 
 
 def _file_size(path: Path | None) -> int | None:
@@ -202,7 +199,7 @@ def _write_error(error: BaseException, target: Output, temporary: Path | None = 
     if target.kind == "file" and (short is not None or error.errno in (errno.ENOSPC, errno.EDQUOT)):
         folder = target.path.parent
         with contextlib.suppress(OSError):
-            details.append(f"{_size(shutil.disk_usage(folder).free)} free in {folder}")
+            details.append(f"{size_text(shutil.disk_usage(folder).free)} free in {folder}")
     if details:
         what += ": " + ", ".join(details)
     if staged:  # the temporary of a stream, in the system's temporary folder

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..limits import size_text
 from ..model.config import ModelConfig
 from ..sequence import PAD_MODES, Layout
 
@@ -50,11 +51,6 @@ class RunWriteError(OSError):
         return f"{self.filename}: {self.strerror}"
 
 
-def _size(n: int) -> str:
-    """Bytes, readably (as :mod:`proformer.io.atomic` says them): bytes up to 1 MiB, then MiB or GiB."""
-    if n < 2**20:
-        return f"{n:,} bytes"
-    return f"{n / 2**20:,.1f} MiB" if n < 2**30 else f"{n / 2**30:,.1f} GiB"
 
 
 def write_error(path: str | Path, error: OSError, needed: int | None, what: str, then: str) -> RunWriteError:
@@ -70,10 +66,10 @@ def write_error(path: str | Path, error: OSError, needed: int | None, what: str,
     details = []
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
         if needed:
-            details.append(f"it needs about {_size(needed)}")
+            details.append(f"it needs about {size_text(needed)}")
         if " free in " not in reason:
             try:
-                details.append(f"{_size(shutil.disk_usage(path.parent).free)} free in {path.parent}")
+                details.append(f"{size_text(shutil.disk_usage(path.parent).free)} free in {path.parent}")
             except OSError:
                 pass
     detail = f"{reason}; {', '.join(details)}" if details else reason

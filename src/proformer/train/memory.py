@@ -42,6 +42,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..limits import size_text
 from ..model.config import ModelConfig
 
 __all__ = [
@@ -56,8 +57,6 @@ __all__ = [
     "estimate_training_memory",
     "plan_batches",
     "saved_tensors",
-    "saved_values_per_token",
-    "size_text",
 ]
 
 #: Measured factors of the activation term (see the module docstring).
@@ -74,12 +73,6 @@ BYTES_PER_VALUE = {"32": 4.0, "bf16": 2.5}
 HEADROOM = 0.85
 
 
-def size_text(n_bytes: float) -> str:
-    """``n_bytes`` for a person: ``"11.6 GiB"``, ``"133 MiB"``, ``"0.4 MiB"``."""
-    if n_bytes >= 2**30:
-        return f"{n_bytes / 2**30:.1f} GiB"
-    mib = n_bytes / 2**20
-    return f"{mib:.0f} MiB" if mib >= 10 else f"{mib:.1f} MiB"
 
 
 def saved_tensors(config: ModelConfig) -> list[tuple[float, int]]:
@@ -97,9 +90,6 @@ def saved_tensors(config: ModelConfig) -> list[tuple[float, int]]:
     return 2 * ffn + conv + attention
 
 
-def saved_values_per_token(config: ModelConfig) -> float:
-    """Values autograd keeps per token for one block's backward: ``10.75 d + 4.25 f + 4 heads key_dim + heads + 8``."""
-    return sum(width * size / 4 for width, size in saved_tensors(config))
 
 
 def parameter_count(config: ModelConfig) -> int:
