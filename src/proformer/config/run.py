@@ -492,12 +492,8 @@ def load_run_config(path: str | None = None, preset: str | None = None, override
 
 
 def save_run_config(config: RunConfig, path) -> None:
-    """Write ``config`` as YAML; written beside ``path`` and renamed, so a kill leaves the old file whole."""
-    import os
-    from pathlib import Path
+    """Write ``config`` as YAML, atomically (:func:`proformer.io.atomic.atomic_write`): a kill leaves the old file whole."""
+    from ..io.atomic import atomic_write
 
-    path = Path(path)
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "w") as handle:
+    with atomic_write(path) as handle:
         yaml.safe_dump(config.to_dict(), handle, sort_keys=False)
-    os.replace(temporary, path)
