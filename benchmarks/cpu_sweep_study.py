@@ -12,8 +12,8 @@ Deviations from the poster, and why:
   alone takes about 26 min per epoch on one core); the conventions allow cutting epochs;
 - warmup 10 steps (``train.warmup_steps=10``), the poster's proportion (one epoch of 20 = 5 %),
   then cosine decay to 0 at the last step, as in the grid recipe;
-- one thread per process (``OMP_NUM_THREADS=1``) and two workers (``--shard auto``, each
-  claiming the next free cell) on the same sweep directory: on a 2-core machine two
+- one thread per process (``OMP_NUM_THREADS=1``) and two workers (the same command twice: they
+  share the sweep's study, each taking the next waiting cell): on a 2-core machine two
   single-threaded processes beat one two-threaded one for models this small.
 
 ``--folds 5`` runs 5-fold cross-validation by sequence hash instead of the single 90/10 split
@@ -21,8 +21,8 @@ Deviations from the poster, and why:
 
 Usage (resumable: rerun the same command after an interruption)::
 
-    nice -n 10 python benchmarks/cpu_sweep_study.py --shard auto &  # the study on two cores,
-    nice -n 10 python benchmarks/cpu_sweep_study.py --shard auto    # report in docs/ at the end
+    nice -n 10 python benchmarks/cpu_sweep_study.py &  # the study on two cores,
+    nice -n 10 python benchmarks/cpu_sweep_study.py    # report in docs/ at the end
     python benchmarks/cpu_sweep_study.py --report-only              # rewrite the report
     python benchmarks/cpu_sweep_study.py --dry-run                  # list the 24 cells
     python benchmarks/cpu_sweep_study.py --cells 2 --epochs 1       # time the first 2 cells
@@ -48,7 +48,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="prepared data and sweep directory (default: %(default)s, git-ignored)")
     parser.add_argument("--epochs", type=int, default=1, help="epoch budget per cell (default: %(default)s)")
     parser.add_argument("--warmup-steps", type=int, default=10, help="linear warmup steps (default: %(default)s)")
-    parser.add_argument("--shard", help="K/N: this worker trains every N-th cell starting with the K-th; auto: claims cells one at a time")
     parser.add_argument("--report-only", action="store_true", help="write the report from the finished cells")
     parser.add_argument("--folds", type=int, default=1, help="1: the 90/10 hash split; 5: 5-fold CV (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -62,8 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from proformer.data.prepare import prepare
     from proformer.experiments import load_grid, run_sweep, sweep_report
-    from proformer.experiments.sweep import parse_shard
-    from proformer.experiments.results import read_results
+    from proformer.experiments.study import read_results
 
     work = Path(args.work)
     data = work / "dream_sample"
@@ -76,13 +74,12 @@ def main(argv: list[str] | None = None) -> int:
         grid = dataclasses.replace(grid, name=f"cpu-study-first-{args.cells}", cells=grid.cells[: args.cells])
         out = work / f"timing-{args.cells}-cells-{args.epochs}-epochs"
     started = time.time()
-    shard = parse_shard(args.shard)
     if args.report_only:
         rows = read_results(out)
     else:
         rows = run_sweep(grid, data, out, epochs=args.epochs, folds=args.folds, dry_run=args.dry_run,
                          overrides=[f"train.batch_size={args.batch_size}", f"train.warmup_steps={args.warmup_steps}"],
-                         progress=False, shard=shard)
+                         progress=False)
     if args.dry_run:
         return 0
     for row in rows:
@@ -100,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     text = sweep_report(out, compare="poster-yeast")
     command = (f"OMP_NUM_THREADS=1 nice -n 10 python benchmarks/cpu_sweep_study.py --epochs {args.epochs} "
-               f"--batch-size {args.batch_size} --warmup-steps {args.warmup_steps} --shard auto")
+               f"--batch-size {args.batch_size} --warmup-steps {args.warmup_steps}")
     title, _, rest = text.partition("\n")
     text = (f"{title}\n\nCommand (two workers on the 2-core machine, resumable; then `--report-only`):\n\n"
             f"```\n{command} &\n{command}\n```\n\nWhat it shows: docs/sweep.md, \"The CPU study\".\n{rest}")

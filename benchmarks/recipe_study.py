@@ -35,7 +35,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from proformer.experiments.results import read_results
+from proformer.experiments.study import read_results
 
 ROOT = Path(__file__).resolve().parents[1]
 GRID = ROOT / "benchmarks" / "recipe_study.yaml"
@@ -106,14 +106,14 @@ def run(out: Path, workers: int, grid: Path = GRID) -> None:
     sweep = [*proformer, "sweep", "--grid", str(grid), "--data", str(data), "--out", str(sweep_dir(out, grid)),
              "--folds", str(FOLDS), "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"} if workers > 1 else dict(os.environ)
-    # Cells differ in cost (width 128 takes longer than width 64): each worker claims the next one.
-    children = [subprocess.Popen([*sweep, "--shard", "auto"], env=env) for _ in range(workers)]
+    # Cells differ in cost (width 128 takes longer than width 64): each worker takes the next one from the study.
+    children = [subprocess.Popen(sweep, env=env) for _ in range(workers)]
     if any(child.wait() for child in children):
         sys.exit("a sweep worker failed; rerun the same command to resume")
 
 
 def finished(out: Path, grids: list[Path]) -> list[dict]:
-    """The finished (cell, fold) rows of every grid's results.csv (proformer.experiments.results)."""
+    """The finished (cell, fold) rows of every grid's study (proformer.experiments.study)."""
     return [row for grid in grids for row in read_results(sweep_dir(out, grid)) if row["status"] == "done"]
 
 

@@ -13,8 +13,8 @@ Nothing here looks at the public leaderboard.
 
 Usage (resumable: rerun the same command after an interruption)::
 
-    OMP_NUM_THREADS=1 python benchmarks/training_ideas_study.py --shard 1/2 &
-    OMP_NUM_THREADS=1 python benchmarks/training_ideas_study.py --shard 2/2
+    OMP_NUM_THREADS=1 python benchmarks/training_ideas_study.py &   # two workers share the study
+    OMP_NUM_THREADS=1 python benchmarks/training_ideas_study.py
     python benchmarks/training_ideas_study.py --report-only       # docs/training-ideas.md
 """
 
@@ -74,23 +74,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", default=str(ROOT / "runs" / "training-ideas"),
                         help="prepared data and sweep directory (default: %(default)s, git-ignored)")
     parser.add_argument("--epochs", type=int, default=3, help="epoch budget per run (default: %(default)s)")
-    parser.add_argument("--shard", help="K/N: this worker trains every N-th run starting with the K-th; auto: claims runs one at a time")
     parser.add_argument("--report-only", action="store_true", help="print the table of the finished runs")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported
 
     from proformer.data.prepare import prepare
     from proformer.experiments import run_sweep
-    from proformer.experiments.sweep import parse_shard
-    from proformer.experiments.results import read_results
+    from proformer.experiments.study import read_results
 
     work = Path(args.work)
     data, out = work / "dream_sample", work / "sweep"
     if not args.report_only:
         if not (data / "meta.json").exists():
             prepare(args.data_file, data, progress=False)
-        shard = parse_shard(args.shard)
-        run_sweep("training-ideas", data, out, epochs=args.epochs, progress=False, shard=shard)
+        run_sweep("training-ideas", data, out, epochs=args.epochs, progress=False)
     print(table(summarise(read_results(out))))
     return 0
 

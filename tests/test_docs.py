@@ -509,27 +509,27 @@ NOT_RUN: dict[str, str] = {
     "README.md: pip install torch==2.13.0 --index-url": "a download from PyTorch's wheel index",
     "README.md: python -m pytest": "the test suite itself",
     "docs/recipes.md: python benchmarks/recipe_study.py --out runs/recipes": "the study: 18 training runs of "
-        "7-14 minutes; tests/test_recipe.py checks the rule, tests/test_sweep.py fold sweeps",
+        "7-14 minutes; tests/train/test_recipe.py checks the rule, tests/experiments/test_sweep.py fold sweeps",
     "docs/recipes.md: # the second round": "the study's second round: 16 training runs, 20-50 minutes each on "
-        "a shared 2-core CPU; tests/test_sweep.py runs fold sweeps, tests/test_ensemble.py ensembles",
+        "a shared 2-core CPU; tests/experiments/test_sweep.py runs fold sweeps, tests/test_inference.py ensembles",
     "docs/recipes.md: proformer train --preset dream_attn --data data/sample": "the organisers' hybrid trained on "
-        "the DREAM sample (about 20 minutes); tests/test_dream_attn.py builds the preset's model and checks its shapes and gradients",
+        "the DREAM sample (about 20 minutes); tests/model/test_proformer.py builds the preset's model and checks its shapes and gradients",
     "docs/recipes.md: proformer prepare ../shared/data/dream2022/train_sample.txt --out data/sample": "the "
         "recipe trained on the DREAM sample and scored (10 minutes of training); each command runs on tiny data "
         "in test_end_to_end",
-    "docs/sweep.md: proformer sweep --grid cv.yaml": "trains 5 folds on a real dataset; tests/test_ensemble.py runs "
-        "ensembles of tiny runs and tests/test_sweep.py runs fold sweeps",
+    "docs/sweep.md: proformer sweep --grid cv.yaml": "trains 5 folds on a real dataset; tests/test_inference.py runs "
+        "ensembles of tiny runs and tests/experiments/test_sweep.py runs fold sweeps",
     "README.md: python benchmarks/gpu_check.py --out gpu_results": "needs a GPU; tests/test_gpu_check.py runs its "
         "machinery (arguments, dependency check, step limits, reports) and a --smoke run on the CPU",
     "README.md: proformer prepare human_lentimpra_sample_train.txt": "the MPRA sample of ../shared and minutes of "
         "training; each step runs on small tables in test_prepare_tables, test_train_shapes and test_evaluate",
-    "README.md: import proformer": "needs a trained run directory (tests/test_predict_tables.py runs load().predict)",
+    "README.md: import proformer": "needs a trained run directory (tests/test_predict.py runs load().predict)",
     "README.md: proformer atac prepare":
         "needs hg38 and a GM12878 bigWig (downloads); docs/atac.md's simulated example runs the same code",
     "README.md: proformer sweep --grid poster-yeast":
-        "72 cells x 20 epochs (GPU hours); tests/test_sweep.py runs sweeps on tiny grids",
+        "72 cells x 20 epochs (GPU hours); tests/experiments/test_sweep.py runs sweeps on tiny grids",
     "README.md: # one machine, 4 GPUs":
-        "4 GPUs, torchrun on 2 machines and SLURM; tests/test_ddp.py runs DDP with 2 CPU processes",
+        "4 GPUs, torchrun on 2 machines and SLURM; tests/train/test_run.py runs DDP with 2 CPU processes",
     "docs/atac.md: from proformer.data.atac import prepare_atac":
         "reads hg38 and GM12878 files (GB downloads); the simulated-genome example runs the same function",
     "docs/atac.md: proformer atac prepare": "needs hg38, a GM12878 bigWig and peaks (downloads)",
@@ -540,12 +540,14 @@ NOT_RUN: dict[str, str] = {
     "docs/interpretation.md: proformer variant-effect": "as for ism; the VCF line needs hg38 and a genomic run",
     "docs/interpretation.md: proformer design": "as for ism; --oracle needs a second trained run",
     "docs/sweep.md: proformer sweep --grid poster-yeast":
-        "72 cells (GPU hours); tests/test_sweep.py runs sweeps on tiny grids",
+        "72 cells (GPU hours); tests/experiments/test_sweep.py runs sweeps on tiny grids",
     "docs/sweep.md: from proformer.experiments import run_sweep":
-        "trains poster-yeast's 72 cells for 20 epochs (GPU hours); tests/test_sweep.py runs sweeps on tiny grids",
+        "trains poster-yeast's 72 cells for 20 epochs (GPU hours); tests/experiments/test_sweep.py runs sweeps on tiny grids",
     "docs/sweep.md: proformer predict --model OUT/cells/mask-H32":
         "needs a finished ablation sweep and the real DREAM test set",
     "docs/sweep.md: OMP_NUM_THREADS=1 nice": "the CPU study: 3.4 hours of training",
+    "docs/sweep.md: #!/bin/bash": "a SLURM batch script: needs a cluster scheduler (sbatch) and a PostgreSQL server the "
+        "nodes reach; tests/experiments/test_study.py runs sweep workers on a PostgreSQL server it starts, one of them killed",
     "docs/training-ideas.md: OMP_NUM_THREADS=1 python": "the study: 36 training runs of minutes each",
 }
 

@@ -269,13 +269,7 @@ def cmd_export(args: argparse.Namespace) -> None:
     print(f"wrote {result['out']}{check}", file=_summary(args.onnx))
 
 
-def _shard(text: str) -> tuple[int, int] | str:
-    from .experiments.sweep import parse_shard
-
-    try:
-        return parse_shard(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+_STORAGE = "the sweep's Optuna study: DIR/study.db unless a database URL (postgresql://...) or a journal FILE.log"
 
 
 def cmd_sweep(args: argparse.Namespace) -> None:
@@ -284,7 +278,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
     rows = run_sweep(args.grid, args.data, args.out, epochs=args.epochs, data_fraction=args.data_fraction,
                      folds=args.folds, dry_run=args.dry_run, base=args.base, overrides=args.overrides,
-                     progress=not args.no_progress, shard=args.shard)
+                     progress=not args.no_progress, storage=args.storage, heartbeat=args.heartbeat)
     from .experiments.sweep import failed_cells
 
     failed = [] if args.dry_run else failed_cells(rows)
@@ -299,7 +293,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 def cmd_sweep_report(args: argparse.Namespace) -> None:
     from .experiments import sweep_report
 
-    print(sweep_report(args.dir, compare=args.compare, dream_dir=args.dream_dir))
+    print(sweep_report(args.dir, compare=args.compare, dream_dir=args.dream_dir, storage=args.storage))
 
 
 def cmd_atac_prepare(args: argparse.Namespace) -> None:
@@ -485,16 +479,15 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = commands.add_parser("sweep", help="train a grid of models (the poster's grids, an ablation, or a YAML grid)")
     sweep.add_argument("--grid", required=True, help="poster-yeast, poster-atac, ablation, cpu-study, or a grid YAML file")
     sweep.add_argument("--data", help="prepared dataset directory (not needed with --dry-run)")
-    sweep.add_argument("--out", required=True, help="sweep directory (results.csv, one run directory per cell)")
+    sweep.add_argument("--out", required=True, help="sweep directory (study.db, results.csv, a run directory per cell)")
     sweep.add_argument("--epochs", type=bounded(1, 10_000), default=20, help="epoch budget per cell (1 to 10,000; default: %(default)s)")
     sweep.add_argument("--data-fraction", type=bounded(0, 1, float, above=True), default=1.0, help="train on this stable fraction of the rows (more than 0, at most 1)")
     sweep.add_argument("--folds", type=bounded(1, 100), default=1, help="K-fold cross-validation by sequence hash (1 to 100; default: one split)")
     sweep.add_argument("--base", help="preset or run YAML replacing the grid's base preset")
     _add_overrides_argument(sweep)
-    sweep.add_argument("--shard", type=_shard, metavar="K/N|auto",
-                       help="share the sweep between workers on the same --out: K/N trains every N-th cell starting "
-                            "with the K-th (N workers, e.g. one per GPU); auto claims cells one at a time (any number "
-                            "of workers, cells of unequal cost)")
+    sweep.add_argument("--storage", metavar="URL", help=_STORAGE + "; workers started with the same arguments share it")
+    sweep.add_argument("--heartbeat", type=bounded(1, 3600), default=60, metavar="S", help="seconds between a worker's "
+                       "heartbeats; the cell of a worker silent for 4x as long is retried by another (default: %(default)s)")
     sweep.add_argument("--dry-run", action="store_true", help="print the cells, one line each, and exit")
     _add_progress_argument(sweep)
     sweep.set_defaults(func=cmd_sweep)
@@ -504,6 +497,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep_report.add_argument("--compare", choices=["poster-yeast", "poster-atac", "ablation"],
                               help="print the poster's value and the difference beside each cell")
     sweep_report.add_argument("--dream-dir", help="DREAM 2022 folder: score cells that hold test_predictions.json")
+    sweep_report.add_argument("--storage", metavar="URL", help=_STORAGE)
     sweep_report.set_defaults(func=cmd_sweep_report)
 
     _add_interpret_commands(commands)

@@ -4,48 +4,60 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import matplotlib
+import optuna
 import pytest
 from helpers import OLD, _disk_full, _half_written_savefig
 from matplotlib.figure import Figure
-from proformer.experiments.results import columns_for, write_results, write_settings
 
 from proformer.experiments import load_grid, poster, sweep_report
+from proformer.experiments.study import open_study
 from proformer.experiments.sweep import sweep_settings
 
 matplotlib.use("Agg")
 
 
-def _fake_sweep(out):
-
+@pytest.fixture(scope="module")
+def yeast_sweep(tmp_path_factory):
+    """poster-yeast's 72 cells at r = 0.5, built once: each test copies it (a study of 72 trials
+    takes a second or two to write)."""
+    out = tmp_path_factory.mktemp("yeast") / "sweep"
     fake_sweep(out, "poster-yeast", lambda m: 0.5)
     return out
 
 
+def _fake_sweep(built, out):
+    shutil.copytree(built, out)  # the study is named after the folder: "sweep" in both
+    return out
+
+
 def fake_sweep(out, grid_name, value, folds=1, collapsed=()):
-    """A sweep directory with results.csv filled by ``value(cell_config) -> Pearson r``."""
+    """A sweep's study (out/study.db, opened as run_sweep opens it) holding a finished trial per
+    cell and fold, its Pearson r ``value(cell_config)``."""
     grid = load_grid(grid_name)
     out.mkdir(parents=True)
-    settings = sweep_settings(grid, None, [], out, 20, 0.1, folds)
-    write_settings(out, settings)
-    columns, rows = columns_for(grid.varied_keys()), []
+    study = open_study(out)
+    study.set_user_attr("settings", sweep_settings(grid, None, [], out, 20, 0.1, folds))
+    trials = []
     for cell in grid.cells:
         model = grid.config(cell).model
         for fold in range(folds):
             r = value(model) + 0.001 * fold
-            rows.append({"cell": cell.id, "fold": fold, "row": cell.row, "column": cell.column, "dim": model.dim,
-                         "heads": model.heads, "blocks": model.blocks, "readout": model.readout,
-                         "activation": model.activation, "mask_ratio": model.mask_ratio, "kmer": model.kmer,
-                         "best_epoch": 3, "epochs_run": 20, "val_pearson": r, "val_spearman": r, "val_mse": 0.5,
-                         "val_prediction_std": 0.001 if cell.id in collapsed else 0.6, "n_train": 900, "n_valid": 100,
-                         "seconds": 10.0, "collapsed": cell.id in collapsed, "status": "done", "error": ""})
-    write_results(out, rows, columns)
+            row = {"cell": cell.id, "fold": fold, "row": cell.row, "column": cell.column, "dim": model.dim,
+                   "heads": model.heads, "blocks": model.blocks, "readout": model.readout,
+                   "activation": model.activation, "mask_ratio": model.mask_ratio, "kmer": model.kmer,
+                   "best_epoch": 3, "epochs_run": 20, "val_pearson": r, "val_spearman": r, "val_mse": 0.5,
+                   "val_prediction_std": 0.001 if cell.id in collapsed else 0.6, "n_train": 900, "n_valid": 100,
+                   "seconds": 10.0, "collapsed": cell.id in collapsed}
+            trials.append(optuna.trial.create_trial(state=optuna.trial.TrialState.COMPLETE, value=r, user_attrs=row))
+    study.add_trials(trials)
     return grid
 
 
-def test_failed_heatmap_keeps_the_previous_png_and_report(tmp_path, monkeypatch):
-    out = _fake_sweep(tmp_path / "sweep")
+def test_failed_heatmap_keeps_the_previous_png_and_report(yeast_sweep, tmp_path, monkeypatch):
+    out = _fake_sweep(yeast_sweep, tmp_path / "sweep")
     sweep_report(out)
     before = {name: (out / name).read_bytes() for name in ("report.md", "heatmap.png")}
     monkeypatch.setattr(Figure, "savefig", _half_written_savefig)
@@ -56,8 +68,8 @@ def test_failed_heatmap_keeps_the_previous_png_and_report(tmp_path, monkeypatch)
     assert not [p.name for p in out.iterdir() if p.name.startswith(".") or p.name.endswith(".tmp")]
 
 
-def test_failed_sweep_report_write_keeps_the_previous_report(tmp_path, monkeypatch):
-    out = _fake_sweep(tmp_path / "sweep")
+def test_failed_sweep_report_write_keeps_the_previous_report(yeast_sweep, tmp_path, monkeypatch):
+    out = _fake_sweep(yeast_sweep, tmp_path / "sweep")
     (out / "report.md").write_bytes(OLD)
     real_fsync = os.fsync
 

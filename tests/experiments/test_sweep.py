@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 
+import optuna
 import pytest
 from helpers import LENGTH_SWEEP, planted_tsv, read_csv
-from proformer.experiments.results import write_results
 
 from proformer.cli import main
 from proformer.data.dataset import Dataset
 from proformer.data.prepare import prepare
 from proformer.experiments import poster, run_sweep, sweep_report
+from proformer.experiments.study import open_study
 
 TINY = ["length=40", "dim=8", "heads=1", "blocks=1", "kmer=3", "dropout=0", "train.batch_size=64",
         "data.split=hash:0.8", "train.accelerator=cpu"]
@@ -166,11 +161,35 @@ def test_overrides_the_grid_varies_are_refused():
         run_sweep("poster-yeast", None, "unused", dry_run=True, overrides=["train.epochs=3"])
 
 
-def test_tiny_sweep_writes_both_rows_and_reruns_nothing(tiny_data_sweep, tmp_path, capsys, one_thread):
+def test_tiny_sweep_writes_both_rows_and_reruns_nothing(tiny_data_sweep, tmp_path, capsys, monkeypatch, one_thread):
+    from proformer.experiments import sweep
+
     grid, out = tiny_grid_yaml(tmp_path / "tiny.yaml"), tmp_path / "out"
-    # A half-written second cell from an earlier crash (no checkpoint): deleted and retrained.
-    (out / "cells" / "blocks1-readout2").mkdir(parents=True)
-    (out / "cells" / "blocks1-readout2" / "config.json").write_text("{half")
+    # A worker killed in the first epoch of blocks1-readoutpool: its trial failed (as Optuna's
+    # heartbeat check fails a dead worker's), its directory half-written, no checkpoint. The
+    # sweep queues the cell again, deletes the directory and trains it from scratch.
+    out.mkdir()
+    study = open_study(out)
+    trial = study.ask()
+    trial.set_user_attr("cell", "blocks1-readoutpool")
+    trial.set_user_attr("fold", 0)
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    (out / "cells" / "blocks1-readoutpool").mkdir(parents=True)
+    (out / "cells" / "blocks1-readoutpool" / "config.json").write_text("{half")
+    # The first cell trained (the heavier blocks1-readout2) dies after its last epoch, before its
+    # trial is completed: the trial fails, its checkpoint is at the last epoch.
+    real, killed = sweep._metrics_row, []
+
+    def metrics_row(result, seconds):
+        killed.append(real(result, seconds))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep, "_metrics_row", metrics_row)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(grid, tiny_data_sweep, out, epochs=2, data_fraction=0.75, progress=False)
+    monkeypatch.setattr(sweep, "_metrics_row", real)
+    assert capsys.readouterr().err.count(": training") == 1
+
     rows = run_sweep(grid, tiny_data_sweep, out, epochs=2, data_fraction=0.75, progress=False)
     table = read_csv(out / "results.csv")
     assert [r["cell"] for r in table] == ["blocks1-readoutpool", "blocks1-readout2"]
@@ -180,73 +199,18 @@ def test_tiny_sweep_writes_both_rows_and_reruns_nothing(tiny_data_sweep, tmp_pat
         assert row["epochs_run"] == 2 and 1 <= row["best_epoch"] <= 2 and row["collapsed"] in (True, False)
         assert 200 < row["n_train"] + row["n_valid"] < 400  # 75 % of the rows
     assert (out / "data" / "fraction-0.75" / "meta.json").exists()
+    # The killed cell resumed from its last checkpoint: nothing left to train, the same best epoch.
+    assert rows[1]["val_pearson"] == pytest.approx(killed[0]["val_pearson"])
+    assert rows[1]["best_epoch"] == killed[0]["best_epoch"]
 
-    # Rerunning trains nothing: every cell is recorded as done.
+    # Rerunning trains nothing: every cell's trial is complete.
     capsys.readouterr()
     again = run_sweep(grid, tiny_data_sweep, out, epochs=2, data_fraction=0.75, progress=False)
     assert "training" not in capsys.readouterr().err
     assert [r["val_pearson"] for r in again] == [float(r["val_pearson"]) for r in table]
 
-    # A cell killed after its last epoch but before its row was written resumes from the
-    # checkpoint (nothing left to train); one whose checkpoint is unreadable starts again.
-    (out / "cells" / "blocks1-readoutpool" / "checkpoints" / "last.ckpt").write_bytes(b"cut short")
-    write_results(out, [], list(table[0]))
-    rows = run_sweep(grid, tiny_data_sweep, out, epochs=2, data_fraction=0.75, progress=False)
-    err = capsys.readouterr().err
-    assert "cannot resume" in err and [r["status"] for r in rows] == ["done", "done"]
-    assert rows[1]["val_pearson"] == pytest.approx(float(table[1]["val_pearson"]))
-
-    with pytest.raises(ValueError, match=r"sweep\.json: this sweep was started with epochs=2, now epochs=3"):
+    with pytest.raises(ValueError, match=r"study\.db: this sweep was started with epochs=2, now epochs=3"):
         run_sweep(grid, tiny_data_sweep, out, epochs=3, data_fraction=0.75, progress=False)
-
-
-def test_shards_split_the_cells_and_merge_their_rows(tiny_data_sweep, tmp_path, capsys, one_thread):
-    grid, out = tiny_grid_yaml(tmp_path / "tiny.yaml"), tmp_path / "out"
-    first = run_sweep(grid, tiny_data_sweep, out, epochs=1, progress=False, shard=(2, 2))
-    assert [r["cell"] for r in first] == ["blocks1-readout2"]
-    assert "blocks1-readoutpool: training" not in capsys.readouterr().err
-    both = run_sweep(grid, tiny_data_sweep, out, epochs=1, progress=False, shard=(1, 2))
-    # The second worker keeps the row the first one wrote.
-    assert [r["cell"] for r in read_csv(out / "results.csv")] == ["blocks1-readoutpool", "blocks1-readout2"]
-    assert both[1]["val_pearson"] == first[0]["val_pearson"]
-    with pytest.raises(ValueError, match="shard 3/2"):
-        run_sweep(grid, tiny_data_sweep, out, epochs=1, progress=False, shard=(3, 2))
-
-
-def test_auto_shard_skips_live_claims_and_takes_over_dead_ones(tiny_data_sweep, tmp_path, capsys, one_thread):
-    import socket
-
-    from filelock import FileLock
-
-    grid, out = tiny_grid_yaml(tmp_path / "tiny.yaml"), tmp_path / "out"
-    claims = out / "claims"
-    claims.mkdir(parents=True)
-    # Another live worker holds the first cell (its claim's lock); a dead one held the second
-    # (its claim file is left, its lock free).
-    host = socket.gethostname()
-    (claims / "blocks1-readoutpool-fold0.json").write_text(json.dumps({"host": host, "pid": os.getppid()}))
-    (claims / "blocks1-readout2-fold0.json").write_text(json.dumps({"host": host, "pid": 4321}))
-    live = FileLock(claims / "blocks1-readoutpool-fold0.lock", timeout=0)
-    live.acquire()
-    try:
-        rows = run_sweep(grid, tiny_data_sweep, out, epochs=1, progress=False, shard="auto")
-        assert [r["cell"] for r in rows] == ["blocks1-readout2"]
-        assert "blocks1-readout2: taking over the claim of process 4321" in capsys.readouterr().err
-        # Released when recorded: the claim file and its lock are gone.
-        assert sorted(p.name for p in claims.iterdir()) == ["blocks1-readoutpool-fold0.json",
-                                                            "blocks1-readoutpool-fold0.lock"]
-    finally:
-        live.release()
-    # Once the live worker has ended (its lock free), a worker takes the remaining cell and nothing else.
-    rows = run_sweep(grid, tiny_data_sweep, out, epochs=1, progress=False, shard="auto")
-    assert [r["cell"] for r in rows] == ["blocks1-readoutpool", "blocks1-readout2"]
-    err = capsys.readouterr().err
-    assert err.count(": training") == 1 and f"blocks1-readoutpool: taking over the claim of process {os.getppid()}" in err
-    assert list(claims.iterdir()) == []
-    # A fresh auto worker starts with the heavier model (2 head tokens) and ends with pooling.
-    run_sweep(grid, tiny_data_sweep, tmp_path / "fresh", epochs=1, progress=False, shard="auto")
-    err = capsys.readouterr().err
-    assert err.index("blocks1-readout2: training") < err.index("blocks1-readoutpool: training")
 
 
 def test_folds_train_each_cell_once_per_fold(tiny_data_sweep, tmp_path, one_thread):
@@ -256,33 +220,3 @@ def test_folds_train_each_cell_once_per_fold(tiny_data_sweep, tmp_path, one_thre
     assert sum(r["n_valid"] for r in rows) == len(Dataset(tiny_data_sweep))  # each row validated once
     assert all((tmp_path / "out" / "cells" / "blocks1-readout2" / f"fold-{k}" / "weights.safetensors").exists() for k in (0, 1))
     assert "mean ± sd over 2 folds" in sweep_report(tmp_path / "out")
-
-
-def test_killed_sweep_does_not_retrain_finished_cells(tiny_data_sweep, tmp_path):
-    grid, out = tiny_grid_yaml(tmp_path / "tiny.yaml"), tmp_path / "out"
-    code = (f"from proformer.experiments import run_sweep; "
-            f"run_sweep({str(grid)!r}, {str(tiny_data_sweep)!r}, {str(out)!r}, epochs=2, progress=False)")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # see one_thread
-    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
-    results, second = out / "results.csv", out / "cells" / "blocks1-readout2" / "sweep_cell.json"
-    deadline = time.time() + 120
-    while time.time() < deadline and process.poll() is None:
-        if results.exists() and len(read_csv(results)) == 1 and second.exists():
-            break
-        time.sleep(0.01)
-    assert process.poll() is None, "the sweep ended before it could be killed"
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
-    before = read_csv(results)
-    assert len(before) == 1
-    first_dir = out / "cells" / before[0]["cell"]
-    stamps = {p: p.stat().st_mtime_ns for p in first_dir.rglob("*") if p.is_file()}
-    assert first_dir / "weights.safetensors" in stamps
-
-    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True,
-                          timeout=300, env=env)
-    assert done.returncode == 0, done.stderr[-2000:]
-    after = read_csv(results)
-    assert len(after) == 2 and after[0] == before[0]  # same seconds and metrics: not retrained
-    assert {p: p.stat().st_mtime_ns for p in first_dir.rglob("*") if p.is_file()} == stamps
-    assert "[1/2]" not in done.stderr and "[2/2] blocks1-readout2: training" in done.stderr

@@ -1,4 +1,4 @@
-"""Experiments over many runs: grid sweeps (``run_sweep``) and their reports (``sweep_report``).
+"""Experiments over many runs: grid sweeps as Optuna studies (``run_sweep``) and their reports (``sweep_report``).
 
 The poster's published numbers live in :mod:`proformer.experiments.poster`; see
 ``docs/sweep.md`` for the grids, the YAML schema and the output layout.

@@ -1,4 +1,4 @@
-"""A sweep's report: a sweep directory -> ``report.md`` and ``heatmap.png`` (``sweep_report``; the
+"""A sweep's report: its study -> ``report.md`` and ``heatmap.png`` (``sweep_report``; the
 figure through :mod:`proformer.plots`).
 
 A row x column grid is laid out as the poster's tables (rows "dim / heads / blocks", columns
@@ -18,13 +18,14 @@ import numpy as np
 from ..io.atomic import atomic_write
 from ..plots import heatmap_figure, save
 from . import poster
-from .results import COLLAPSE_RATIO, read_results, read_settings
+from .study import COLLAPSE_RATIO, open_study, study_rows
 
 COLLAPSED = "\u2020"  # dagger
 TEST_PREDICTIONS = "test_predictions.json"
 
 
-def sweep_report(out: str | Path, *, compare: str | None = None, dream_dir: str | Path | None = None) -> str:
+def sweep_report(out: str | Path, *, compare: str | None = None, dream_dir: str | Path | None = None,
+                 storage: str | None = None) -> str:
     """Write ``out/report.md`` (and ``out/heatmap.png`` for a row x column grid); return the markdown.
 
     Parameters
@@ -37,22 +38,22 @@ def sweep_report(out: str | Path, *, compare: str | None = None, dream_dir: str 
     dream_dir : path or None
         The DREAM 2022 folder: cells whose directory holds ``test_predictions.json`` (written by
         ``proformer predict --format dream-json``) are scored on the public leaderboard.
+    storage : str or None
+        The sweep's ``storage`` (None: ``out/study.db``).
 
     Raises
     ------
     FileNotFoundError
-        If ``out`` holds no sweep.json.
+        If there is no such study (``out/study.db``, or the study named after ``out`` in ``storage``).
     ValueError
         For an unknown ``compare``.
     """
     out = Path(out)
-    settings = read_settings(out)
-    if settings is None:
-        raise FileNotFoundError(f"{out}/sweep.json does not exist: {out} is not a sweep directory "
-                                f"(run proformer sweep --out {out} first)")
     if compare is not None and compare not in poster.COMPARISONS:
         raise ValueError(f"--compare {compare!r}: valid values are {', '.join(poster.COMPARISONS)}")
-    cells = _aggregate(settings, read_results(out))
+    study = open_study(out, storage, create=False)
+    settings = study.user_attrs["settings"]
+    cells = _aggregate(settings, study_rows(study, settings))
     lines = [f"# Sweep `{settings['grid']}`", ""]
     if settings.get("description"):
         lines += [settings["description"], ""]
@@ -137,17 +138,12 @@ def _span(values: list[int]) -> str:
     return f"{values[0]:,}" if len(values) == 1 else f"{values[0]:,}-{values[-1]:,}"
 
 
-def _readout(value):
-    text = str(value)
-    return int(text) if text.isdigit() else text
-
-
 def _reference_key(config: dict):
-    return (int(config["dim"]), int(config["heads"]), int(config["blocks"]), _readout(config["readout"]))
+    return (config["dim"], config["heads"], config["blocks"], config["readout"])
 
 
 def _ablation_key(config: dict):
-    return (_readout(config["readout"]), float(config["mask_ratio"]) > 0, str(config["activation"]))
+    return (config["readout"], config["mask_ratio"] > 0, config["activation"])
 
 
 # -- row x column grids ------------------------------------------------------------------------

@@ -14,6 +14,7 @@ bits would keep only hashes below F, and ``hash:0.9`` would then put every kept 
 from __future__ import annotations
 
 import shutil
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -47,10 +48,22 @@ def write_subset(dataset: Dataset, rows: np.ndarray, out: Path, note: dict) -> P
         return out
     if len(rows) < 2:
         raise ValueError(f"{dataset.directory}: the subset {note} keeps {len(rows)} row(s); use a larger data fraction")
-    partial = out.with_name(out.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
+    # A folder of this worker's own: the workers of a sweep may write one subset at the same time.
+    partial = out.parent / f".{out.name}.partial-{uuid.uuid4().hex}"
     partial.mkdir(parents=True)
-    rows = np.sort(rows)
+    try:
+        _write_rows(dataset, np.sort(rows), partial, note)
+        if not (out / META).exists():
+            publish(partial, out)
+    except OSError:
+        if not (out / META).exists():
+            raise  # not a worker that published first
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return out
+
+
+def _write_rows(dataset: Dataset, rows: np.ndarray, partial: Path, note: dict) -> None:
     lengths = dataset.lengths[rows]
     # Trim the padding to the widest kept row, as prepare does.
     width = int(lengths.max(initial=1))
@@ -73,8 +86,6 @@ def write_subset(dataset: Dataset, rows: np.ndarray, out: Path, note: dict) -> P
         "subset_of": {"path": str(dataset.directory.resolve()), "rows": len(dataset), **note},
     })
     write_meta(partial, meta)
-    publish(partial, out)
-    return out
 
 
 def sweep_datasets(data: str | Path, store: Path, fraction: float = 1.0, folds: int = 1) -> list[dict]:
