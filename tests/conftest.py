@@ -212,7 +212,8 @@ def planted_dataset(tmp_path_factory):
 def trained_run(planted_dataset, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("runs") / "tiny"
     config = tiny_config_train(planted_dataset, epochs=4)
-    result = train(config, run_dir, progress=False)
+    with torch_threads(1):
+        result = train(config, run_dir, progress=False)
     return run_dir, result
 
 

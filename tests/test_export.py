@@ -52,52 +52,58 @@ def importlib_spec(name: str):
     return importlib.util.find_spec(name)
 
 
-def test_onnx_export_matches_torch_on_any_batch_size(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> dict:
+    """Two runs and the two exports the tests below read (an export takes seconds): run ``a``
+    (mean 5, std 2, RC averaging) alone in training units, checked (``single``, with what the
+    command printed in ``single_out``), and ``a`` with ``b`` (the same statistics) as an ensemble
+    in z-scores (``ensemble``)."""
+    import contextlib
+    import io
+
+    root = tmp_path_factory.mktemp("export")
+    a = _run(root / "a", seed=1, mean=5.0, std=2.0, rc_average=True)
+    b = _run(root / "b", seed=2, mean=5.0, std=2.0)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["export", "--model", str(a), "--onnx", str(root / "single.onnx")]) == 0
+    assert main(["export", "--model", str(a), "--model", str(b), "--onnx", str(root / "ensemble.onnx"), "--standardized",
+                 "--no-check"]) == 0
+    return {"a": a, "b": b, "single": root / "single.onnx", "single_out": printed.getvalue(),
+            "ensemble": root / "ensemble.onnx"}
+
+
+def _onnx(path, codes):
     import onnxruntime
 
-    config = model_preset("grid")
-    config.dim, config.readout = 16, 4
-    torch.manual_seed(0)
-    model = Proformer(config).eval()
-    info = RunInfo(model=config, layout=Layout(), target=TargetInfo(names=["y"], mean=[0.0], std=[1.0], standardized=True))
-    write_run_model(tmp_path, model.state_dict(), info)
-    assert main(["export", "--model", str(tmp_path), "--onnx", str(tmp_path / "m.onnx")]) == 0
-    assert "max |difference|" in capsys.readouterr().out
-    session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"codes": np.asarray(codes).astype(np.int64)})[0]
+
+
+def test_onnx_export_matches_torch_on_any_batch_size(exported):
+    """The checked export says how far onnxruntime is from torch, and the graph takes any batch."""
+    assert "max |difference|" in exported["single_out"]
+    run = proformer.load(exported["a"], "cpu")
     for batch in (1, 7):
         codes = torch.randint(0, 5, (batch, 200))
-        got = session.run(None, {"codes": codes.numpy().astype(np.int64)})[0]
-        with torch.no_grad():
-            np.testing.assert_allclose(got, model(codes).numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(_onnx(exported["single"], codes), run.predict_codes(codes)[:, 0], rtol=1e-4,
+                                   atol=1e-4)
 
 
-def test_the_graph_predicts_as_predict_does_in_training_units_or_z_scores_and_for_an_ensemble(tmp_path):
+def test_the_graph_predicts_as_predict_does_in_training_units_or_z_scores_and_for_an_ensemble(exported):
     """The ONNX graph is what proformer.load(...).predict_codes gives: training units by default
     (mean 5, std 2 here), z-scores with --standardized, the run's RC averaging, and for two runs
     the mean of their predictions."""
-    import onnxruntime
-
-
-    a = _run(tmp_path / "a", seed=1, mean=5.0, std=2.0, rc_average=True)
-    b = _run(tmp_path / "b", seed=2, mean=5.0, std=2.0)
     codes = torch.randint(0, 5, (6, 200)).numpy()
-
-    def onnx(path):
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        return session.run(None, {"codes": codes.astype(np.int64)})[0]
-
     # Two exports cover the three properties: one run (default units, RC averaging), and the
     # ensemble in z-scores (the runs share their statistics, so the mean of z-scores is defined).
-    cases = [([str(a)], [], False), ([str(a), str(b)], ["--standardized"], True)]
-    for i, (runs, flags, standardized) in enumerate(cases):
-        out = tmp_path / f"m{i}.onnx"
-        models = [arg for run in runs for arg in ("--model", run)]
-        assert main(["export", *models, "--onnx", str(out), *flags, "--no-check"]) == 0
+    a, b = str(exported["a"]), str(exported["b"])
+    for out, runs, standardized in ((exported["single"], [a], False), (exported["ensemble"], [a, b], True)):
         expected = proformer.load(runs[0] if len(runs) == 1 else runs, "cpu")
         want = np.mean([run.predict_codes(codes, standardized)[:, 0] for run in expected.members], axis=0)
-        np.testing.assert_allclose(onnx(out), want, rtol=1e-4, atol=1e-4)
-    single_z = proformer.load(str(a), "cpu").predict_codes(codes, standardized=True)[:, 0]
-    np.testing.assert_allclose(onnx(tmp_path / "m0.onnx"), single_z * 2.0 + 5.0, rtol=1e-4, atol=1e-4)  # training units
+        np.testing.assert_allclose(_onnx(out, codes), want, rtol=1e-4, atol=1e-4)
+    single_z = proformer.load(a, "cpu").predict_codes(codes, standardized=True)[:, 0]
+    np.testing.assert_allclose(_onnx(exported["single"], codes), single_z * 2.0 + 5.0, rtol=1e-4, atol=1e-4)  # training units
 
 
 def test_runs_with_different_layouts_are_refused(tmp_path, capsys):

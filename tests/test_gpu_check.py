@@ -90,7 +90,39 @@ def test_the_report_holds_each_steps_rows_in_json_and_markdown(gpu_check, tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gpu_check.json", "gpu_check.md"]  # no temporaries left
 
 
+def test_the_parent_runs_the_steps_in_order_and_a_failed_one_fails_the_run(gpu_check, tmp_path, monkeypatch, capsys):
+    """main's loop with the step runner stubbed (real steps: the slow smoke runs below): each step
+    under its smoke limit (twice the full one), the reports rewritten after every step, the last
+    complete, exit status 1 naming the failed step."""
+    ran = []
+
+    def run_child(step, args, limit, command=None):
+        ran.append((step, limit))
+        if len(ran) > 1:  # the report so far is on disk while the next step runs
+            assert list(json.loads((args.out / "gpu_check.json").read_text())["steps"]) == [s for s, _ in ran[:-1]]
+        if step == "dependencies":
+            return {"status": "passed", "seconds": 1.0, "summary": "all required packages import"}
+        return {"status": "failed", "seconds": 2.0, "error": "exit 1: proformer prepare failed (exit 2)"}
+
+    monkeypatch.setattr(gpu_check, "run_child", run_child)
+    out = tmp_path / "out"
+    assert gpu_check.main(["--out", str(out), "--smoke", "--only", "train", "dependencies"]) == 1
+    assert ran == [("dependencies", 2 * gpu_check.TIME_LIMITS["dependencies"]), ("train", 2 * gpu_check.TIME_LIMITS["train"])]
+    assert "FAILED: train" in capsys.readouterr().err
+    report = json.loads((out / "gpu_check.json").read_text())
+    assert report["complete"] and report["smoke"]
+    assert [(step, result["status"]) for step, result in report["steps"].items()] == [("dependencies", "passed"),
+                                                                                     ("train", "failed")]
+    assert "| train | failed | 2.0 | exit 1: proformer prepare failed (exit 2) |" in (out / "gpu_check.md").read_text()
+
+
+@pytest.mark.slow
 def test_a_smoke_run_writes_both_reports_and_a_failed_step_fails_the_run(tmp_path):
+    """~6 s (three fresh processes, the dependency step importing every package), so marked slow:
+    `pytest -m slow` runs it, with test_every_step_passes_a_smoke_run, and benchmarks/gpu_check.py
+    runs the same parent on the GPU machine. The default suite keeps its parts: the step runner's
+    failures (test_a_hanging_step_is_killed_...), the reports (test_the_report_holds_...) and the
+    refusals before any step runs."""
     bad = tmp_path / "bad.txt"
     bad.write_text("ACGTX\tnot-a-number\n")
     out = tmp_path / "out"

@@ -297,7 +297,7 @@ def test_an_unreadable_input_is_one_line(inputs, tmp_path, unreadable, capsys, w
     assert not (tmp_path / "atac").exists()
 
 
-def test_atac_prepare_then_train_through_the_cli(tmp_path, capsys):
+def test_atac_prepare_then_train_through_the_cli(tmp_path, capsys, one_thread):
     pytest.importorskip("pyBigWig")
     from proformer.data.genome_sim import simulate_atac
 

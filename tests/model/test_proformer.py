@@ -178,7 +178,7 @@ def test_one_hot_path_equals_code_path():
     assert x.grad.abs().sum() > 0
 
 
-def test_training_reduces_the_loss_on_a_planted_task():
+def test_training_reduces_the_loss_on_a_planted_task(one_thread):
     """64 random sequences whose target counts a planted motif (plus C content): the MSE falls."""
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
@@ -583,7 +583,7 @@ def test_feed_forward_is_the_gate_of_the_two_halves_of_one_expansion(activation)
     assert torch.allclose(ffn(x), ffn.project(a * gate(b)), atol=1e-6)
 
 
-def test_tiny_model_fits_a_planted_target():
+def test_tiny_model_fits_a_planted_target(one_thread):
     """64 random sequences whose target is the count of a planted motif: MSE falls >= 10x."""
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
@@ -649,7 +649,7 @@ def test_soft_bin_targets_sum_to_one_and_their_expectation_is_the_bin():
     assert edge[0] == pytest.approx(float(torch.special.ndtr(torch.tensor(1.0))), abs=1e-6)
 
 
-def test_soft_bin_model_predicts_the_expected_bin_and_learns():
+def test_soft_bin_model_predicts_the_expected_bin_and_learns(one_thread):
     torch.manual_seed(0)
     config = ModelConfig(kmer=3, dim=16, heads=2, blocks=1, readout=4, length=20, dropout=0.0, mask_ratio=0.0,
                          loss="soft_bins")

@@ -106,8 +106,12 @@ def tiny_config(dataset_dir, *overrides):
     return load_run_config(preset="grid", overrides=[f"data.path={dataset_dir}", *as_overrides(TINY_RUN), *overrides])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
 def test_the_estimate_is_within_30_percent_of_the_measured_peak_for_two_sizes():
+    """A measurement (two processes train steps of 0.5-0.7 GiB activations: ~4 s), marked slow:
+    `pytest -m slow` runs it. The estimate's arithmetic (batch, optimizer, precision, EMA,
+    strands) and train()'s use of it stay in the default suite (the tests below)."""
     processes = [subprocess.Popen([sys.executable, "-c", MEASURE, json.dumps(shape), str(batch)],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for shape, batch in SIZES]
     for (shape, batch), process in zip(SIZES, processes):

@@ -258,7 +258,7 @@ def test_original_clipping_is_value_then_per_parameter_norm():
 
 
 @pytest.mark.parametrize("optimizer, lr, weight_decay", [("adam", 3e-3, 0.0), ("adamw", 3e-3, 0.01), ("lion", 3e-4, 0.1)])
-def test_each_optimizer_fits_a_planted_target(optimizer, lr, weight_decay):
+def test_each_optimizer_fits_a_planted_target(optimizer, lr, weight_decay, one_thread):
     torch.manual_seed(0)
     codes = torch.randint(0, 4, (64, 20))
     codes = torch.cat([codes, (3 - codes).flip(1)], dim=1)

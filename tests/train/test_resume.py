@@ -112,14 +112,16 @@ def test_resume_reads_the_checkpoint_with_weights_only_so_a_crafted_one_runs_no_
     assert sorted(p.name for p in run_dir.rglob("*")) == ["checkpoints", "last.ckpt"]
 
 
-def test_killed_run_resumes_from_its_last_checkpoint(planted_dataset, tmp_path):
-    """SIGKILL a CLI run after its first epoch; --resume finishes without redoing that epoch."""
+def test_killed_run_resumes_from_its_last_checkpoint(planted_dataset, tmp_path, capsys, one_thread):
+    """SIGKILL a CLI run (its own process, one thread) after its first epoch; --resume (in this
+    process) finishes without redoing that epoch."""
     run_dir = tmp_path / "run"
     epochs = 4
-    args = [f"--set={k}={v}" for k, v in {"data.path": planted_dataset, "length": LENGTH, **TRAIN_2_EPOCHS, "batch_size": 32,
+    args = [f"--set={k}={v}" for k, v in {"data.path": planted_dataset, "length": LENGTH, **TRAIN_2_EPOCHS,
                                           "epochs": epochs}.items()]
     command = [sys.executable, "-m", "proformer.cli", "train", "--out", str(run_dir), "--no-progress", *args]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
     metrics = run_dir / "metrics.csv"
     deadline = time.time() + 120
     while time.time() < deadline and process.poll() is None:
@@ -131,8 +133,8 @@ def test_killed_run_resumes_from_its_last_checkpoint(planted_dataset, tmp_path):
     process.wait()
     before = read_csv(metrics)
     assert 1 <= len(before) < epochs
-    done = subprocess.run(command + ["--resume"], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]
+    status = cli_status(*command[3:], "--resume")
+    assert status == 0, capsys.readouterr().err[-2000:]
     after = read_csv(metrics)
     assert [int(r["epoch"]) for r in after] == list(range(epochs))
     assert after[: len(before)] == before  # finished epochs were not trained again

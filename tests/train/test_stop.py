@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import pytest
 from helpers import (
@@ -24,6 +26,25 @@ from helpers import (
 from proformer.cli import main
 
 
+class LightningLines(logging.Handler):
+    """``with LightningLines() as lines:`` every line Lightning logs in the block (after its
+    filters: what would reach stderr), in ``lines.messages``."""
+
+    def __init__(self):
+        super().__init__()
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+    def __enter__(self):
+        logging.getLogger("lightning.pytorch").addHandler(self)
+        return self
+
+    def __exit__(self, *exc):
+        logging.getLogger("lightning.pytorch").removeHandler(self)
+
+
 @pytest.fixture
 def sigint_raises():
     """Python's own SIGINT handler for the test, even where the runner ignores SIGINT (a shell's
@@ -38,20 +59,43 @@ def _command(lenti_dataset, run_dir, epochs):
             *settings(lenti_dataset, batch_size=16, epochs=epochs)]
 
 
-def _stopped_by(signum, lenti_dataset, run_dir, epochs):
-    """A CLI run sent ``signum`` once its first epoch's checkpoint is written: (status, stderr)."""
+def _stopped_by(signums, lenti_dataset, tmp_path, epochs):
+    """CLI runs, one per signal of ``signums`` (``{name: signum}``) in ``tmp_path / name``, started
+    together (one thread each, so they share two cores) and each sent its signal once its first
+    epoch's checkpoint is written: ``{name: (status, stderr)}``."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    # As a terminal's foreground job, even where this runner ignores SIGINT (a shell's background job).
-    process = subprocess.Popen(_command(lenti_dataset, run_dir, epochs), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True, env=env,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.time() + 180
-    while time.time() < deadline and process.poll() is None and not (run_dir / "checkpoints" / "last.ckpt").exists():
-        time.sleep(0.05)
-    assert process.poll() is None, "the run ended before it could be stopped; make it longer"
-    process.send_signal(signum)
-    _, err = process.communicate(timeout=180)
-    return process.returncode, err
+    processes, logs = {}, {}
+    for name in signums:
+        logs[name] = open(tmp_path / f"{name}.stderr", "w+")  # a file, not a pipe: nothing blocks on a full pipe
+        # As a terminal's foreground job, even where this runner ignores SIGINT (a shell's background job).
+        processes[name] = subprocess.Popen(_command(lenti_dataset, tmp_path / name, epochs), stdout=subprocess.DEVNULL,
+                                           stderr=logs[name], text=True, env=env,
+                                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        waiting, deadline = dict(signums), time.time() + 180
+        while waiting and time.time() < deadline:
+            for name in list(waiting):
+                if processes[name].poll() is not None:
+                    break
+                if (tmp_path / name / "checkpoints" / "last.ckpt").exists():
+                    processes[name].send_signal(waiting.pop(name))
+            else:
+                time.sleep(0.05)
+                continue
+            break
+        assert not waiting, f"{sorted(waiting)}: the run ended before it could be stopped; make it longer"
+        ends = {}
+        for name, process in processes.items():
+            process.wait(timeout=180)
+            logs[name].seek(0)
+            ends[name] = process.returncode, logs[name].read()
+        return ends
+    finally:
+        for name, process in processes.items():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            logs[name].close()
 
 
 def test_sigterm_stops_the_run_saying_how_to_resume_with_a_nonzero_status(small_planted_dataset, tmp_path, monkeypatch,
@@ -100,17 +144,18 @@ def test_sigterm_while_the_data_are_read_stops_with_a_message_and_restores_the_h
     assert signal.getsignal(signal.SIGTERM) is before
 
 
-def test_ctrl_c_stops_a_run_as_sigterm_does_and_resume_finishes_without_warnings(lenti_dataset, tmp_path):
-    """SIGINT and SIGTERM: exit status 1, the same one line with the resume hint, the checkpoint
-    kept; no Lightning "graceful shutdown" text; then --resume finishes the run without Lightning's
-    checkpoint-folder warning or device banner. Old code: SIGINT printed "Detected
-    KeyboardInterrupt, attempting graceful shutdown ..." and no hint (the assertion on
-    ``hints["SIGINT"]`` fails)."""
+def test_ctrl_c_stops_a_run_as_sigterm_does_and_resume_finishes_without_warnings(lenti_dataset, tmp_path, capsys,
+                                                                                   one_thread):
+    """SIGINT and SIGTERM, each sent to a CLI process mid-run: exit status 1, the same one line
+    with the resume hint, the checkpoint kept; no Lightning "graceful shutdown" text; then
+    --resume (in this process) finishes the run without Lightning's checkpoint-folder warning or
+    device banner. Old code: SIGINT printed "Detected KeyboardInterrupt, attempting graceful
+    shutdown ..." and no hint (the assertion on ``hints["SIGINT"]`` fails)."""
     epochs = 8  # the signal lands in epoch 2 or 3: room to spare, and a short resume
+    stopped = _stopped_by({"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM}, lenti_dataset, tmp_path, epochs)
     ends, hints = {}, {}
-    for name in ("SIGINT", "SIGTERM"):
+    for name, (status, err) in stopped.items():
         run_dir = tmp_path / name
-        status, err = _stopped_by(getattr(signal, name), lenti_dataset, run_dir, epochs)
         ends[name] = status
         hints[name] = [line for line in err.splitlines() if f"proformer train --out {run_dir} --resume" in line]
         assert len(hints[name]) == 1, err
@@ -129,15 +174,22 @@ def test_ctrl_c_stops_a_run_as_sigterm_does_and_resume_finishes_without_warnings
     run_dir = tmp_path / "SIGINT"
     before = read_csv(run_dir / "metrics.csv")
     assert 1 <= len(before) < epochs
-    done = subprocess.run(_command(lenti_dataset, run_dir, epochs) + ["--resume"], capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "exists and is not empty" not in done.stderr and "GPU available" not in done.stderr, done.stderr
+    capsys.readouterr()
+    lines = LightningLines()
+    with warnings.catch_warnings(record=True) as caught, lines:
+        warnings.simplefilter("always")
+        status = cli_status("train", "--out", run_dir, "--no-progress", *settings(lenti_dataset, batch_size=16, epochs=epochs),
+                            "--resume")
+    err = capsys.readouterr().err
+    assert status == 0, err[-3000:]
+    warned = [str(w.message) for w in caught]
+    assert not [m for m in warned + [err] if "exists and is not empty" in m], warned
+    assert not [m for m in lines.messages + [err] if "GPU available" in m], lines.messages
     after = read_csv(run_dir / "metrics.csv")
     assert [int(r["epoch"]) for r in after] == list(range(epochs)) and after[: len(before)] == before
     # The resumed epochs get their lines too.
-    assert [line.split(":")[0] for line in epoch_lines(done.stderr)] == [f"epoch {k}/{epochs}"
-                                                                         for k in range(len(before) + 1, epochs + 1)]
+    assert [line.split(":")[0] for line in epoch_lines(err)] == [f"epoch {k}/{epochs}"
+                                                                 for k in range(len(before) + 1, epochs + 1)]
 
 
 def test_ctrl_c_while_the_data_are_read_stops_with_a_message_and_restores_the_handler(
