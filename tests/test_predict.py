@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -104,6 +105,48 @@ def test_predict_dream_json_follows_the_submission_order(dream_dir, tmp_path):
     template = json.loads((dream_dir / "public_leaderboard" / "sample_submission.json").read_text())
     assert list(submission) == list(template) and len(submission) == 9045
     assert np.std(list(submission.values())) > 0
+
+
+def test_two_processes_write_the_bytes_of_one(tmp_path, monkeypatch):
+    """`--devices 2` (CPU, gloo): Lightning starts a second process, each predicts its share of
+    every chunk, rank 0 gathers and writes: the same bytes as one process, for a FASTA (ids, one
+    target) and a CSV table (an id column, two targets), and no temporary is left. Chunks of 50
+    rows (the reader's are 100,000) and batches of 16 give several chunks, each split unevenly."""
+    rng = np.random.default_rng(0)
+    sequences = ["".join(rng.choice(list("ACGTN"), int(rng.integers(4, 40)))) for _ in range(300)]
+    (tmp_path / "in.fa").write_text("".join(f">s{i}\n{s}\n" for i, s in enumerate(sequences)))
+    (tmp_path / "in.csv").write_text("name,sequence\n" + "".join(f"r{i},{s}\n" for i, s in enumerate(sequences)))
+    runs = {"in.fa": write_tiny_run(tmp_path / "run1", seed=1), "in.csv": write_tiny_run(tmp_path / "run2", seed=2, n_targets=2)}
+    extra = {"in.fa": [], "in.csv": ["--seq-col", "sequence", "--id-col", "name"]}
+    script = tmp_path / "chunked.py"  # Lightning runs this again in the second process
+    script.write_text("import functools, sys\nimport proformer.predict as p\nfrom proformer.cli import main\n"
+                      "p.read_input = functools.partial(p.read_input, chunk_rows=50)\nsys.exit(main())\n")
+
+    def command(name, out, devices):
+        return ["predict", "--model", str(runs[name]), "--input", str(tmp_path / name), "--out", str(tmp_path / out),
+                "--batch-size", "16", "--no-progress", "--devices", str(devices), *extra[name]]
+
+    two = {name: subprocess.Popen([sys.executable, str(script), *command(name, f"{name}.two.tsv", 2)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name in runs}
+    try:
+        from proformer import predict as module
+
+        monkeypatch.setattr(module, "read_input", functools.partial(read_input, chunk_rows=50))
+        for name in runs:  # meanwhile one process, here
+            assert main(command(name, f"{name}.one.tsv", 1)) == 0
+        done = {name: process.communicate(timeout=300) for name, process in two.items()}
+    finally:
+        for process in two.values():
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    for name, (stdout, stderr) in done.items():
+        assert two[name].returncode == 0, stderr[-3000:]
+        assert stdout.count("wrote") == 1 and stderr.count("warning:") == 1  # said once, by rank 0
+        assert (tmp_path / f"{name}.two.tsv").read_bytes() == (tmp_path / f"{name}.one.tsv").read_bytes()
+    assert len((tmp_path / "in.csv.one.tsv").read_text().splitlines()) == 301
+    assert sorted(path.name for path in tmp_path.iterdir() if ".tsv" in path.name) == [
+        "in.csv.one.tsv", "in.csv.two.tsv", "in.fa.one.tsv", "in.fa.two.tsv"]
 
 
 def test_failed_predict_leaves_an_existing_out_untouched(tiny_run, tmp_path, capsys):

@@ -10,7 +10,7 @@ import argparse
 import errno
 import sys
 
-from .limits import MAX_BATCH, MAX_BEAM, MAX_EDITS, MAX_POSITION, MAX_SEED, MAX_SHUFFLES, MAX_STEPS, bounded
+from .limits import MAX_BATCH, MAX_BEAM, MAX_DEVICES, MAX_EDITS, MAX_POSITION, MAX_SEED, MAX_SHUFFLES, MAX_STEPS, bounded
 
 
 class _Parser(argparse.ArgumentParser):
@@ -159,7 +159,9 @@ def cmd_predict(args: argparse.Namespace) -> None:
     result = predict(_models(args), args.input, args.out, format=args.format, data_dir=args.data_dir,
                      standardized=args.standardized, seq_col=args.seq_col, id_col=args.id_col,
                      batch_size=args.batch_size, device=args.device, precision=args.precision,
-                     progress=not args.no_progress, rc_average=args.rc_average)
+                     progress=not args.no_progress, rc_average=args.rc_average, devices=args.devices, num_nodes=args.num_nodes)
+    if result["rank"]:  # another process of --devices N: rank 0 wrote out and says so
+        return
     ensemble = f", the mean of {result['runs']} runs" if result["runs"] > 1 else ""
     print(f"wrote {'stdout' if result['out'] == '-' else result['out']} ({result['format']}, {result['rows']:,} input rows, "
           f"{result['units']}{ensemble})", file=sys.stderr if result["out"] == "-" else sys.stdout)
@@ -451,6 +453,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--data-dir", help="DREAM 2022 folder (for --format dream-json: public_leaderboard/sample_submission.json)")
     _add_units_argument(predict, "predictions")
     _add_inference_arguments(predict)
+    predict.add_argument("--devices", type=bounded(1, MAX_DEVICES), default=1, help="processes per node (DDP through Lightning: one device each, CPU processes on a CPU; default: 1, this process)")
+    predict.add_argument("--num-nodes", type=bounded(1, MAX_DEVICES), default=1, help="machines, each running --devices processes (default: 1)")
     predict.set_defaults(func=cmd_predict)
 
     evaluate = commands.add_parser("evaluate", help="a trained model against measured values: Pearson, Spearman, MSE, R^2")

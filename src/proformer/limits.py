@@ -15,7 +15,7 @@ import argparse
 import numbers
 import os
 
-__all__ = ["MAX_BATCH", "MAX_BEAM", "MAX_EDITS", "MAX_POSITION", "MAX_SEED", "MAX_SHUFFLES", "MAX_STEPS",
+__all__ = ["MAX_BATCH", "MAX_BEAM", "MAX_DEVICES", "MAX_EDITS", "MAX_POSITION", "MAX_SEED", "MAX_SHUFFLES", "MAX_STEPS",
            "NotEnoughMemory", "bounded", "check_memory", "physical_memory", "size_text", "whole"]
 
 #: Sequences per forward pass: far beyond what a GPU holds for any model here.
@@ -31,6 +31,8 @@ MAX_EDITS = 1_000
 MAX_BEAM = 1_000
 #: 0-based sequence positions (ism --start/--end): longer than any model window here.
 MAX_POSITION = 10_000_000
+#: Processes per node, and nodes, of a prediction on several processes (predict --devices, --num-nodes).
+MAX_DEVICES = 4_096
 #: Seeds: numpy, torch and Lightning all take 0 .. 2**31 - 1.
 MAX_SEED = 2**31 - 1
 

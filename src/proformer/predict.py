@@ -23,6 +23,7 @@ from .io.atomic import atomic_write, check_output
 from .io.errors import InputError
 from .io.inputs import columns_line, read_input, run_columns
 from .io.submission import public_indices, sample_submission
+from .limits import MAX_DEVICES, whole
 
 __all__ = ["predict"]
 
@@ -42,6 +43,8 @@ def predict(
     precision: str = "32",
     rc_average: bool | None = None,
     progress: bool = True,
+    devices: int = 1,
+    num_nodes: int = 1,
 ) -> dict:
     """Predict every sequence of ``input`` with the best model of ``model``.
 
@@ -85,6 +88,14 @@ def predict(
         As :func:`proformer.load`.
     progress : bool
         A progress line on stderr.
+    devices, num_nodes : int
+        Processes per node, and nodes (machines): more than one process predicts through
+        Lightning's ``Trainer.predict`` with DDP (:mod:`proformer.parallel`; on CPUs the gloo
+        backend, ``device`` then ``auto``, ``cpu`` or ``cuda``), and the output is the same file,
+        byte for byte, as one process writes. Lightning starts the other processes by running
+        the command line again, so call it from a script or the command line, not from an
+        interactive session; each process reads ``input`` (a file or a dataset directory, not a
+        pipe) and global rank 0 alone writes ``out``.
 
     Returns
     -------
@@ -100,6 +111,16 @@ def predict(
     """
     if format not in ("tsv", "dream-json"):
         raise ValueError(f"format={format!r}: use tsv or dream-json")
+    devices, num_nodes = whole("devices", devices, 1, MAX_DEVICES), whole("num_nodes", num_nodes, 1, MAX_DEVICES)
+    trainer, lead = None, True  # lead: the process that writes out and says what it did
+    if devices * num_nodes > 1:
+        if os.path.exists(input) and not (os.path.isfile(input) or os.path.isdir(input)):
+            raise ValueError(f"--devices {devices}: every process reads --input {input}; give a file or a dataset "
+                             f"directory, not a pipe")
+        from .parallel import ddp_trainer
+
+        trainer = ddp_trainer(device, devices, num_nodes)
+        lead = trainer.is_global_zero
     target = check_output(out, input, sample_submission(data_dir) if data_dir else None)
     to_stdout = target.to_stdout  # "-", or a link to standard output
     wanted: list[str] = []
@@ -107,49 +128,80 @@ def predict(
         if data_dir is None:
             raise ValueError("--format dream-json needs --data-dir (the DREAM 2022 folder holding public_leaderboard/)")
         wanted = public_indices(data_dir)
-        needed = {int(k) for k in wanted}
-        kept: dict[int, float] = {}
     if seq_col is None:  # the run's training table's columns, when this table has them
         columns = run_columns(input, recorded_columns(model))
         if columns is not None:
             if id_col is not None:  # the id column given wins over the recorded one
                 columns = dataclasses.replace(columns, id_col=None)
             seq_col, id_col = columns.seq_col, id_col if id_col is not None else columns.id_col
-            print(columns_line(input, columns, runs=1 if isinstance(model, (str, os.PathLike)) else len(model)),
-                  file=sys.stderr)
+            if lead:
+                print(columns_line(input, columns, runs=1 if isinstance(model, (str, os.PathLike)) else len(model)),
+                      file=sys.stderr)
     chunks = read_input(input, seq_col=seq_col, id_col=id_col)  # checks the options before the model loads
-    runner = load(model, device, batch_size=batch_size, precision=precision, rc_average=rc_average)
-    n = 0
-    with atomic_write(out) as handle:
-        header_written = False
-        for chunk, values in runner.predict_chunks(chunks, standardized, progress):
-            if format == "tsv":
-                if not header_written:
-                    id_column = ["id"] if chunk.ids is not None else []
-                    handle.write("\t".join(id_column + ["sequence"] + runner.target_names) + "\n")
-                    header_written = True
-                sequences = chunk.text()
-                prefixes = [f"{i}\t{s}" for i, s in zip(chunk.ids, sequences)] if chunk.ids is not None else sequences
-                handle.writelines(
-                    prefix + "\t" + "\t".join(f"{v:.6g}" for v in row) + "\n" for prefix, row in zip(prefixes, values)
-                )
-            else:
-                for index in range(n, n + len(chunk)):
-                    if index in needed:
-                        kept[index] = float(values[index - n, 0])
-            n += len(chunk)
+    if trainer is None:
+        runner = load(model, device, batch_size=batch_size, precision=precision, rc_average=rc_average)
+        with atomic_write(out) as handle:
+            write = _Writer(handle, format, runner.target_names, wanted)
+            for chunk, values in runner.predict_chunks(chunks, standardized, progress):
+                write(chunk, values)
+            write.finish(input)
+    else:
+        from .parallel import predict_chunks_ddp
+
+        runner = load(model, trainer.strategy.root_device, batch_size=batch_size, precision=precision,
+                      rc_average=rc_average)
+        if not lead:  # another process: predicts its shares, rank 0 writes
+            predict_chunks_ddp(trainer, runner, chunks, None, standardized)
+            return {"rows": 0, "out": None, "format": format, "units": units_text(standardized),
+                    "too_long": runner.too_long, "runs": len(runner.members), "rank": trainer.global_rank}
+        with atomic_write(out) as handle:
+            write = _Writer(handle, format, runner.target_names, wanted)
+            predict_chunks_ddp(trainer, runner, chunks, write, standardized, progress)
+            write.finish(input)
+    n = write.n
+    warning = runner.too_long_warning(input)
+    if warning:
+        print(warning, file=sys.stderr)
+    return {"rows": n, "out": "-" if to_stdout else os.fspath(out), "format": format, "units": units_text(standardized),
+            "too_long": runner.too_long, "runs": len(runner.members) if isinstance(runner, Ensemble) else 1, "rank": 0}
+
+
+class _Writer:
+    """predict's one writer: ``write(chunk, values)`` for each predicted chunk, in input order (a
+    TSV's rows, or the DREAM public-leaderboard values kept), then :meth:`finish`."""
+
+    def __init__(self, handle, format: str, names: list[str], wanted: list[str]):
+        self.handle, self.format, self.names, self.wanted = handle, format, names, wanted
+        self.needed, self.kept, self.n, self.header = {int(k) for k in wanted}, {}, 0, False
+
+    def __call__(self, chunk, values) -> None:
+        handle, n = self.handle, self.n
+        if self.format == "tsv":
+            if not self.header:
+                self.header = True
+                id_column = ["id"] if chunk.ids is not None else []
+                handle.write("\t".join(id_column + ["sequence"] + self.names) + "\n")
+            sequences = chunk.text()
+            prefixes = [f"{i}\t{s}" for i, s in zip(chunk.ids, sequences)] if chunk.ids is not None else sequences
+            handle.writelines(
+                prefix + "\t" + "\t".join(f"{v:.6g}" for v in row) + "\n" for prefix, row in zip(prefixes, values)
+            )
+        else:
+            for index in range(n, n + len(chunk)):
+                if index in self.needed:
+                    self.kept[index] = float(values[index - n, 0])
+        self.n += len(chunk)
+
+    def finish(self, input) -> None:
+        """Refuse an input without sequences; write the DREAM JSON (every value is known now)."""
+        n, wanted = self.n, self.wanted
         if n == 0:
             raise InputError(f"{input}: no sequences (the file is empty, blank or only a header)")
-        if format == "dream-json":
-            missing = [k for k in wanted if int(k) not in kept]
+        if self.format == "dream-json":
+            missing = [k for k in wanted if int(k) not in self.kept]
             if missing:
                 raise ValueError(
                     f"{input} has {n:,} sequences but the submission needs test indices up to "
                     f"{max(int(k) for k in wanted):,} (e.g. {missing[0]}); pass the 71,103 DREAM test sequences in official order"
                 )
-            json.dump({k: kept[int(k)] for k in wanted}, handle)
-    warning = runner.too_long_warning(input)
-    if warning:
-        print(warning, file=sys.stderr)
-    return {"rows": n, "out": "-" if to_stdout else os.fspath(out), "format": format, "units": units_text(standardized),
-            "too_long": runner.too_long, "runs": len(runner.members) if isinstance(runner, Ensemble) else 1}
+            json.dump({k: self.kept[int(k)] for k in wanted}, self.handle)

@@ -1,0 +1,143 @@
+"""Prediction on several processes: Lightning's ``Trainer.predict`` with DDP (``--devices N``,
+``--num-nodes M``).
+
+Lightning starts the other processes by running the command line again, as for training. Every
+process reads the whole input stream (the same chunks of :func:`proformer.io.inputs.read_input`,
+in the same order) and, of each chunk, predicts its share: consecutive whole batches of the
+one-process run (``batch_size`` rows from the chunk's first row), so every row is predicted in
+the same batch as by one process, and its value is the same to the bit. The shares are gathered
+on global rank 0, which alone hands each chunk's predictions, in input order, to the caller's
+writer (``predict``'s, under the output rule of :mod:`proformer.io.atomic`). Memory is one chunk
+per process, whatever the input's size.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+
+import lightning.pytorch as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+
+from .device import resolve_device
+from .inference import check_not_only_flanks
+from .progress import Progress
+
+__all__ = ["ddp_trainer", "predict_chunks_ddp", "share"]
+
+_BANNER = ("GPU available:", "TPU available:", "HPU available:", "IPU available:", "LOCAL_RANK:", "Initializing distributed",
+           "distributed_backend=", "----")
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda record: not record.getMessage().startswith(_BANNER)
+                                                                       and "litlogger" not in record.getMessage())
+logging.getLogger("lightning.fabric.utilities.distributed").addFilter(lambda record: not record.getMessage().startswith(_BANNER))
+warnings.filterwarnings("ignore", message=r".*does not have many workers")
+warnings.filterwarnings("ignore", message=r"predict returned None")  # the shares go to rank 0's writer instead
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+
+
+def ddp_trainer(device: str, devices: int, num_nodes: int = 1) -> L.Trainer:
+    """A Trainer that predicts on ``devices`` processes per node on ``num_nodes`` nodes (DDP; on
+    CPUs the gloo backend). ``device``: ``auto`` (CUDA if present, else CPU), ``cpu`` or ``cuda``."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"--device {device} with --devices {devices}: give auto, cpu or cuda (each process takes "
+                         f"a device of its own)")
+    accelerator = resolve_device(device).type  # CUDA asked for on a machine without it: one line
+    if accelerator == "cuda" and devices > torch.cuda.device_count():
+        raise ValueError(f"--devices {devices}: this machine has {torch.cuda.device_count()} CUDA device(s); give at "
+                         f"most that many, or --device cpu")
+    return L.Trainer(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy="ddp", logger=False,
+                     precision="32-true", enable_progress_bar=False, enable_model_summary=False,
+                     enable_checkpointing=False, use_distributed_sampler=False)
+
+
+def share(rows: int, batch_size: int, rank: int, world: int) -> tuple[int, int]:
+    """Rows ``[start, stop)`` of a chunk of ``rows`` that process ``rank`` of ``world`` predicts:
+    whole batches of ``batch_size`` counted from the chunk's first row, the same number for each
+    process (the last ones may get fewer rows, or none)."""
+    per = math.ceil(math.ceil(rows / batch_size) / world) * batch_size
+    return min(rows, rank * per), min(rows, (rank + 1) * per)
+
+
+class _Chunks(IterableDataset):
+    def __init__(self, chunks: Iterator):
+        self.chunks = chunks
+
+    def __iter__(self):
+        return iter(self.chunks)
+
+
+class _Predictor(L.LightningModule):
+    """One step per input chunk on every process: its share predicted, the shares gathered on rank 0."""
+
+    def __init__(self, runner, write: Callable | None, standardized: bool, line: Progress):
+        super().__init__()
+        self.models = torch.nn.ModuleList([member.model for member in runner.members])  # moved by Lightning
+        self.runner, self.write, self.standardized, self.line, self.done = runner, write, standardized, line, 0
+
+    def on_predict_start(self) -> None:
+        """SIGTERM stops the run (Lightning's own handler only notes it while predicting): rank 0
+        passes it on to the processes it started, each process raises SystemExit, and rank 0's
+        output is never renamed into place. Lightning puts the handlers back when predict ends."""
+        def stop(signum, frame):
+            if self.trainer.strategy.launcher is not None:
+                self.trainer.strategy.launcher.kill(signum)
+            raise SystemExit(128 + signum)
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, stop)
+
+    def transfer_batch_to_device(self, batch, device, dataloader_idx):
+        return batch  # the chunk, as read: each run lays out and moves its own batches
+
+    def predict_step(self, chunk, batch_idx):
+        runner = self.runner
+        n, cut = len(chunk), np.zeros(len(chunk), dtype=bool)
+        for member in runner.members:  # every process refuses the same chunk at once
+            check_not_only_flanks(chunk.lengths, member.layout, chunk.where)
+            cut |= ~member.layout.fits(chunk.lengths)
+        if cut.any():
+            runner.too_long += int(cut.sum())
+            runner.longest = max(runner.longest, int(chunk.lengths[cut].max()))
+        start, stop = share(n, runner.members[0].batch_size, self.global_rank, self.trainer.world_size)
+        values = np.zeros((0, runner.n_targets))
+        if stop > start:
+            values = runner.predict_stored(chunk.codes[start:stop], chunk.lengths[start:stop],
+                                           lambda i: chunk.where(start + i), self.standardized)[0]
+        parts = [None] * self.trainer.world_size if self.global_rank == 0 else None
+        torch.distributed.gather_object(values, parts, dst=0)
+        if self.global_rank == 0:
+            self.write(chunk, np.concatenate(parts))
+            self.done += n
+            self.line.update(self.done)
+
+
+def predict_chunks_ddp(trainer: L.Trainer, runner, chunks: Iterator, write: Callable | None,
+                       standardized: bool = False, progress: bool = False) -> None:
+    """Predict the chunks of :func:`proformer.io.inputs.read_input` on the processes of
+    ``trainer`` (:func:`ddp_trainer`) with ``runner`` (:func:`proformer.inference.load`'s, on
+    ``trainer.strategy.root_device``); on global rank 0, ``write(chunk, float64 (n, n_targets))``
+    for each chunk in input order (as :meth:`~proformer.inference.Run.predict_chunks` yields them).
+    Rows cut to the window are counted in ``runner.too_long`` and ``runner.longest``."""
+    runner.check_units(standardized)
+    runner.too_long, runner.longest = 0, 0
+    threads = torch.get_num_threads()
+    if trainer.strategy.root_device.type == "cpu":  # this node's cores shared among its processes, not oversubscribed
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // trainer.num_devices))
+    try:
+        _predict(trainer, runner, chunks, write, standardized, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _predict(trainer, runner, chunks, write, standardized, progress) -> None:
+    with Progress("predicted", unit="sequences", enabled=progress and trainer.is_global_zero) as line:
+        module = _Predictor(runner, write, standardized, line)
+        loader = DataLoader(_Chunks(chunks), batch_size=None, collate_fn=lambda chunk: chunk)
+        trainer.predict(module, dataloaders=loader, return_predictions=False)
