@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "tests" / "data"
+DATA = ROOT / "tests" / "fixtures"
 TRAIN_TSV = DATA / "dream_train.tsv"
 MINI = DATA / "dream_mini"
 TRUTH = DATA / "dream_test_truth.tsv"
