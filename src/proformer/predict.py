@@ -138,26 +138,24 @@ def predict(
                 print(columns_line(input, columns, runs=1 if isinstance(model, (str, os.PathLike)) else len(model)),
                       file=sys.stderr)
     chunks = read_input(input, seq_col=seq_col, id_col=id_col)  # checks the options before the model loads
-    if trainer is None:
-        runner = load(model, device, batch_size=batch_size, precision=precision, rc_average=rc_average)
-        with atomic_write(out) as handle:
-            write = _Writer(handle, format, runner.target_names, wanted)
-            for chunk, values in runner.predict_chunks(chunks, standardized, progress):
-                write(chunk, values)
-            write.finish(input)
-    else:
+    runner = load(model, device if trainer is None else trainer.strategy.root_device, batch_size=batch_size,
+                  precision=precision, rc_average=rc_average)
+    if not lead:  # another process of --devices N: predicts its shares, rank 0 writes
         from .parallel import predict_chunks_ddp
 
-        runner = load(model, trainer.strategy.root_device, batch_size=batch_size, precision=precision,
-                      rc_average=rc_average)
-        if not lead:  # another process: predicts its shares, rank 0 writes
-            predict_chunks_ddp(trainer, runner, chunks, None, standardized)
-            return {"rows": 0, "out": None, "format": format, "units": units_text(standardized),
-                    "too_long": runner.too_long, "runs": len(runner.members), "rank": trainer.global_rank}
-        with atomic_write(out) as handle:
-            write = _Writer(handle, format, runner.target_names, wanted)
+        predict_chunks_ddp(trainer, runner, chunks, None, standardized)
+        return {"rows": 0, "out": None, "format": format, "units": units_text(standardized),
+                "too_long": runner.too_long, "runs": len(runner.members), "rank": trainer.global_rank}
+    with atomic_write(out) as handle:
+        write = _Writer(handle, format, runner.target_names, wanted)
+        if trainer is None:
+            for chunk, values in runner.predict_chunks(chunks, standardized, progress):
+                write(chunk, values)
+        else:
+            from .parallel import predict_chunks_ddp
+
             predict_chunks_ddp(trainer, runner, chunks, write, standardized, progress)
-            write.finish(input)
+        write.finish(input)
     n = write.n
     warning = runner.too_long_warning(input)
     if warning:
