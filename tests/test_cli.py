@@ -67,13 +67,14 @@ def test_prepare_train_predict_through_the_cli(tmp_path, capsys):
     assert "300 of 300 rows kept" in capsys.readouterr().out
     assert main(["train", "--data", str(tmp_path / "ds"), "--out", str(tmp_path / "run"), "--no-progress",
                  "--set", "dim=8", "--set", "epochs=1", "--set", "batch_size=100"]) == 0
-    assert "best epoch 1: validation Pearson" in capsys.readouterr().out
+    # 300 rows: auto's 5-fold run, one ensemble for predict
+    assert "5-fold run: validation Pearson" in capsys.readouterr().out
     assert main(["predict", "--model", str(tmp_path / "run"), "--input", str(source), "--out", str(tmp_path / "p.tsv"),
                  "--no-progress"]) == 0
     assert len((tmp_path / "p.tsv").read_text().splitlines()) == 1 + 300  # the header line, then a row each
     # A second run into the same directory needs --resume or another --out.
     assert main(["train", "--data", str(tmp_path / "ds"), "--out", str(tmp_path / "run"), "--no-progress"]) == 2
-    assert "already holds a trained model" in capsys.readouterr().err
+    assert "already holds a K-fold run; use --resume" in capsys.readouterr().err
 
 
 def test_the_removed_destandardize_is_refused(case, tmp_path, capsys):

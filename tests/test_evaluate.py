@@ -234,3 +234,14 @@ def test_an_ensemble_whose_runs_recorded_other_columns_asks_for_seq_col(trained,
     capsys.readouterr()
     assert cli("predict", "--model", trained["run"], same, "--input", trained["test"], "--out", tmp_path / "o.tsv") == 0
     assert "with the runs' columns: sequence 'seq'" in capsys.readouterr().err
+
+
+def test_the_progress_line_does_not_change_the_units_of_the_metrics(run2, tmp_path):
+    """Old code passed ``progress`` where ``standardized`` goes: with the progress line on,
+    evaluate compared z-scores with measured values (another MSE; an ensemble of folds refused)."""
+    table = labelled_table(tmp_path / "labelled.tsv")
+    quiet = evaluate(run2, table, seq_col="sequence", progress=False)
+    shown = evaluate(run2, table, seq_col="sequence", progress=True)
+    for plain, with_line in zip(quiet.targets, shown.targets):
+        assert with_line.mse == pytest.approx(plain.mse, rel=1e-12)
+        assert with_line.r2 == pytest.approx(plain.r2, rel=1e-12)

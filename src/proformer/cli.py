@@ -102,14 +102,14 @@ def cmd_train(args: argparse.Namespace) -> None:
     """Train a Proformer from a run config (YAML or preset) on a prepared dataset."""
     from .config import load_run_config
     from .train import train
-    from .train.report import best_summary
+    from .train.report import best_summary, saved_line
 
     given = {"data.path": args.data, "data.valid": args.valid}
     overrides = list(args.overrides) + [f"{key}={value}" for key, value in given.items() if value]
     config = load_run_config(args.config, args.preset, overrides)  # neither: the default preset, auto
     result = train(config, args.out, resume=args.resume, progress=not args.no_progress)
     print(best_summary(result))
-    print(f"model written to {args.out} (config.json + weights.safetensors)")
+    print(saved_line(result))
 
 
 def _add_units_argument(parser: argparse.ArgumentParser, what: str) -> None:
@@ -433,10 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train on a prepared dataset (Lightning)")
     train.add_argument("--config", help="run config YAML with sections model, data, train (may name a preset)")
     train.add_argument("--data", help="prepared dataset directory (same as --set data.path=DIR)")
-    train.add_argument("--valid", metavar="FILE|DIR", help="validation set instead of a split of --data: a prepared "
-                       "dataset directory, or a table/FASTA file prepared like --data (same columns, trim, length) into OUT/valid_data")
+    train.add_argument("--valid", metavar="FILE|DIR", help="validation set instead of a split of --data (by default at least 500 rows of it; below 2,500 rows, 5-fold cross-validation saved as one ensemble run; --set data.split=random:0.9, folds:5, ...): a prepared dataset directory, or a table/FASTA file prepared like --data (same columns, trim, length) into OUT/valid_data")
     train.add_argument("--out", required=True, help="run directory to write")
-    train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt")
+    train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt (a K-fold run: keep its finished folds, continue the others)")
     _add_progress_argument(train, "errors, results and a line per epoch with the time left")
     _add_preset_arguments(train, required=False)
     train.set_defaults(func=cmd_train)

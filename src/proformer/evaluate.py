@@ -273,7 +273,7 @@ def evaluate(model_dir: str | os.PathLike | Sequence[str | os.PathLike], data: s
         check_output_folder(out_dir, "--out-dir", "evaluate writes a folder")  # before minutes of prediction
     runner = load(model_dir, device, batch_size=batch_size, precision=precision, rc_average=rc_average)
     predicted, measured = [np.zeros((0, runner.n_targets))], [np.zeros((0, len(pairs)))]
-    for chunk, values in runner.predict_chunks(chunks, progress):
+    for chunk, values in runner.predict_chunks(chunks, progress=progress):
         predicted.append(values)
         measured.append(chunk.targets[:, picked])
     warning = runner.too_long_warning(data)

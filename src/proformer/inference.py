@@ -32,7 +32,7 @@ import torch
 
 from .device import check_bf16, resolve_device
 from .io.errors import InputError, first_invalid, invalid_message
-from .io.run import RunInfo, TableColumns, read_run_info, read_weights
+from .io.run import RunInfo, TableColumns, member_runs, read_run_info, read_weights
 from .limits import MAX_BATCH, whole
 from .model import Proformer, swap_strands
 from .progress import Progress
@@ -74,12 +74,16 @@ def target_names(info: RunInfo) -> list[str]:
 def read_target_names(run_dir: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
     """The target names of a run, or of a list of runs after :func:`check_ensemble`, from
     ``config.json`` alone (no weights load): for checks before the model is loaded."""
-    if isinstance(run_dir, (str, os.PathLike)):
-        return target_names(read_run_info(run_dir))
-    runs = [os.fspath(run) for run in run_dir]
+    runs = _runs(run_dir)
     infos = [read_run_info(run) for run in runs]
     check_ensemble(runs, infos)
     return target_names(infos[0])
+
+
+def _runs(run_dir: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
+    """The run directories behind ``run_dir`` (one path or several): a K-fold run gives its folds."""
+    given = [run_dir] if isinstance(run_dir, (str, os.PathLike)) else list(run_dir)
+    return [run for path in given for run in member_runs(os.fspath(path))]
 
 
 def recorded_columns(run_dir: str | os.PathLike | Sequence[str | os.PathLike]) -> list[tuple[str, TableColumns | None]]:
@@ -87,9 +91,8 @@ def recorded_columns(run_dir: str | os.PathLike | Sequence[str | os.PathLike]) -
     ``config.json`` alone, for reading a table before the model loads
     (:func:`proformer.io.inputs.run_columns`). A run whose ``config.json`` cannot be read gives
     None here: loading it reports that, after the input's own checks."""
-    runs = [os.fspath(run_dir)] if isinstance(run_dir, (str, os.PathLike)) else [os.fspath(run) for run in run_dir]
     recorded = []
-    for run in runs:
+    for run in _runs(run_dir):
         try:
             recorded.append((run, read_run_info(run).columns))
         except (OSError, ValueError):
@@ -241,7 +244,7 @@ class _Predicting:
         values = np.concatenate(out)
         return values[:, 0] if self.n_targets == 1 else values
 
-    def predict_chunks(self, chunks: Iterator, standardized: bool = False,
+    def predict_chunks(self, chunks: Iterator, *, standardized: bool = False,
                        progress: bool = False) -> Iterator[tuple[object, np.ndarray]]:
         """``(chunk, float64 (n, n_targets) predictions)`` for each chunk of
         :func:`proformer.io.reader.read_input`. Rows cut to the window are counted in
@@ -476,7 +479,8 @@ def load(run_dir: str | os.PathLike | Sequence[str | os.PathLike], device: str =
     ----------
     run_dir : path, or list of paths
         A run directory (``config.json`` + ``weights.safetensors``, or ``weights.pt`` for a run
-        trained before safetensors); a list or tuple of them loads an :class:`Ensemble` (even of
+        trained before safetensors; a K-fold run, ``data.split=folds:K``, is its fold runs as an
+        :class:`Ensemble`); a list or tuple of them loads an :class:`Ensemble` (even of
         one run) that predicts the mean of the runs' predictions (e.g. the fold models of
         ``proformer sweep --folds K``). Each run is checked as a whole (``config.json``'s fields
         against each other, :func:`proformer.io.run.read_run_info`; its weights against the model
@@ -499,8 +503,8 @@ def load(run_dir: str | os.PathLike | Sequence[str | os.PathLike], device: str =
     """
     _check_options(batch_size, precision)  # before anything is read
     options = {"batch_size": batch_size, "precision": precision, "rc_average": rc_average}
-    single = isinstance(run_dir, (str, os.PathLike))
-    runs = [os.fspath(run_dir)] if single else [os.fspath(run) for run in run_dir]
+    runs = _runs(run_dir)
+    single = isinstance(run_dir, (str, os.PathLike)) and len(runs) == 1
     infos = [read_run_info(run) for run in runs]
     check_ensemble(runs, infos)
     device = resolve_device(device) if isinstance(device, str) else torch.device(device)

@@ -149,7 +149,7 @@ def predict(
     with atomic_write(out) as handle:
         write = _Writer(handle, format, runner.target_names, wanted)
         if trainer is None:
-            for chunk, values in runner.predict_chunks(chunks, standardized, progress):
+            for chunk, values in runner.predict_chunks(chunks, standardized=standardized, progress=progress):
                 write(chunk, values)
         else:
             from .parallel import predict_chunks_ddp

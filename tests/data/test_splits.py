@@ -127,3 +127,50 @@ def test_validation_pearson_is_global_over_the_whole_validation_set(trained_run,
         prediction = model(batch["codes"]).numpy()
     r = np.corrcoef(prediction, np.asarray(dataset.targets[valid_rows])[:, 0])[0, 1]
     assert r == pytest.approx(info.best["val_pearson"], abs=1e-5)
+
+
+@pytest.mark.parametrize(("rows", "split", "held_out"), [
+    (1_000, "folds:5", None), (2_499, "folds:5", None), (2_500, "random:0.8000000", 500),
+    (4_856, "random:0.8970346", 500), (9_999, "random:0.9499950", 500), (10_000, "random:0.95", 500),
+    (6_700_000, "random:0.95", 335_000),
+])
+def test_the_auto_split_keeps_500_validation_rows_at_most_a_fifth_else_five_folds(rows, split, held_out):
+    from proformer.data.splits import auto_split
+
+    assert auto_split(rows) == split
+    if held_out is not None:
+        assert rows - round(float(split.partition(":")[2]) * rows) == held_out
+
+
+class _Rows:
+    """What split_indices reads of a dataset for a seeded split: its length."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __len__(self):
+        return self.n
+
+
+def test_the_folds_of_a_k_fold_split_partition_the_rows():
+    folds = [split_indices(_Rows(103), f"fold:{k}/5", seed=3) for k in range(5)]
+    valid = np.concatenate([v for _, v in folds])
+    assert sorted(valid.tolist()) == list(range(103))  # every row validated exactly once
+    assert sorted(len(v) for _, v in folds) == [20, 20, 21, 21, 21]
+    for train, v in folds:
+        assert np.intersect1d(train, v).size == 0 and len(train) + len(v) == 103
+    again = split_indices(_Rows(103), "fold:2/5", seed=3)[1]
+    other_seed = split_indices(_Rows(103), "fold:2/5", seed=4)[1]
+    assert np.array_equal(again, folds[2][1]) and not np.array_equal(other_seed, folds[2][1])
+
+
+@pytest.mark.parametrize(("split", "words"), [
+    ("folds:1", "K >= 2"), ("folds:x", "K >= 2"), ("fold:5/5", "0 <= k < K"), ("fold:1", "0 <= k < K"),
+    ("random:1.5", "(0, 1)"), ("kfold:5", "folds:K"),
+])
+def test_a_split_it_cannot_read_is_refused_naming_the_forms_it_can(split, words):
+    from proformer.config.run import DataConfig
+
+    with pytest.raises(ValueError, match="split=") as error:
+        DataConfig(split=split)
+    assert words in str(error.value)

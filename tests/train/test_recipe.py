@@ -70,7 +70,7 @@ def test_reverse_complement_rows_count_towards_the_step_floor():
 
 def test_only_the_fields_left_to_the_data_are_chosen():
     auto = load_run_config(overrides=[])  # no preset: the auto recipe, the study's best (docs/recipes.md)
-    assert auto.model.stem == "conv" and auto.data.split == "random:0.95"
+    assert auto.model.stem == "conv" and auto.data.split == "auto" and auto.train.early_stopping == 5
     default = auto.train
     resolved, note = resolve_recipe(default, 7_000)
     assert (resolved.batch_size, resolved.epochs) == (64, 20) and "batch_size=64, epochs=20 (20 epochs of batch 64: 2,200 optimizer steps" in note

@@ -61,6 +61,10 @@ def from_data(model: ModelConfig) -> ModelConfig:
     return dataclasses.replace(model, **{name: FromData(getattr(model, name)) for name in DATA_SHAPED})
 
 
+#: The auto recipe's early stopping: epochs without a better validation Pearson (docs/recipes.md).
+AUTO_PATIENCE = 5
+
+
 def auto_train(**settings) -> TrainConfig:
     """The ``auto`` recipe's train section: batch size and epochs left to the data (:class:`FromData`).
 
@@ -92,8 +96,11 @@ class DataConfig:
         prepares with the training set's settings into ``RUN/valid_data``; when set, ``split`` is
         ignored.
     split : str
-        ``random:F`` (seeded; F = training fraction) or ``hash:F`` (by a hash of the sequence,
-        stable across runs and machines).
+        ``random:F`` (seeded; F = training fraction), ``hash:F`` (by a hash of the sequence,
+        stable across runs and machines), ``folds:K`` (K-fold cross-validation: K models, each
+        validated on its fold, saved together as the run, an ensemble), ``fold:k/K`` (one fold
+        of it) or ``auto`` (the ``auto`` preset's: at least 500 validation rows, at most 20 %
+        of the data, else ``folds:5``; :func:`proformer.data.splits.auto_split`).
     head, tail : int or None
         Flank lengths trimmed from every sequence; None takes the dataset's meta.json
         (17/13 for DREAM files).
@@ -144,15 +151,9 @@ class DataConfig:
             raise ValueError(f"pad={self.pad!r}: valid values are {', '.join(PAD_MODES)}")
         if isinstance(self.shift, bool) or not isinstance(self.shift, int) or self.shift < 0:
             raise ValueError(f"shift={self.shift!r}: must be an integer >= 0 (positions)")
-        strategy, _, value = self.split.partition(":")
-        if strategy not in ("random", "hash"):
-            raise ValueError(f"split={self.split!r}: use random:F or hash:F with F the training fraction, e.g. random:0.95")
-        try:
-            fraction = float(value)
-        except ValueError:
-            raise ValueError(f"split={self.split!r}: the fraction after ':' must be a number in (0, 1)") from None
-        if not 0.0 < fraction < 1.0:
-            raise ValueError(f"split={self.split!r}: the fraction must be in (0, 1)")
+        from ..data.splits import check_split
+
+        check_split(self.split)
         for name in ("head", "tail"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or value < 0):
@@ -419,8 +420,8 @@ def _run_presets() -> dict[str, RunConfig]:
         # to the data (proformer.train.recipe.auto_recipe); the recipe study's best (docs/recipes.md).
         "auto": RunConfig(
             model=from_data(dataclasses.replace(model_preset("grid"), stem="conv")),
-            data=DataConfig(split="random:0.95"),
-            train=auto_train(),
+            data=DataConfig(split="auto"),
+            train=auto_train(early_stopping=AUTO_PATIENCE),
         ),
         # The submitted model: Noam schedule with 12,500 warmup steps, 20 epochs, 95/5 split.
         "dream2022": RunConfig(

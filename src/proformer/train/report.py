@@ -13,7 +13,7 @@ import lightning as L
 
 from .module import ProformerModule, target_keys
 
-__all__ = ["EpochLines", "best_summary", "duration"]
+__all__ = ["EpochLines", "best_summary", "duration", "saved_line"]
 
 
 def duration(seconds: float) -> str:
@@ -37,13 +37,18 @@ class EpochLines(L.Callback):
     ``at most`` where the run may end sooner: early stopping, or ``train.max_time`` when it comes
     before the planned epochs are done.
 
+    ``fold`` ``(k, K)``: the run is fold k of a K-fold run, said in front of each line;
+    ``later_epochs``: the epochs of the folds after it, counted in the time left.
+
     ``steps``: within an epoch, also a :class:`proformer.progress.Progress` line at most every
     ``every`` seconds (a log file in place of Lightning's bar). With the bar on (a terminal), the
     epoch line goes through the bar so that it does not break the bar's line.
     """
 
-    def __init__(self, steps: bool = False, every: float = 60.0):
+    def __init__(self, steps: bool = False, every: float = 60.0, fold: tuple[int, int] | None = None,
+                 later_epochs: int = 0):
         self.steps, self.every = steps, every
+        self.fold, self.later_epochs = fold, later_epochs
         self.progress = None
         self.epoch_started: float | None = None
         self.epoch_seconds: list[float] = []
@@ -73,7 +78,8 @@ class EpochLines(L.Callback):
         if len(keys) > 1:
             each = " (mean; " + ", ".join(f"{name} {latest[f'val_pearson_{k}']:.4f}"
                                           for name, k in zip(module.target_names, keys)) + ")"
-        line = (f"epoch {latest['epoch'] + 1}/{trainer.max_epochs}: train loss {train_loss:.4f}, validation MSE "
+        line = (("" if self.fold is None else f"fold {self.fold[0] + 1}/{self.fold[1]} ") +
+                f"epoch {latest['epoch'] + 1}/{trainer.max_epochs}: train loss {train_loss:.4f}, validation MSE "
                 f"{latest['val_mse']:.4f}, Pearson {latest['val_pearson']:.4f}{each}, Spearman "
                 f"{latest['val_spearman']:.4f}; {duration(seconds) if math.isfinite(seconds) else '?'}")
         left = self.time_left(trainer, latest["epoch"] + 1)
@@ -91,7 +97,7 @@ class EpochLines(L.Callback):
         """``"about 9 min 40 s left"`` (``"at most about ..."``), or None after the last epoch."""
         from lightning.pytorch.callbacks import EarlyStopping, Timer
 
-        to_go = (trainer.max_epochs or 0) - done
+        to_go = (trainer.max_epochs or 0) - done + self.later_epochs
         if to_go <= 0 or not self.epoch_seconds:
             return None
         estimate = to_go * sum(self.epoch_seconds) / len(self.epoch_seconds)
@@ -107,11 +113,27 @@ def best_summary(result: dict) -> str:
     """The end-of-training summary of :func:`proformer.train.train`'s result: the best epoch's validation
     correlations (with several targets, the mean and each target's) and the row counts."""
     best, names = result["best"], result.get("target_names") or []
-    line = (f"best epoch {best['epoch'] + 1}: validation Pearson {best['val_pearson']:.4f}, Spearman "
-            f"{best['val_spearman']:.4f}")
+    if "folds" in result:
+        each = ", ".join(f"{fold['best']['val_pearson']:.4f} (epoch {fold['best']['epoch'] + 1})" for fold in result["folds"])
+        line = (f"{len(result['folds'])}-fold run: validation Pearson {best['val_pearson']:.4f}, Spearman "
+                f"{best['val_spearman']:.4f} (means over the folds; Pearson per fold at its best epoch: {each})")
+    else:
+        line = (f"best epoch {best['epoch'] + 1}: validation Pearson {best['val_pearson']:.4f}, Spearman "
+                f"{best['val_spearman']:.4f}")
     keys = target_keys(names)
     if len(names) > 1 and all(f"val_pearson_{k}" in best for k in keys):
         each = ", ".join(f"{name} {best[f'val_pearson_{k}']:.4f} / {best[f'val_spearman_{k}']:.4f}"
                          for name, k in zip(names, keys))
         line += f" (means of {len(names)} targets; Pearson / Spearman per target: {each})"
+    if "folds" in result:
+        return line + f" ({result['n_valid']:,} rows, each validated once)"
     return line + f" ({result['n_train']:,} training / {result['n_valid']:,} validation rows)"
+
+
+def saved_line(result: dict) -> str:
+    """Where :func:`proformer.train.train`'s result put the model, and how commands take it."""
+    run_dir = result["run_dir"]
+    if "folds" in result:
+        return (f"models written to {run_dir} (fold-0 ... fold-{len(result['folds']) - 1}, named by folds.json: "
+                f"predict, evaluate and the other commands take {run_dir} as one ensemble)")
+    return f"model written to {run_dir} (config.json + weights.safetensors)"

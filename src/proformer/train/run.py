@@ -12,6 +12,10 @@ Run directory::
     RUN_DIR/tensorboard/          with train.logger=tensorboard: the same per-epoch figures as metrics.csv
     RUN_DIR/.train.lock           while a train writes the directory: the lock it holds (filelock; removed at exit)
 
+A K-fold run (``data.split=folds:K``, and ``auto`` below 2,500 rows) is a directory of K such runs,
+``RUN_DIR/fold-0`` ... ``fold-{K-1}``, each validated on its fold, and ``RUN_DIR/folds.json``
+(written last) naming them: ``proformer.load(RUN_DIR)`` reads them as one ensemble.
+
 metrics.csv and the loggers of ``train.logger`` are Lightning loggers (:mod:`proformer.train.loggers`).
 """
 
@@ -45,7 +49,7 @@ from ..data.dataset import (
     target_statistics,
     with_rc_rows,
 )
-from ..data.splits import split_indices
+from ..data.splits import auto_split, split_indices
 from ..device import check_bf16
 from ..io.run import CONFIG, WEIGHTS, RunInfo, TableColumns, TargetInfo, read_run_info
 from ..model.config import ModelConfig
@@ -130,9 +134,30 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
     NotEnoughMemory
         With ``train.memory=auto``: one sequence per step does not fit; with ``check``: the
         batch does not fit as configured. Raised before anything is written.
+
+    Notes
+    -----
+    ``data.split=folds:K`` (or ``auto`` on fewer than 2,500 rows, :func:`proformer.data.splits.auto_split`)
+    trains K runs, ``run_dir/fold-k`` validated on fold k (``fold:k/K``), one after the other,
+    and writes ``run_dir/folds.json``; the result is then the mean over the folds of each fold's
+    best epoch (``best``), with ``folds`` holding each fold's result.
     """
+    run_dir = Path(run_dir)
+    split = config.data.split
+    if split == "auto" and config.data.path is not None and not config.data.valid:
+        split = auto_split(len(Dataset(config.data.path)))
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, split=split))
+    if split.startswith("folds:") and not config.data.valid:
+        from .folds import train_folds
+
+        return train_folds(config, run_dir, resume, progress, int(split.partition(":")[2]), _train_one)
+    return _train_one(config, run_dir, resume, progress)
+
+
+def _train_one(config: RunConfig, run_dir: Path, resume: bool, progress: bool, fold: tuple[int, int] | None = None,
+               later_epochs: int = 0) -> dict:
     with StopSignals() as stop, contextlib.ExitStack() as cleanup:
-        return _checked_train(config, Path(run_dir), resume, progress, stop, cleanup)
+        return _checked_train(config, run_dir, resume, progress, stop, cleanup, fold, later_epochs)
 
 
 def _say(line: str) -> None:
@@ -217,7 +242,7 @@ def _length_advice(dataset: Dataset, layout: Layout, length: int, longest: int, 
 
 
 def _checked_train(config: RunConfig, run_dir: Path, resume: bool, progress: bool, stop: StopSignals,
-                   cleanup: contextlib.ExitStack) -> dict:
+                   cleanup: contextlib.ExitStack, fold: tuple[int, int] | None = None, later_epochs: int = 0) -> dict:
     """train(): everything is checked before anything is written, then _fit."""
     if config.data.path is None:
         raise ValueError("no training data: set data.path in the config or pass --data DATASET_DIR")
@@ -300,7 +325,7 @@ def _checked_train(config: RunConfig, run_dir: Path, resume: bool, progress: boo
     # The device and the number of processes decide the memory plan; a trainer writes nothing
     # until fit.
     L.seed_everything(train_cfg.seed, workers=True, verbose=False)
-    trainer = _trainer(config, run_dir, progress)
+    trainer = _trainer(config, run_dir, progress, fold, later_epochs)
     check_bf16(trainer.strategy.root_device, train_cfg.precision)
     # data.rc_rows doubles the rows of an epoch (see _fit), which a batch may span.
     batch_size = min(train_cfg.batch_size, epoch_rows(len(train_rows), config.data.rc_rows))
@@ -502,7 +527,8 @@ class _LastCheckpoint(ModelCheckpoint):
         return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
 
 
-def _trainer(config: RunConfig, run_dir: Path, progress: bool) -> L.Trainer:
+def _trainer(config: RunConfig, run_dir: Path, progress: bool, fold: tuple[int, int] | None = None,
+             later_epochs: int = 0) -> L.Trainer:
     train_cfg = config.train
     # Only last.ckpt, for --resume: the best model is RunDirectory's weights.safetensors, written once.
     # (No monitor and top 1: the latest epoch, written over the one before.)
@@ -515,7 +541,7 @@ def _trainer(config: RunConfig, run_dir: Path, progress: bool) -> L.Trainer:
     # The bar rewrites its line with \r: right on a terminal, thousands of lines in a log file
     # (there, a line at most every minute instead). A line per epoch whatever the setting.
     bar = progress and sys.stderr.isatty()
-    callbacks.append(EpochLines(steps=progress and not bar))
+    callbacks.append(EpochLines(steps=progress and not bar, fold=fold, later_epochs=later_epochs))
     return L.Trainer(
         default_root_dir=run_dir,
         max_epochs=train_cfg.epochs,
