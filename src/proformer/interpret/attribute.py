@@ -70,8 +70,8 @@ from ..inference import Ensemble, LaidOut, Run
 from ..io.atomic import atomic_path
 from ..io.folders import check_output_folder, output_folder
 from ..limits import MAX_SHUFFLES, MAX_STEPS, check_memory, whole
-from ..progress import Progress
 from ..sequence import one_hot
+from .passes import Pass, Processes, processes, run_passes
 from .scorer import Scorer, mean_over, scorers
 from .shuffle import dinucleotide_shuffles
 
@@ -146,7 +146,7 @@ def _check_request(method: str, hypothetical: bool) -> None:
 def attribute(model: Run | Ensemble, sequences: Sequence[str], method: str, *, target: str | int | None = None,
               standardized: bool = False, hypothetical: bool = False, ids: Sequence[str] | None = None,
               where: Sequence[str] | None = None, n_shuffles: int = 20, steps: int = 50, seed: int = 0,
-              progress: bool = False) -> AttributionResult:
+              progress: bool = False, parallel: Processes | None = None) -> AttributionResult | None:
     """Per-base attributions of every sequence's prediction.
 
     Parameters
@@ -172,13 +172,18 @@ def attribute(model: Run | Ensemble, sequences: Sequence[str], method: str, *, t
     steps : int
         ``integrated_gradients``: quadrature steps from the baseline.
     seed : int
-        ``deep_lift_shap``: seed of the shuffles.
+        ``deep_lift_shap``: seed of the shuffles (each sequence's own, from ``seed`` and its row:
+        :func:`shuffled_references`).
     progress : bool
         Progress on stderr (:class:`proformer.progress.Progress`: in place on a terminal, plain lines in a log).
+    parallel : Processes, optional
+        The processes of ``--devices N`` (:mod:`~proformer.interpret.passes`): each computes its
+        share of the sequences, in the batches of one process; global rank 0 gets the result (the
+        same to the bit as one process's), the others None.
 
     Returns
     -------
-    AttributionResult
+    AttributionResult or None
     """
     _check_request(method, hypothetical)
     n_shuffles, steps = whole("n_shuffles", n_shuffles, 1, MAX_SHUFFLES), whole("steps", steps, 1, MAX_STEPS)
@@ -192,12 +197,19 @@ def attribute(model: Run | Ensemble, sequences: Sequence[str], method: str, *, t
         from .ism import ism
 
         found = ism(model, sequences, target=target, standardized=standardized, ids=ids, where=where,
-                    progress=progress)
+                    progress=progress, parallel=parallel)
+        if found is None:
+            return None
         return AttributionResult(ids, found.sequences, method, found.importance(),
                                  found.hypothetical() if hypothetical else None, found.one_hot, found.lengths,
                                  found.target, found.units)
-    found = [_attribute(member, sequences, method, where, n_shuffles, steps, seed, progress)
-             for member in scorers(model, target, standardized)]
+    members = scorers(model, target, standardized)
+    plans = [_Plan(member, sequences, method, where, n_shuffles, steps, seed) for member in members]
+    values = run_passes([plan.pass_ for plan in plans], _WHAT.get(method, "gradients"), progress, parallel,
+                        [member.run.model for member in members])
+    if values is None:  # another process of --devices N: rank 0 has the result
+        return None
+    found = [plan.finish(value) for plan, value in zip(plans, values)]
     laid, first = found[0][0], found[0][3]
     return AttributionResult(ids, laid.sequences, method, mean_over([actual for _, actual, _, _ in found]),
                              mean_over([hyp for _, _, hyp, _ in found]) if hypothetical else None,
@@ -231,25 +243,54 @@ def _check_attribution_memory(model: Run | Ensemble, sequences: Sequence[str], m
     check_memory(need, f"attribute --method {method} of {n:,} sequences of up to {width:,} nt", lower)
 
 
-def _attribute(scorer: Scorer, sequences: Sequence[str], method: str, where: Sequence[str] | None,
-               n_shuffles: int, steps: int, seed: int, progress: bool):
-    """One run's attributions: ``(laid, attributions, hypothetical or None, scorer)``, the arrays
-    float32 ``(n, 4, width)`` in input coordinates."""
-    laid = scorer.lay_out(sequences, where)
-    x = one_hot(laid.codes[:, : scorer.layout.length])  # the forward strand the model reads
-    seen = _seen_window(laid, x.shape[2])
-    model = scorer.one_hot_model()
-    if method == "deep_lift_shap":
-        references = shuffled_references(laid.codes[:, : scorer.layout.length], seen, n_shuffles, seed)
-        actual, hyp = _deep_lift_shap(model, x, references, scorer, progress)
-    elif method == "integrated_gradients":
-        baseline = x * ~seen[:, None, :]  # seen positions N, the padding as laid out
-        actual, hyp = _integrated_gradients(model, x, baseline, steps, scorer, progress), None
-    else:
-        gradient = _gradients(model, x, scorer, progress)
-        actual = gradient if method == "saliency" else gradient * x
-        hyp = gradient - gradient.mean(axis=1, keepdims=True)
-    return laid, _to_input(actual, laid), None if hyp is None else _to_input(hyp, laid), scorer
+class _Plan:
+    """One run's attributions as a pass (:mod:`~proformer.interpret.passes`) of whole sequences:
+    the gradients, integrated gradients or DeepLIFT hypothetical contributions, ``(rows, 4,
+    length)`` on the model window; :meth:`finish` turns them into the method's arrays."""
+
+    def __init__(self, scorer: Scorer, sequences: Sequence[str], method: str, where: Sequence[str] | None,
+                 n_shuffles: int, steps: int, seed: int):
+        self.scorer, self.method = scorer, method
+        self.laid = laid = scorer.lay_out(sequences, where)
+        forward = laid.codes[:, : scorer.layout.length]  # the forward strand the model reads
+        self.x = x = one_hot(forward)
+        seen = _seen_window(laid, x.shape[2])
+        model = scorer.one_hot_model()
+        batch = scorer.batch_size
+        if method == "deep_lift_shap":
+            # Each sequence's references come from its own row's generator, so a slice of rows
+            # (one process's share) draws exactly what the whole run draws for them.
+            def compute(start, stop):
+                references = shuffled_references(forward[start:stop], seen[start:stop], n_shuffles, seed, first=start)
+                return _deep_lift_shap(model, x[start:stop], references, scorer)
+
+            batch = max(1, scorer.batch_size // n_shuffles)
+        elif method == "integrated_gradients":
+            baseline = x * ~seen[:, None, :]  # seen positions N, the padding as laid out
+
+            def compute(start, stop):
+                return _integrated_gradients(model, x[start:stop], baseline[start:stop], steps, scorer)
+        else:
+            def compute(start, stop):
+                return _gradients(model, x[start:stop], scorer)
+        self.pass_ = Pass(len(x), batch, compute)
+
+    def finish(self, values: np.ndarray):
+        """``(laid, attributions, hypothetical or None, scorer)``, the arrays float32 ``(n, 4,
+        width)`` in input coordinates, from the pass's values."""
+        x, laid = self.x, self.laid
+        if self.method == "deep_lift_shap":
+            actual, hyp = values * x, values
+        elif self.method == "integrated_gradients":
+            actual, hyp = values, None
+        else:
+            actual = values if self.method == "saliency" else values * x
+            hyp = values - values.mean(axis=1, keepdims=True)
+        return laid, _to_input(actual, laid), None if hyp is None else _to_input(hyp, laid), self.scorer
+
+
+#: The progress line of each method's pass.
+_WHAT = {"deep_lift_shap": "DeepLIFT/SHAP", "integrated_gradients": "integrated gradients"}
 
 
 # -- model window <-> input positions ------------------------------------------------------------
@@ -271,7 +312,8 @@ def _to_input(values: np.ndarray, laid: LaidOut) -> np.ndarray:
     return out
 
 
-def shuffled_references(forward: np.ndarray, seen: np.ndarray, n_shuffles: int, seed: int = 0) -> np.ndarray:
+def shuffled_references(forward: np.ndarray, seen: np.ndarray, n_shuffles: int, seed: int = 0,
+                        first: int = 0) -> np.ndarray:
     """DeepLIFT references: each sequence's seen region dinucleotide-shuffled ``n_shuffles`` times.
 
     Parameters
@@ -282,7 +324,12 @@ def shuffled_references(forward: np.ndarray, seen: np.ndarray, n_shuffles: int, 
         bool ``(n, length)``: the window positions that show the input, one run per row.
     n_shuffles : int
     seed : int
-        One ``np.random.default_rng(seed)`` draws every shuffle, sequence by sequence.
+        Row ``i`` (``first + i`` of the whole input) draws its shuffles from its own generator,
+        ``np.random.default_rng([seed, first + i])``: a sequence's references depend on the seed
+        and its row alone, not on which rows are drawn with it (a process's share of
+        ``--devices N``, a slice of the input).
+    first : int
+        The row of ``forward[0]`` in the whole input.
 
     Returns
     -------
@@ -291,11 +338,11 @@ def shuffled_references(forward: np.ndarray, seen: np.ndarray, n_shuffles: int, 
         same dinucleotide counts, N included (N is shuffled like a fifth base, never past the
         seen region).
     """
-    rng = np.random.default_rng(seed)
     references = np.repeat(forward[:, None, :], n_shuffles, axis=1)
     for row in range(len(forward)):
         positions = np.flatnonzero(seen[row])
         start, stop = positions[0], positions[-1] + 1
+        rng = np.random.default_rng([seed, first + row])
         references[row, :, start:stop] = dinucleotide_shuffles(forward[row, start:stop], n_shuffles, rng)
     return references
 
@@ -312,29 +359,32 @@ def _tensor(array: np.ndarray, scorer: Scorer, grad: bool = False) -> torch.Tens
     return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).to(scorer.device).requires_grad_(grad)
 
 
-def _gradients(model: torch.nn.Module, x: np.ndarray, scorer: Scorer, progress: bool) -> np.ndarray:
+# The methods run their own gradients inside Lightning's predict loop too (--devices N), which
+# turns them off (no_grad, or inference mode on CUDA): inference_mode(False) and enable_grad
+# turn them back on for this computation only.
+
+
+def _gradients(model: torch.nn.Module, x: np.ndarray, scorer: Scorer) -> np.ndarray:
     from captum.attr import Saliency
 
     saliency, out = Saliency(model), np.empty_like(x)
-    with torch.enable_grad(), Progress("gradients", total=len(x), enabled=progress) as progress_bar:
+    with torch.inference_mode(False), torch.enable_grad():
         for part in _chunks(len(x), scorer.batch_size):
             out[part] = saliency.attribute(_tensor(x[part], scorer, grad=True), abs=False).detach().cpu().numpy()
-            progress_bar.update(part.stop)
     return out
 
 
 def _integrated_gradients(model: torch.nn.Module, x: np.ndarray, baseline: np.ndarray, steps: int,
-                          scorer: Scorer, progress: bool) -> np.ndarray:
+                          scorer: Scorer) -> np.ndarray:
     from captum.attr import IntegratedGradients
 
     method, out = IntegratedGradients(model), np.empty_like(x)
-    with torch.enable_grad(), Progress("integrated gradients", total=len(x), enabled=progress) as progress_bar:
+    with torch.inference_mode(False), torch.enable_grad():
         # captum splits the steps x sequences of a chunk into forward passes of batch_size rows.
         for part in _chunks(len(x), scorer.batch_size):
             found = method.attribute(_tensor(x[part], scorer), baselines=_tensor(baseline[part], scorer),
                                      n_steps=steps, internal_batch_size=scorer.batch_size)
             out[part] = found.detach().cpu().numpy()
-            progress_bar.update(part.stop)
     return out
 
 
@@ -344,25 +394,22 @@ def _hypothetical_deeplift(multipliers, inputs, baselines):
     return tuple(m - (m * r).sum(dim=1, keepdim=True) for m, r in zip(multipliers, baselines))
 
 
-def _deep_lift_shap(model: torch.nn.Module, x: np.ndarray, references: np.ndarray, scorer: Scorer,
-                    progress: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Returns ``(attributions, hypothetical)``, each ``(n, 4, length)``, averaged over the references."""
+def _deep_lift_shap(model: torch.nn.Module, x: np.ndarray, references: np.ndarray, scorer: Scorer) -> np.ndarray:
+    """The hypothetical contributions ``(n, 4, length)``, averaged over the references."""
     from captum.attr import DeepLift
 
     n, n_shuffles, length = references.shape
     method, hyp = DeepLift(model), np.empty_like(x)
     # captum's DeepLiftShap shares one set of references across the batch; each sequence needs its
     # own shuffles, so each input is repeated against its own references and the results averaged.
-    with (torch.enable_grad(), warnings.catch_warnings(),
-          Progress("DeepLIFT/SHAP", total=n, enabled=progress) as progress_bar):
+    with torch.inference_mode(False), torch.enable_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*hooks.*", category=UserWarning)  # captum's notice per call
         for part in _chunks(n, max(1, scorer.batch_size // n_shuffles)):
             inputs = _tensor(np.repeat(x[part], n_shuffles, axis=0), scorer, grad=True)
             baselines = _tensor(one_hot(references[part].reshape(-1, length)), scorer)
             found = method.attribute(inputs, baselines=baselines, custom_attribution_func=_hypothetical_deeplift)
             hyp[part] = found.detach().cpu().numpy().reshape(-1, n_shuffles, 4, length).mean(axis=1)
-            progress_bar.update(part.stop)
-    return hyp * x, hyp
+    return hyp
 
 
 # -- output --------------------------------------------------------------------------------------
@@ -477,17 +524,22 @@ def run_attribute(model: str | os.PathLike | Sequence[str | os.PathLike], input:
                   out: str | os.PathLike, method: str, *, hypothetical: bool = False, modisco: bool = False,
                   target: str | int | None = None, standardized: bool = False, batch_size: int = 256,
                   device: str = "auto", precision: str = "32", n_shuffles: int = 20, steps: int = 50, seed: int = 0,
-                  seq_col: str | None = None, progress: bool = True) -> dict:
+                  seq_col: str | None = None, progress: bool = True, devices: int = 1, num_nodes: int = 1) -> dict:
     """``proformer attribute``: attributions of every sequence of ``input`` with the run ``model``
     (a list of runs: their mean), written to the folder ``out`` (:func:`write_attributions`).
     ``modisco`` implies ``hypothetical``. Everything is computed before anything is written, so
     bad input leaves no output; only a failing TF-MoDISco run comes after the arrays are written
     (they stay, and the error names the command to rerun).
 
+    ``devices``, ``num_nodes``: more than one process (DDP through Lightning, as ``predict
+    --devices``; :mod:`~proformer.interpret.passes`) shares the sequences; global rank 0 alone
+    writes ``out`` (and runs TF-MoDISco), the arrays byte for byte those of one process.
+
     Returns
     -------
     dict
-        ``sequences`` (how many), ``method``, ``target``, ``units`` and the paths written.
+        ``sequences`` (how many), ``method``, ``target``, ``units``, the paths written and
+        ``rank`` (not 0: another process of ``devices``, which wrote nothing).
     """
     from ..inference import load
     from ..io.inputs import read_all_sequences
@@ -497,10 +549,14 @@ def run_attribute(model: str | os.PathLike | Sequence[str | os.PathLike], input:
     if modisco:
         _modisco_executable()  # before the work, not after it
     check_output_folder(out, what="attribute writes a folder")  # before the work
+    parallel = processes(device, devices, num_nodes, input=input)
     ids, sequences, where = read_all_sequences(input, seq_col)
-    loaded = load(model, device, batch_size=batch_size, precision=precision)
+    loaded = load(model, device if parallel is None else parallel.device, batch_size=batch_size, precision=precision)
     result = attribute(loaded, sequences, method, target=target, standardized=standardized, hypothetical=hypothetical,
-                       ids=ids, where=where, n_shuffles=n_shuffles, steps=steps, seed=seed, progress=progress)
+                       ids=ids, where=where, n_shuffles=n_shuffles, steps=steps, seed=seed, progress=progress,
+                       parallel=parallel)
+    if result is None:  # another process of --devices N: rank 0 writes
+        return {"sequences": len(sequences), "method": method, "rank": parallel.rank}
     written = write_attributions(result, out, modisco)
     return {"sequences": len(sequences), "method": method, "target": result.target, "units": result.units,
-            **written}
+            **written, "rank": 0}

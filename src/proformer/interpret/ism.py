@@ -26,8 +26,8 @@ from ..inference import Ensemble, LaidOut, Run
 from ..io.atomic import atomic_path
 from ..io.folders import check_output_folder, output_folder
 from ..limits import MAX_POSITION, whole
-from ..progress import Progress
 from ..sequence import COMPLEMENT, one_hot
+from .passes import Pass, Processes, processes, run_passes
 from .scorer import Scorer, mean_over, scorers
 
 __all__ = ["IsmResult", "ism", "mean_substitutions", "substitution_predictions", "write_ism"]
@@ -67,48 +67,68 @@ def substitution_predictions(scorer: Scorer, laid: LaidOut, mutable: np.ndarray 
         float64 ``(n, 4, width)``: the prediction with base b (A C G T) at input position p; the
         reference prediction for the reference base; NaN where p was not mutated.
     """
-    seen = laid.window >= 0
-    mutable = seen if mutable is None else (np.asarray(mutable, dtype=bool) & seen)
-    n, width = laid.window.shape
-    rows, positions, bases = _mutants(laid, mutable)
-    total = n + len(rows)
-    with Progress("ISM forward passes", total=total, enabled=progress) as progress_bar:
-        reference = scorer(laid.codes)
-        progress_bar.update(n)
+    return mean_substitutions([scorer], [laid], mutable, progress)
 
+
+class _Substitutions:
+    """One run's substitutions of every sequence as two passes (:mod:`~proformer.interpret.passes`):
+    the references, then every mutant; :meth:`values` assembles their predictions."""
+
+    def __init__(self, scorer: Scorer, laid: LaidOut, mutable: np.ndarray | None):
+        seen = laid.window >= 0
+        self.laid, self.scorer = laid, scorer
+        self.mutable = seen if mutable is None else (np.asarray(mutable, dtype=bool) & seen)
+        self.rows, self.positions, self.bases = _mutants(laid, self.mutable)
         device = scorer.device
-        codes = torch.from_numpy(laid.codes).to(device)
-        forward = torch.from_numpy(laid.window[rows, positions]).to(device)
-        reverse = codes.shape[1] - 1 - forward
-        rows_t = torch.from_numpy(rows).to(device)
-        bases_t = torch.from_numpy(bases).to(device)
-        complements = torch.from_numpy(COMPLEMENT[bases]).to(device)
-        predicted = np.empty(len(rows))
-        step = scorer.batch_size
-        for start in range(0, len(rows), step):
-            part = slice(start, start + step)
-            batch = codes[rows_t[part]]  # advanced indexing copies: the reference rows stay as they are
-            column = torch.arange(len(batch), device=device)
-            batch[column, forward[part]] = bases_t[part]
-            batch[column, reverse[part]] = complements[part]
-            predicted[part] = scorer.predict_batch(batch)
-            progress_bar.update(n + min(start + step, len(rows)))
+        self.codes = torch.from_numpy(laid.codes).to(device)
+        self.forward = torch.from_numpy(laid.window[self.rows, self.positions]).to(device)
+        self.reverse = self.codes.shape[1] - 1 - self.forward
+        self.rows_t = torch.from_numpy(self.rows).to(device)
+        self.bases_t = torch.from_numpy(self.bases).to(device)
+        self.complements = torch.from_numpy(COMPLEMENT[self.bases]).to(device)
 
-    values = np.full((n, 4, width), np.nan)
-    values[rows, bases, positions] = predicted
-    ref_rows, ref_positions = np.nonzero(mutable)
-    ref_bases = laid.input_codes[ref_rows, ref_positions]
-    is_base = ref_bases < 4  # an N has no identity substitution
-    values[ref_rows[is_base], ref_bases[is_base], ref_positions[is_base]] = reference[ref_rows[is_base]]
-    return reference, values
+    def passes(self) -> list[Pass]:
+        batch = self.scorer.batch_size
+        return [Pass(len(self.laid.codes), batch, lambda start, stop: self.scorer(self.laid.codes[start:stop])),
+                Pass(len(self.rows), batch, self._mutant_predictions)]
+
+    def _mutant_predictions(self, start: int, stop: int) -> np.ndarray:
+        """float64 ``(stop - start,)``: mutants built on the reference's model codes, a batch at a time."""
+        predicted, step = np.empty(stop - start), self.scorer.batch_size
+        for first in range(start, stop, step):
+            part = slice(first, min(first + step, stop))
+            batch = self.codes[self.rows_t[part]]  # advanced indexing copies: the reference rows stay as they are
+            column = torch.arange(len(batch), device=batch.device)
+            batch[column, self.forward[part]] = self.bases_t[part]
+            batch[column, self.reverse[part]] = self.complements[part]
+            predicted[first - start : part.stop - start] = self.scorer.predict_batch(batch)
+        return predicted
+
+    def values(self, reference: np.ndarray, predicted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`substitution_predictions`'s ``(reference, values)`` from the two passes' predictions."""
+        n, width = self.laid.window.shape
+        values = np.full((n, 4, width), np.nan)
+        values[self.rows, self.bases, self.positions] = predicted
+        ref_rows, ref_positions = np.nonzero(self.mutable)
+        ref_bases = self.laid.input_codes[ref_rows, ref_positions]
+        is_base = ref_bases < 4  # an N has no identity substitution
+        values[ref_rows[is_base], ref_bases[is_base], ref_positions[is_base]] = reference[ref_rows[is_base]]
+        return reference, values
 
 
 def mean_substitutions(members: list[Scorer], laids: Sequence[LaidOut], mutable: np.ndarray | None = None,
-                       progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                       progress: bool = False, parallel: Processes | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """:func:`substitution_predictions` of every run, each on the sequences as its own layout lays
     them out (``laids[i]`` from ``members[i].lay_out``), averaged in input coordinates: the
-    ensemble's prediction of every substitution. A position is mutated where every run sees it."""
-    found = [substitution_predictions(member, laid, mutable, progress) for member, laid in zip(members, laids)]
+    ensemble's prediction of every substitution. A position is mutated where every run sees it.
+    ``parallel``: on its processes (:func:`~proformer.interpret.passes.run_passes`); None on all
+    but global rank 0."""
+    plans = [_Substitutions(member, laid, mutable) for member, laid in zip(members, laids)]
+    found = run_passes([p for plan in plans for p in plan.passes()], "ISM forward passes", progress, parallel,
+                       [member.run.model for member in members])
+    if found is None:
+        return None
+    found = [plan.values(*found[2 * i : 2 * i + 2]) for i, plan in enumerate(plans)]
     return mean_over([reference for reference, _ in found]), mean_over([values for _, values in found])
 
 
@@ -160,7 +180,8 @@ class IsmResult:
 
 def ism(model: Run | Ensemble, sequences: Sequence[str], *, target: str | int | None = None,
         standardized: bool = False, ids: Sequence[str] | None = None, start: int | None = None,
-        end: int | None = None, where: Sequence[str] | None = None, progress: bool = False) -> IsmResult:
+        end: int | None = None, where: Sequence[str] | None = None, progress: bool = False,
+        parallel: Processes | None = None) -> IsmResult | None:
     """Saturation mutagenesis of every sequence.
 
     Parameters
@@ -179,10 +200,14 @@ def ism(model: Run | Ensemble, sequences: Sequence[str], *, target: str | int | 
         Mutate only input positions ``start <= p < end`` (0-based, end exclusive, as in BED).
     where : sequence of str, optional
         ``file:line`` of each sequence, for errors.
+    parallel : Processes, optional
+        The processes of ``--devices N`` (:func:`~proformer.interpret.passes.processes`): each
+        predicts its share of the forward passes, global rank 0 gets the result (the same to the
+        bit as one process's), the others None.
 
     Returns
     -------
-    IsmResult
+    IsmResult or None
     """
     members = scorers(model, target, standardized)
     laid = members[0].lay_out(sequences, where)
@@ -199,7 +224,10 @@ def ism(model: Run | Ensemble, sequences: Sequence[str], *, target: str | int | 
                          f"trims {layout.head} nt at the start and {layout.tail} at the end); "
                          f"choose --start/--end inside the sequences")
     laids = [laid, *(member.lay_out(laid.sequences, where) for member in members[1:])]
-    reference, values = mean_substitutions(members, laids, mutable, progress)
+    found = mean_substitutions(members, laids, mutable, progress, parallel)
+    if found is None:  # another process of --devices N: rank 0 has the result
+        return None
+    reference, values = found
     effects = (values - reference[:, None, None]).astype(np.float32)
     mutated = ~np.isnan(values).all(axis=1)  # (n, width): positions mutated (by every run)
     identities = int((mutated & (laid.input_codes < 4)).sum())
@@ -261,15 +289,21 @@ def _file_name(name: str, limit: int = 60) -> str:
 def run_ism(model: str | os.PathLike | Sequence[str | os.PathLike], input: str | os.PathLike,
             out: str | os.PathLike, *, start: int | None = None, end: int | None = None, top: int = 10,
             target: str | int | None = None, standardized: bool = False, batch_size: int = 256, device: str = "auto",
-            precision: str = "32", seq_col: str | None = None, progress: bool = True) -> dict:
+            precision: str = "32", seq_col: str | None = None, progress: bool = True, devices: int = 1,
+            num_nodes: int = 1) -> dict:
     """``proformer ism``: ISM of every sequence of ``input`` with the run ``model`` (a list of runs:
     their mean), written to the folder ``out`` (:func:`write_ism`). Everything is computed before
     anything is written, so bad input leaves no output.
 
+    ``devices``, ``num_nodes``: more than one process (DDP through Lightning, as ``predict
+    --devices``; :mod:`~proformer.interpret.passes`) shares the forward passes; global rank 0
+    alone writes ``out``, the same files as one process (the arrays byte for byte).
+
     Returns
     -------
     dict
-        ``sequences``, ``evaluated``, ``seconds`` and the paths written.
+        ``sequences``, ``evaluated``, ``seconds``, the paths written and ``rank`` (not 0: another
+        process of ``devices``, which wrote nothing).
     """
     import time
 
@@ -280,9 +314,13 @@ def run_ism(model: str | os.PathLike | Sequence[str | os.PathLike], input: str |
     check_output_folder(out, what="ism writes a folder (ism.npz, logos/)")  # before the work
     if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 0:
         raise ValueError(f"top={top!r}: give how many sequences to draw logos for (0 for none)")
+    parallel = processes(device, devices, num_nodes, input=input)
     ids, sequences, where = read_all_sequences(input, seq_col)
-    loaded = load(model, device, batch_size=batch_size, precision=precision)
+    loaded = load(model, device if parallel is None else parallel.device, batch_size=batch_size, precision=precision)
     result = ism(loaded, sequences, target=target, standardized=standardized, ids=ids, start=start, end=end,
-                 where=where, progress=progress)
+                 where=where, progress=progress, parallel=parallel)
+    if result is None:  # another process of --devices N: rank 0 writes
+        return {"sequences": len(sequences), "rank": parallel.rank}
     written = write_ism(result, out, top)
-    return {"sequences": len(sequences), "evaluated": result.evaluated, "seconds": time.perf_counter() - began, **written}
+    return {"sequences": len(sequences), "evaluated": result.evaluated, "seconds": time.perf_counter() - began,
+            **written, "rank": 0}

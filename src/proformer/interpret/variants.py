@@ -35,9 +35,9 @@ from ..io.atomic import atomic_write, check_output
 from ..io.errors import InputError, show_value
 from ..io.genome import Genome
 from ..io.vcf import Variant, read_vcf
-from ..progress import Progress
 from ..sequence import CODE_LETTERS, GENOME_CODES, INVALID
 from .ism import mean_substitutions
+from .passes import Pass, Processes, processes, run_passes
 from .scorer import Scorer, mean_over, scorers
 
 __all__ = [
@@ -48,8 +48,6 @@ __all__ = [
 #: Why a VCF variant gets no row (the counts :func:`vcf_effects` returns).
 SKIP_REASONS = ("symbolic_alt", "off_chromosome", "ref_mismatch")
 ON_MISMATCH = ("error", "skip")
-#: Batches predicted between progress lines (whole batches: the same batches as one call).
-_PROGRESS_BATCHES = 16
 #: VCF variants whose windows are held in memory at once.
 _VCF_CHUNK = 4096
 _LETTERS = np.array(list("ACGTN"), dtype=object)
@@ -105,7 +103,7 @@ class Effects(Mapping):
 
 def pair_effects(model: Run | Ensemble, ids: Sequence[str], refs: Sequence[str], alts: Sequence[str], *,
                  target: str | int | None = None, standardized: bool = False, where: Sequence[str] | None = None,
-                 progress: bool = False) -> Effects:
+                 progress: bool = False, parallel: Processes | None = None) -> Effects | None:
     """Predict both sequences of every pair; ``effect = alt - ref``.
 
     Each sequence is laid out on its own (:meth:`Run.lay_out`), so ref and alt may differ in
@@ -123,10 +121,13 @@ def pair_effects(model: Run | Ensemble, ids: Sequence[str], refs: Sequence[str],
         ``(n,)``: ``file:line`` of each pair, for errors.
     progress : bool
         Progress on stderr (:class:`proformer.progress.Progress`: in place on a terminal, plain lines in a log).
+    parallel : Processes, optional
+        The processes of ``--devices N`` (:mod:`~proformer.interpret.passes`): each predicts its
+        share; global rank 0 gets the table (the same to the bit as one process's), the others None.
 
     Returns
     -------
-    Effects
+    Effects or None
         ``n`` rows: ``id`` (object), ``ref_prediction``, ``alt_prediction``, ``effect`` (float64).
     """
     members = scorers(model, target, standardized)
@@ -137,12 +138,18 @@ def pair_effects(model: Run | Ensemble, ids: Sequence[str], refs: Sequence[str],
         raise InputError("no pairs to predict")
     names = list(where) if where is not None else [f"pair {i} (id {ids[i]!r})" for i in range(n)]
     labels = [f"{name} ref_sequence" for name in names] + [f"{name} alt_sequence" for name in names]
-    predictions = mean_over([_predict_distinct(member, [*refs, *alts], labels, progress) for member in members])
+    plans = [_distinct(member, [*refs, *alts], labels) for member in members]
+    found = run_passes([_scoring(member, codes) for member, (codes, _) in zip(members, plans)], "sequences predicted",
+                       progress, parallel, [member.run.model for member in members])
+    if found is None:  # another process of --devices N: rank 0 has the table
+        return None
+    predictions = mean_over([values[inverse] for values, (_, inverse) in zip(found, plans)])
     return _table(members[0], {"id": np.asarray(list(ids), dtype=object)}, predictions[:n], predictions[n:])
 
 
-def _predict_distinct(scorer: Scorer, sequences: list[str], where: list[str], progress: bool) -> np.ndarray:
-    """float64 ``(len(sequences),)``: each distinct sequence laid out and predicted once."""
+def _distinct(scorer: Scorer, sequences: list[str], where: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The model codes of each distinct sequence, laid out once, and int64 ``(len(sequences),)``:
+    the row of each sequence among them."""
     index: dict[str, int] = {}
     inverse = np.empty(len(sequences), dtype=np.int64)
     distinct, names = [], []
@@ -153,19 +160,12 @@ def _predict_distinct(scorer: Scorer, sequences: list[str], where: list[str], pr
             distinct.append(key)
             names.append(where[i])
         inverse[i] = j
-    laid = scorer.lay_out(distinct, names)
-    return _predict(scorer, laid.codes, progress, "sequences predicted")[inverse]
+    return scorer.lay_out(distinct, names).codes, inverse
 
 
-def _predict(scorer: Scorer, codes: np.ndarray, progress: bool, what: str) -> np.ndarray:
-    """``scorer(codes)`` with a progress line; the same batches as one call."""
-    out = np.empty(len(codes))
-    step = scorer.batch_size * _PROGRESS_BATCHES
-    with Progress(what, total=len(codes), enabled=progress) as progress_bar:
-        for start in range(0, len(codes), step):
-            out[start : start + step] = scorer(codes[start : start + step])
-            progress_bar.update(min(start + step, len(codes)))
-    return out
+def _scoring(scorer: Scorer, codes: np.ndarray) -> Pass:
+    """``scorer(codes)`` as a pass: the same batches as one call."""
+    return Pass(len(codes), scorer.batch_size, lambda start, stop: scorer(codes[start:stop]))
 
 
 def _table(scorer: Scorer, keys: dict[str, np.ndarray], ref: np.ndarray, alt: np.ndarray,
@@ -181,7 +181,7 @@ def _table(scorer: Scorer, keys: dict[str, np.ndarray], ref: np.ndarray, alt: np
 
 def snv_effects(model: Run | Ensemble, ids: Sequence[str], sequences: Sequence[str], *,
                 target: str | int | None = None, standardized: bool = False, where: Sequence[str] | None = None,
-                progress: bool = False) -> Effects:
+                progress: bool = False, parallel: Processes | None = None) -> Effects | None:
     """Every single-nucleotide variant of each sequence, one row each (ISM as a table).
 
     Rows come from :func:`~proformer.interpret.ism.substitution_predictions`: per sequence, per
@@ -201,10 +201,12 @@ def snv_effects(model: Run | Ensemble, ids: Sequence[str], sequences: Sequence[s
         ``file:line`` of each sequence, for errors.
     progress : bool
         Progress on stderr (:class:`proformer.progress.Progress`: in place on a terminal, plain lines in a log).
+    parallel : Processes, optional
+        As :func:`pair_effects`: on global rank 0 the table, on the other processes None.
 
     Returns
     -------
-    Effects
+    Effects or None
         ``m`` rows (``m`` = 3 per seen A/C/G/T position + 4 per seen N): ``id``, ``position``
         (int64, 0-based in the sequence as given), ``ref`` and ``alt`` (one letter each),
         ``ref_prediction``, ``alt_prediction``, ``effect`` (float64).
@@ -214,7 +216,10 @@ def snv_effects(model: Run | Ensemble, ids: Sequence[str], sequences: Sequence[s
     if len(ids) != len(sequences):
         raise ValueError(f"{len(ids)} ids for {len(sequences)} sequences")
     laids = [member.lay_out(sequences, where) for member in members]
-    reference, values = mean_substitutions(members, laids, progress=progress)
+    found = mean_substitutions(members, laids, progress=progress, parallel=parallel)
+    if found is None:  # another process of --devices N: rank 0 has the table
+        return None
+    reference, values = found
     input_codes = laids[0].input_codes
     rows, positions = np.nonzero(~np.isnan(values).all(axis=1))  # the positions mutated
     refs = input_codes[rows, positions]
@@ -336,17 +341,18 @@ def _model_letters(windows: list[str], variants: Sequence[Variant], genome: Geno
 
 def vcf_effects(model: Run | Ensemble, variants: Sequence[Variant], genome: Genome, *,
                 target: str | int | None = None, standardized: bool = False, on_mismatch: str = "error",
-                progress: bool = False) -> Effects:
+                progress: bool = False, parallel: Processes | None = None) -> Effects | None:
     """Predict the ref and alt window of every VCF variant (:func:`plan_vcf`, :func:`vcf_windows`).
 
     Windows are the run's whole input, ``layout.head + layout.length + layout.tail`` nt: meant
     for genomic runs whose layout trims nothing (an ensemble's runs must share that width). Load
     the model with ``rc_average=True`` so both strands are averaged (a genome variant has no
-    preferred strand); :func:`run_variant_effect` does.
+    preferred strand); :func:`run_variant_effect` does. ``parallel``: as :func:`pair_effects`
+    (every process reads the windows; each predicts its share).
 
     Returns
     -------
-    Effects
+    Effects or None
         ``n`` rows, one per kept ALT allele in VCF order: ``chrom``, ``pos`` (int64, 1-based, as
         in the VCF), ``id`` (the VCF ID, or ``chrom:pos:ref:alt`` where it is ``.``), ``ref``,
         ``alt``, ``ref_prediction``, ``alt_prediction``, ``effect``; ``skipped``: alleles by
@@ -359,16 +365,17 @@ def vcf_effects(model: Run | Ensemble, variants: Sequence[Variant], genome: Geno
                          f"window is one width; give runs trained on the same windows")
     width = widths.pop()
     kept, skipped = plan_vcf(variants, genome, width, on_mismatch)
+    parts = [kept[start : start + _VCF_CHUNK] for start in range(0, len(kept), _VCF_CHUNK)]
+    windows = _Windows(genome, width)
+    found = run_passes([windows.scoring(member, part) for part in parts for member in members],
+                       "variant windows predicted", progress, parallel, [member.run.model for member in members])
+    if found is None:  # another process of --devices N: rank 0 has the table
+        return None
     ref_prediction, alt_prediction = np.empty(len(kept)), np.empty(len(kept))
-    with Progress("variants predicted", total=len(kept), enabled=progress) as progress_bar:
-        for start in range(0, len(kept), _VCF_CHUNK):
-            part = kept[start : start + _VCF_CHUNK]
-            refs, alts = vcf_windows(part, genome, width)
-            where = [variant.where for variant in part]
-            predicted = mean_over([member.predict(refs + alts, where + where) for member in members])
-            ref_prediction[start : start + len(part)] = predicted[: len(part)]
-            alt_prediction[start : start + len(part)] = predicted[len(part) :]
-            progress_bar.update(start + len(part))
+    for i, part in enumerate(parts):
+        predicted = mean_over(found[i * len(members) : (i + 1) * len(members)])
+        ref_prediction[i * _VCF_CHUNK : i * _VCF_CHUNK + len(part)] = predicted[: len(part)]
+        alt_prediction[i * _VCF_CHUNK : i * _VCF_CHUNK + len(part)] = predicted[len(part) :]
     columns = {
         "chrom": np.asarray([variant.chrom for variant in kept], dtype=object),
         "pos": np.asarray([variant.pos for variant in kept], dtype=np.int64),
@@ -377,6 +384,25 @@ def vcf_effects(model: Run | Ensemble, variants: Sequence[Variant], genome: Geno
         "alt": np.asarray([variant.alt for variant in kept], dtype=object),
     }
     return _table(members[0], columns, ref_prediction, alt_prediction, skipped)
+
+
+class _Windows:
+    """The ref and alt windows of a chunk of variants as a pass per run: read from the genome and
+    laid out when the pass is first computed (every process of ``--devices N`` reads them all, so
+    a bad window stops each at once), one chunk held at a time."""
+
+    def __init__(self, genome: Genome, width: int):
+        self.genome, self.width, self.key, self.codes = genome, width, None, None
+
+    def scoring(self, member: Scorer, part: list[Variant]) -> Pass:
+        def compute(start: int, stop: int) -> np.ndarray:
+            if self.key != (id(member), id(part)):
+                refs, alts = vcf_windows(part, self.genome, self.width)
+                where = [variant.where for variant in part]
+                self.key, self.codes = (id(member), id(part)), member.lay_out(refs + alts, where + where).codes
+            return member(self.codes[start:stop])
+
+        return Pass(2 * len(part), member.batch_size, compute)
 
 
 def variant_effect(model: Run | Ensemble, *, ref: Sequence[str] | None = None, alt: Sequence[str] | None = None,
@@ -469,7 +495,7 @@ def run_variant_effect(model: str | os.PathLike | Sequence[str | os.PathLike], o
                        vcf: str | os.PathLike | None = None, fasta: str | os.PathLike | None = None,
                        on_mismatch: str = "error", target: str | int | None = None, standardized: bool = False,
                        batch_size: int = 256, device: str = "auto", precision: str = "32",
-                       seq_col: str | None = None, progress: bool = True) -> dict:
+                       seq_col: str | None = None, progress: bool = True, devices: int = 1, num_nodes: int = 1) -> dict:
     """``proformer variant-effect``: predict variant effects and write them as a TSV.
 
     ``model`` is a run directory (a list of them: their mean). Give exactly one input: ``pairs``
@@ -478,13 +504,19 @@ def run_variant_effect(model: str | os.PathLike | Sequence[str | os.PathLike], o
     (:func:`vcf_effects`; both strands averaged). Everything is computed before ``out`` is
     written, so bad input leaves no file.
 
+    ``devices``, ``num_nodes``: more than one process (DDP through Lightning, as ``predict
+    --devices``; :mod:`~proformer.interpret.passes`) shares the forward passes; every process
+    reads the input (a file, not a pipe) and global rank 0 alone writes ``out``, byte for byte
+    the file one process writes.
+
     Returns
     -------
     dict
         ``out``, ``mode`` (pairs, snv_scan or vcf), ``rows`` written, ``skipped`` (VCF: alleles
         by reason; otherwise empty), ``positions_not_seen`` (SNV scan: input positions the model
         does not see, hence not listed), ``log2_ratio`` (whether written), ``target``, ``units``,
-        ``rc_average``.
+        ``rc_average``, ``rank`` (not 0: another process of ``devices``, which wrote nothing and
+        returns only ``mode`` and ``rank``).
     """
     from ..inference import load
     from ..io.pairs import read_pairs
@@ -505,7 +537,8 @@ def run_variant_effect(model: str | os.PathLike | Sequence[str | os.PathLike], o
         raise ValueError("--seq-col names the sequence column of a --snv-scan table; pairs and VCF files have fixed columns")
     check_output(out, pairs, snv_scan, vcf, fasta)  # the output rule; a missing folder or an input is refused
     mode = next(iter(given))
-    options = {"target": target, "standardized": standardized, "progress": progress}
+    parallel = processes(device, devices, num_nodes, pairs=pairs, snv_scan=snv_scan, vcf=vcf, fasta=fasta)
+    options = {"target": target, "standardized": standardized, "progress": progress, "parallel": parallel}
 
     # Inputs are read before the model is loaded: a bad file fails fast.
     genome = None
@@ -517,19 +550,21 @@ def run_variant_effect(model: str | os.PathLike | Sequence[str | os.PathLike], o
         variants = read_vcf(vcf)
         genome = Genome(Path(fasta), os.fspath(fasta))
     try:
-        loaded = load(model, device, batch_size=batch_size, precision=precision,
-                      rc_average=True if vcf is not None else None)
+        loaded = load(model, device if parallel is None else parallel.device, batch_size=batch_size,
+                      precision=precision, rc_average=True if vcf is not None else None)
         result: dict = {}
         if pairs is not None:
             effects = pair_effects(loaded, table.ids, table.refs, table.alts, where=table.where, **options)
         elif snv_scan is not None:
             effects = snv_effects(loaded, ids, sequences, where=where, **options)
+            if effects is None:
+                return {"mode": mode, "rank": parallel.rank}
             lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))
             seen = sum(np.count_nonzero(run.layout.window_positions(lengths) >= 0) for run in loaded.members)
             result["positions_not_seen"] = int(lengths.sum() - seen // len(loaded.members))
         else:
             layout = loaded.members[0].layout
-            if layout.head or layout.tail:
+            if (layout.head or layout.tail) and (parallel is None or parallel.lead):  # said once
                 warnings.warn(
                     f"--vcf with a run whose layout trims {layout.head} + {layout.tail} nt of flanks (a promoter run, "
                     f"not a genomic one): each window is {layout.head + layout.length + layout.tail} nt of genome with the "
@@ -540,7 +575,9 @@ def run_variant_effect(model: str | os.PathLike | Sequence[str | os.PathLike], o
     finally:
         if genome is not None:
             genome.close()
+    if effects is None:  # another process of --devices N: rank 0 writes out
+        return {"mode": mode, "rank": parallel.rank}
     log2 = write_effects(effects, out)
     return {"out": os.fspath(out), "mode": mode, "rows": effects.rows, "skipped": effects.skipped, **result,
             "log2_ratio": log2, "target": effects.target, "units": effects.units,
-            "rc_average": loaded.members[0].rc_average}
+            "rc_average": loaded.members[0].rc_average, "rank": 0}

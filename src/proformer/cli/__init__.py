@@ -10,42 +10,24 @@ import argparse
 import errno
 import sys
 
-from .limits import MAX_BATCH, MAX_BEAM, MAX_DEVICES, MAX_EDITS, MAX_POSITION, MAX_SEED, MAX_SHUFFLES, MAX_STEPS, bounded
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, as every other error of the command line (the usage: --help)
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _add_progress_argument(parser: argparse.ArgumentParser, still: str = "errors and results") -> None:
-    parser.add_argument("--no-progress", action="store_true", help=f"no progress bar ({still} still print)")
-
-
-def _add_overrides_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a setting, e.g. --set dim=256 --set train.lr=5e-4 (repeatable)")
-
-
-def _add_preset_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
-    parser.add_argument("--preset", required=required,
-                        help="named configuration (auto, dream2022, grid, proformer-plus, dream_attn, atac); a run's "
-                             "default is auto: the grid model with batch size and epochs scaled to the training rows")
-    _add_overrides_argument(parser)
+from ..limits import MAX_BATCH, MAX_POSITION, MAX_SEED, bounded
+from .interpret import add_interpret_commands
+from .options import (Parser, add_devices_arguments, add_inference_arguments, add_model_argument, add_overrides_argument,
+                      add_preset_arguments, add_progress_argument, add_units_argument, models, summary_stream)
 
 
 def _model_config(args: argparse.Namespace):
     """The model of ``--preset`` (any preset ``train`` takes: a run preset's model section) + ``--set``."""
-    from .config import apply_overrides, run_preset
+    from ..config import apply_overrides, run_preset
 
     return apply_overrides(run_preset(args.preset).model, args.overrides)
 
 
 def cmd_model(args: argparse.Namespace) -> None:
     """Print the architecture summary with per-module and total parameter counts."""
-    from .config import run_preset
-    from .model import Proformer, parameter_counts
-    from .train.memory import estimate_training_memory
+    from ..config import run_preset
+    from ..model import Proformer, parameter_counts
+    from ..train.memory import estimate_training_memory
 
     config = _model_config(args)
     model = Proformer(config)
@@ -68,8 +50,8 @@ def cmd_model(args: argparse.Namespace) -> None:
 
 def cmd_prepare(args: argparse.Namespace) -> None:
     """Read a sequence file into a dataset directory."""
-    from .data.prepare import prepare
-    from .sequence import DREAM_HEAD, DREAM_TAIL
+    from ..data.prepare import prepare
+    from ..sequence import DREAM_HEAD, DREAM_TAIL
 
     trim = None
     if args.trim is not None:
@@ -88,7 +70,7 @@ def cmd_prepare(args: argparse.Namespace) -> None:
 
 def cmd_quickstart(args: argparse.Namespace) -> None:
     """Simulate (or read) data, prepare, train, predict, score, report."""
-    from .quickstart import quickstart
+    from ..quickstart import quickstart
 
     metrics = quickstart(args.out, data=args.data, n_train=args.n, seed=args.seed, overrides=args.overrides,
                          progress=not args.no_progress)
@@ -100,9 +82,9 @@ def cmd_quickstart(args: argparse.Namespace) -> None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     """Train a Proformer from a run config (YAML or preset) on a prepared dataset."""
-    from .config import load_run_config
-    from .train import train
-    from .train.report import best_summary, saved_line
+    from ..config import load_run_config
+    from ..train import train
+    from ..train.report import best_summary, saved_line
 
     given = {"data.path": args.data, "data.valid": args.valid}
     overrides = list(args.overrides) + [f"{key}={value}" for key, value in given.items() if value]
@@ -112,51 +94,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(saved_line(result))
 
 
-def _add_units_argument(parser: argparse.ArgumentParser, what: str) -> None:
-    parser.add_argument("--standardized", action="store_true",
-                        help=f"{what} as z-scores of the training targets (the model's own output) instead of "
-                             f"training units (the default)")
-
-
-def _add_inference_arguments(parser: argparse.ArgumentParser, rc_average: bool = True) -> None:
-    """How a model predicts: the options of every command that loads one."""
-    parser.add_argument("--batch-size", type=bounded(1, MAX_BATCH), default=256, help=f"sequences per forward pass (1 to {MAX_BATCH:,}; default: %(default)s)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    parser.add_argument("--precision", choices=["32", "bf16"], default="32")
-    if rc_average:
-        parser.add_argument("--rc-average", action=argparse.BooleanOptionalAction, default=None,
-                            help="average each sequence's prediction with its reverse complement's (default: the "
-                                 "run's data.rc_average)")
-    _add_progress_argument(parser)
-
-
-def _summary(out) -> object:
-    """Where a command's summary line goes: stderr when its output went to standard output."""
-    from .io.atomic import output_target
-
-    return sys.stderr if output_target(out).to_stdout else sys.stdout
-
-
-def _models(args: argparse.Namespace):
-    """``--model``: one run directory as given, or the list of several (an ensemble)."""
-    from .io.sources import check_links
-
-    check_links(args.model, "--model")  # a link loop or a dangling link: said so, not "config.json does not exist"
-    return args.model[0] if len(args.model) == 1 else args.model
-
-
-def _add_model_argument(parser: argparse.ArgumentParser) -> None:
-    # extend + nargs: "--model A --model B" and "--model A B" (a shell glob such as
-    # OUT/cells/ID/fold-*) both give the list [A, B].
-    parser.add_argument("--model", required=True, action="extend", nargs="+", metavar="RUN_DIR",
-                        help="run directory (config.json + weights.safetensors); several (repeat --model, or list them, e.g. "
-                             "a shell glob over a sweep's fold-* directories) give the mean of their predictions")
-
-
 def cmd_predict(args: argparse.Namespace) -> None:
-    from .predict import predict
+    from ..predict import predict
 
-    result = predict(_models(args), args.input, args.out, format=args.format, data_dir=args.data_dir,
+    result = predict(models(args), args.input, args.out, format=args.format, data_dir=args.data_dir,
                      standardized=args.standardized, seq_col=args.seq_col, id_col=args.id_col,
                      batch_size=args.batch_size, device=args.device, precision=args.precision,
                      progress=not args.no_progress, rc_average=args.rc_average, devices=args.devices, num_nodes=args.num_nodes)
@@ -171,9 +112,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     """Predict labelled rows and compare: per target n, Pearson, Spearman, MSE, R^2."""
     import json
 
-    from .evaluate import evaluate
+    from ..evaluate import evaluate
 
-    result = evaluate(_models(args), args.data, seq_col=args.seq_col, target_cols=args.target_col or (),
+    result = evaluate(models(args), args.data, seq_col=args.seq_col, target_cols=args.target_col or (),
                       id_col=args.id_col, out_dir=args.out_dir, batch_size=args.batch_size, device=args.device,
                       precision=args.precision, rc_average=args.rc_average, progress=not args.no_progress)
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.to_table())
@@ -182,66 +123,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def cmd_score(args: argparse.Namespace) -> None:
     import json
 
-    from .score import score
+    from ..score import score
 
     result = score(args.predictions, args.data_dir, split=args.split, truth=args.truth)
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.to_table())
 
 
-def _interpret_options(args: argparse.Namespace) -> dict:
-    """The options every interpretation command passes on (training units unless ``--standardized``)."""
-    return {"target": args.target_name, "standardized": args.standardized, "batch_size": args.batch_size,
-            "device": args.device, "precision": args.precision, "progress": not args.no_progress}
-
-
-def cmd_ism(args: argparse.Namespace) -> None:
-    """Saturation mutagenesis of every input sequence."""
-    from .interpret.ism import run_ism
-
-    result = run_ism(_models(args), args.input, args.out, start=args.start, end=args.end, top=args.top,
-                     seq_col=args.seq_col, **_interpret_options(args))
-    print(f"{args.out}: ISM of {result['sequences']:,} sequences ({result['evaluated']:,} predicted, "
-          f"{result['seconds']:.1f} s); {result['npz']}" + (f", {len(result['logos'])} logos" if result["logos"] else ""))
-
-
-def cmd_attribute(args: argparse.Namespace) -> None:
-    """Per-base attributions (captum, or ISM) and a TF-MoDISco export."""
-    from .interpret.attribute import run_attribute
-
-    result = run_attribute(_models(args), args.input, args.out, args.method, hypothetical=args.hypothetical,
-                           modisco=args.modisco, n_shuffles=args.shuffles, steps=args.steps, seed=args.seed,
-                           seq_col=args.seq_col, **_interpret_options(args))
-    written = ", ".join(str(v) for k, v in result.items() if k.endswith("npz") or k == "modisco_h5" and v)
-    print(f"{args.out}: {args.method} attributions of {result['sequences']:,} sequences; {written}")
-
-
-def cmd_variant_effect(args: argparse.Namespace) -> None:
-    """Predicted effects of variants: sequence pairs, every SNV of a sequence, or a VCF on a genome."""
-    from .interpret.variants import run_variant_effect
-
-    result = run_variant_effect(_models(args), args.out, pairs=args.pairs, snv_scan=args.snv_scan, vcf=args.vcf,
-                                fasta=args.fasta, on_mismatch=args.on_mismatch, seq_col=args.seq_col,
-                                **_interpret_options(args))
-    skipped = ", ".join(f"{k} {v:,}" for k, v in result.get("skipped", {}).items() if v) or "none"
-    print(f"{args.out}: {result['rows']:,} variant effects (skipped: {skipped})", file=_summary(args.out))
-
-
-def cmd_design(args: argparse.Namespace) -> None:
-    """Edit sequences towards a wanted prediction, by greedy or beam substitution."""
-    from .interpret.design import run_design
-
-    oracle = None if args.oracle is None else args.oracle[0] if len(args.oracle) == 1 else args.oracle
-    result = run_design(_models(args), args.input, args.out, args.goal, args.max_edits, beam=args.beam,
-                        oracle=oracle, seq_col=args.seq_col, **_interpret_options(args))
-    line = (f"{args.out}: {result['designs']:,} designs, {result['mean_edits']:.1f} edits on average; mean prediction "
-            f"{result['prediction_before']:.4g} -> {result['prediction_after']:.4g} ({result['units']})")
-    if result["oracle_before"] is not None:
-        line += f"; oracle {result['oracle_before']:.4g} -> {result['oracle_after']:.4g}"
-    print(line, file=_summary(args.out))
-
-
 def cmd_download(args: argparse.Namespace) -> None:
-    from .download import download_dream2022
+    from ..download import download_dream2022
 
     if args.dataset != "dream2022":
         raise ValueError(f"unknown dataset {args.dataset!r}; available: dream2022")
@@ -251,7 +140,7 @@ def cmd_download(args: argparse.Namespace) -> None:
 
 def cmd_bench(args: argparse.Namespace) -> None:
     """Throughput, analytic FLOPs, the measured matmul peak and MFU."""
-    from .bench import benchmark, describe
+    from ..bench import benchmark, describe
 
     config = _model_config(args)
     if args.batch_size is None:
@@ -264,11 +153,11 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from .export import export_onnx
+    from ..export import export_onnx
 
-    result = export_onnx(_models(args), args.onnx, standardized=args.standardized, check=not args.no_check)
+    result = export_onnx(models(args), args.onnx, standardized=args.standardized, check=not args.no_check)
     check = f"; onnxruntime vs torch max |difference| {result['max_abs_difference']:.2e}" if "max_abs_difference" in result else ""
-    print(f"wrote {result['out']}{check}", file=_summary(args.onnx))
+    print(f"wrote {result['out']}{check}", file=summary_stream(args.onnx))
 
 
 _STORAGE = "the sweep's Optuna study: DIR/study.db unless a database URL (postgresql://...) or a journal FILE.log"
@@ -276,16 +165,16 @@ _STORAGE = "the sweep's Optuna study: DIR/study.db unless a database URL (postgr
 
 def cmd_sweep(args: argparse.Namespace) -> None:
     """Train every cell of a grid (resumable) and record each cell's best validation Pearson."""
-    from .experiments import run_sweep
+    from ..experiments import run_sweep
 
     rows = run_sweep(args.grid, args.data, args.out, epochs=args.epochs, data_fraction=args.data_fraction,
                      folds=args.folds, dry_run=args.dry_run, base=args.base, overrides=args.overrides,
                      progress=not args.no_progress, storage=args.storage, heartbeat=args.heartbeat)
-    from .experiments.sweep import failed_cells
+    from ..experiments.sweep import failed_cells
 
     failed = [] if args.dry_run else failed_cells(rows)
     if failed:
-        from .train.module import TrainingFailed  # a failure (exit 1), not a usage error
+        from ..train.module import TrainingFailed  # a failure (exit 1), not a usage error
 
         more = f" and {len(failed) - 10} more" if len(failed) > 10 else ""
         raise TrainingFailed(f"{len(failed)} cell(s) failed: {', '.join(failed[:10])}{more} (reasons in the error "
@@ -293,14 +182,14 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
 
 def cmd_sweep_report(args: argparse.Namespace) -> None:
-    from .experiments import sweep_report
+    from ..experiments import sweep_report
 
     print(sweep_report(args.dir, compare=args.compare, dream_dir=args.dream_dir, storage=args.storage))
 
 
 def cmd_atac_prepare(args: argparse.Namespace) -> None:
     """Genome + signal (bigWig or BAM) + summits -> train/ and test/ dataset directories."""
-    from .data.atac import prepare_atac
+    from ..data.atac import prepare_atac
 
     meta = prepare_atac(args.fasta, args.out, signal=args.signal, bam=args.bam, peaks=args.peaks, n=args.n,
                         window=args.window, flank=args.flank, center=args.center, seed=args.seed, split=args.split,
@@ -310,77 +199,21 @@ def cmd_atac_prepare(args: argparse.Namespace) -> None:
     print(f"{args.out}: {meta['rows_kept']:,} windows (dropped: {dropped}) in {args.out}/train and {args.out}/test")
 
 
-def _add_interpret_commands(commands) -> None:
-    """ism, attribute, variant-effect and design: a run directory and sequences in, a table or arrays out."""
-    def common(parser: argparse.ArgumentParser, input_help: str | None = "FASTA, one sequence per line, or a table (plain or .gz)") -> None:
-        _add_model_argument(parser)
-        if input_help:
-            parser.add_argument("--input", required=True, help=input_help)
-        parser.add_argument("--seq-col", help="the sequence column of a table input with a header")
-        parser.add_argument("--target-name", help="which target of a multi-target run (default: the first)")
-        _add_units_argument(parser, "predictions and effects")
-        _add_inference_arguments(parser, rc_average=False)
-
-    ism = commands.add_parser("ism", help="in-silico saturation mutagenesis: the effect of every substitution")
-    common(ism)
-    ism.add_argument("--out", required=True, help="output folder: ism.npz and logos/")
-    ism.add_argument("--start", type=bounded(0, MAX_POSITION - 1), help=f"first input position to mutate (0-based, at most {MAX_POSITION - 1:,}; default: the first seen)")
-    ism.add_argument("--end", type=bounded(1, MAX_POSITION), help=f"mutate positions before this one (0-based, exclusive, at most {MAX_POSITION:,}; default: all)")
-    ism.add_argument("--top", type=bounded(0, 10_000), default=10, help="logo PNGs for the K sequences with the largest |effect| (0 to 10,000; default: %(default)s; 0: none)")
-    ism.set_defaults(func=cmd_ism)
-
-    attribute = commands.add_parser("attribute", help="per-base attributions (saliency, integrated gradients, DeepLIFT/SHAP, ISM)")
-    common(attribute)
-    attribute.add_argument("--out", required=True, help="output folder: attributions.npz (+ TF-MoDISco inputs)")
-    attribute.add_argument("--method", required=True,
-                           choices=["saliency", "input_x_gradient", "integrated_gradients", "deep_lift_shap", "ism"])
-    attribute.add_argument("--hypothetical", action="store_true",
-                           help="also hypothetical contributions, and the TF-MoDISco inputs (modisco_ohe.npz, modisco_hyp.npz)")
-    attribute.add_argument("--modisco", action="store_true", help="run TF-MoDISco motif discovery (needs modisco-lite; implies --hypothetical)")
-    attribute.add_argument("--shuffles", type=bounded(1, MAX_SHUFFLES), default=20, help=f"deep_lift_shap: dinucleotide-shuffled references per sequence (1 to {MAX_SHUFFLES:,}; default: %(default)s)")
-    attribute.add_argument("--steps", type=bounded(1, MAX_STEPS), default=50, help=f"integrated_gradients: steps from the all-N baseline (1 to {MAX_STEPS:,}; default: %(default)s)")
-    attribute.add_argument("--seed", type=bounded(0, MAX_SEED), default=0, help=f"seed of the shuffled references (0 to {MAX_SEED:,}; default: %(default)s)")
-    attribute.set_defaults(func=cmd_attribute)
-
-    variant = commands.add_parser("variant-effect", help="predicted effect of variants: pairs, every SNV, or a VCF on a genome")
-    common(variant, input_help=None)
-    source = variant.add_mutually_exclusive_group(required=True)
-    source.add_argument("--pairs", help="TSV with header id, ref_sequence, alt_sequence")
-    source.add_argument("--snv-scan", help="sequence file: every single-nucleotide variant of each sequence")
-    source.add_argument("--vcf", help="VCF of variants (genomic models; needs --fasta)")
-    variant.add_argument("--fasta", help="genome FASTA for --vcf")
-    variant.add_argument("--on-mismatch", choices=["error", "skip"], default="error",
-                         help="--vcf: a REF that does not match the genome stops (error) or is skipped and counted")
-    variant.add_argument("--out", required=True, help="output TSV (written atomically)")
-    variant.set_defaults(func=cmd_variant_effect)
-
-    design = commands.add_parser("design", help="edit sequences towards a wanted prediction (greedy or beam substitution)")
-    common(design)
-    design.add_argument("--target", dest="goal", required=True,
-                        help="high, low, or a number to approach (in training units; z-scores with --standardized)")
-    design.add_argument("--max-edits", type=bounded(1, MAX_EDITS), required=True, help=f"substitutions per sequence at most (1 to {MAX_EDITS:,})")
-    design.add_argument("--beam", type=bounded(1, MAX_BEAM), default=1, help=f"beam width (1 to {MAX_BEAM:,}; 1: greedy; default: %(default)s)")
-    design.add_argument("--oracle", action="extend", nargs="+", metavar="RUN_DIR",
-                        help="a second, independently trained run (or several: their mean) that scores every design too")
-    design.add_argument("--out", required=True, help="output TSV: one row per edit (written atomically)")
-    design.set_defaults(func=cmd_design)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="proformer",
         description="Proformer: predict a number (expression, accessibility) from a short DNA sequence.",
     )
-    from . import __version__
-    from .data.atac import CENTER, FLANK, WINDOW  # numpy only (its readers import on use)
-    from .sequence import DREAM_HEAD, DREAM_LENGTH, DREAM_TAIL  # numpy only: the parser stays light
+    from .. import __version__
+    from ..data.atac import CENTER, FLANK, WINDOW  # numpy only (its readers import on use)
+    from ..sequence import DREAM_HEAD, DREAM_LENGTH, DREAM_TAIL  # numpy only: the parser stays light
 
     parser.add_argument("--version", action="version", version=f"proformer {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
     model = commands.add_parser("model", help="print a model's architecture and parameter counts")
-    _add_preset_arguments(model)
+    add_preset_arguments(model)
     model.set_defaults(func=cmd_model)
 
     quick = commands.add_parser("quickstart", help="the whole path on built-in data in a few minutes (no download)")
@@ -388,8 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     quick.add_argument("--data", help="a DREAM-format file (sequence<TAB>expression) instead of the built-in library")
     quick.add_argument("--n", type=bounded(100, 10_000_000), default=20_000, help="simulated training sequences (100 to 10,000,000; default: %(default)s)")
     quick.add_argument("--seed", type=bounded(0, MAX_SEED - 1), default=0, help=f"0 to {MAX_SEED - 1:,} (default: %(default)s)")
-    _add_overrides_argument(quick)
-    _add_progress_argument(quick)
+    add_overrides_argument(quick)
+    add_progress_argument(quick)
     quick.set_defaults(func=cmd_quickstart)
 
     prep = commands.add_parser("prepare", help="read DREAM TSV, FASTA or CSV/TSV into a dataset directory")
@@ -403,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--trim", help=f"HEAD,TAIL flank lengths the model never sees (default: DREAM {len(DREAM_HEAD)},{len(DREAM_TAIL)}, else flanks every row shares)")
     prep.add_argument("--keep-flanks", action="store_true", help="keep flanks every row shares in the model's input")
     prep.add_argument("--length", type=bounded(1, MAX_POSITION), help=f"positions per strand after trimming, 1 to {MAX_POSITION:,}; longer rows are dropped (DREAM default {DREAM_LENGTH})")
-    _add_progress_argument(prep)
+    add_progress_argument(prep)
     prep.set_defaults(func=cmd_prepare)
 
     atac = commands.add_parser("atac", help="the ATAC-seq accessibility task")
@@ -427,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     atac_prep.add_argument("--max-n-frac", type=bounded(0, 1, float), default=0.1, help="drop windows with a larger fraction of N (0 to 1; default: %(default)s)")
     atac_prep.add_argument("--missing", choices=["zero", "skip"], default="zero", help="bigWig positions without data")
     atac_prep.add_argument("--peak-format", choices=["auto", "narrowpeak", "bed"], default="auto")
-    _add_progress_argument(atac_prep)
+    add_progress_argument(atac_prep)
     atac_prep.set_defaults(func=cmd_atac_prepare)
 
     train = commands.add_parser("train", help="train on a prepared dataset (Lightning)")
@@ -436,12 +269,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--valid", metavar="FILE|DIR", help="validation set instead of a split of --data (by default at least 500 rows of it; below 2,500 rows, 5-fold cross-validation saved as one ensemble run; --set data.split=random:0.9, folds:5, ...): a prepared dataset directory, or a table/FASTA file prepared like --data (same columns, trim, length) into OUT/valid_data")
     train.add_argument("--out", required=True, help="run directory to write")
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt (a K-fold run: keep its finished folds, continue the others)")
-    _add_progress_argument(train, "errors, results and a line per epoch with the time left")
-    _add_preset_arguments(train, required=False)
+    add_progress_argument(train, "errors, results and a line per epoch with the time left")
+    add_preset_arguments(train, required=False)
     train.set_defaults(func=cmd_train)
 
     predict = commands.add_parser("predict", help="predict sequences with a trained model (or the mean of several)")
-    _add_model_argument(predict)
+    add_model_argument(predict)
     predict.add_argument("--input", required=True,
                          help="FASTA, one sequence per line, DREAM TSV (sequence first), a CSV/TSV table with a header "
                               "(with --seq-col), plain or .gz; or a prepared dataset directory (ids: its row numbers)")
@@ -450,14 +283,13 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--id-col", help="a table's id column, written as the first output column id")
     predict.add_argument("--format", choices=["tsv", "dream-json"], default="tsv")
     predict.add_argument("--data-dir", help="DREAM 2022 folder (for --format dream-json: public_leaderboard/sample_submission.json)")
-    _add_units_argument(predict, "predictions")
-    _add_inference_arguments(predict)
-    predict.add_argument("--devices", type=bounded(1, MAX_DEVICES), default=1, help="processes per node (DDP through Lightning: one device each, CPU processes on a CPU; default: 1, this process)")
-    predict.add_argument("--num-nodes", type=bounded(1, MAX_DEVICES), default=1, help="machines, each running --devices processes (default: 1)")
+    add_units_argument(predict, "predictions")
+    add_inference_arguments(predict)
+    add_devices_arguments(predict)
     predict.set_defaults(func=cmd_predict)
 
     evaluate = commands.add_parser("evaluate", help="a trained model against measured values: Pearson, Spearman, MSE, R^2")
-    _add_model_argument(evaluate)
+    add_model_argument(evaluate)
     evaluate.add_argument("--data", required=True,
                           help="labelled rows: a CSV/TSV table with a header (--seq-col, --target-col), a DREAM TSV "
                                "(sequence<TAB>value), plain or .gz, or a prepared dataset directory with targets")
@@ -468,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "run's targets, or the one value column of a one-target run)")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
     evaluate.add_argument("--out-dir", help="also write metrics.json and a hexbin scatter PNG per target here")
-    _add_inference_arguments(evaluate)
+    add_inference_arguments(evaluate)
     evaluate.set_defaults(func=cmd_evaluate)
 
     score = commands.add_parser("score", help="the official DREAM 2022 score of a submission")
@@ -487,12 +319,12 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--data-fraction", type=bounded(0, 1, float, above=True), default=1.0, help="train on this stable fraction of the rows (more than 0, at most 1)")
     sweep.add_argument("--folds", type=bounded(1, 100), default=1, help="K-fold cross-validation by sequence hash (1 to 100; default: one split)")
     sweep.add_argument("--base", help="preset or run YAML replacing the grid's base preset")
-    _add_overrides_argument(sweep)
+    add_overrides_argument(sweep)
     sweep.add_argument("--storage", metavar="URL", help=_STORAGE + "; workers started with the same arguments share it")
     sweep.add_argument("--heartbeat", type=bounded(1, 3600), default=60, metavar="S", help="seconds between a worker's "
                        "heartbeats; the cell of a worker silent for 4x as long is retried by another (default: %(default)s)")
     sweep.add_argument("--dry-run", action="store_true", help="print the cells, one line each, and exit")
-    _add_progress_argument(sweep)
+    add_progress_argument(sweep)
     sweep.set_defaults(func=cmd_sweep)
 
     sweep_report = commands.add_parser("sweep-report", help="a sweep's table in the poster's layout and a heatmap")
@@ -503,11 +335,11 @@ def build_parser() -> argparse.ArgumentParser:
     sweep_report.add_argument("--storage", metavar="URL", help=_STORAGE)
     sweep_report.set_defaults(func=cmd_sweep_report)
 
-    _add_interpret_commands(commands)
+    add_interpret_commands(commands)
 
     bench = commands.add_parser("bench", help="time training or prediction and report model FLOPs utilisation")
     bench.add_argument("mode", choices=["train", "predict"])
-    _add_preset_arguments(bench)
+    add_preset_arguments(bench)
     bench.add_argument("--batch-size", type=bounded(1, MAX_BATCH), default=None, help=f"1 to {MAX_BATCH:,} (default: 32 for train, 256 for predict)")
     bench.add_argument("--precision", choices=["32", "bf16"], default="32")
     bench.add_argument("--steps", type=bounded(1, 10_000), default=10, help="timed steps after 3 warm-up steps (1 to 10,000; default: %(default)s)")
@@ -516,9 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.set_defaults(func=cmd_bench)
 
     export = commands.add_parser("export", help="export a trained model as ONNX")
-    _add_model_argument(export)
+    add_model_argument(export)
     export.add_argument("--onnx", required=True, help="output .onnx file")
-    _add_units_argument(export, "the graph's predictions")
+    add_units_argument(export, "the graph's predictions")
     export.add_argument("--no-check", action="store_true", help="skip the onnxruntime parity check")
     export.set_defaults(func=cmd_export)
 
@@ -526,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("dataset", help="dream2022")
     download.add_argument("--out", required=True)
     download.add_argument("--files", nargs="*", help="only these file names of the record")
-    _add_progress_argument(download)
+    add_progress_argument(download)
     download.set_defaults(func=cmd_download)
     return parser
 

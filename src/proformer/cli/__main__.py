@@ -1,0 +1,7 @@
+"""``python -m proformer.cli``: the ``proformer`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
