@@ -549,6 +549,11 @@ NOT_RUN: dict[str, str] = {
     "docs/sweep.md: #!/bin/bash": "a SLURM batch script: needs a cluster scheduler (sbatch) and a PostgreSQL server the "
         "nodes reach; tests/experiments/test_study.py runs sweep workers on a PostgreSQL server it starts, one of them killed",
     "docs/training-ideas.md: OMP_NUM_THREADS=1 python": "the study: 36 training runs of minutes each",
+    "docs/tune.md: proformer prepare my_library.tsv --out data/lib": "a user's own library; "
+        "tests/experiments/test_tune.py runs tune on a prepared dataset and predicts with OUT/best",
+    "docs/tune.md: #!/bin/bash": "a SLURM batch script: needs a cluster scheduler and a PostgreSQL server the nodes reach",
+    "docs/tune.md: #SBATCH --nodes=1 --gres=gpu:8 --cpus-per-task=32": "a SLURM batch script on a node of 8 GPUs; "
+        "tests/interpret/test_variants.py and tests/test_predict.py run --devices 2 on a CPU",
 }
 
 
@@ -750,11 +755,13 @@ def test_python_blocks_import_and_call_the_real_api(block):
 
 @pytest.mark.parametrize("block", blocks("yaml"), ids=str)
 def test_yaml_blocks_load(block, tmp_path):
-    """A sweep grid (it has rows/columns or cells) loads with load_grid, anything else is a run config."""
+    """A sweep grid (it has rows/columns or cells) loads with load_grid, a tune search space (in
+    docs/tune.md) with load_space and a run whose keys it sets, anything else is a run config."""
     import yaml
 
     from proformer.config import load_run_config
     from proformer.experiments.grids import load_grid
+    from proformer.experiments.tune import load_space
 
     path = tmp_path / "block.yaml"
     path.write_text(block.text)
@@ -763,6 +770,10 @@ def test_yaml_blocks_load(block, tmp_path):
         if {"rows", "cells"} & set(document):
             grid = load_grid(path)
             assert len(grid.cells) >= 1
+        elif block.path.endswith("docs/tune.md"):
+            space = load_space(path)
+            first = {key: spec["choices"][0] if "choices" in spec else spec["low"] for key, spec in space.items()}
+            load_run_config(overrides=[f"{key}={value}" for key, value in first.items()])
         else:
             load_run_config(str(path))
     except ValueError as error:

@@ -181,6 +181,20 @@ def cmd_sweep(args: argparse.Namespace) -> None:
                              f"column of {args.out}/results.csv); run the same command again to retry them")
 
 
+def cmd_tune(args: argparse.Namespace) -> None:
+    """Optuna's sampler over a recipe's settings; the best trial is a run directory."""
+    from ..experiments.tune import run_tune
+
+    summary = run_tune(args.data, args.out, args.trials, space=args.space, storage=args.storage, folds=args.folds,
+                       preset=args.preset, overrides=args.overrides, seed=args.seed, heartbeat=args.heartbeat,
+                       progress=not args.no_progress)
+    best, baseline = summary["best"], summary["baseline"]
+    line = f"best trial {best['number']}: validation Pearson {best['value']:.4f} ({best['run_dir']})"
+    if baseline is not None:
+        line += f"; the auto recipe's settings {baseline['value']:.4f} ({best['value'] - baseline['value']:+.4f})"
+    print(f"{line}; report: {summary['report']}")
+
+
 def cmd_sweep_report(args: argparse.Namespace) -> None:
     from ..experiments import sweep_report
 
@@ -310,6 +324,19 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--truth", help="private split: 71,103 rows sequence<TAB>expression")
     score.add_argument("--json", action="store_true", help="print JSON instead of a table")
     score.set_defaults(func=cmd_score)
+
+    tune = commands.add_parser("tune", help="search a recipe's settings with Optuna (pruning, importances); the best trial is a run")
+    tune.add_argument("--data", required=True, help="prepared dataset directory")
+    tune.add_argument("--out", required=True, help="tune directory (study.db, trials/, best, report.md)")
+    tune.add_argument("--trials", type=bounded(1, 10_000), required=True, help="trials in the study, the auto recipe's settings first (1 to 10,000; shared by every worker)")
+    tune.add_argument("--space", metavar="FILE", help="YAML search space (default: docs/tune.md's: lr, batch size, dropout, weight decay, width, blocks, stem, step budget)")
+    tune.add_argument("--folds", type=bounded(1, 100), default=1, help="K > 1: each trial a K-fold run, judged by the mean of its folds, not pruned (default: one split)")
+    tune.add_argument("--seed", type=bounded(0, MAX_SEED), default=0, help="the sampler's seed (default: %(default)s)")
+    tune.add_argument("--storage", metavar="URL", help=_STORAGE + "; workers started with the same arguments share it")
+    tune.add_argument("--heartbeat", type=bounded(1, 3600), default=60, metavar="S", help="seconds between a worker's heartbeats (default: %(default)s)")
+    add_preset_arguments(tune, required=False)
+    add_progress_argument(tune)
+    tune.set_defaults(func=cmd_tune)
 
     sweep = commands.add_parser("sweep", help="train a grid of models (the poster's grids, an ablation, or a YAML grid)")
     sweep.add_argument("--grid", required=True, help="poster-yeast, poster-atac, ablation, cpu-study, or a grid YAML file")

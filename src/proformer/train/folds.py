@@ -10,7 +10,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -24,7 +24,7 @@ __all__ = ["train_folds"]
 
 
 def train_folds(config: RunConfig, run_dir: Path, resume: bool, progress: bool, folds: int,
-                train_one: Callable[..., dict]) -> dict:
+                train_one: Callable[..., dict], callbacks: Sequence = ()) -> dict:
     """``data.split=folds:K``: the K fold runs one after the other, each recorded in ``folds.json``
     when it ends (the run is finished when all K are).
 
@@ -61,7 +61,7 @@ def train_folds(config: RunConfig, run_dir: Path, resume: bool, progress: bool, 
         _say(f"fold {k + 1}/{folds}: {fold_dir}")
         try:
             result = train_one(fold_config, fold_dir, resume and (fold_dir / "checkpoints" / "last.ckpt").exists(),
-                                progress, fold=(k, folds), later_epochs=(folds - k - 1) * fold_train.epochs)
+                                progress, callbacks, fold=(k, folds), later_epochs=(folds - k - 1) * fold_train.epochs)
         except TrainingStopped as error:
             # The run to resume is the K-fold run, which continues this fold from its checkpoint.
             raise TrainingStopped(f"fold {k + 1}/{folds}: " + str(error).replace(f"--out {fold_dir}", f"--out {run_dir}")) from None

@@ -29,6 +29,7 @@ import os
 import sys
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
@@ -94,7 +95,8 @@ warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 warnings.filterwarnings("ignore", message=r"The number of training batches .* is smaller than the logging interval")
 
 
-def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict:
+def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress: bool = True,
+          callbacks: Sequence[L.Callback] = ()) -> dict:
     """Train a Proformer on a prepared dataset and keep the best model by validation Pearson.
 
     The model's ``length`` and ``n_targets`` are the dataset's unless the config sets them
@@ -119,6 +121,9 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
         metrics, its time and the time left (:class:`proformer.train.report.EpochLines`).
         SIGTERM and SIGINT (Ctrl-C) stop the run after the current step, keeping the last
         checkpoint: :class:`TrainingStopped` says how to resume.
+    callbacks : sequence of lightning.Callback
+        More callbacks for the trainer (``proformer tune``'s Optuna pruning); an exception one
+        raises ends the run as it would end ``trainer.fit``.
 
     Returns
     -------
@@ -150,14 +155,14 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
     if split.startswith("folds:") and not config.data.valid:
         from .folds import train_folds
 
-        return train_folds(config, run_dir, resume, progress, int(split.partition(":")[2]), _train_one)
-    return _train_one(config, run_dir, resume, progress)
+        return train_folds(config, run_dir, resume, progress, int(split.partition(":")[2]), _train_one, callbacks)
+    return _train_one(config, run_dir, resume, progress, callbacks)
 
 
-def _train_one(config: RunConfig, run_dir: Path, resume: bool, progress: bool, fold: tuple[int, int] | None = None,
-               later_epochs: int = 0) -> dict:
+def _train_one(config: RunConfig, run_dir: Path, resume: bool, progress: bool, callbacks: Sequence[L.Callback] = (),
+               fold: tuple[int, int] | None = None, later_epochs: int = 0) -> dict:
     with StopSignals() as stop, contextlib.ExitStack() as cleanup:
-        return _checked_train(config, run_dir, resume, progress, stop, cleanup, fold, later_epochs)
+        return _checked_train(config, run_dir, resume, progress, stop, cleanup, callbacks, fold, later_epochs)
 
 
 def _say(line: str) -> None:
@@ -242,7 +247,8 @@ def _length_advice(dataset: Dataset, layout: Layout, length: int, longest: int, 
 
 
 def _checked_train(config: RunConfig, run_dir: Path, resume: bool, progress: bool, stop: StopSignals,
-                   cleanup: contextlib.ExitStack, fold: tuple[int, int] | None = None, later_epochs: int = 0) -> dict:
+                   cleanup: contextlib.ExitStack, callbacks: Sequence[L.Callback] = (),
+                   fold: tuple[int, int] | None = None, later_epochs: int = 0) -> dict:
     """train(): everything is checked before anything is written, then _fit."""
     if config.data.path is None:
         raise ValueError("no training data: set data.path in the config or pass --data DATASET_DIR")
@@ -344,7 +350,7 @@ def _checked_train(config: RunConfig, run_dir: Path, resume: bool, progress: boo
             valid_set = Dataset(keep_validation(valid_dir, run_dir))
             cleanup.close()  # the scratch copy
         return _fit(config, run_dir, resume, trainer, plan, dataset, valid_set, model_cfg, layout, train_rows,
-                    valid_rows, mean, std, identity, checkpoint, stop)
+                    valid_rows, mean, std, identity, checkpoint, stop, callbacks)
 
 
 #: Under DDP the launching process's gradient accumulation, for the processes it starts (they
@@ -398,7 +404,7 @@ class AccumulationSteps(torch.utils.data.Sampler):
 
 
 def _fit(config, run_dir, resume, trainer, plan, dataset, valid_set, model_cfg, layout, train_rows, valid_rows, mean,
-         std, identity, checkpoint, stop) -> dict:
+         std, identity, checkpoint, stop, callbacks=()) -> dict:
     train_cfg = config.train
     if not resume:
         save_run_config(config, run_dir / "config.yaml")
@@ -453,6 +459,7 @@ def _fit(config, run_dir, resume, trainer, plan, dataset, valid_set, model_cfg, 
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     trainer.callbacks.append(stop)  # SIGINT ends the run as SIGTERM does: after the current step
+    trainer.callbacks.extend(callbacks)  # after the run directory's: an epoch that ends the run is recorded first
     stop.hand_over()
     try:
         trainer.fit(module, train_loader, valid_loader, ckpt_path=str(checkpoint) if resume else None)
