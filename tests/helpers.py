@@ -15,6 +15,8 @@ import importlib
 import json
 import re
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -705,3 +707,27 @@ def write_lines(path: Path) -> Path:
 
 def mutant(sequence: str, position: int, base: str) -> str:
     return sequence[:position] + base + sequence[position + 1 :]
+
+
+def cli_script(tmp_path: Path, setup: str = "") -> Path:
+    """A script running the command line (after ``setup``, Python lines): Lightning starts the
+    other processes of ``--devices N`` by running it again."""
+    script = tmp_path / "proformer_cli.py"
+    script.write_text(f"import sys\n{setup}from proformer.cli import main\nsys.exit(main())\n")
+    return script
+
+
+def beside_processes(script: Path, commands: dict[str, list[str]], meanwhile: Callable[[], None]) -> dict[str, tuple]:
+    """``python script ARGS`` for each of ``commands`` (name -> ARGS) while ``meanwhile`` runs in
+    this process; each one's ``(returncode, stdout, stderr)``. None outlives the test."""
+    started = {name: subprocess.Popen([sys.executable, str(script), *map(str, args)], stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True) for name, args in commands.items()}
+    try:
+        meanwhile()
+        done = {name: process.communicate(timeout=300) for name, process in started.items()}
+    finally:
+        for process in started.values():
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    return {name: (started[name].returncode, *done[name]) for name in started}

@@ -21,7 +21,9 @@ from helpers import (
     STD,
     TEST_SEQUENCES,
     Z_UNITS,
+    beside_processes,
     cli,
+    cli_script,
     one_line_error,
     read_predictions,
     read_table_units,
@@ -118,30 +120,23 @@ def test_two_processes_write_the_bytes_of_one(tmp_path, monkeypatch):
     (tmp_path / "in.csv").write_text("name,sequence\n" + "".join(f"r{i},{s}\n" for i, s in enumerate(sequences)))
     runs = {"in.fa": write_tiny_run(tmp_path / "run1", seed=1), "in.csv": write_tiny_run(tmp_path / "run2", seed=2, n_targets=2)}
     extra = {"in.fa": [], "in.csv": ["--seq-col", "sequence", "--id-col", "name"]}
-    script = tmp_path / "chunked.py"  # Lightning runs this again in the second process
-    script.write_text("import functools, sys\nimport proformer.predict as p\nfrom proformer.cli import main\n"
-                      "p.read_input = functools.partial(p.read_input, chunk_rows=50)\nsys.exit(main())\n")
+    script = cli_script(tmp_path, setup="import functools\nimport proformer.predict as p\n"
+                                         "p.read_input = functools.partial(p.read_input, chunk_rows=50)\n")
 
     def command(name, out, devices):
         return ["predict", "--model", str(runs[name]), "--input", str(tmp_path / name), "--out", str(tmp_path / out),
                 "--batch-size", "16", "--no-progress", "--devices", str(devices), *extra[name]]
 
-    two = {name: subprocess.Popen([sys.executable, str(script), *command(name, f"{name}.two.tsv", 2)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name in runs}
-    try:
+    def one_process():
         from proformer import predict as module
 
         monkeypatch.setattr(module, "read_input", functools.partial(read_input, chunk_rows=50))
-        for name in runs:  # meanwhile one process, here
+        for name in runs:
             assert main(command(name, f"{name}.one.tsv", 1)) == 0
-        done = {name: process.communicate(timeout=300) for name, process in two.items()}
-    finally:
-        for process in two.values():
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
-    for name, (stdout, stderr) in done.items():
-        assert two[name].returncode == 0, stderr[-3000:]
+
+    done = beside_processes(script, {name: command(name, f"{name}.two.tsv", 2) for name in runs}, one_process)
+    for name, (status, stdout, stderr) in done.items():
+        assert status == 0, stderr[-3000:]
         assert stdout.count("wrote") == 1 and stderr.count("warning:") == 1  # said once, by rank 0
         assert (tmp_path / f"{name}.two.tsv").read_bytes() == (tmp_path / f"{name}.one.tsv").read_bytes()
     assert len((tmp_path / "in.csv.one.tsv").read_text().splitlines()) == 301

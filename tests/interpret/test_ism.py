@@ -17,7 +17,9 @@ from helpers import (
     TINY_RUN_TAIL,
     Z_UNITS,
     as_overrides,
+    beside_processes,
     cli,
+    cli_script,
     mutant,
     planted_motif_model,
     read_predictions,
@@ -341,35 +343,26 @@ def test_devices_2_writes_the_arrays_of_one_process(tmp_path):
     each process computes its share, rank 0 writes the folder, every array byte for byte the one
     process's (ISM: several slices of mutants split unevenly; DeepLIFT: each sequence's shuffles
     drawn from its own seed and row, whichever process draws them; the TF-MoDISco crops too)."""
-    import subprocess
-    import sys
 
     rng = np.random.default_rng(6)
     sequences = ["".join(rng.choice(list("ACGTN"), int(rng.integers(8, 30)))) for _ in range(20)]
     fasta_of(tmp_path / "in.fa", sequences)
     run = write_tiny_run(tmp_path / "run", seed=4)
-    script = tmp_path / "proformer_cli.py"  # Lightning runs this again in the second process
-    script.write_text("import sys\nfrom proformer.cli import main\nsys.exit(main())\n")
+    script = cli_script(tmp_path)
     extra = {"ism": ["--top", "0"], "attribute": ["--method", "deep_lift_shap", "--hypothetical", "--shuffles", "3"]}
 
     def command(name, devices):
         return [name, "--model", str(run), "--input", str(tmp_path / "in.fa"), "--out", str(tmp_path / f"{name}.{devices}"),
                 "--batch-size", "8", "--device", "cpu", "--no-progress", "--devices", str(devices), *extra[name]]
 
-    two = {name: subprocess.Popen([sys.executable, str(script), *command(name, 2)], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for name in extra}
-    try:
-        for name in extra:  # meanwhile one process, here
+    def one_process():
+        for name in extra:
             with pytest.warns(RuntimeWarning, match="longer than the model's window"):
                 assert main(command(name, 1)) == 0
-        done = {name: process.communicate(timeout=300) for name, process in two.items()}
-    finally:
-        for process in two.values():
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
-    for name, (stdout, stderr) in done.items():
-        assert two[name].returncode == 0, stderr[-3000:]
+
+    done = beside_processes(script, {name: command(name, 2) for name in extra}, one_process)
+    for name, (status, stdout, stderr) in done.items():
+        assert status == 0, stderr[-3000:]
         assert stdout.count(f"{name}.2:") == 1 and stderr.count("longer than the model's window") == 1  # rank 0
         one, both = _npz_members(tmp_path / f"{name}.1"), _npz_members(tmp_path / f"{name}.2")
         assert one == both and len(one) >= {"ism": 7, "attribute": 12}[name]

@@ -14,7 +14,9 @@ from helpers import (
     SEQUENCES_UNITS,
     TINY_RUN_HEAD,
     Z_UNITS,
+    beside_processes,
     cli,
+    cli_script,
     mutant,
     planted_motif_model,
     random_dna,
@@ -396,20 +398,11 @@ def test_arguments_are_checked_before_anything_is_written(tmp_path, tiny_run, ge
     assert not out.exists()
 
 
-def _cli_script(tmp_path: Path) -> Path:
-    """A script running the command line: Lightning starts the other processes by running it again."""
-    script = tmp_path / "proformer_cli.py"
-    script.write_text("import sys\nfrom proformer.cli import main\nsys.exit(main())\n")
-    return script
-
-
 def test_devices_2_writes_the_bytes_of_one_process(tmp_path):
     """`variant-effect --devices 2` (CPU, gloo): each process predicts its share of every pass,
     rank 0 writes: the same bytes as one process, for an SNV scan of 20 sequences (N, some longer
     than the window, so unseen positions) and for pairs (a shared reference, an indel); said once,
     no temporary left. Batches of 8 give several slices of 256 mutants, the last split unevenly."""
-    import subprocess
-    import sys
 
     rng = np.random.default_rng(5)
     sequences = ["".join(rng.choice(list("ACGTN"), int(rng.integers(8, 30)))) for _ in range(20)]
@@ -417,7 +410,7 @@ def test_devices_2_writes_the_bytes_of_one_process(tmp_path):
     alts = [s[:5] + "ACGT"[i % 4] + s[6:] if i % 7 else s[:4] + s[6:] for i, s in enumerate(sequences)]
     refs = [sequences[0] if i % 5 == 0 else s for i, s in enumerate(sequences)]
     (tmp_path / "pairs.tsv").write_text(PAIR_HEADER + "".join(f"p{i}\t{r}\t{a}\n" for i, (r, a) in enumerate(zip(refs, alts))))
-    run, script = write_tiny_run(tmp_path / "run", seed=3), _cli_script(tmp_path)
+    run, script = write_tiny_run(tmp_path / "run", seed=3), cli_script(tmp_path)
 
     def command(mode, source, devices):
         return ["variant-effect", "--model", str(run), f"--{mode}", str(tmp_path / source), "--out",
@@ -425,20 +418,15 @@ def test_devices_2_writes_the_bytes_of_one_process(tmp_path):
                 "--devices", str(devices)]
 
     inputs = {"snv-scan": "in.fa", "pairs": "pairs.tsv"}
-    two = {mode: subprocess.Popen([sys.executable, str(script), *command(mode, source, 2)], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for mode, source in inputs.items()}
-    try:
-        for mode, source in inputs.items():  # meanwhile one process, here
+
+    def one_process():
+        for mode, source in inputs.items():
             with pytest.warns(RuntimeWarning, match="longer than the model's window"):
                 assert main(command(mode, source, 1)) == 0
-        done = {mode: process.communicate(timeout=300) for mode, process in two.items()}
-    finally:
-        for process in two.values():
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
-    for mode, (stdout, stderr) in done.items():
-        assert two[mode].returncode == 0, stderr[-3000:]
+
+    done = beside_processes(script, {mode: command(mode, source, 2) for mode, source in inputs.items()}, one_process)
+    for mode, (status, stdout, stderr) in done.items():
+        assert status == 0, stderr[-3000:]
         assert stdout.count("variant effects") == 1 and stderr.count("longer than the model's window") == 1  # rank 0
         assert (tmp_path / f"{mode}.2.tsv").read_bytes() == (tmp_path / f"{mode}.1.tsv").read_bytes()
     assert len((tmp_path / "snv-scan.1.tsv").read_text().splitlines()) > 300
