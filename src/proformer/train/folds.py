@@ -61,7 +61,7 @@ def train_folds(config: RunConfig, run_dir: Path, resume: bool, progress: bool, 
         _say(f"fold {k + 1}/{folds}: {fold_dir}")
         try:
             result = train_one(fold_config, fold_dir, resume and (fold_dir / "checkpoints" / "last.ckpt").exists(),
-                                progress, callbacks, fold=(k, folds), later_epochs=(folds - k - 1) * fold_train.epochs)
+                                progress, callbacks, fold=(k, folds))
         except TrainingStopped as error:
             # The run to resume is the K-fold run, which continues this fold from its checkpoint.
             raise TrainingStopped(f"fold {k + 1}/{folds}: " + str(error).replace(f"--out {fold_dir}", f"--out {run_dir}")) from None

@@ -37,18 +37,17 @@ class EpochLines(L.Callback):
     ``at most`` where the run may end sooner: early stopping, or ``train.max_time`` when it comes
     before the planned epochs are done.
 
-    ``fold`` ``(k, K)``: the run is fold k of a K-fold run, said in front of each line;
-    ``later_epochs``: the epochs of the folds after it, counted in the time left.
+    ``fold`` ``(k, K)``: the run is fold k of a K-fold run, said in front of each line; the folds
+    after it, as many epochs each as this one plans, are counted in the time left.
 
     ``steps``: within an epoch, also a :class:`proformer.progress.Progress` line at most every
     ``every`` seconds (a log file in place of Lightning's bar). With the bar on (a terminal), the
     epoch line goes through the bar so that it does not break the bar's line.
     """
 
-    def __init__(self, steps: bool = False, every: float = 60.0, fold: tuple[int, int] | None = None,
-                 later_epochs: int = 0):
+    def __init__(self, steps: bool = False, every: float = 60.0, fold: tuple[int, int] | None = None):
         self.steps, self.every = steps, every
-        self.fold, self.later_epochs = fold, later_epochs
+        self.fold = fold
         self.progress = None
         self.epoch_started: float | None = None
         self.epoch_seconds: list[float] = []
@@ -97,7 +96,8 @@ class EpochLines(L.Callback):
         """``"about 9 min 40 s left"`` (``"at most about ..."``), or None after the last epoch."""
         from lightning.pytorch.callbacks import EarlyStopping, Timer
 
-        to_go = (trainer.max_epochs or 0) - done + self.later_epochs
+        later = 0 if self.fold is None else (self.fold[1] - self.fold[0] - 1) * (trainer.max_epochs or 0)
+        to_go = (trainer.max_epochs or 0) - done + later
         if to_go <= 0 or not self.epoch_seconds:
             return None
         estimate = to_go * sum(self.epoch_seconds) / len(self.epoch_seconds)

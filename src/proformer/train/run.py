@@ -160,9 +160,9 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
 
 
 def _train_one(config: RunConfig, run_dir: Path, resume: bool, progress: bool, callbacks: Sequence[L.Callback] = (),
-               fold: tuple[int, int] | None = None, later_epochs: int = 0) -> dict:
+               fold: tuple[int, int] | None = None) -> dict:
     with StopSignals() as stop, contextlib.ExitStack() as cleanup:
-        return _checked_train(config, run_dir, resume, progress, stop, cleanup, callbacks, fold, later_epochs)
+        return _checked_train(config, run_dir, resume, progress, stop, cleanup, callbacks, fold)
 
 
 def _say(line: str) -> None:
@@ -248,7 +248,7 @@ def _length_advice(dataset: Dataset, layout: Layout, length: int, longest: int, 
 
 def _checked_train(config: RunConfig, run_dir: Path, resume: bool, progress: bool, stop: StopSignals,
                    cleanup: contextlib.ExitStack, callbacks: Sequence[L.Callback] = (),
-                   fold: tuple[int, int] | None = None, later_epochs: int = 0) -> dict:
+                   fold: tuple[int, int] | None = None) -> dict:
     """train(): everything is checked before anything is written, then _fit."""
     if config.data.path is None:
         raise ValueError("no training data: set data.path in the config or pass --data DATASET_DIR")
@@ -331,7 +331,7 @@ def _checked_train(config: RunConfig, run_dir: Path, resume: bool, progress: boo
     # The device and the number of processes decide the memory plan; a trainer writes nothing
     # until fit.
     L.seed_everything(train_cfg.seed, workers=True, verbose=False)
-    trainer = _trainer(config, run_dir, progress, fold, later_epochs)
+    trainer = _trainer(config, run_dir, progress, fold)
     check_bf16(trainer.strategy.root_device, train_cfg.precision)
     # data.rc_rows doubles the rows of an epoch (see _fit), which a batch may span.
     batch_size = min(train_cfg.batch_size, epoch_rows(len(train_rows), config.data.rc_rows))
@@ -534,8 +534,7 @@ class _LastCheckpoint(ModelCheckpoint):
         return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
 
 
-def _trainer(config: RunConfig, run_dir: Path, progress: bool, fold: tuple[int, int] | None = None,
-             later_epochs: int = 0) -> L.Trainer:
+def _trainer(config: RunConfig, run_dir: Path, progress: bool, fold: tuple[int, int] | None = None) -> L.Trainer:
     train_cfg = config.train
     # Only last.ckpt, for --resume: the best model is RunDirectory's weights.safetensors, written once.
     # (No monitor and top 1: the latest epoch, written over the one before.)
@@ -548,7 +547,7 @@ def _trainer(config: RunConfig, run_dir: Path, progress: bool, fold: tuple[int, 
     # The bar rewrites its line with \r: right on a terminal, thousands of lines in a log file
     # (there, a line at most every minute instead). A line per epoch whatever the setting.
     bar = progress and sys.stderr.isatty()
-    callbacks.append(EpochLines(steps=progress and not bar, fold=fold, later_epochs=later_epochs))
+    callbacks.append(EpochLines(steps=progress and not bar, fold=fold))
     return L.Trainer(
         default_root_dir=run_dir,
         max_epochs=train_cfg.epochs,
