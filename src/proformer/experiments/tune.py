@@ -95,8 +95,6 @@ def _auto_values(space: dict, base) -> dict | None:
         if key == "train.weight_decay" and base.train.optimizer == "adam":
             value = 0.0  # AdamW without decay is Adam
         value = int(value) if is_from_data(value) else value
-        if key == "train.steps" and value is None and None not in spec.get("choices", [None]):
-            return None
         inside = value in spec["choices"] if "choices" in spec else (
             isinstance(value, (int, float)) and spec["low"] <= value <= spec["high"])
         if not inside:
@@ -146,7 +144,7 @@ def run_tune(data: str | Path, out: str | Path, trials: int, *, space: str | Pat
     auto = _auto_values(chosen, load_run_config(preset=preset, overrides=list(overrides)))
     out.mkdir(parents=True, exist_ok=True)
     with quiet():
-        study = open_study(out, storage, heartbeat if storage is None or "://" in storage else None)
+        study = open_study(out, storage, heartbeat)
         study.sampler = optuna.samplers.TPESampler(seed=seed)
         study.pruner = optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=3)
         if auto is not None and not study.trials:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -18,6 +17,7 @@ from ..config import RunConfig
 from ..data.dataset import Dataset
 from ..io.atomic import atomic_write
 from ..io.run import FOLDS
+from .rundir import say
 from .stop import TrainingStopped
 
 __all__ = ["train_folds"]
@@ -46,7 +46,7 @@ def train_folds(config: RunConfig, run_dir: Path, resume: bool, progress: bool, 
     if done and len(done) >= folds:
         raise FileExistsError(f"{run_dir} already holds a finished {folds}-fold run; train into another --out")
     n_rows = len(Dataset(config.data.path))
-    _say(f"validation: {folds}-fold cross-validation of {n_rows:,} rows (data.split=folds:{folds}): {folds} models, "
+    say(f"validation: {folds}-fold cross-validation of {n_rows:,} rows (data.split=folds:{folds}): {folds} models, "
          f"each validated on its {n_rows // folds:,} rows, saved in {run_dir} as one ensemble")
     train_cfg = dataclasses.replace(config.train, devices=1)
     started, results = time.monotonic(), list(done)
@@ -58,7 +58,7 @@ def train_folds(config: RunConfig, run_dir: Path, resume: bool, progress: bool, 
             fold_train = dataclasses.replace(train_cfg, max_time=max(left, 0.01) / (folds - k))
         fold_config = dataclasses.replace(config, train=fold_train,
                                           data=dataclasses.replace(config.data, split=f"fold:{k}/{folds}"))
-        _say(f"fold {k + 1}/{folds}: {fold_dir}")
+        say(f"fold {k + 1}/{folds}: {fold_dir}")
         try:
             result = train_one(fold_config, fold_dir, resume and (fold_dir / "checkpoints" / "last.ckpt").exists(),
                                 progress, callbacks, fold=(k, folds))
@@ -80,7 +80,3 @@ def _fold_summary(run_dir: Path, results: list[dict], last: dict) -> dict:
             "n_train": sum(r["n_train"] for r in results) // len(results),
             "n_valid": sum(r["n_valid"] for r in results),
             "epochs_run": sum(r["epochs_run"] for r in results)}
-
-
-def _say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)

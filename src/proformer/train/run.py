@@ -64,7 +64,7 @@ from .recipe import budget_epochs, epoch_rows, resolve_recipe
 from .report import EpochLines
 from .resume import ResumeMismatch, check_resume, dataset_identity
 from .rundir import (VALID_DATA, RunDirectory, RunDirectoryError, RunLocked, is_secondary_process, keep_validation,
-                     run_lock, validation_file)
+                     run_lock, say, validation_file)
 from .stop import StopNow, StopSignals, TrainingStopped
 
 # The errors train() raises are importable from here.
@@ -163,12 +163,6 @@ def _train_one(config: RunConfig, run_dir: Path, resume: bool, progress: bool, c
                fold: tuple[int, int] | None = None) -> dict:
     with StopSignals() as stop, contextlib.ExitStack() as cleanup:
         return _checked_train(config, run_dir, resume, progress, stop, cleanup, callbacks, fold)
-
-
-def _say(line: str) -> None:
-    """One line for the person running train (stderr; the launching process only under DDP)."""
-    if not is_secondary_process():
-        print(line, file=sys.stderr, flush=True)
 
 
 def resolve_shape(dataset: Dataset, model: ModelConfig, layout: Layout) -> tuple[ModelConfig, Layout, str | None]:
@@ -285,7 +279,7 @@ def _checked_train(config: RunConfig, run_dir: Path, resume: bool, progress: boo
         scratch = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="proformer-valid-")))
         valid_dir, staged, line = validation_file(Path(config.data.valid), dataset.directory, dataset.meta, run_dir,
                                                   resume, scratch)
-        _say(line)
+        say(line)
         # The run's config.yaml names the prepared dataset.
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, valid=str(run_dir / VALID_DATA)))
     elif config.data.valid:
@@ -320,11 +314,11 @@ def _checked_train(config: RunConfig, run_dir: Path, resume: bool, progress: boo
     if staged:
         identity["valid"]["path"] = str((run_dir / VALID_DATA).resolve())  # where it will be
     if note:
-        _say(note)
+        say(note)
     train_cfg, recipe = resolve_recipe(train_cfg, len(train_rows), config.data.rc_rows)
     train_cfg, budget = budget_epochs(train_cfg, len(train_rows), config.data.rc_rows)
     for line in filter(None, (recipe, budget)):
-        _say(line)
+        say(line)
     # The run's config.yaml records the recipe as trained.
     config = dataclasses.replace(config, train=train_cfg)
 
@@ -337,7 +331,7 @@ def _checked_train(config: RunConfig, run_dir: Path, resume: bool, progress: boo
     batch_size = min(train_cfg.batch_size, epoch_rows(len(train_rows), config.data.rc_rows))
     batch_size -= batch_size % trainer.world_size
     plan = _batch_plan(model_cfg, train_cfg, batch_size, trainer)
-    _say(f"{plan.describe()}; training on {_device_text(trainer)}")
+    say(f"{plan.describe()}; training on {_device_text(trainer)}")
 
     try:
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ import hashlib
 import math
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from .history import metric_columns
 from .loggers import MetricsCSV
 from .module import ProformerModule, validated_weights
 
-__all__ = ["LOCK", "VALID_DATA", "RunDirectory", "RunDirectoryError", "RunLocked", "is_secondary_process",
+__all__ = ["LOCK", "VALID_DATA", "RunDirectory", "RunDirectoryError", "RunLocked", "is_secondary_process", "say",
            "keep_validation", "prepared_like", "run_lock", "validation_file"]
 
 LOCK = ".train.lock"
@@ -135,6 +136,12 @@ def is_secondary_process() -> bool:
         except ValueError:
             pass
     return False
+
+
+def say(line: str) -> None:
+    """One line for the person running train (stderr; the launching process only under DDP)."""
+    if not is_secondary_process():
+        print(line, file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager
