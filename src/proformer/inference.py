@@ -244,14 +244,15 @@ class _Predicting:
         values = np.concatenate(out)
         return values[:, 0] if self.n_targets == 1 else values
 
-    def predict_chunks(self, chunks: Iterator, *, standardized: bool = False,
-                       progress: bool = False) -> Iterator[tuple[object, np.ndarray]]:
+    def predict_chunks(self, chunks: Iterator, *, standardized: bool = False, progress: bool = False,
+                       total: int | None = None, unit: str = "sequences") -> Iterator[tuple[object, np.ndarray]]:
         """``(chunk, float64 (n, n_targets) predictions)`` for each chunk of
-        :func:`proformer.io.reader.read_input`. Rows cut to the window are counted in
-        :attr:`too_long` (rows) and :attr:`longest` (nt)."""
+        :func:`proformer.io.reader.read_input` (or anything with ``codes``, ``lengths``, ``where``
+        and a length). Rows cut to the window are counted in :attr:`too_long` (rows) and
+        :attr:`longest` (nt). ``total`` rows, when known, give the progress line an estimate."""
         self.check_units(standardized)
         self.too_long, self.longest, done = 0, 0, 0
-        with Progress("predicted", unit="sequences", enabled=progress) as line:
+        with Progress("predicted", total=total, unit=unit, enabled=progress) as line:
             for chunk in chunks:
                 values, cut = self.predict_stored(chunk.codes, chunk.lengths, chunk.where, standardized)
                 if cut.any():

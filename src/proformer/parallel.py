@@ -146,11 +146,13 @@ def map_chunks_ddp(trainer: L.Trainer, models: list[torch.nn.Module], chunks: It
 
 
 def predict_chunks_ddp(trainer: L.Trainer, runner, chunks: Iterator, write: Callable | None,
-                       standardized: bool = False, progress: bool = False) -> None:
+                       standardized: bool = False, progress: bool = False, total: int | None = None,
+                       unit: str = "sequences") -> None:
     """Predict the chunks of :func:`proformer.io.inputs.read_input` on the processes of
     ``trainer`` (:func:`ddp_trainer`) with ``runner`` (:func:`proformer.inference.load`'s, on
     ``trainer.strategy.root_device``); on global rank 0, ``write(chunk, float64 (n, n_targets))``
-    for each chunk in input order (as :meth:`~proformer.inference.Run.predict_chunks` yields them).
+    for each chunk in input order (as :meth:`~proformer.inference.Run.predict_chunks` yields them;
+    ``progress``, ``total`` and ``unit`` as there).
     Rows cut to the window are counted in ``runner.too_long`` and ``runner.longest``."""
     runner.check_units(standardized)
     runner.too_long, runner.longest = 0, 0
@@ -169,7 +171,8 @@ def predict_chunks_ddp(trainer: L.Trainer, runner, chunks: Iterator, write: Call
         return runner.predict_stored(chunk.codes[start:stop], chunk.lengths[start:stop],
                                      lambda i: chunk.where(start + i), standardized)[0]
 
-    map_chunks_ddp(trainer, [member.model for member in runner.members], chunks, compute, write, progress)
+    map_chunks_ddp(trainer, [member.model for member in runner.members], chunks, compute, write, progress,
+                   unit=unit, total=total)
 
 
 def check_ddp_inputs(devices: int, **inputs) -> None:

@@ -25,7 +25,7 @@ from .io.inputs import columns_line, read_input, run_columns
 from .io.submission import public_indices, sample_submission
 from .limits import MAX_DEVICES, whole
 
-__all__ = ["predict"]
+__all__ = ["predict", "processes"]
 
 
 def predict(
@@ -111,16 +111,10 @@ def predict(
     """
     if format not in ("tsv", "dream-json"):
         raise ValueError(f"format={format!r}: use tsv or dream-json")
-    devices, num_nodes = whole("devices", devices, 1, MAX_DEVICES), whole("num_nodes", num_nodes, 1, MAX_DEVICES)
-    trainer, lead = None, True  # lead: the process that writes out and says what it did
-    if devices * num_nodes > 1:
-        if os.path.exists(input) and not (os.path.isfile(input) or os.path.isdir(input)):
-            raise ValueError(f"--devices {devices}: every process reads --input {input}; give a file or a dataset "
-                             f"directory, not a pipe")
-        from .parallel import ddp_trainer
-
-        trainer = ddp_trainer(device, devices, num_nodes)
-        lead = trainer.is_global_zero
+    if devices != 1 and os.path.exists(input) and not (os.path.isfile(input) or os.path.isdir(input)):
+        raise ValueError(f"--devices {devices}: every process reads --input {input}; give a file or a dataset "
+                         f"directory, not a pipe")
+    trainer, lead = processes(device, devices, num_nodes)
     target = check_output(out, input, sample_submission(data_dir) if data_dir else None)
     to_stdout = target.to_stdout  # "-", or a link to standard output
     wanted: list[str] = []
@@ -162,6 +156,20 @@ def predict(
         print(warning, file=sys.stderr)
     return {"rows": n, "out": "-" if to_stdout else os.fspath(out), "format": format, "units": units_text(standardized),
             "too_long": runner.too_long, "runs": len(runner.members) if isinstance(runner, Ensemble) else 1, "rank": 0}
+
+
+def processes(device: str, devices: int, num_nodes: int = 1, **inputs) -> tuple[object | None, bool]:
+    """The processes of ``--devices N --num-nodes M``: Lightning's Trainer (None for one process)
+    and whether this process is the lead, global rank 0, which writes the output and speaks.
+    ``inputs`` (option name -> path) are files every process reads: a pipe is refused."""
+    devices, num_nodes = whole("devices", devices, 1, MAX_DEVICES), whole("num_nodes", num_nodes, 1, MAX_DEVICES)
+    if devices * num_nodes == 1:
+        return None, True
+    from .parallel import check_ddp_inputs, ddp_trainer
+
+    check_ddp_inputs(devices, **inputs)
+    trainer = ddp_trainer(device, devices, num_nodes)
+    return trainer, trainer.is_global_zero
 
 
 class _Writer:

@@ -12,8 +12,20 @@ import sys
 
 from ..limits import MAX_BATCH, MAX_POSITION, MAX_SEED, bounded
 from .interpret import add_interpret_commands
-from .options import (Parser, add_devices_arguments, add_inference_arguments, add_model_argument, add_overrides_argument,
-                      add_preset_arguments, add_progress_argument, add_units_argument, models, summary_stream)
+from .options import (
+    Parser,
+    add_devices_arguments,
+    add_genome_arguments,
+    add_inference_arguments,
+    add_model_argument,
+    add_overrides_argument,
+    add_preset_arguments,
+    add_progress_argument,
+    add_units_argument,
+    genome_mode,
+    models,
+    summary_stream,
+)
 
 
 def _model_config(args: argparse.Namespace):
@@ -97,6 +109,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_predict(args: argparse.Namespace) -> None:
     from ..predict import predict
 
+    if genome_mode(args, "--input"):
+        return _predict_genome(args)
     result = predict(models(args), args.input, args.out, format=args.format, data_dir=args.data_dir,
                      standardized=args.standardized, seq_col=args.seq_col, id_col=args.id_col,
                      batch_size=args.batch_size, device=args.device, precision=args.precision,
@@ -108,10 +122,40 @@ def cmd_predict(args: argparse.Namespace) -> None:
           f"{result['units']}{ensemble})", file=sys.stderr if result["out"] == "-" else sys.stdout)
 
 
+def _predict_genome(args: argparse.Namespace) -> None:
+    """``predict --fasta``: BED intervals into a TSV, or regions tiled into a track."""
+    from ..tracks import predict_intervals, predict_track
+
+    options = {"stride": args.stride, "standardized": args.standardized, "max_n_frac": args.max_n_frac, "batch_size": args.batch_size,
+                   "device": args.device, "precision": args.precision, "rc_average": args.rc_average, "progress": not args.no_progress,
+                   "devices": args.devices, "num_nodes": args.num_nodes}
+    if args.bed:
+        if args.target is not None:
+            raise ValueError("--target picks the target of a track; --bed writes every target")
+        result = predict_intervals(models(args), args.fasta, args.bed, args.out, **options)
+        what = f"{result.get('intervals', 0):,} intervals, {result.get('windows', 0):,} windows"
+    else:
+        result = predict_track(models(args), args.fasta, args.out, regions=args.region + args.chrom, target=args.target,
+                               **options)
+        what = f"{result.get('format')}, {result.get('windows', 0):,} windows at stride {result.get('stride')}, {result.get('target')}"
+    if not result["rank"]:
+        print(f"wrote {'stdout' if result['out'] == '-' else result['out']} ({what}, {result['units']})",
+              file=sys.stderr if result["out"] == "-" else sys.stdout)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
     """Predict labelled rows and compare: per target n, Pearson, Spearman, MSE, R^2."""
     import json
 
+    if genome_mode(args, "--data"):
+        from ..tracks import evaluate_genome
+
+        result = evaluate_genome(models(args), args.fasta, args.signal, bed=args.bed, regions=args.region + args.chrom,
+                                 stride=args.stride, target=args.target, max_n_frac=args.max_n_frac, out_dir=args.out_dir,
+                                 batch_size=args.batch_size, device=args.device, precision=args.precision,
+                                 rc_average=args.rc_average, progress=not args.no_progress)
+        print(json.dumps(result.to_dict(), indent=2) if args.json else result.to_table())
+        return
     from ..evaluate import evaluate
 
     result = evaluate(models(args), args.data, seq_col=args.seq_col, target_cols=args.target_col or (),
@@ -174,7 +218,9 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
     failed = [] if args.dry_run else failed_cells(rows)
     if failed:
-        from ..train.module import TrainingFailed  # a failure (exit 1), not a usage error
+        from ..train.module import (
+            TrainingFailed,  # a failure (exit 1), not a usage error
+        )
 
         more = f" and {len(failed) - 10} more" if len(failed) > 10 else ""
         raise TrainingFailed(f"{len(failed)} cell(s) failed: {', '.join(failed[:10])}{more} (reasons in the error "
@@ -219,8 +265,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Proformer: predict a number (expression, accessibility) from a short DNA sequence.",
     )
     from .. import __version__
-    from ..data.atac import CENTER, FLANK, WINDOW  # numpy only (its readers import on use)
-    from ..sequence import DREAM_HEAD, DREAM_LENGTH, DREAM_TAIL  # numpy only: the parser stays light
+    from ..data.atac import (  # numpy only (its readers import on use)
+        CENTER,
+        FLANK,
+        WINDOW,
+    )
+    from ..sequence import (  # numpy only: the parser stays light
+        DREAM_HEAD,
+        DREAM_LENGTH,
+        DREAM_TAIL,
+    )
 
     parser.add_argument("--version", action="version", version=f"proformer {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -289,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser("predict", help="predict sequences with a trained model (or the mean of several)")
     add_model_argument(predict)
-    predict.add_argument("--input", required=True,
+    predict.add_argument("--input",
                          help="FASTA, one sequence per line, DREAM TSV (sequence first), a CSV/TSV table with a header "
                               "(with --seq-col), plain or .gz; or a prepared dataset directory (ids: its row numbers)")
     predict.add_argument("--out", required=True, help="output file (written atomically), or - for stdout")
@@ -300,11 +354,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_units_argument(predict, "predictions")
     add_inference_arguments(predict)
     add_devices_arguments(predict)
+    add_genome_arguments(predict)
     predict.set_defaults(func=cmd_predict)
 
     evaluate = commands.add_parser("evaluate", help="a trained model against measured values: Pearson, Spearman, MSE, R^2")
     add_model_argument(evaluate)
-    evaluate.add_argument("--data", required=True,
+    evaluate.add_argument("--data",
                           help="labelled rows: a CSV/TSV table with a header (--seq-col, --target-col), a DREAM TSV "
                                "(sequence<TAB>value), plain or .gz, or a prepared dataset directory with targets")
     evaluate.add_argument("--seq-col", help="a table's sequence column (default: the run's, if the table has it)")
@@ -315,6 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
     evaluate.add_argument("--out-dir", help="also write metrics.json and a hexbin scatter PNG per target here")
     add_inference_arguments(evaluate)
+    add_genome_arguments(evaluate, evaluate=True)
     evaluate.set_defaults(func=cmd_evaluate)
 
     score = commands.add_parser("score", help="the official DREAM 2022 score of a submission")

@@ -8,8 +8,20 @@ import sys
 
 from ..limits import MAX_BATCH, MAX_DEVICES, bounded
 
-__all__ = ["Parser", "add_devices_arguments", "add_inference_arguments", "add_model_argument", "add_overrides_argument",
-           "add_preset_arguments", "add_progress_argument", "add_units_argument", "models", "summary_stream"]
+__all__ = [
+    "Parser",
+    "add_devices_arguments",
+    "add_genome_arguments",
+    "add_inference_arguments",
+    "add_model_argument",
+    "add_overrides_argument",
+    "add_preset_arguments",
+    "add_progress_argument",
+    "add_units_argument",
+    "genome_mode",
+    "models",
+    "summary_stream",
+]
 
 
 class Parser(argparse.ArgumentParser):
@@ -78,3 +90,42 @@ def add_model_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, action="extend", nargs="+", metavar="RUN_DIR",
                         help="run directory (config.json + weights.safetensors); several (repeat --model, or list them, e.g. "
                              "a shell glob over a sweep's fold-* directories) give the mean of their predictions")
+
+
+def add_genome_arguments(parser: argparse.ArgumentParser, evaluate: bool = False) -> None:
+    """Along a genome (``predict --fasta``, ``evaluate --fasta``): intervals, or regions tiled at a stride."""
+    genome = parser.add_argument_group("along a genome (instead of --input/--data; docs/atac.md)")
+    genome.add_argument("--fasta", metavar="GENOME", help="genome FASTA (plain or bgzip; pyfaidx writes a .fai index beside it)")
+    if evaluate:
+        genome.add_argument("--signal", metavar="BIGWIG", help="the measured signal (bigWig) that --fasta windows are compared with")
+    genome.add_argument("--bed", help="intervals (BED; column 4 names them, column 6 gives the strand): one window "
+                                      "centred on each, longer ones tiled" + ("" if evaluate else "; the output is a TSV"))
+    genome.add_argument("--region", action="append", default=[], metavar="CHROM[:START-END]",
+                        help="a region to tile (1-based, inclusive, commas allowed, e.g. chr8:127,700,001-127,900,000; "
+                             "repeatable); default: every chromosome" + ("" if evaluate else "; --out .bw/.bigWig or .bedGraph/.bg"))
+    genome.add_argument("--chrom", action="append", default=[], metavar="CHROM", help="a whole chromosome to tile (repeatable)")
+    genome.add_argument("--stride", type=bounded(1, 10**9), metavar="BP",
+                        help="bp between windows (default: the run's target length for regions, the window for long intervals)")
+    genome.add_argument("--target", help="the target a track holds (or that is compared), when the run predicts several")
+    genome.add_argument("--max-n-frac", type=float, default=0.1, help="windows with more N than this are left out (default: %(default)s)")
+
+
+def genome_mode(args: argparse.Namespace, main: str) -> bool:
+    """Whether the command works along a genome (``--fasta``), with the options of that mode and
+    of the other (``main``: ``--input`` or ``--data``) checked not to mix. One line for each mistake."""
+    flags = {"--bed": args.bed, "--region": args.region, "--chrom": args.chrom, "--stride": args.stride, "--target": args.target,
+             "--signal": getattr(args, "signal", None)}
+    given = [flag for flag, value in flags.items() if value]
+    if args.fasta is None:
+        if given:
+            raise ValueError(f"{given[0]} works along a genome: give --fasta GENOME (and not {main})")
+        if getattr(args, main[2:]) is None:
+            raise ValueError(f"give {main}, or --fasta GENOME to work along a genome")
+        return False
+    if getattr(args, main[2:]) is not None:
+        raise ValueError(f"give {main} or --fasta, not both")
+    if args.bed and (args.region or args.chrom):
+        raise ValueError("give --bed (intervals) or --region/--chrom (tiled regions), not both")
+    if hasattr(args, "signal") and args.signal is None:
+        raise ValueError("--fasta needs --signal BIGWIG: the measured signal the windows are compared with")
+    return True

@@ -233,7 +233,9 @@ def _write_part(directory: Path, part: Round, targets: np.ndarray, names: list[s
         "min_length": window,
         "max_length": window,
         "transforms": {"head": 0, "tail": 0, "length": window},
-        "atac": {"part": label, "split": common["split"], "preparation": "../meta.json"},
+        # What a genome track needs to place the run's windows (proformer.tracks.windows.Placement).
+        "atac": {"part": label, "split": common["split"], "preparation": "../meta.json", "window": window,
+                 "target_span": list(common["target_span"]), "transform": common["transform"]},
         "proformer_version": common["proformer_version"],
         "created": common["created"],
     }
@@ -433,6 +435,8 @@ def prepare_atac(
     common = {
         "source": {"path": str(peaks_path), "sha256": parsed_peaks.sha256, "format": "atac"},
         "split": split,
+        "target_span": [options.center_offset, options.center_offset + options.center],
+        "transform": transform,
         "proformer_version": __version__,
         "created": created,
     }

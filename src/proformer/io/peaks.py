@@ -1,4 +1,5 @@
-"""Peaks and intervals: summits from narrowPeak or BED, blacklist intervals from BED.
+"""Peaks and intervals: summits from narrowPeak or BED, blacklist intervals from BED, and the
+named, stranded intervals that ``predict --bed`` and ``evaluate --bed`` score.
 
 Both are small text files, read whole, plain or gzip (detected by magic bytes); ``#``, ``track``
 and ``browser`` lines are skipped, and a malformed line raises :class:`InputError` naming
@@ -20,7 +21,8 @@ import numpy as np
 from .errors import InputError
 from .sources import GZIP_MAGIC
 
-__all__ = ["PEAK_FORMATS", "Peaks", "merge_intervals", "overlaps", "read_blacklist", "read_peaks"]
+__all__ = ["PEAK_FORMATS", "Intervals", "Peaks", "merge_intervals", "overlaps", "read_blacklist", "read_intervals",
+           "read_peaks"]
 
 PEAK_FORMATS = ("auto", "narrowpeak", "bed")
 
@@ -224,3 +226,72 @@ def overlaps(intervals: tuple[np.ndarray, np.ndarray], start: np.ndarray, end: n
     # The only candidate is the last interval starting before the window's end.
     i = np.searchsorted(starts, end, side="left") - 1
     return (i >= 0) & (ends[np.maximum(i, 0)] > start)
+
+
+@dataclass
+class Intervals:
+    """Intervals read from a BED file, in file order.
+
+    Attributes
+    ----------
+    chrom : list of str
+        Column 1.
+    start, end : np.ndarray
+        int64 ``(k,)``: 0-based, half-open (columns 2 and 3), ``end > start``.
+    name : list of str
+        Column 4, or ``chrom:start-end`` where the file has no name column (or the name is ``.``).
+    minus : np.ndarray
+        bool ``(k,)``: True for ``-`` in column 6; ``+``, ``.`` or no column 6 read as ``+``.
+    line : np.ndarray
+        int64 ``(k,)``: 1-based line of each interval, for messages.
+    display : str
+        The path as the user gave it.
+    """
+
+    chrom: list[str]
+    start: np.ndarray
+    end: np.ndarray
+    name: list[str]
+    minus: np.ndarray
+    line: np.ndarray
+    display: str
+
+    def __len__(self) -> int:
+        return len(self.chrom)
+
+    def where(self, i: int) -> str:
+        """``file:line`` of interval ``i``."""
+        return f"{self.display}:{int(self.line[i])}"
+
+
+def read_intervals(path: str | os.PathLike) -> Intervals:
+    """Read named, stranded intervals from a BED file (plain or gzip), in file order.
+
+    A first data line whose column 2 is ``start`` (any case) is a header, so that the
+    ``windows.tsv`` of ``proformer atac prepare`` reads as it is. Raises :class:`InputError`
+    naming ``file:line`` for fewer than 3 columns, a non-integer coordinate, ``end <= start`` and
+    a strand other than ``+``, ``-`` or ``.``; and for a file without intervals.
+    """
+    display = os.fspath(path)
+    lines, _ = _read_text(Path(path), display)
+    chrom, start, end, name, minus, line_no = [], [], [], [], [], []
+    for number, fields in _data_lines(lines):
+        if not chrom and len(fields) >= 2 and fields[1].strip().lower() == "start":
+            continue  # a header line (chrom, start, end, ...)
+        begin, stop = _bed_interval(fields, display, number)
+        if stop <= begin:
+            raise InputError(f"{display}:{number}: end ({stop}) <= start ({begin}): an interval needs end > start")
+        strand = fields[5].strip() if len(fields) >= 6 else "."
+        if strand not in ("+", "-", "."):
+            raise InputError(f"{display}:{number}: strand (column 6) is {strand!r}; use +, - or .")
+        label = fields[3].strip() if len(fields) >= 4 else "."
+        chrom.append(fields[0])
+        start.append(begin)
+        end.append(stop)
+        name.append(label if label not in ("", ".") else f"{fields[0]}:{begin}-{stop}")
+        minus.append(strand == "-")
+        line_no.append(number)
+    if not chrom:
+        raise InputError(f"{display}: no intervals (only blank, '#', 'track' or 'browser' lines)")
+    return Intervals(chrom, np.asarray(start, dtype=np.int64), np.asarray(end, dtype=np.int64), name,
+                     np.asarray(minus, dtype=bool), np.asarray(line_no, dtype=np.int64), display)

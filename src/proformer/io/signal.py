@@ -49,6 +49,10 @@ class BigWigSignal:
         """float32 ``(length,)``; NaN where there is no data."""
         return self._bw.values(name, 0, length, numpy=True)
 
+    def values(self, name: str, start: int, end: int) -> np.ndarray:
+        """float32 ``(end - start,)`` of bases ``[start, end)`` of ``name``; NaN where there is no data."""
+        return self._bw.values(name, int(start), int(end), numpy=True)
+
     def close(self) -> None:
         self._bw.close()
 

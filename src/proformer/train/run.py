@@ -442,7 +442,8 @@ def _fit(config, run_dir, resume, trainer, plan, dataset, valid_set, model_cfg, 
         data={"train": str(Path(config.data.path).resolve()), "split": config.data.split if not config.data.valid else None,
               "valid": str(Path(config.data.valid).resolve()) if config.data.valid else None,
               "n_train": int(len(train_rows)), "n_valid": int(len(valid_rows)),
-              "columns": TableColumns.record(dataset.meta)},  # the training table's columns, or None
+              "columns": TableColumns.record(dataset.meta),  # the training table's columns, or None
+              "atac": _placement(dataset.meta)},  # where the windows sit on a genome (predict --fasta), or None
     )
     directory = RunDirectory(run_dir, info, identity)
     if resume:
@@ -562,3 +563,12 @@ def _trainer(config: RunConfig, run_dir: Path, progress: bool, fold: tuple[int, 
         num_sanity_val_steps=0,
         deterministic=False,
     )
+
+
+def _placement(meta: dict) -> dict | None:
+    """An ATAC dataset's window, target span and transform (``meta.json`` ``atac``), for
+    ``config.json`` ``data.atac``: a genome track places the run's windows with them."""
+    atac = meta.get("atac") if isinstance(meta, dict) else None
+    if not isinstance(atac, dict) or "target_span" not in atac:
+        return None
+    return {key: atac[key] for key in ("window", "target_span", "transform")}
