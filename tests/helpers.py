@@ -731,3 +731,26 @@ def beside_processes(script: Path, commands: dict[str, list[str]], meanwhile: Ca
                 process.kill()
                 process.communicate()
     return {name: (started[name].returncode, *done[name]) for name in started}
+
+
+# -- genome tracks (tests/tracks) ------------------------------------------------------------
+
+#: The tiny ATAC-shaped run: 40-bp windows, the prediction describes bases 15..24.
+TRACK_WINDOW, TRACK_TARGET = 40, (15, 25)
+TRACK_LENGTHS = {"chr1": 1_037, "chr2": 433, "chrM": 30}  # chrM: shorter than a window
+TRACK_N_RUN = ("chr2", 200, 260)  # N in the genome: windows over it have too many N
+
+
+def write_atac_run(path: Path, seed: int = 0, n_targets: int = 1, transform: str = "none") -> Path:
+    """A randomly initialised Proformer reading 40-bp windows, with the ``data.atac`` record a run
+    trained on ``atac prepare --window 40 --center 10`` has."""
+    names = ["atac_signal"] if n_targets == 1 else [f"track{i}" for i in range(n_targets)]
+    info = RunInfo(model=ModelConfig(kmer=3, dim=8, heads=1, blocks=1, readout=2, length=TRACK_WINDOW, n_targets=n_targets),
+                   layout=Layout(head=0, tail=0, length=TRACK_WINDOW, pad="n"),
+                   target=TargetInfo(names=names, mean=[1.0] * n_targets, std=[2.0] * n_targets, standardized=True),
+                   data={"atac": {"window": TRACK_WINDOW, "target_span": list(TRACK_TARGET), "transform": transform}},
+                   proformer_version="test")
+    torch.manual_seed(seed)
+    path.mkdir(parents=True, exist_ok=True)
+    write_run_model(path, Proformer(info.model).state_dict(), info)
+    return path

@@ -76,3 +76,28 @@ def test_the_learning_curve_has_whole_epochs_the_run_name_and_marks_the_mean():
         assert [line.get_label() for line in single.axes[1].get_lines()] == ["Pearson r", "Spearman rho"]
     finally:
         plt.close(single)
+
+
+def _bigwig(path, chromosomes, entries):
+    pyBigWig = pytest.importorskip("pyBigWig")
+    bw = pyBigWig.open(str(path), "w")
+    bw.addHeader(chromosomes, maxZooms=0)
+    chrom, starts, ends, values = zip(*entries)
+    bw.addEntries(list(chrom), list(starts), ends=list(ends), values=[float(v) for v in values])
+    bw.close()
+    return path
+
+
+def test_plot_tracks_draws_a_png_and_names_a_track_without_the_chromosome(tmp_path):
+    from proformer.plots import plot_tracks
+
+    measured = _bigwig(tmp_path / "measured.bw", [("chr1", 1000), ("chr2", 500)],
+                       [("chr1", 100, 120, 1.0), ("chr1", 120, 140, 3.0), ("chr1", 400, 500, 0.5), ("chr2", 0, 50, 2.0)])
+    predicted = _bigwig(tmp_path / "predicted.bw", [("chr1", 1000)], [("chr1", 100, 120, 1.5), ("chr1", 140, 160, 2.5)])
+    png = plot_tracks([("measured", measured), ("predicted", predicted)], ("chr1", 50, 600), tmp_path / "locus.png",
+                      title="two tracks")
+    assert png == tmp_path / "locus.png" and png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    with pytest.raises(ValueError, match=r"predicted\.bw: no chromosome 'chr2'"):
+        plot_tracks([("measured", measured), ("predicted", predicted)], ("chr2", 0, 100), tmp_path / "other.png")
+    assert not (tmp_path / "other.png").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["locus.png", "measured.bw", "predicted.bw"]

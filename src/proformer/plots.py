@@ -1,5 +1,5 @@
 """Every figure the package draws, in one place: learning curves, predicted-vs-measured hexbins,
-heatmaps of a sweep. Train, evaluate, the quickstart and the sweep reports all draw through
+heatmaps of a sweep, genome tracks over a locus. Train, evaluate, the quickstart and the sweep reports all draw through
 these functions; each ``*_figure`` returns a matplotlib Figure (for a notebook), each ``plot_*``
 writes a PNG atomically (:func:`save`). matplotlib is imported on use, with the Agg backend.
 """
@@ -13,11 +13,13 @@ import numpy as np
 
 from .io.atomic import atomic_path
 
-__all__ = ["LEGEND_TARGETS", "heatmap_figure", "learning_curve_figure", "plot_learning_curve", "plot_scatter", "save",
-           "scatter_figure"]
+__all__ = ["LEGEND_TARGETS", "TRACK_POINTS", "heatmap_figure", "learning_curve_figure", "plot_learning_curve",
+           "plot_scatter", "plot_tracks", "save", "scatter_figure"]
 
 #: With more targets than this, the per-target lines of a learning curve share one legend entry.
 LEGEND_TARGETS = 6
+#: A track panel draws at most this many steps: a longer region is averaged in equal bins.
+TRACK_POINTS = 10_000
 
 
 def _pyplot():
@@ -165,3 +167,67 @@ def heatmap_figure(panels: Sequence[tuple[str, np.ndarray, str, float | None]], 
         ax.set_title(name, fontsize=9)
     fig.suptitle(title, fontsize=10)
     return fig
+
+
+
+def _track_values(path: str | Path, chrom: str, start: int, end: int) -> np.ndarray:
+    """float64 ``(end - start,)``: a bigWig's or bedGraph's value per base, NaN without data;
+    ValueError naming the file for a chromosome it lacks or a region past its end."""
+    values, path = np.full(end - start, np.nan), Path(path)
+    if path.suffix.lower() in (".bedgraph", ".bg"):
+        rows = [line.split() for line in path.read_text().splitlines() if line.startswith(f"{chrom}\t")]
+        for _, low, high, value, *_ in rows:
+            values[max(int(low), start) - start : max(min(int(high), end) - start, 0)] = float(value)
+        lengths = {chrom: end} if rows else {}
+    else:
+        from .io.signal import BigWigSignal
+
+        bw = BigWigSignal(path, str(path))  # InputError (a ValueError) for a file that is not a bigWig
+        lengths = bw.lengths
+        if lengths.get(chrom, 0) >= end:
+            values = bw.values(chrom, start, end).astype(np.float64)
+        bw.close()
+    if chrom not in lengths:
+        names = f"it has {', '.join(list(lengths)[:8])}" if lengths else "no line of the bedGraph names it"
+        raise ValueError(f"{path}: no chromosome {chrom!r} in this track ({names})")
+    if lengths[chrom] < end:
+        raise ValueError(f"{path}: {chrom} is {lengths[chrom]:,} bp, the region ends at {end:,}")
+    return values
+
+
+def plot_tracks(tracks: Sequence[tuple[str, str | Path]], region: tuple[str, int, int], path: str | Path,
+                title: str | None = None) -> Path:
+    """Genome tracks over one region, one panel each, stacked on a shared genome-position axis.
+
+    Parameters
+    ----------
+    tracks : list of (label, path)
+        bigWig (pyBigWig) or bedGraph (``.bedGraph``/``.bg``) files, e.g. a measured signal and
+        ``proformer predict --fasta ... --out pred.bw``: each a step plot of its values, bases
+        without data as gaps. Over more than :data:`TRACK_POINTS` bp the values are averaged in
+        equal bins (a bin without data is a gap).
+    region : (chrom, start, end)
+        0-based, half-open. A track without ``chrom``, or shorter than ``end``: ValueError
+        naming the file.
+    path : path
+        The PNG, written atomically (:func:`save`).
+    title : str, optional
+        Default: the region as ``chrom:start+1-end`` (1-based, inclusive).
+    """
+    chrom, start, end = region[0], int(region[1]), int(region[2])
+    if not 0 <= start < end:
+        raise ValueError(f"region {chrom}:{start}-{end}: give 0 <= start < end (0-based, half-open)")
+    values = [_track_values(file, chrom, start, end) for _, file in tracks]
+    step = -(-(end - start) // TRACK_POINTS)
+    edges = np.append(np.arange(start, end, step), end)
+    fig, axes = _pyplot().subplots(len(tracks), 1, sharex=True, squeeze=False, figsize=(10, 1.2 + 1.4 * len(tracks)))
+    for ax, (label, _), per_base in zip(axes[:, 0], tracks, values):
+        bins = np.append(per_base, np.full(-len(per_base) % step, np.nan)).reshape(-1, step)
+        known = (~np.isnan(bins)).sum(axis=1)
+        ax.stairs(np.where(known > 0, np.nansum(bins, axis=1) / np.maximum(known, 1), np.nan), edges, baseline=None,
+                  color="C0", linewidth=1)
+        ax.set_ylabel(label, fontsize=9)
+    axes[-1, 0].set_xlim(start, end)
+    axes[-1, 0].set_xlabel(f"{chrom} position (bp, 0-based)")
+    fig.suptitle(title or f"{chrom}:{start + 1:,}-{end:,}", fontsize=10)
+    return save(fig, path)

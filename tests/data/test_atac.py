@@ -311,3 +311,17 @@ def test_atac_prepare_then_train_through_the_cli(tmp_path, capsys, one_thread):
                  "--set", f"data.valid={tmp_path / 'atac' / 'test'}", "--set", "dim=8", "--set", "epochs=1",
                  "--set", "batch_size=120", "--no-progress"]) == 0
     assert "480 training / 120 validation rows" in capsys.readouterr().out
+    # the run knows where its windows sit on the genome: predict --fasta places them with this
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["data"]["atac"] == {"window": 100, "target_span": [40, 60], "transform": "none"}
+    # the test windows evaluated from the dataset and from the genome: the same numbers
+    assert main(["evaluate", "--model", str(tmp_path / "run"), "--data", str(tmp_path / "atac" / "test"), "--json",
+                 "--no-progress"]) == 0
+    from_data = json.loads(capsys.readouterr().out)["targets"]["atac_signal"]
+    assert main(["evaluate", "--model", str(tmp_path / "run"), "--fasta", str(sim / "genome.fa"), "--signal",
+                 str(sim / "signal.bw"), "--bed", str(tmp_path / "atac" / "test" / "windows.tsv"), "--json",
+                 "--no-progress"]) == 0
+    from_genome = json.loads(capsys.readouterr().out)["chromosomes"]["all"]
+    assert from_genome["n"] == from_data["n"] == 120
+    assert from_genome["pearson"] == pytest.approx(from_data["pearson"], abs=1e-9)
+    assert from_genome["spearman"] == pytest.approx(from_data["spearman"], abs=1e-9)

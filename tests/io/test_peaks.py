@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+
 import numpy as np
 import pytest
 from helpers import (
@@ -9,7 +11,7 @@ from helpers import (
 )
 
 from proformer.data.atac import InputError
-from proformer.io.peaks import merge_intervals, overlaps, read_peaks
+from proformer.io.peaks import merge_intervals, overlaps, read_intervals, read_peaks
 
 pyBigWig = pytest.importorskip("pyBigWig")
 pysam = pytest.importorskip("pysam")
@@ -49,3 +51,34 @@ def test_blacklist_merge_and_overlap():
     start = np.array([0, 0, 35, 35, 41, 60, 59, 100])
     end = np.array([10, 11, 40, 41, 50, 70, 60, 200])
     assert overlaps((starts, ends), start, end).tolist() == [False, True, False, True, False, False, True, False]
+
+
+def test_intervals_keep_file_order_names_and_strands(tmp_path):
+    path = tmp_path / "r.bed.gz"
+    path.write_bytes(gzip.compress(b"track name=x\nchr2\t10\t20\tb\t0\t-\nchr1\t5\t6\nchr1\t7\t9\t.\t0\t.\n"))
+    intervals = read_intervals(path)
+    assert intervals.chrom == ["chr2", "chr1", "chr1"]
+    assert intervals.start.tolist() == [10, 5, 7] and intervals.end.tolist() == [20, 6, 9]
+    assert intervals.name == ["b", "chr1:5-6", "chr1:7-9"]  # no name, or ".": chrom:start-end
+    assert intervals.minus.tolist() == [True, False, False]
+    assert intervals.where(1) == f"{path}:3"
+
+
+def test_the_windows_table_of_atac_prepare_reads_as_intervals(tmp_path):
+    path = tmp_path / "windows.tsv"
+    path.write_text("chrom\tstart\tend\tsummit\ttarget\nchr1\t100\t200\t150\t0.5\n")
+    intervals = read_intervals(path)
+    assert len(intervals) == 1 and intervals.start.tolist() == [100] and intervals.line.tolist() == [2]
+
+
+@pytest.mark.parametrize("text, words", [
+    ("chr1\t10\t20\nchr1\t20\t20\n", ["r.bed:2", "end (20) <= start (20)"]),
+    ("chr1\t10\t20\tn\t0\tx\n", ["r.bed:1", "strand", "'x'"]),
+    ("chr1\tstart\tend\nchr1\tten\t20\n", ["r.bed:2", "not an integer", "'ten'"]),
+    ("# nothing\n", ["no intervals"]),
+])
+def test_a_bad_interval_names_file_and_line(tmp_path, text, words):
+    (tmp_path / "r.bed").write_text(text)
+    with pytest.raises(InputError) as error:
+        read_intervals(tmp_path / "r.bed")
+    assert all(word in str(error.value) for word in words), error.value

@@ -12,20 +12,9 @@ import sys
 
 from ..limits import MAX_BATCH, MAX_POSITION, MAX_SEED, bounded
 from .interpret import add_interpret_commands
-from .options import (
-    Parser,
-    add_devices_arguments,
-    add_genome_arguments,
-    add_inference_arguments,
-    add_model_argument,
-    add_overrides_argument,
-    add_preset_arguments,
-    add_progress_argument,
-    add_units_argument,
-    genome_mode,
-    models,
-    summary_stream,
-)
+from .options import (Parser, add_devices_arguments, add_genome_arguments, add_inference_arguments, add_model_argument,
+                      add_overrides_argument, add_preset_arguments, add_progress_argument, add_units_argument,
+                      genome_mode, models, summary_stream)
 
 
 def _model_config(args: argparse.Namespace):

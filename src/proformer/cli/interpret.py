@@ -5,23 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..limits import (
-    MAX_BEAM,
-    MAX_EDITS,
-    MAX_POSITION,
-    MAX_SEED,
-    MAX_SHUFFLES,
-    MAX_STEPS,
-    bounded,
-)
-from .options import (
-    add_devices_arguments,
-    add_inference_arguments,
-    add_model_argument,
-    add_units_argument,
-    models,
-    summary_stream,
-)
+from ..limits import MAX_BEAM, MAX_EDITS, MAX_POSITION, MAX_SEED, MAX_SHUFFLES, MAX_STEPS, bounded
+from .options import (add_devices_arguments, add_inference_arguments, add_model_argument, add_units_argument, models, summary_stream)
 
 __all__ = ["add_interpret_commands"]
 

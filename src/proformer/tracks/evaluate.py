@@ -30,17 +30,8 @@ from ..io.signal import BigWigSignal
 from ..plots import plot_scatter
 from ..sequence import reverse_complement
 from .predict import MAX_N_FRAC, WindowChunk, _fraction, _regions
-from .windows import (
-    BLOCK,
-    Placement,
-    centred_windows,
-    check_chromosome,
-    placement_of,
-    read_windows,
-    tile,
-    tiled_count,
-    too_many_n,
-)
+from .windows import (BLOCK, Placement, centred_windows, check_chromosome, placement_of, read_windows, tile,
+                      tiled_count, too_many_n)
 
 __all__ = ["GenomeEvaluation", "evaluate_genome", "measured_means"]
 

@@ -28,18 +28,8 @@ from ..io.track import track_format, write_track
 from ..limits import whole
 from ..predict import processes
 from ..sequence import reverse_complement
-from .windows import (
-    BLOCK,
-    Region,
-    centred_windows,
-    check_chromosome,
-    parse_region,
-    placement_of,
-    read_windows,
-    tile,
-    tiled_count,
-    too_many_n,
-)
+from .windows import (BLOCK, Region, centred_windows, check_chromosome, parse_region, placement_of, read_windows, tile,
+                      tiled_count, too_many_n)
 
 __all__ = ["WindowChunk", "predict_intervals", "predict_track"]
 

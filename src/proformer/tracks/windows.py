@@ -162,14 +162,16 @@ def tiled_count(region: Region, length: int, placement: Placement, stride: int) 
 
 
 def tile(region: Region, length: int, placement: Placement, stride: int,
-         block: int = BLOCK) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """The windows of ``region`` at ``stride`` (module docstring), ``block`` at a time.
+         block: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The windows of ``region`` at ``stride`` (module docstring), ``block`` (default
+    :data:`BLOCK`) at a time.
 
     Yields
     ------
     (starts, range_starts, range_ends)
         int64 ``(k,)`` each: window starts and the bases each window's value covers.
     """
+    block = BLOCK if block is None else block
     offset, width = placement.offset(stride), placement.width(stride)
     low, high = max(region.start, offset), min(region.end - 1, length - placement.window + offset)
     if high < low:
