@@ -29,7 +29,7 @@ from ..io.peaks import read_intervals
 from ..io.signal import BigWigSignal
 from ..plots import plot_scatter
 from ..sequence import reverse_complement
-from .predict import MAX_N_FRAC, WindowChunk, _fraction, _regions
+from .predict import MAX_N_FRAC, WindowChunk, _fraction, _regions, track_column
 from .windows import (BLOCK, Placement, centred_windows, check_chromosome, placement_of, read_windows, tile,
                       tiled_count, too_many_n)
 
@@ -152,10 +152,7 @@ def evaluate_genome(
     try:
         runner = load(model, device, batch_size=batch_size, precision=precision, rc_average=rc_average)
         placement = placement_of([member.info for member in runner.members], runner.runs)
-        if target is None and runner.n_targets > 1:
-            raise ValueError(f"the model predicts {', '.join(runner.target_names)}; give --target NAME: the one "
-                             f"compared with {os.fspath(signal)}")
-        column = runner.target_index(target)
+        column = track_column(runner, target, f"one is compared with {os.fspath(signal)}")
         skipped = {"off_chromosome": 0, "too_many_n": 0}
         if intervals is not None:
             chunks, total, described = _bed_chunks(intervals, genome, source, placement, stride, skipped)

@@ -78,7 +78,7 @@ class WindowChunk:
         return f"window {chrom}:{int(self.starts[i])}-{int(self.starts[i]) + self.codes.shape[1]}"
 
 
-def _open(model, fasta, device, batch_size, precision, rc_average, devices, num_nodes, target, out, inputs):
+def _open(model, fasta, device, batch_size, precision, rc_average, devices, num_nodes, out, inputs):
     """What both commands start with: processes, the output checked, the genome and the model."""
     trainer, lead = processes(device, devices, num_nodes, fasta=fasta, **inputs)
     check_output(out, fasta, *inputs.values())
@@ -87,16 +87,17 @@ def _open(model, fasta, device, batch_size, precision, rc_average, devices, num_
         runner = load(model, device if trainer is None else trainer.strategy.root_device, batch_size=batch_size,
                       precision=precision, rc_average=rc_average)
         placement = placement_of([member.info for member in runner.members], runner.runs)
-        column = _target_column(runner, target)
     except BaseException:
         genome.close()
         raise
-    return trainer, lead, genome, runner, placement, column
+    return trainer, lead, genome, runner, placement
 
 
-def _target_column(runner, target: str | int | None) -> int | None:
-    if target is None:
-        return None
+def track_column(runner, target: str | int | None, why: str = "a track holds one") -> int:
+    """The column of ``target`` among the run's predictions; the run's one target by default, and
+    ValueError listing the targets when it has several (``why`` says why one is needed)."""
+    if target is None and runner.n_targets > 1:
+        raise ValueError(f"the model predicts {', '.join(runner.target_names)}; {why}: give --target NAME")
     return runner.target_index(target)
 
 
@@ -164,14 +165,10 @@ def predict_track(
     """
     fmt = track_format(out)
     max_n_frac = _fraction(max_n_frac)
-    trainer, lead, genome, runner, placement, column = _open(model, fasta, device, batch_size, precision, rc_average,
-                                                             devices, num_nodes, target, out, {})
+    trainer, lead, genome, runner, placement = _open(model, fasta, device, batch_size, precision, rc_average, devices,
+                                                     num_nodes, out, {})
     try:
-        if column is None:
-            if runner.n_targets > 1:
-                raise ValueError(f"the model predicts {', '.join(runner.target_names)}; a track holds one: give "
-                                 f"--target NAME")
-            column = 0
+        column = track_column(runner, target)
         stride = placement.target_length if stride is None else whole("stride", stride, 1, 10**9)
         parsed = _regions(regions, genome, os.fspath(fasta))
         total = sum(tiled_count(region, genome.lengths[region.chrom], placement, stride) for region in parsed)
@@ -273,8 +270,8 @@ def predict_intervals(
     """
     max_n_frac = _fraction(max_n_frac)
     intervals = read_intervals(bed)  # before the model loads: a bad line is one error, at once
-    trainer, lead, genome, runner, placement, _ = _open(model, fasta, device, batch_size, precision, rc_average,
-                                                        devices, num_nodes, None, out, {"bed": bed})
+    trainer, lead, genome, runner, placement = _open(model, fasta, device, batch_size, precision, rc_average, devices,
+                                                     num_nodes, out, {"bed": bed})
     try:
         window = placement.window
         stride = window if stride is None else whole("stride", stride, 1, 10**9)

@@ -12,7 +12,8 @@ Placement
 Tiling a region ``[a, b)`` at stride ``S``
     Window ``k`` writes its value over ``width = min(S, target length)`` bases starting at
     ``a + k * S`` (``k = 0, 1, ...`` while that is below ``b``; the last range is cut at
-    ``b``): the target's centre bases, so that the ranges of consecutive windows never overlap
+    ``b``): the target's centre bases (an odd surplus to the right, as ``atac prepare`` centres
+    its target in the window), so that the ranges of consecutive windows never overlap
     and every window's value is in the track once. With ``S`` at least the target length the
     range is the whole target (gaps between); with ``S = 1`` each window writes its target's
     centre base. The window starts ``offset = target[0] + (target length - width) // 2`` bp
