@@ -510,6 +510,8 @@ NOT_RUN: dict[str, str] = {
     "README.md: python -m pytest": "the test suite itself",
     "docs/recipes.md: python benchmarks/recipe_study.py --out runs/recipes": "the study: 18 training runs of "
         "7-14 minutes; tests/train/test_recipe.py checks the rule, tests/experiments/test_sweep.py fold sweeps",
+    "docs/recipes.md: python benchmarks/recipe_round3.py": "the third round: 16 training runs of about 8 minutes "
+        "on one thread each (an hour on two cores)",
     "docs/recipes.md: # the second round": "the study's second round: 16 training runs, 20-50 minutes each on "
         "a shared 2-core CPU; tests/experiments/test_sweep.py runs fold sweeps, tests/test_inference.py ensembles",
     "docs/recipes.md: proformer train --preset dream_attn --data data/sample": "the organisers' hybrid trained on "
@@ -533,6 +535,17 @@ NOT_RUN: dict[str, str] = {
     "docs/atac.md: from proformer.data.atac import prepare_atac":
         "reads hg38 and GM12878 files (GB downloads); the simulated-genome example runs the same function",
     "docs/atac.md: proformer atac prepare": "needs hg38, a GM12878 bigWig and peaks (downloads)",
+    "docs/atac.md: from proformer.data.genome_sim import simulate_atac": "the genome walkthrough's first step; "
+        "the walkthrough trains for 3 minutes (its figures were measured once by hand); docs/atac.md's simulated "
+        "example runs simulate_atac",
+    "docs/atac.md: # 20,000 windows, chr3 held out": "the genome walkthrough: prepares and trains for 3 minutes; "
+        "the simulated example (RUN) trains a tiny ATAC run the same way",
+    "docs/atac.md: # chr3 tiled at stride 20": "the genome walkthrough: needs its 3-minute run; tests/tracks run "
+        "predict and evaluate --chrom on trained runs",
+    "docs/atac.md: # the same 6,400 windows": "the genome walkthrough: needs its 3-minute run; tests/data/test_atac.py checks "
+        "that the two evaluate paths agree on a trained ATAC run",
+    "docs/atac.md: from proformer.plots import plot_tracks": "the genome walkthrough: needs its predicted track; "
+        "tests/test_plots.py runs plot_tracks on small bigWigs",
     "docs/interpretation.md: proformer ism":
         "README's interpretation block runs ism, attribute, variant-effect and design on a tiny run; "
         "these differ from it in inputs and options only",

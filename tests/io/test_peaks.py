@@ -60,7 +60,7 @@ def test_intervals_keep_file_order_names_and_strands(tmp_path):
     assert intervals.chrom == ["chr2", "chr1", "chr1"]
     assert intervals.start.tolist() == [10, 5, 7] and intervals.end.tolist() == [20, 6, 9]
     assert intervals.name == ["b", "chr1:5-6", "chr1:7-9"]  # no name, or ".": chrom:start-end
-    assert intervals.minus.tolist() == [True, False, False]
+    assert intervals.minus.tolist() == [True, False, False] and intervals.strand == ["-", ".", "."]
     assert intervals.where(1) == f"{path}:3"
 
 
@@ -69,6 +69,7 @@ def test_the_windows_table_of_atac_prepare_reads_as_intervals(tmp_path):
     path.write_text("chrom\tstart\tend\tsummit\ttarget\nchr1\t100\t200\t150\t0.5\n")
     intervals = read_intervals(path)
     assert len(intervals) == 1 and intervals.start.tolist() == [100] and intervals.line.tolist() == [2]
+    assert intervals.name == ["chr1:100-200"]  # column 4 is the summit there, not a name
 
 
 @pytest.mark.parametrize("text, words", [

@@ -80,3 +80,16 @@ def test_a_run_of_several_targets_needs_target(genome, tmp_path, capsys):
     assert "--target" in one_line(capsys)
     assert cli("evaluate", "--model", run, "--fasta", genome["fasta"], "--signal", genome["signal"], "--chrom", "chr1",
                "--target", "track1") == 0
+
+
+def test_a_signal_without_an_evaluated_chromosome_is_one_line(genome, tmp_path, capsys):
+    from proformer.data.genome_sim import write_bigwig
+
+    write_bigwig(tmp_path / "other.bw", {"chr1": np.ones(1_037), "chr2": np.ones(400)})
+    assert cli("evaluate", "--model", genome["run"], "--fasta", genome["fasta"], "--signal", tmp_path / "other.bw",
+               "--chrom", "chr2") == 2
+    message = one_line(capsys)
+    assert all(word in message for word in ["other.bw", "chr2 with 400", "433", "genome.fa"]), message
+    assert cli("evaluate", "--model", genome["run"], "--fasta", genome["fasta"], "--signal", tmp_path / "other.bw",
+               "--chrom", "chrM") == 2
+    assert "has no 'chrM'" in one_line(capsys)

@@ -99,6 +99,7 @@ def test_minus_strand_intervals_are_predict_on_the_reverse_complement(genome, tm
     assert by_id["long"][5] == "3"
     np.testing.assert_allclose([float(v) for v in by_id["long"][7].split(",")], each, rtol=1e-5)
     assert float(by_id["long"][6]) == pytest.approx(each.mean(), rel=1e-5)
+    assert [by_id[name][4] for name in by_id] == ["+", "-", ".", "-"]  # the strand as the BED gives it
     assert result["skipped"] == {"off_chromosome": 1, "too_many_n": 1} and result["intervals"] == 4
 
 

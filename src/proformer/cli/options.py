@@ -94,7 +94,7 @@ def add_model_argument(parser: argparse.ArgumentParser) -> None:
 
 def add_genome_arguments(parser: argparse.ArgumentParser, evaluate: bool = False) -> None:
     """Along a genome (``predict --fasta``, ``evaluate --fasta``): intervals, or regions tiled at a stride."""
-    genome = parser.add_argument_group("along a genome (instead of --input/--data; docs/atac.md)")
+    genome = parser.add_argument_group(f"along a genome (instead of {'--data' if evaluate else '--input'}; docs/atac.md)")
     genome.add_argument("--fasta", metavar="GENOME", help="genome FASTA (plain or bgzip; pyfaidx writes a .fai index beside it)")
     if evaluate:
         genome.add_argument("--signal", metavar="BIGWIG", help="the measured signal (bigWig) that --fasta windows are compared with")

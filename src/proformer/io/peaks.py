@@ -239,9 +239,10 @@ class Intervals:
     start, end : np.ndarray
         int64 ``(k,)``: 0-based, half-open (columns 2 and 3), ``end > start``.
     name : list of str
-        Column 4, or ``chrom:start-end`` where the file has no name column (or the name is ``.``).
-    minus : np.ndarray
-        bool ``(k,)``: True for ``-`` in column 6; ``+``, ``.`` or no column 6 read as ``+``.
+        Column 4, or ``chrom:start-end`` where the file has no name column (or the name is ``.``,
+        or a header line calls column 4 something else than ``name``).
+    strand : list of str
+        Column 6 as written: ``+``, ``-`` or ``.`` (also where the file has no column 6).
     line : np.ndarray
         int64 ``(k,)``: 1-based line of each interval, for messages.
     display : str
@@ -252,9 +253,14 @@ class Intervals:
     start: np.ndarray
     end: np.ndarray
     name: list[str]
-    minus: np.ndarray
+    strand: list[str]
     line: np.ndarray
     display: str
+
+    @property
+    def minus(self) -> np.ndarray:
+        """bool ``(k,)``: the strand is ``-``."""
+        return np.array([strand == "-" for strand in self.strand], dtype=bool)
 
     def __len__(self) -> int:
         return len(self.chrom)
@@ -268,15 +274,18 @@ def read_intervals(path: str | os.PathLike) -> Intervals:
     """Read named, stranded intervals from a BED file (plain or gzip), in file order.
 
     A first data line whose column 2 is ``start`` (any case) is a header, so that the
-    ``windows.tsv`` of ``proformer atac prepare`` reads as it is. Raises :class:`InputError`
+    ``windows.tsv`` of ``proformer atac prepare`` reads as it is (its column 4, the summit, is
+    then no name). Raises :class:`InputError`
     naming ``file:line`` for fewer than 3 columns, a non-integer coordinate, ``end <= start`` and
     a strand other than ``+``, ``-`` or ``.``; and for a file without intervals.
     """
     display = os.fspath(path)
     lines, _ = _read_text(Path(path), display)
-    chrom, start, end, name, minus, line_no = [], [], [], [], [], []
+    chrom, start, end, name, strands, line_no = [], [], [], [], [], []
+    named = True  # column 4 holds names: no header, or a header that calls it so
     for number, fields in _data_lines(lines):
         if not chrom and len(fields) >= 2 and fields[1].strip().lower() == "start":
+            named = len(fields) >= 4 and fields[3].strip().lower() == "name"
             continue  # a header line (chrom, start, end, ...)
         begin, stop = _bed_interval(fields, display, number)
         if stop <= begin:
@@ -284,14 +293,14 @@ def read_intervals(path: str | os.PathLike) -> Intervals:
         strand = fields[5].strip() if len(fields) >= 6 else "."
         if strand not in ("+", "-", "."):
             raise InputError(f"{display}:{number}: strand (column 6) is {strand!r}; use +, - or .")
-        label = fields[3].strip() if len(fields) >= 4 else "."
+        label = fields[3].strip() if named and len(fields) >= 4 else "."
         chrom.append(fields[0])
         start.append(begin)
         end.append(stop)
         name.append(label if label not in ("", ".") else f"{fields[0]}:{begin}-{stop}")
-        minus.append(strand == "-")
+        strands.append(strand)
         line_no.append(number)
     if not chrom:
         raise InputError(f"{display}: no intervals (only blank, '#', 'track' or 'browser' lines)")
-    return Intervals(chrom, np.asarray(start, dtype=np.int64), np.asarray(end, dtype=np.int64), name,
-                     np.asarray(minus, dtype=bool), np.asarray(line_no, dtype=np.int64), display)
+    return Intervals(chrom, np.asarray(start, dtype=np.int64), np.asarray(end, dtype=np.int64), name, strands,
+                     np.asarray(line_no, dtype=np.int64), display)

@@ -24,9 +24,11 @@ from ..evaluate import regression_metrics
 from ..inference import load, units_text
 from ..io.atomic import atomic_write
 from ..io.folders import check_output_folder, output_folder
+from ..io.errors import InputError
 from ..io.genome import Genome
 from ..io.peaks import read_intervals
 from ..io.signal import BigWigSignal
+from ..limits import whole
 from ..plots import plot_scatter
 from ..sequence import reverse_complement
 from .predict import MAX_N_FRAC, WindowChunk, _fraction, _regions, track_column
@@ -144,6 +146,7 @@ def evaluate_genome(
     GenomeEvaluation
     """
     max_n_frac = _fraction(max_n_frac)
+    stride = None if stride is None else whole("stride", stride, 1, 10**9)
     intervals = read_intervals(bed) if bed is not None else None
     if out_dir is not None:
         check_output_folder(Path(out_dir), "--out-dir", "evaluate writes a folder")
@@ -154,30 +157,37 @@ def evaluate_genome(
         placement = placement_of([member.info for member in runner.members], runner.runs)
         column = track_column(runner, target, f"one is compared with {os.fspath(signal)}")
         skipped = {"off_chromosome": 0, "too_many_n": 0}
+        _check_signal(source, genome, intervals.chrom if intervals is not None else
+                      [region.chrom for region in _regions(regions, genome, os.fspath(fasta))])
         if intervals is not None:
             chunks, total, described = _bed_chunks(intervals, genome, source, placement, stride, skipped)
         else:
             chunks, total, described = _track_chunks(regions, genome, source, placement, stride, fasta)
+        # one value of each kind per window, and the chromosome's index, not its name: the rank
+        # correlations need every value, so memory is ~20 bytes per window (3 GB for a human genome at stride 20)
         predicted, measured, chroms = [], [], []
+        index = {name: i for i, name in enumerate(genome.lengths)}
         for chunk, values in runner.predict_chunks(_filtered(chunks, max_n_frac, skipped), progress=progress,
                                                    total=total, unit="windows"):
             predicted.append(values[:, column])
             measured.append(chunk.measured)
-            chroms.extend([chunk.chrom] * len(chunk) if isinstance(chunk.chrom, str) else chunk.chrom)
+            names = [chunk.chrom] * len(chunk) if isinstance(chunk.chrom, str) else chunk.chrom
+            chroms.append(np.array([index[name] for name in names], dtype=np.int32))
     finally:
         genome.close()
         source.close()
     if not predicted:
         raise ValueError(f"no window to evaluate in {described}: {skipped['off_chromosome']:,} off a chromosome's end, "
                          f"{skipped['too_many_n']:,} with more than {max_n_frac:g} N")
-    predictions, truth, chroms = np.concatenate(predicted), np.concatenate(measured), np.asarray(chroms)
+    predictions, truth, chroms = np.concatenate(predicted), np.concatenate(measured), np.concatenate(chroms)
     name = runner.target_names[column]
     result = GenomeEvaluation(model=os.fspath(model) if isinstance(model, (str, os.PathLike)) else [os.fspath(m) for m in model],
                               fasta=os.fspath(fasta), signal=os.fspath(signal), windows=described, target=name,
                               units=units_text(False), skipped=skipped)
-    for chrom in ["all", *dict.fromkeys(chroms.tolist())]:
-        rows = slice(None) if chrom == "all" else chroms == chrom
-        result.chromosomes.append(ChromosomeMetrics(chrom, len(truth[rows]),
+    names = list(index)
+    for chrom in [-1, *dict.fromkeys(chroms.tolist())]:  # -1: every window
+        rows = slice(None) if chrom == -1 else chroms == chrom
+        result.chromosomes.append(ChromosomeMetrics("all" if chrom == -1 else names[chrom], len(truth[rows]),
                                                     **regression_metrics(predictions[rows], truth[rows])))
     if out_dir is not None:
         out_dir = Path(out_dir)
@@ -189,6 +199,15 @@ def evaluate_genome(
                 json.dump(result.to_dict(), handle, indent=2)
                 handle.write("\n")
     return result
+
+
+def _check_signal(source: BigWigSignal, genome: Genome, chroms: Sequence[str]) -> None:
+    """Every chromosome evaluated must be in the bigWig, with the FASTA's length (one genome build)."""
+    for chrom in dict.fromkeys(chroms):
+        if chrom in genome.lengths and source.lengths.get(chrom) != genome.lengths[chrom]:
+            found = (f"has {chrom} with {source.lengths[chrom]:,} bp against the FASTA's {genome.lengths[chrom]:,} (two genome "
+                     f"builds?)" if chrom in source.lengths else f"has no {chrom!r} (it has {', '.join(list(source.lengths)[:8])})")
+            raise InputError(f"--signal {source.display} {found}: give the signal of the genome in {genome.display}")
 
 
 def _filtered(chunks: Iterator[WindowChunk], max_n_frac: float, skipped: dict) -> Iterator[WindowChunk]:
@@ -236,7 +255,7 @@ def _bed_chunks(intervals, genome, source, placement, stride, skipped):
             for j, row in enumerate(rows):  # one read per window: intervals may lie anywhere
                 chrom, start = intervals.chrom[owner[row]], starts[row : row + 1]
                 block = read_windows(genome, chrom, start, window)
-                codes[j] = reverse_complement(block)[0] if intervals.minus[owner[row]] else block[0]
+                codes[j] = reverse_complement(block)[0] if intervals.strand[owner[row]] == "-" else block[0]
                 measured[j] = measured_means(source, chrom, start, placement)[0]
             yield WindowChunk(codes, [intervals.chrom[owner[r]] for r in rows], starts[rows], measured=measured)
 

@@ -331,7 +331,7 @@ def _interval_chunks(intervals: Intervals, genome: Genome, window: int, count, s
     for r in np.flatnonzero(~off):
         own = starts[first[r] : first[r] + count[r]]
         block = read_windows(genome, intervals.chrom[r], own, window)
-        codes.append(reverse_complement(block) if intervals.minus[r] else block)
+        codes.append(reverse_complement(block) if intervals.strand[r] == "-" else block)
         rows.append(int(r))
         size += len(own)
         if size >= BLOCK:
@@ -355,5 +355,5 @@ def _rows(chunk: WindowChunk, values: np.ndarray, intervals: Intervals, state: d
         mean = own[known].mean(axis=0)
         each = [",".join("nan" if np.isnan(v) else f"{v:.6g}" for v in own[:, j]) for j in range(own.shape[1])]
         yield "\t".join([intervals.name[row], intervals.chrom[row], str(int(intervals.start[row])),
-                         str(int(intervals.end[row])), "-" if intervals.minus[row] else "+", str(n),
+                         str(int(intervals.end[row])), intervals.strand[row], str(n),
                          *(f"{v:.6g}" for v in mean), *each]) + "\n"
