@@ -557,6 +557,46 @@ def output_cases(p: dict, body: str) -> list[Case]:
     ]
 
 
+def genome_cases(p: dict) -> list[Case]:
+    """predict/evaluate along a genome (--fasta): bad intervals, regions, genomes and signals."""
+    r = p["root"] / "genome"
+    rng = random.Random(0)
+    chrom1 = "".join(rng.choice("ACGT") for _ in range(5_000))
+    fasta = write(r / "genome.fa", f">chr1\n{chrom1}\n>chr2\n{chrom1[:300]}\n")
+    bad_fasta = write(r / "bad.fa", f">chr1\n{chrom1[:2_000]}@{chrom1[2_001:]}\n")
+    existing = write(r / "existing.bedGraph", "chr1\t0\t1\t1.0\n")
+    run, out = p["run"], r / "out.bedGraph"
+
+    def predict(name: str, *extra, expect="error", keep=()) -> Case:
+        return Case("predict --fasta", name, lambda: cli("predict", "--model", run, *extra, "--no-progress"), expect, keep)
+
+    def bed(name: str, text: str | bytes) -> Path:
+        return write(r / f"{name}.bed", text)
+
+    return [
+        predict("a whole genome as a bedGraph", "--fasta", fasta, "--out", out, expect="ok"),
+        predict("BED interval end past any chromosome", "--fasta", fasta, "--bed",
+                bed("huge", "chr1\t0\t99999999999999999999\n"), "--out", r / "o.tsv"),
+        predict("BED with a negative start", "--fasta", fasta, "--bed", bed("negative", "chr1\t-5\t100\n"),
+                "--out", r / "o.tsv"),
+        predict("empty BED", "--fasta", fasta, "--bed", bed("empty", ""), "--out", r / "o.tsv"),
+        predict("binary BED", "--fasta", fasta, "--bed", bed("binary", bytes(range(256)) * 4), "--out", r / "o.tsv"),
+        predict("BED on a chromosome the genome lacks", "--fasta", fasta, "--bed", bed("chrom", "1\t0\t200\n"),
+                "--out", r / "o.tsv"),
+        predict("--region chr1:abc", "--fasta", fasta, "--region", "chr1:abc", "--out", out),
+        predict("two overlapping regions", "--fasta", fasta, "--region", "chr1:1-1,000", "--region", "chr1:500-2,000",
+                "--out", existing, keep=(existing,)),
+        predict("a track named .txt", "--fasta", fasta, "--out", r / "track.txt"),
+        predict("--stride 0", "--fasta", fasta, "--stride", "0", "--out", out),
+        predict("a directory as the genome", "--fasta", r, "--out", existing, keep=(existing,)),
+        predict("a genome with a non-DNA byte", "--fasta", bad_fasta, "--out", existing, keep=(existing,)),
+        predict("--bed with --input", "--input", fasta, "--bed", bed("x", "chr1\t0\t200\n"), "--out", r / "o.tsv"),
+        Case("evaluate --fasta", "a signal that is not a bigWig", lambda: cli(
+            "evaluate", "--model", run, "--fasta", fasta, "--signal", fasta, "--no-progress")),
+        Case("evaluate --fasta", "no --signal", lambda: cli("evaluate", "--model", run, "--fasta", fasta, "--no-progress")),
+    ]
+
+
 def _has_cuda() -> bool:
     try:
         import torch
@@ -608,7 +648,7 @@ def main(argv: list[str] | None = None) -> int:
         table = ["| # | command | case | exit | traceback | in time | last stderr line | result |",
                  "|---|---|---|---|---|---|---|---|"]
         failures, passed, skipped = [], 0, 0
-        for i, case in enumerate(cases(p), 1):
+        for i, case in enumerate(cases(p) + genome_cases(p), 1):
             if args.only and args.only not in f"{case.command} {case.name}":
                 continue
             if case.skip:

@@ -77,6 +77,7 @@ def test_the_windows_table_of_atac_prepare_reads_as_intervals(tmp_path):
     ("chr1\t10\t20\tn\t0\tx\n", ["r.bed:1", "strand", "'x'"]),
     ("chr1\tstart\tend\nchr1\tten\t20\n", ["r.bed:2", "not an integer", "'ten'"]),
     ("# nothing\n", ["no intervals"]),
+    ("chr1\t0\t99999999999999999999\n", ["r.bed:1", "past any chromosome"]),
 ])
 def test_a_bad_interval_names_file_and_line(tmp_path, text, words):
     (tmp_path / "r.bed").write_text(text)

@@ -25,6 +25,8 @@ __all__ = ["PEAK_FORMATS", "Intervals", "Peaks", "merge_intervals", "overlaps", 
            "read_peaks"]
 
 PEAK_FORMATS = ("auto", "narrowpeak", "bed")
+#: The largest interval end read (2**48, far past any genome's chromosomes).
+MAX_COORDINATE = 1 << 48
 
 
 def _read_text(path: Path, display: str) -> tuple[list[str], str]:
@@ -290,6 +292,8 @@ def read_intervals(path: str | os.PathLike) -> Intervals:
         begin, stop = _bed_interval(fields, display, number)
         if stop <= begin:
             raise InputError(f"{display}:{number}: end ({stop}) <= start ({begin}): an interval needs end > start")
+        if stop > MAX_COORDINATE:  # numpy's int64 arithmetic on the windows must not overflow
+            raise InputError(f"{display}:{number}: end ({stop}) is past any chromosome (at most {MAX_COORDINATE:,})")
         strand = fields[5].strip() if len(fields) >= 6 else "."
         if strand not in ("+", "-", "."):
             raise InputError(f"{display}:{number}: strand (column 6) is {strand!r}; use +, - or .")
