@@ -41,6 +41,9 @@ CELLS = {
     "singleton": ["data.singleton_flag=true"],
     "plasmid-shift": ["length=100", "data.pad=plasmid", "data.shift=10"],
     "drop0.2": ["dropout=0.2"],
+    # Added at 08:50 UTC, before any figure of this round: the soft bins already are LegNet's
+    # (proformer.model.proformer.soft_bin_targets), so round 1's loss was not a construction bug.
+    "soft-bins": ["loss=soft_bins"],
 }
 
 
