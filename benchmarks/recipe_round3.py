@@ -44,6 +44,9 @@ CELLS = {
     # Added at 08:50 UTC, before any figure of this round: the soft bins already are LegNet's
     # (proformer.model.proformer.soft_bin_targets), so round 1's loss was not a construction bug.
     "soft-bins": ["loss=soft_bins"],
+    # Added at 08:55 UTC, before any figure of this round, once data.augment existed: EvoAug's five
+    # augmentations, two per row and epoch, and the last 5 of the 20 epochs on the unchanged rows.
+    "evoaug": ["data.augment=evoaug", "data.augment_finetune=5"],
 }
 
 

@@ -130,6 +130,13 @@ class DataConfig:
         model otherwise never trains on. Nor is it ``rc_average``, which trains nothing
         differently and averages the two arrangements' predictions at validation and prediction.
         With ``shift``, an RC row is the reverse complement of its sequence as shifted that epoch.
+    augment : str
+        Training augmentation (EvoAug, :mod:`proformer.data.augment`): ``evoaug`` (substitution,
+        insertion, deletion, inversion, translocation) or a comma-separated subset; each training
+        row gets two of them, drawn per epoch, inside its trimmed region (flanks and lengths
+        kept). Empty: off.
+    augment_finetune : int
+        The last this many epochs train on the unchanged sequences (EvoAug's fine-tune).
     """
 
     path: str | None = None
@@ -143,9 +150,16 @@ class DataConfig:
     singleton_flag: bool = False
     rc_average: bool = False
     rc_rows: bool = False
+    augment: str = ""
+    augment_finetune: int = 0
 
     def __post_init__(self) -> None:
+        from ..data.augment import parse_augmentations
         from ..sequence import PAD_MODES
+
+        parse_augmentations(self.augment)
+        if isinstance(self.augment_finetune, bool) or not isinstance(self.augment_finetune, int) or self.augment_finetune < 0:
+            raise ValueError(f"augment_finetune={self.augment_finetune!r}: must be an integer >= 0 (epochs)")
 
         if self.pad not in PAD_MODES:
             raise ValueError(f"pad={self.pad!r}: valid values are {', '.join(PAD_MODES)}")

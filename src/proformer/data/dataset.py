@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..io.dataset import INTEGER_TARGET, is_integer_target, read_dataset
+from .augment import augment
 from ..model.proformer import swap_strands
 from ..sequence import Layout, N
 
@@ -141,6 +142,10 @@ class BatchBuilder(torch.utils.data.Dataset):
         (``n + i`` for an RC row), so masks stay a function of (seed, epoch, id). The shift is
         keyed by the sequence (``i`` for both), so an RC row is exactly the reverse complement of
         its forward row as laid out that epoch, shift included.
+    augment : tuple of str
+        ``data.augment``'s augmentations (:func:`proformer.data.augment.augment`), applied to the
+        stored rows of epochs before ``augment_until``, keyed by (seed, epoch, stored row) like
+        the shift; the layout's flanks are kept.
 
     Items are ``(epoch, ids)`` with ``ids`` ``(batch,)``; a batch holds ``codes`` uint8
     ``(batch, 2 * length)``, ``rows`` int64 ``(batch,)`` (the ids as given), ``targets``
@@ -149,8 +154,10 @@ class BatchBuilder(torch.utils.data.Dataset):
     """
 
     def __init__(self, dataset: Dataset, layout: Layout, target_mean=None, target_std=None, mask_ratio: float = 0.0,
-                 seed: int = 0, shift: int = 0, singleton_flag: str = "off", rc_rows: bool = False):
+                 seed: int = 0, shift: int = 0, singleton_flag: str = "off", rc_rows: bool = False,
+                 augment: tuple[str, ...] = (), augment_until: int = 0):
         self.dataset, self.layout = dataset, layout
+        self.augment, self.augment_until = tuple(augment), augment_until
         self.mean = None if target_mean is None else np.asarray(target_mean, dtype=np.float32)
         self.std = None if target_std is None else np.asarray(target_std, dtype=np.float32)
         self.mask_ratio, self.seed, self.shift, self.rc_rows = mask_ratio, seed, shift, rc_rows
@@ -184,6 +191,9 @@ class BatchBuilder(torch.utils.data.Dataset):
             draw = mask_draws(source, epoch + (1 << 20), self.seed, 1)[:, 0]
             shifts = (np.floor(draw * (2 * self.shift + 1)).astype(np.int64) - self.shift)[order]
         stored = np.asarray(self.dataset.codes[sorted_rows])
+        if self.augment and epoch < self.augment_until:
+            stored = augment(stored, self.dataset.lengths[sorted_rows], sorted_rows, epoch, self.seed, self.augment,
+                             self.layout.head, self.layout.tail)
         codes = torch.from_numpy(self.layout.apply(stored, self.dataset.lengths[sorted_rows], shifts)[inverse])
         if reverse.any():
             # One home for "the reverse complement of a laid-out row": the model's swap_strands.

@@ -50,6 +50,7 @@ from ..data.dataset import (
     target_statistics,
     with_rc_rows,
 )
+from ..data.augment import parse_augmentations
 from ..data.splits import auto_split, split_indices
 from ..device import check_bf16
 from ..io.run import CONFIG, WEIGHTS, RunInfo, TableColumns, TargetInfo, read_run_info
@@ -415,7 +416,8 @@ def _fit(config, run_dir, resume, trainer, plan, dataset, valid_set, model_cfg, 
     train_loader = loader(
         BatchBuilder(dataset, layout, mean, std, mask_ratio=model_cfg.mask_ratio, seed=train_cfg.seed,
                      shift=config.data.shift, singleton_flag="measured" if config.data.singleton_flag else "off",
-                     rc_rows=config.data.rc_rows),
+                     rc_rows=config.data.rc_rows, augment=parse_augmentations(config.data.augment),
+                     augment_until=train_cfg.epochs - config.data.augment_finetune),
         train_sampler,
         train_cfg.num_workers,
     )
