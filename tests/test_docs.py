@@ -510,6 +510,8 @@ NOT_RUN: dict[str, str] = {
     "README.md: python -m pytest": "the test suite itself",
     "docs/recipes.md: python benchmarks/recipe_study.py --out runs/recipes": "the study: 18 training runs of "
         "7-14 minutes; tests/train/test_recipe.py checks the rule, tests/experiments/test_sweep.py fold sweeps",
+    "docs/training-ideas.md: proformer distill --model runs/seed0": "needs three trained runs (minutes each); "
+        "tests/test_distill.py distils a two-run ensemble and checks the targets",
     "docs/recipes.md: python benchmarks/recipe_round3.py": "the third round: 16 training runs of about 8 minutes "
         "on one thread each (an hour on two cores)",
     "docs/recipes.md: # the second round": "the study's second round: 16 training runs, 20-50 minutes each on "

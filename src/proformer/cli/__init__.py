@@ -185,6 +185,18 @@ def cmd_bench(args: argparse.Namespace) -> None:
     print(f"{args.mode} preset {args.preset} ({', '.join(args.overrides) or 'no overrides'}), {describe(result)}")
 
 
+def cmd_distill(args: argparse.Namespace) -> None:
+    from ..distill import distill
+
+    meta = distill(models(args), args.data, args.out, copies=args.copies, augmentations=args.augment, seed=args.seed,
+                   batch_size=args.batch_size, device=args.device, precision=args.precision, progress=not args.no_progress)
+    teacher = meta["distilled"]["models"]
+    print(f"{args.out}: {meta['rows_kept']:,} rows ({meta['distilled']['copies']} mutated cop(ies) of each of "
+          f"{meta['rows_kept'] // (1 + meta['distilled']['copies']):,}), targets predicted by "
+          f"{teacher[0] if len(teacher) == 1 else f'the mean of {len(teacher)} runs'}; train on it with "
+          f"proformer train --data {args.out}")
+
+
 def cmd_export(args: argparse.Namespace) -> None:
     from ..export import export_onnx
 
@@ -418,6 +430,18 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", default="auto")
     bench.add_argument("--compile", action="store_true", help="torch.compile the model first")
     bench.set_defaults(func=cmd_bench)
+
+    distill = commands.add_parser("distill", help="a dataset whose targets are a model's (an ensemble's) predictions, "
+                                                  "to train one model on")
+    add_model_argument(distill)
+    distill.add_argument("--data", required=True, help="prepared dataset directory (the rows to predict; its targets are not read)")
+    distill.add_argument("--out", required=True, help="the new dataset directory")
+    distill.add_argument("--copies", type=bounded(0, 100), default=0,
+                         help="mutated copies of each row, predicted too (0 to 100; default: %(default)s)")
+    distill.add_argument("--augment", default="evoaug", help="the copies' mutations, as data.augment (default: %(default)s)")
+    distill.add_argument("--seed", type=bounded(0, MAX_SEED), default=0, help="keys the copies' mutations")
+    add_inference_arguments(distill, rc_average=False)
+    distill.set_defaults(func=cmd_distill)
 
     export = commands.add_parser("export", help="export a trained model as ONNX")
     add_model_argument(export)
