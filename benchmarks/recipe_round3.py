@@ -47,7 +47,16 @@ CELLS = {
     # Added at 08:55 UTC, before any figure of this round, once data.augment existed: EvoAug's five
     # augmentations, two per row and epoch, and the last 5 of the 20 epochs on the unchanged rows.
     "evoaug": ["data.augment=evoaug", "data.augment_finetune=5"],
+    # Added at 08:55 UTC, before any cell's result was read (only epoch lines in passing): the
+    # distillation lever. Two more seeds of the baseline make, with it, the fold's 3-seed teacher;
+    # the student is the baseline's recipe trained on the teacher's predictions over the fold's
+    # training rows and 2 mutated copies of each (proformer distill --copies 2), at the same steps.
+    "b64-conv-seed1": ["train.seed=1"],
+    "b64-conv-seed2": ["train.seed=2"],
+    "distilled": [],
 }
+#: The teacher of the "distilled" cell: these cells' runs of the same fold, averaged.
+TEACHER = ["b64-conv", "b64-conv-seed1", "b64-conv-seed2"]
 
 
 def folds_data(out: Path) -> list[dict]:
@@ -69,7 +78,17 @@ def train(out: Path, cell: str, fold: dict) -> str:
     if done(run):
         return f"{cell} fold {fold['fold']}: already trained"
     sets = [value for setting in BASE + CELLS[cell] for value in ("--set", setting)]
-    command = [sys.executable, "-m", "proformer.cli", "train", "--preset", "grid", *sets, "--data", fold["path"],
+    data = fold["path"]
+    if cell == "distilled":
+        teacher = [out / "cells" / name / f"fold-{fold['fold']}" for name in TEACHER]
+        if not all(done(run) for run in teacher):
+            return f"{cell} fold {fold['fold']}: its teacher ({', '.join(TEACHER)}) is not trained yet"
+        data = out / "distilled" / f"fold-{fold['fold']}"
+        if not (data / "meta.json").exists():
+            subprocess.run([sys.executable, "-m", "proformer.cli", "distill", "--model", *map(str, teacher), "--data",
+                            fold["path"], "--out", str(data), "--copies", "2", "--no-progress"],
+                           env={**os.environ, "OMP_NUM_THREADS": "1"}, check=True, capture_output=True)
+    command = [sys.executable, "-m", "proformer.cli", "train", "--preset", "grid", *sets, "--data", str(data),
                "--set", f"data.valid={fold['valid']}", "--out", str(run), "--no-progress"]
     if run.exists():
         command.append("--resume")
@@ -107,6 +126,23 @@ def report(out: Path) -> str:
     return "\n".join(lines)
 
 
+def teacher_report(out: Path) -> str:
+    """Markdown: the 3-seed teacher (the mean of TEACHER's runs) on each fold's validation rows."""
+    import json
+
+    lines = ["| fold | teacher (3 seeds averaged) val Pearson | Δ vs b64-conv |", "|---|---|---|"]
+    for k in range(FOLDS):
+        runs = [out / "cells" / name / f"fold-{k}" for name in TEACHER]
+        if not all(done(run) for run in runs):
+            continue
+        valid = out / "data" / f"fraction-1-fold-{k}-of-{FOLDS}" / "valid"
+        result = subprocess.run([sys.executable, "-m", "proformer.cli", "evaluate", "--model", *map(str, runs), "--data",
+                                 str(valid), "--json", "--no-progress"], check=True, capture_output=True, text=True)
+        r = json.loads(result.stdout)["targets"]["expression"]["pearson"]
+        lines.append(f"| {k} | {r:.4f} | {r - best(runs[0])[0]:+.4f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="study folder (prepared data, folds, one run per cell and fold)")
@@ -124,6 +160,8 @@ def main(argv: list[str] | None = None) -> None:
             for line in pool.map(lambda job: train(args.out, *job), jobs):
                 print(line, flush=True)
     print(report(args.out))
+    print()
+    print(teacher_report(args.out))
 
 
 if __name__ == "__main__":
