@@ -110,3 +110,9 @@ def test_a_run_trains_with_augmentation_and_fine_tunes(planted_dataset, tmp_path
                                                        "batch_size=64", "data.augment=evoaug", "data.augment_finetune=1"])
     result = train(config, tmp_path / "run", progress=False)
     assert result["epochs_run"] == 2 and np.isfinite(result["best"]["val_pearson"])
+
+    with pytest.raises(ValueError, match="leaves none of the run's 2 epochs augmented"):
+        train(load_run_config(preset="grid", overrides=[f"data.path={planted_dataset}", f"length={LENGTH}", "dim=8",
+                                                        "epochs=2", "data.augment=evoaug", "data.augment_finetune=2"]),
+              tmp_path / "none", progress=False)
+    assert not (tmp_path / "none" / "config.yaml").exists()  # refused before the run directory is written

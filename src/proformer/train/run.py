@@ -318,6 +318,9 @@ def _checked_train(config: RunConfig, run_dir: Path, resume: bool, progress: boo
         say(note)
     train_cfg, recipe = resolve_recipe(train_cfg, len(train_rows), config.data.rc_rows)
     train_cfg, budget = budget_epochs(train_cfg, len(train_rows), config.data.rc_rows)
+    if config.data.augment and config.data.augment_finetune >= train_cfg.epochs:
+        raise ValueError(f"data.augment_finetune={config.data.augment_finetune} leaves none of the run's "
+                         f"{train_cfg.epochs} epochs augmented; give fewer fine-tune epochs (or no data.augment)")
     for line in filter(None, (recipe, budget)):
         say(line)
     # The run's config.yaml records the recipe as trained.
