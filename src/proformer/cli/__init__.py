@@ -115,9 +115,9 @@ def _predict_genome(args: argparse.Namespace) -> None:
     """``predict --fasta``: BED intervals into a TSV, or regions tiled into a track."""
     from ..tracks import predict_intervals, predict_track
 
-    options = {"stride": args.stride, "standardized": args.standardized, "max_n_frac": args.max_n_frac, "batch_size": args.batch_size,
-                   "device": args.device, "precision": args.precision, "rc_average": args.rc_average, "progress": not args.no_progress,
-                   "devices": args.devices, "num_nodes": args.num_nodes}
+    options = dict(stride=args.stride, standardized=args.standardized, max_n_frac=args.max_n_frac, batch_size=args.batch_size,
+                   device=args.device, precision=args.precision, rc_average=args.rc_average, progress=not args.no_progress,
+                   devices=args.devices, num_nodes=args.num_nodes)
     if args.bed:
         if args.target is not None:
             raise ValueError("--target picks the target of a track; --bed writes every target")
@@ -219,9 +219,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
     failed = [] if args.dry_run else failed_cells(rows)
     if failed:
-        from ..train.module import (
-            TrainingFailed,  # a failure (exit 1), not a usage error
-        )
+        from ..train.module import TrainingFailed  # a failure (exit 1), not a usage error
 
         more = f" and {len(failed) - 10} more" if len(failed) > 10 else ""
         raise TrainingFailed(f"{len(failed)} cell(s) failed: {', '.join(failed[:10])}{more} (reasons in the error "
@@ -266,16 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Proformer: predict a number (expression, accessibility) from a short DNA sequence.",
     )
     from .. import __version__
-    from ..data.atac import (  # numpy only (its readers import on use)
-        CENTER,
-        FLANK,
-        WINDOW,
-    )
-    from ..sequence import (  # numpy only: the parser stays light
-        DREAM_HEAD,
-        DREAM_LENGTH,
-        DREAM_TAIL,
-    )
+    from ..data.atac import CENTER, FLANK, WINDOW  # numpy only (its readers import on use)
+    from ..sequence import DREAM_HEAD, DREAM_LENGTH, DREAM_TAIL  # numpy only: the parser stays light
 
     parser.add_argument("--version", action="version", version=f"proformer {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")

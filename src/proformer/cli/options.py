@@ -8,20 +8,9 @@ import sys
 
 from ..limits import MAX_BATCH, MAX_DEVICES, bounded
 
-__all__ = [
-    "Parser",
-    "add_devices_arguments",
-    "add_genome_arguments",
-    "add_inference_arguments",
-    "add_model_argument",
-    "add_overrides_argument",
-    "add_preset_arguments",
-    "add_progress_argument",
-    "add_units_argument",
-    "genome_mode",
-    "models",
-    "summary_stream",
-]
+__all__ = ["Parser", "add_devices_arguments", "add_genome_arguments", "add_inference_arguments", "add_model_argument",
+           "add_overrides_argument", "add_preset_arguments", "add_progress_argument", "add_units_argument", "genome_mode",
+           "models", "summary_stream"]
 
 
 class Parser(argparse.ArgumentParser):
@@ -107,7 +96,8 @@ def add_genome_arguments(parser: argparse.ArgumentParser, evaluate: bool = False
     genome.add_argument("--stride", type=bounded(1, 10**9), metavar="BP",
                         help="bp between windows (default: the run's target length for regions, the window for long intervals)")
     genome.add_argument("--target", help="the target a track holds (or that is compared), when the run predicts several")
-    genome.add_argument("--max-n-frac", type=float, default=0.1, help="windows with more N than this are left out (default: %(default)s)")
+    genome.add_argument("--max-n-frac", type=bounded(0, 1, float), default=0.1,
+                        help="windows with more N than this share are left out (0 to 1; default: %(default)s)")
 
 
 def genome_mode(args: argparse.Namespace, main: str) -> bool:

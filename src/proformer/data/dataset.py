@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from ..io.dataset import INTEGER_TARGET, is_integer_target, read_dataset
-from .augment import augment
 from ..model.proformer import swap_strands
 from ..sequence import Layout, N
+from .augment import augment
 
 
 class Dataset:

@@ -157,12 +157,12 @@ def evaluate_genome(
         placement = placement_of([member.info for member in runner.members], runner.runs)
         column = track_column(runner, target, f"one is compared with {os.fspath(signal)}")
         skipped = {"off_chromosome": 0, "too_many_n": 0}
-        _check_signal(source, genome, intervals.chrom if intervals is not None else
-                      [region.chrom for region in _regions(regions, genome, os.fspath(fasta))])
+        parsed = None if intervals is not None else _regions(regions, genome, os.fspath(fasta))
+        _check_signal(source, genome, intervals.chrom if intervals is not None else [region.chrom for region in parsed])
         if intervals is not None:
             chunks, total, described = _bed_chunks(intervals, genome, source, placement, stride, skipped)
         else:
-            chunks, total, described = _track_chunks(regions, genome, source, placement, stride, fasta)
+            chunks, total, described = _track_chunks(parsed, bool(regions), genome, source, placement, stride)
         # one value of each kind per window, and the chromosome's index, not its name: the rank
         # correlations need every value, so memory is ~20 bytes per window (3 GB for a human genome at stride 20)
         predicted, measured, chroms = [], [], []
@@ -220,9 +220,8 @@ def _filtered(chunks: Iterator[WindowChunk], max_n_frac: float, skipped: dict) -
             yield WindowChunk(chunk.codes[keep], chrom, chunk.starts[keep], measured=chunk.measured[keep])
 
 
-def _track_chunks(regions, genome, source, placement, stride, fasta):
+def _track_chunks(parsed, chosen, genome, source, placement, stride):
     stride = placement.target_length if stride is None else stride
-    parsed = _regions(regions, genome, os.fspath(fasta))
     total = sum(tiled_count(region, genome.lengths[region.chrom], placement, stride) for region in parsed)
 
     def chunks():
@@ -231,7 +230,7 @@ def _track_chunks(regions, genome, source, placement, stride, fasta):
                 yield WindowChunk(read_windows(genome, region.chrom, starts, placement.window), region.chrom, starts,
                                   measured=measured_means(source, region.chrom, starts, placement))
 
-    described = ", ".join(region.text for region in parsed) if regions else "every chromosome"
+    described = ", ".join(region.text for region in parsed) if chosen else "every chromosome"
     return chunks(), total, f"{described} at stride {stride}"
 
 
