@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -70,7 +71,15 @@ def folds_data(out: Path) -> list[dict]:
 
 
 def done(run: Path) -> bool:
-    return (run / "config.json").exists() and (run / "metrics.csv").exists() and not (run / ".train.lock").exists()
+    """Whether ``run`` trained every epoch of its budget (a stopped run has config.json after its
+    first epoch: its metrics.csv then holds fewer rows than the epochs config.yaml resolved)."""
+    if not (run / "config.json").exists() or not (run / "metrics.csv").exists() or (run / ".train.lock").exists():
+        return False
+    import yaml
+
+    epochs = yaml.safe_load((run / "config.yaml").read_text())["train"]["epochs"]
+    with open(run / "metrics.csv") as handle:
+        return sum(1 for _ in csv.DictReader(handle)) >= epochs
 
 
 def train(out: Path, cell: str, fold: dict) -> str:
@@ -90,8 +99,10 @@ def train(out: Path, cell: str, fold: dict) -> str:
                            env={**os.environ, "OMP_NUM_THREADS": "1"}, check=True, capture_output=True)
     command = [sys.executable, "-m", "proformer.cli", "train", "--preset", "grid", *sets, "--data", str(data),
                "--set", f"data.valid={fold['valid']}", "--out", str(run), "--no-progress"]
-    if run.exists():
+    if (run / "checkpoints" / "last.ckpt").exists():
         command.append("--resume")
+    elif run.exists():
+        shutil.rmtree(run)  # stopped before its first epoch ended: nothing to resume
     began = time.perf_counter()
     result = subprocess.run(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True)
     if result.returncode:
