@@ -74,7 +74,7 @@ def test_prepare_train_predict_through_the_cli(tmp_path, capsys):
     assert len((tmp_path / "p.tsv").read_text().splitlines()) == 1 + 300  # the header line, then a row each
     # A second run into the same directory needs --resume or another --out.
     assert main(["train", "--data", str(tmp_path / "ds"), "--out", str(tmp_path / "run"), "--no-progress"]) == 2
-    assert "already holds a K-fold run; use --resume" in capsys.readouterr().err
+    assert "already holds an ensemble run; use --resume" in capsys.readouterr().err
 
 
 def test_the_removed_destandardize_is_refused(case, tmp_path, capsys):

@@ -88,9 +88,9 @@ def test_the_time_left_of_a_fold_counts_the_folds_after_it_at_its_planned_epochs
     from proformer.train.report import EpochLines
 
     trainer = SimpleNamespace(max_epochs=100, callbacks=[])
-    lines = EpochLines(fold=(1, 5))  # the second of five folds
+    lines = EpochLines(member=("fold", 1, 5))  # the second of five folds
     lines.epoch_seconds = [6.0]
     assert lines.time_left(trainer, done=40) == "about 36 min left"  # (60 + 3 x 100) epochs x 6 s
-    last = EpochLines(fold=(4, 5))
+    last = EpochLines(member=("fold", 4, 5))
     last.epoch_seconds = [6.0]
     assert last.time_left(trainer, done=99) == "about 6.0 s left" and last.time_left(trainer, done=100) is None

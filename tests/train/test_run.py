@@ -6,7 +6,6 @@ import json
 import logging
 import math
 import re
-import shutil
 import subprocess
 import sys
 
@@ -23,7 +22,6 @@ from helpers import (
     cli_status,
     make_dataset,
     planted_table,
-    random_dna,
     random_dna_training_ideas,
     read_csv,
     read_predictions,
@@ -372,61 +370,6 @@ def test_all_options_train_save_and_predict_together(dream_data, tmp_path):
     predict(tmp_path / "run", tmp_path / "in.txt", tmp_path / "out.tsv", progress=False)
     values = read_predictions(tmp_path / "out.tsv")
     assert len(values) == 7 and all(0 <= v <= 17 for v in values)
-
-
-def test_auto_on_a_small_library_trains_five_folds_saved_as_one_ensemble(small_planted_dataset, tmp_path, capsys,
-                                                                          one_thread):
-    """data.split=auto below 2,500 rows: 5 folds, each validated on its fifth, one run to load."""
-    run_dir = tmp_path / "run"
-    base = ["train", "--data", small_planted_dataset, "--out", run_dir, "--no-progress",
-            "--set", f"length={LENGTH}", *(f"--set={o}" for o in as_overrides({**TINY_MODEL, "epochs": 2}))]
-    capsys.readouterr()
-    assert cli_status(*base) == 0
-    out, err = capsys.readouterr()
-    assert "validation: 5-fold cross-validation of 300 rows" in err
-    record = json.loads((run_dir / "folds.json").read_text())
-    assert record["runs"] == [f"fold-{k}" for k in range(5)] and record["folds"] == 5
-    splits = [yaml.safe_load((run_dir / f"fold-{k}" / "config.yaml").read_text())["data"]["split"] for k in range(5)]
-    assert splits == [f"fold:{k}/5" for k in range(5)]
-    assert sum(result["n_valid"] for result in record["results"]) == 300
-    lines = [line for line in err.splitlines() if re.match(r"fold \d/5 epoch", line)]
-    assert [line.split(":")[0] for line in lines] == [f"fold {k}/5 epoch {e}/2" for k in range(1, 6) for e in (1, 2)]
-    # The estimate counts the folds to come: only the very last epoch has nothing left.
-    assert all(" left" in line for line in lines[:-1]) and " left" not in lines[-1], lines
-    assert "5-fold run: validation Pearson" in out and "models written to" in out
-    mean = np.mean([r["best"]["val_pearson"] for r in record["results"]])
-    assert f"validation Pearson {mean:.4f}" in out
-    # The run is the mean of its folds, wherever a model is taken.
-    sequences = random_dna(np.random.default_rng(0), 7, LENGTH)
-    ensemble = proformer.load(run_dir, device="cpu")
-    folds = proformer.load([run_dir / f"fold-{k}" for k in range(5)], device="cpu")
-    assert len(ensemble.members) == 5
-    np.testing.assert_allclose(ensemble.predict(sequences), folds.predict(sequences), rtol=1e-6)
-    # Not twice into one directory; --resume of a finished one is refused too.
-    assert cli_status(*base) == 2 and "already holds a K-fold run" in capsys.readouterr().err
-    assert cli_status(*base, "--resume") == 2 and "finished 5-fold run" in capsys.readouterr().err
-
-    # A run stopped after two folds: not loadable, and --resume trains only the folds left.
-    kept = {k: (run_dir / f"fold-{k}" / "weights.safetensors").read_bytes() for k in (0, 1)}
-    for k in (2, 3, 4):
-        shutil.rmtree(run_dir / f"fold-{k}")
-    record = {**record, "runs": record["runs"][:2], "results": record["results"][:2]}
-    (run_dir / "folds.json").write_text(json.dumps(record))
-    with pytest.raises(FileNotFoundError, match="2 fold\\(s\\) finished.*--resume"):
-        proformer.load(run_dir)
-    capsys.readouterr()
-    assert cli_status(*base, "--resume") == 0
-    err = capsys.readouterr().err
-    assert "fold 1/5 epoch" not in err and "fold 3/5 epoch 1/2" in err
-    assert all((run_dir / f"fold-{k}" / "weights.safetensors").read_bytes() == kept[k] for k in (0, 1))
-    assert len(proformer.load(run_dir).members) == 5
-
-
-def test_a_k_fold_run_is_refused_on_several_devices(small_planted_dataset, tmp_path):
-    config = tiny_config_hardening_train(small_planted_dataset, "data.split=folds:3", devices=2)
-    with pytest.raises(ValueError, match="one at a time in one process"):
-        train(config, tmp_path / "run")
-    assert not (tmp_path / "run").exists()
 
 
 def test_auto_holds_out_500_rows_between_2500_and_10000_rows(tmp_path, capsys, one_thread):

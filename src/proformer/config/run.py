@@ -240,6 +240,13 @@ class TrainConfig:
         Machines for multi-node DDP.
     seed : int
         Seeds the split, the shuffling, the masks and the initial weights.
+    members : int
+        Models to train, one after the other, into one ensemble run (default 1: one model):
+        ``RUN/member-0`` ... ``member-{K-1}`` with seeds ``seed`` ... ``seed + K - 1`` and
+        ``RUN/members.json`` naming them, which every command takes as one ensemble (the mean
+        of the members' predictions). Each member has its own initial weights, batches and,
+        with a random split, its own validation rows. Not with a K-fold split (``folds:K``),
+        which already trains K models.
     num_workers : int
         DataLoader worker processes.
     compile : bool
@@ -288,6 +295,7 @@ class TrainConfig:
     devices: int | str = "auto"
     num_nodes: int = 1
     seed: int = 0
+    members: int = 1
     num_workers: int = 0
     compile: bool = False
     ema: float = 0.0
@@ -334,6 +342,8 @@ class TrainConfig:
             raise ValueError(f"max_time={self.max_time!r}: must be a number of minutes > 0 (or null for no limit)")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
             raise ValueError(f"seed={self.seed!r}: must be an integer in [0, 2**32)")
+        if isinstance(self.members, bool) or not isinstance(self.members, int) or self.members < 1:
+            raise ValueError(f"members={self.members!r}: must be a whole number of models >= 1 (1: one model)")
         if not _valid_devices(self.devices):
             raise ValueError(f"devices={self.devices!r}: must be an integer >= 1 (the number of devices), 'auto', "
                              "or GPU indices such as '0,1'")

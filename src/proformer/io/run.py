@@ -30,13 +30,14 @@ from ..limits import size_text
 from ..model.config import ModelConfig
 from ..sequence import PAD_MODES, Layout
 
-__all__ = ["CONFIG", "FOLDS", "LEGACY_WEIGHTS", "RunInfo", "RunWriteError", "TableColumns", "TargetInfo", "WEIGHTS",
+__all__ = ["CONFIG", "LEGACY_WEIGHTS", "MEMBERS", "RunInfo", "RunWriteError", "TableColumns", "TargetInfo", "WEIGHTS",
            "check_weights", "member_runs", "read_run_info", "read_weights", "weights_path", "write_error", "write_run_model"]
 
 CONFIG = "config.json"
-#: A K-fold run (``data.split=folds:K``): the fold runs it holds (``fold-0``, ...), which together
-#: are its model, and their validation figures. Written last, once every fold has finished.
-FOLDS = "folds.json"
+#: An ensemble run (``data.split=folds:K``, ``train.members=K``): the member runs it holds
+#: (``fold-0``, ... or ``member-0``, ...), which together are its model, and their validation
+#: figures; rewritten as each member finishes (:mod:`proformer.train.members`).
+MEMBERS = "members.json"
 #: The weights of a run: a safetensors file of the model's state_dict.
 WEIGHTS = "weights.safetensors"
 #: The weights of a run written before safetensors: a torch.save'd state_dict, still read.
@@ -286,22 +287,22 @@ def _layout(values: Any, source: str) -> Layout:
 
 
 def member_runs(run_dir: str | Path) -> list[str]:
-    """The runs whose models are ``run_dir``'s: itself, or the fold runs that a K-fold run's
-    ``folds.json`` names (in fold order), to be loaded as an ensemble."""
-    path = Path(run_dir) / FOLDS
+    """The runs whose models are ``run_dir``'s: itself, or the member runs that an ensemble run's
+    ``members.json`` names (in order), to be loaded as an ensemble."""
+    path = Path(run_dir) / MEMBERS
     if (Path(run_dir) / CONFIG).exists() or not path.is_file():
         return [str(run_dir)]
     try:
         record = json.loads(path.read_text())
-        runs, folds = record["runs"], record["folds"]
+        runs, count = record["runs"], record["members"]
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as error:
-        raise ValueError(f"{path} is not a K-fold run's record ({type(error).__name__}: {error}); train the run "
+        raise ValueError(f"{path} is not an ensemble run's record ({type(error).__name__}: {error}); train the run "
                          f"again") from None
-    if isinstance(runs, list) and runs and len(runs) != folds:
-        raise FileNotFoundError(f"{run_dir} is a {folds}-fold run with {len(runs)} fold(s) finished: continue it with "
-                                f"`proformer train --out {run_dir} --resume` and the same config and data")
+    if isinstance(runs, list) and runs and len(runs) != count:
+        raise FileNotFoundError(f"{run_dir} is an ensemble run of {count} with {len(runs)} member(s) finished: continue "
+                                f"it with `proformer train --out {run_dir} --resume` and the same config and data")
     if not isinstance(runs, list) or not runs or not all(isinstance(name, str) and "/" not in name for name in runs):
-        raise ValueError(f"{path}: 'runs' must list the fold directories inside {run_dir}, got {runs!r}; train the "
+        raise ValueError(f"{path}: 'runs' must list the member directories inside {run_dir}, got {runs!r}; train the "
                          f"run again")
     return [str(Path(run_dir) / name) for name in runs]
 
@@ -310,13 +311,12 @@ def read_run_info(run_dir: str | Path) -> RunInfo:
     """The :class:`RunInfo` of a run directory, with errors that name the file."""
     path = Path(run_dir) / CONFIG
     if not path.is_file():
-        if (Path(run_dir) / FOLDS).is_file():
-            raise ValueError(f"{run_dir} is a K-fold run: its models are the runs {FOLDS} names; load it with "
+        if (Path(run_dir) / MEMBERS).is_file():
+            raise ValueError(f"{run_dir} is an ensemble run: its models are the runs {MEMBERS} names; load it with "
                              f"proformer.load, which reads them as one ensemble")
-        unfinished = Path(run_dir) / "fold-0"
-        if unfinished.is_dir():
-            raise FileNotFoundError(f"{run_dir} is a K-fold run that has not finished (no {FOLDS}): continue it with "
-                                    f"`proformer train --out {run_dir} --resume` and the same config and data")
+        if (Path(run_dir) / "fold-0").is_dir() or (Path(run_dir) / "member-0").is_dir():
+            raise FileNotFoundError(f"{run_dir} is an ensemble run that has not finished (no {MEMBERS}): continue it "
+                                    f"with `proformer train --out {run_dir} --resume` and the same config and data")
         raise FileNotFoundError(f"{path} does not exist: expected a run directory written by proformer train")
     try:
         values = json.loads(path.read_text())

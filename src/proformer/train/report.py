@@ -37,17 +37,18 @@ class EpochLines(L.Callback):
     ``at most`` where the run may end sooner: early stopping, or ``train.max_time`` when it comes
     before the planned epochs are done.
 
-    ``fold`` ``(k, K)``: the run is fold k of a K-fold run, said in front of each line; the folds
-    after it, as many epochs each as this one plans, are counted in the time left.
+    ``member`` ``(name, k, K)``: the run is member k of an ensemble run of K (``name`` ``fold``
+    or ``member``, :mod:`proformer.train.members`), said in front of each line; the members after
+    it, as many epochs each as this one plans, are counted in the time left.
 
     ``steps``: within an epoch, also a :class:`proformer.progress.Progress` line at most every
     ``every`` seconds (a log file in place of Lightning's bar). With the bar on (a terminal), the
     epoch line goes through the bar so that it does not break the bar's line.
     """
 
-    def __init__(self, steps: bool = False, every: float = 60.0, fold: tuple[int, int] | None = None):
+    def __init__(self, steps: bool = False, every: float = 60.0, member: tuple[str, int, int] | None = None):
         self.steps, self.every = steps, every
-        self.fold = fold
+        self.member = member
         self.progress = None
         self.epoch_started: float | None = None
         self.epoch_seconds: list[float] = []
@@ -77,7 +78,7 @@ class EpochLines(L.Callback):
         if len(keys) > 1:
             each = " (mean; " + ", ".join(f"{name} {latest[f'val_pearson_{k}']:.4f}"
                                           for name, k in zip(module.target_names, keys)) + ")"
-        line = (("" if self.fold is None else f"fold {self.fold[0] + 1}/{self.fold[1]} ") +
+        line = (("" if self.member is None else f"{self.member[0]} {self.member[1] + 1}/{self.member[2]} ") +
                 f"epoch {latest['epoch'] + 1}/{trainer.max_epochs}: train loss {train_loss:.4f}, validation MSE "
                 f"{latest['val_mse']:.4f}, Pearson {latest['val_pearson']:.4f}{each}, Spearman "
                 f"{latest['val_spearman']:.4f}; {duration(seconds) if math.isfinite(seconds) else '?'}")
@@ -96,7 +97,7 @@ class EpochLines(L.Callback):
         """``"about 9 min 40 s left"`` (``"at most about ..."``), or None after the last epoch."""
         from lightning.pytorch.callbacks import EarlyStopping, Timer
 
-        later = 0 if self.fold is None else (self.fold[1] - self.fold[0] - 1) * (trainer.max_epochs or 0)
+        later = 0 if self.member is None else (self.member[2] - self.member[1] - 1) * (trainer.max_epochs or 0)
         to_go = (trainer.max_epochs or 0) - done + later
         if to_go <= 0 or not self.epoch_seconds:
             return None
@@ -113,10 +114,13 @@ def best_summary(result: dict) -> str:
     """The end-of-training summary of :func:`proformer.train.train`'s result: the best epoch's validation
     correlations (with several targets, the mean and each target's) and the row counts."""
     best, names = result["best"], result.get("target_names") or []
-    if "folds" in result:
-        each = ", ".join(f"{fold['best']['val_pearson']:.4f} (epoch {fold['best']['epoch'] + 1})" for fold in result["folds"])
-        line = (f"{len(result['folds'])}-fold run: validation Pearson {best['val_pearson']:.4f}, Spearman "
-                f"{best['val_spearman']:.4f} (means over the folds; Pearson per fold at its best epoch: {each})")
+    if "members" in result:
+        name = "fold" if result["kind"] == "folds" else "member"
+        each = ", ".join(f"{member['best']['val_pearson']:.4f} (epoch {member['best']['epoch'] + 1})"
+                         for member in result["members"])
+        line = (f"{len(result['members'])}-{name} run: validation Pearson {best['val_pearson']:.4f}, Spearman "
+                f"{best['val_spearman']:.4f} (means over the {name}s, each alone; Pearson per {name} at its best "
+                f"epoch: {each})")
     else:
         line = (f"best epoch {best['epoch'] + 1}: validation Pearson {best['val_pearson']:.4f}, Spearman "
                 f"{best['val_spearman']:.4f}")
@@ -125,7 +129,7 @@ def best_summary(result: dict) -> str:
         each = ", ".join(f"{name} {best[f'val_pearson_{k}']:.4f} / {best[f'val_spearman_{k}']:.4f}"
                          for name, k in zip(names, keys))
         line += f" (means of {len(names)} targets; Pearson / Spearman per target: {each})"
-    if "folds" in result:
+    if result.get("kind") == "folds":
         return line + f" ({result['n_valid']:,} rows, each validated once)"
     return line + f" ({result['n_train']:,} training / {result['n_valid']:,} validation rows)"
 
@@ -133,7 +137,8 @@ def best_summary(result: dict) -> str:
 def saved_line(result: dict) -> str:
     """Where :func:`proformer.train.train`'s result put the model, and how commands take it."""
     run_dir = result["run_dir"]
-    if "folds" in result:
-        return (f"models written to {run_dir} (fold-0 ... fold-{len(result['folds']) - 1}, named by folds.json: "
-                f"predict, evaluate and the other commands take {run_dir} as one ensemble)")
+    if "members" in result:
+        name = "fold" if result["kind"] == "folds" else "member"
+        return (f"models written to {run_dir} ({name}-0 ... {name}-{len(result['members']) - 1}, named by "
+                f"members.json: predict, evaluate and the other commands take {run_dir} as one ensemble)")
     return f"model written to {run_dir} (config.json + weights.safetensors)"

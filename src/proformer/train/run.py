@@ -12,9 +12,11 @@ Run directory::
     RUN_DIR/tensorboard/          with train.logger=tensorboard: the same per-epoch figures as metrics.csv
     RUN_DIR/.train.lock           while a train writes the directory: the lock it holds (filelock; removed at exit)
 
-A K-fold run (``data.split=folds:K``, and ``auto`` below 2,500 rows) is a directory of K such runs,
-``RUN_DIR/fold-0`` ... ``fold-{K-1}``, each validated on its fold, and ``RUN_DIR/folds.json``
-(written last) naming them: ``proformer.load(RUN_DIR)`` reads them as one ensemble.
+An ensemble run is a directory of K such runs and ``RUN_DIR/members.json`` (written last) naming
+them: ``proformer.load(RUN_DIR)`` reads them as one ensemble. A K-fold run (``data.split=folds:K``,
+and ``auto`` below 2,500 rows) holds ``RUN_DIR/fold-0`` ... ``fold-{K-1}``, each validated on its
+fold; ``train.members=K`` holds ``RUN_DIR/member-0`` ... ``member-{K-1}``, seeds seed ... seed + K - 1
+(:mod:`proformer.train.members`).
 
 metrics.csv and the loggers of ``train.logger`` are Lightning loggers (:mod:`proformer.train.loggers`).
 """
@@ -145,25 +147,32 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
     -----
     ``data.split=folds:K`` (or ``auto`` on fewer than 2,500 rows, :func:`proformer.data.splits.auto_split`)
     trains K runs, ``run_dir/fold-k`` validated on fold k (``fold:k/K``), one after the other,
-    and writes ``run_dir/folds.json``; the result is then the mean over the folds of each fold's
-    best epoch (``best``), with ``folds`` holding each fold's result.
+    and writes ``run_dir/members.json``; ``train.members=K`` trains K runs ``run_dir/member-k``
+    with seeds seed + k the same way. The result is then the mean over the members of each
+    member's best epoch (``best``), with ``members`` holding each member's result and ``kind``
+    ``folds`` or ``seeds``.
     """
     run_dir = Path(run_dir)
     split = config.data.split
     if split == "auto" and config.data.path is not None and not config.data.valid:
         split = auto_split(len(Dataset(config.data.path)))
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, split=split))
-    if split.startswith("folds:") and not config.data.valid:
-        from .folds import train_folds
+    folds = split.startswith("folds:") and not config.data.valid
+    if folds and config.train.members > 1:
+        raise ValueError(f"train.members={config.train.members} with data.split={split}: a K-fold run already trains "
+                         f"K models; choose one of the two (data.split=random:0.9, say, for seed members)")
+    if folds or config.train.members > 1:
+        from .members import train_members
 
-        return train_folds(config, run_dir, resume, progress, int(split.partition(":")[2]), _train_one, callbacks)
+        kind, count = ("folds", int(split.partition(":")[2])) if folds else ("seeds", config.train.members)
+        return train_members(config, run_dir, resume, progress, kind, count, _train_one, callbacks)
     return _train_one(config, run_dir, resume, progress, callbacks)
 
 
 def _train_one(config: RunConfig, run_dir: Path, resume: bool, progress: bool, callbacks: Sequence[L.Callback] = (),
-               fold: tuple[int, int] | None = None) -> dict:
+               member: tuple[str, int, int] | None = None) -> dict:
     with StopSignals() as stop, contextlib.ExitStack() as cleanup:
-        return _checked_train(config, run_dir, resume, progress, stop, cleanup, callbacks, fold)
+        return _checked_train(config, run_dir, resume, progress, stop, cleanup, callbacks, member)
 
 
 def resolve_shape(dataset: Dataset, model: ModelConfig, layout: Layout) -> tuple[ModelConfig, Layout, str | None]:
@@ -243,7 +252,7 @@ def _length_advice(dataset: Dataset, layout: Layout, length: int, longest: int, 
 
 def _checked_train(config: RunConfig, run_dir: Path, resume: bool, progress: bool, stop: StopSignals,
                    cleanup: contextlib.ExitStack, callbacks: Sequence[L.Callback] = (),
-                   fold: tuple[int, int] | None = None) -> dict:
+                   member: tuple[str, int, int] | None = None) -> dict:
     """train(): everything is checked before anything is written, then _fit."""
     if config.data.path is None:
         raise ValueError("no training data: set data.path in the config or pass --data DATASET_DIR")
@@ -329,7 +338,7 @@ def _checked_train(config: RunConfig, run_dir: Path, resume: bool, progress: boo
     # The device and the number of processes decide the memory plan; a trainer writes nothing
     # until fit.
     L.seed_everything(train_cfg.seed, workers=True, verbose=False)
-    trainer = _trainer(config, run_dir, progress, fold)
+    trainer = _trainer(config, run_dir, progress, member)
     check_bf16(trainer.strategy.root_device, train_cfg.precision)
     # data.rc_rows doubles the rows of an epoch (see _fit), which a batch may span.
     batch_size = min(train_cfg.batch_size, epoch_rows(len(train_rows), config.data.rc_rows))
@@ -534,7 +543,7 @@ class _LastCheckpoint(ModelCheckpoint):
         return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
 
 
-def _trainer(config: RunConfig, run_dir: Path, progress: bool, fold: tuple[int, int] | None = None) -> L.Trainer:
+def _trainer(config: RunConfig, run_dir: Path, progress: bool, member: tuple[str, int, int] | None = None) -> L.Trainer:
     train_cfg = config.train
     # Only last.ckpt, for --resume: the best model is RunDirectory's weights.safetensors, written once.
     # (No monitor and top 1: the latest epoch, written over the one before.)
@@ -547,7 +556,7 @@ def _trainer(config: RunConfig, run_dir: Path, progress: bool, fold: tuple[int, 
     # The bar rewrites its line with \r: right on a terminal, thousands of lines in a log file
     # (there, a line at most every minute instead). A line per epoch whatever the setting.
     bar = progress and sys.stderr.isatty()
-    callbacks.append(EpochLines(steps=progress and not bar, fold=fold))
+    callbacks.append(EpochLines(steps=progress and not bar, member=member))
     return L.Trainer(
         default_root_dir=run_dir,
         max_epochs=train_cfg.epochs,
