@@ -104,6 +104,8 @@ def test_members_trains_k_seeds_saved_as_one_ensemble(small_planted_dataset, tmp
 def test_members_is_refused_with_folds_and_below_one(small_planted_dataset, tmp_path):
     with pytest.raises(ValueError, match=r"train.members=2 with data.split=folds:3: a K-fold run already trains K"):
         train(tiny_config_hardening_train(small_planted_dataset, "data.split=folds:3", members=2), tmp_path / "run")
+    with pytest.raises(ValueError, match=r"data.split=folds:5 \(auto's split below 2,500 rows\): a K-fold run"):
+        train(tiny_config_hardening_train(small_planted_dataset, "data.split=auto", members=2), tmp_path / "run")
     with pytest.raises(ValueError, match=r"members=0: must be a whole number of models >= 1"):
         tiny_config_hardening_train(small_planted_dataset, members=0)
     with pytest.raises(ValueError, match=r"a 2-member run trains its members one at a time.*train.members=1"):

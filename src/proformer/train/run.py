@@ -153,14 +153,15 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
     ``folds`` or ``seeds``.
     """
     run_dir = Path(run_dir)
-    split = config.data.split
+    split = chosen = config.data.split
     if split == "auto" and config.data.path is not None and not config.data.valid:
         split = auto_split(len(Dataset(config.data.path)))
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, split=split))
     folds = split.startswith("folds:") and not config.data.valid
     if folds and config.train.members > 1:
-        raise ValueError(f"train.members={config.train.members} with data.split={split}: a K-fold run already trains "
-                         f"K models; choose one of the two (data.split=random:0.9, say, for seed members)")
+        how = " (auto's split below 2,500 rows)" if chosen == "auto" else ""
+        raise ValueError(f"train.members={config.train.members} with data.split={split}{how}: a K-fold run already "
+                         f"trains K models; choose one of the two (data.split=random:0.9, say, for seed members)")
     if folds or config.train.members > 1:
         from .members import train_members
 
