@@ -41,7 +41,9 @@ def test_the_targets_are_the_ensembles_predictions_of_every_row_and_copy(source,
 def test_the_command_writes_a_dataset_train_reads(source, tmp_path, capsys):
     run = write_tiny_run(tmp_path / "teacher")
     assert cli("distill", "--model", run, "--data", source, "--out", tmp_path / "student", "--device", "cpu") == 0
-    assert "60 rows" in capsys.readouterr().out
+    assert ": 60 rows, targets predicted by" in capsys.readouterr().out
+    assert cli("distill", "--model", run, "--data", source, "--out", tmp_path / "copies", "--copies", "1") == 0
+    assert ": 120 rows (the 60 rows and 1 mutated copy of each), targets" in capsys.readouterr().out
     meta = json.loads((tmp_path / "student" / "meta.json").read_text())
     assert meta["distilled"]["models"] == [str(run)] and meta["rows_kept"] == 60
     # a failure (a teacher that is no run) leaves the existing dataset as it was

@@ -190,9 +190,12 @@ def cmd_distill(args: argparse.Namespace) -> None:
 
     meta = distill(models(args), args.data, args.out, copies=args.copies, augmentations=args.augment, seed=args.seed,
                    batch_size=args.batch_size, device=args.device, precision=args.precision, progress=not args.no_progress)
-    teacher = meta["distilled"]["models"]
-    print(f"{args.out}: {meta['rows_kept']:,} rows ({meta['distilled']['copies']} mutated cop(ies) of each of "
-          f"{meta['rows_kept'] // (1 + meta['distilled']['copies']):,}), targets predicted by "
+    teacher, copies = meta["distilled"]["models"], meta["distilled"]["copies"]
+    rows = f"{meta['rows_kept']:,} rows"
+    if copies:
+        rows += (f" (the {meta['rows_kept'] // (1 + copies):,} rows and {copies} mutated "
+                 f"{'copy' if copies == 1 else 'copies'} of each)")
+    print(f"{args.out}: {rows}, targets predicted by "
           f"{teacher[0] if len(teacher) == 1 else f'the mean of {len(teacher)} runs'}; train on it with "
           f"proformer train --data {args.out}")
 
