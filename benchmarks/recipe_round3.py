@@ -28,6 +28,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT.parent / "shared" / "data" / "dream2022" / "train_sample.txt"
 FOLDS = 3
@@ -75,8 +77,6 @@ def done(run: Path) -> bool:
     first epoch: its metrics.csv then holds fewer rows than the epochs config.yaml resolved)."""
     if not (run / "config.json").exists() or not (run / "metrics.csv").exists() or (run / ".train.lock").exists():
         return False
-    import yaml
-
     epochs = yaml.safe_load((run / "config.yaml").read_text())["train"]["epochs"]
     with open(run / "metrics.csv") as handle:
         return sum(1 for _ in csv.DictReader(handle)) >= epochs

@@ -60,7 +60,7 @@ def test_intervals_keep_file_order_names_and_strands(tmp_path):
     assert intervals.chrom == ["chr2", "chr1", "chr1"]
     assert intervals.start.tolist() == [10, 5, 7] and intervals.end.tolist() == [20, 6, 9]
     assert intervals.name == ["b", "chr1:5-6", "chr1:7-9"]  # no name, or ".": chrom:start-end
-    assert intervals.minus.tolist() == [True, False, False] and intervals.strand == ["-", ".", "."]
+    assert intervals.strand == ["-", ".", "."]
     assert intervals.where(1) == f"{path}:3"
 
 

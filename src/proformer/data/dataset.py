@@ -190,11 +190,11 @@ class BatchBuilder(torch.utils.data.Dataset):
             # same spread of shifts.
             draw = mask_draws(source, epoch + (1 << 20), self.seed, 1)[:, 0]
             shifts = (np.floor(draw * (2 * self.shift + 1)).astype(np.int64) - self.shift)[order]
-        stored = np.asarray(self.dataset.codes[sorted_rows])
+        stored, lengths = np.asarray(self.dataset.codes[sorted_rows]), self.dataset.lengths[sorted_rows]
         if self.augment and epoch < self.augment_until:
-            stored = augment(stored, self.dataset.lengths[sorted_rows], sorted_rows, epoch, self.seed, self.augment,
-                             self.layout.head, self.layout.tail)
-        codes = torch.from_numpy(self.layout.apply(stored, self.dataset.lengths[sorted_rows], shifts)[inverse])
+            stored = augment(stored, lengths, sorted_rows, epoch, self.seed, self.augment, self.layout.head,
+                             self.layout.tail)
+        codes = torch.from_numpy(self.layout.apply(stored, lengths, shifts)[inverse])
         if reverse.any():
             # One home for "the reverse complement of a laid-out row": the model's swap_strands.
             flip = torch.from_numpy(reverse)

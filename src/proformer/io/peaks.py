@@ -259,11 +259,6 @@ class Intervals:
     line: np.ndarray
     display: str
 
-    @property
-    def minus(self) -> np.ndarray:
-        """bool ``(k,)``: the strand is ``-``."""
-        return np.array([strand == "-" for strand in self.strand], dtype=bool)
-
     def __len__(self) -> int:
         return len(self.chrom)
 

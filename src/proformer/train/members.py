@@ -14,8 +14,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from pathlib import Path
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -26,7 +26,10 @@ from ..io.run import MEMBERS
 from .rundir import say
 from .stop import TrainingStopped
 
-__all__ = ["train_members"]
+__all__ = ["MEMBER_NAMES", "train_members"]
+
+#: Each kind's member directories: ``fold-0`` ... or ``member-0`` ...
+MEMBER_NAMES = {"folds": "fold", "seeds": "member"}
 
 
 def train_members(config: RunConfig, run_dir: Path, resume: bool, progress: bool, kind: str, count: int,
@@ -38,7 +41,7 @@ def train_members(config: RunConfig, run_dir: Path, resume: bool, progress: bool
     checkpoint. ``train.max_time`` is the whole run's: each member gets an equal share of what
     is left when it starts. The time estimate of each epoch line counts the members still to come.
     """
-    name = "fold" if kind == "folds" else "member"
+    name = MEMBER_NAMES[kind]
     what = f"{count}-fold run" if kind == "folds" else f"{count}-member run"
     if config.train.devices not in (1, "auto") or config.train.num_nodes != 1:
         fix = "data.split=random:0.8" if kind == "folds" else "train.members=1"

@@ -11,6 +11,7 @@ import time
 
 import lightning as L
 
+from .members import MEMBER_NAMES
 from .module import ProformerModule, target_keys
 
 __all__ = ["EpochLines", "best_summary", "duration", "saved_line"]
@@ -115,7 +116,7 @@ def best_summary(result: dict) -> str:
     correlations (with several targets, the mean and each target's) and the row counts."""
     best, names = result["best"], result.get("target_names") or []
     if "members" in result:
-        name = "fold" if result["kind"] == "folds" else "member"
+        name = MEMBER_NAMES[result["kind"]]
         each = ", ".join(f"{member['best']['val_pearson']:.4f} (epoch {member['best']['epoch'] + 1})"
                          for member in result["members"])
         line = (f"{len(result['members'])}-{name} run: validation Pearson {best['val_pearson']:.4f}, Spearman "
@@ -138,7 +139,7 @@ def saved_line(result: dict) -> str:
     """Where :func:`proformer.train.train`'s result put the model, and how commands take it."""
     run_dir = result["run_dir"]
     if "members" in result:
-        name = "fold" if result["kind"] == "folds" else "member"
+        name = MEMBER_NAMES[result["kind"]]
         return (f"models written to {run_dir} ({name}-0 ... {name}-{len(result['members']) - 1}, named by "
                 f"members.json: predict, evaluate and the other commands take {run_dir} as one ensemble)")
     return f"model written to {run_dir} (config.json + weights.safetensors)"
